@@ -1,0 +1,168 @@
+/// @file cpu.hpp
+/// @brief The `Cpu` backend policy: host tensors and the operations the generator is written
+///        against (Eigen GEMMs + OpenMP). `Cuda` (cuda/backend.hpp) provides the same members
+///        over device memory, so `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template.
+#pragma once
+
+#include "ganinv/core/tensor.hpp"
+#include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/linear.hpp"
+#include "ganinv/nn/modulated_conv.hpp"
+#include "ganinv/nn/upfirdn2d.hpp"
+
+#include <cmath>
+#include <cstring>
+
+namespace ganinv {
+
+struct Cpu {
+    using Buffer = Tensor<float>;
+    static constexpr const char* name = "cpu";
+
+    // ------------------------------------------------------------------ memory
+    Buffer empty(const Shape& shape) const { return Buffer(shape); }
+    Buffer zeros(const Shape& shape) const { return Buffer(shape, 0.0f); }
+    Buffer upload(const Tensor<float>& host) const { return host; }
+    Tensor<float> download(const Buffer& b) const { return b; }
+    void fill(Buffer& b, float v) const { b.fill(v); }
+    void copy(const float* src, float* dst, Index n) const { std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n)); }
+    void synchronize() const {}
+
+    // ------------------------------------------------------------------ elementwise
+    /// y[i] += alpha * x[i]
+    void axpy(Index n, float alpha, const float* x, float* y) const {
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (Index i = 0; i < n; ++i) y[i] += alpha * x[i];
+    }
+    /// dst[b, :] = src[:] for b < batch
+    void broadcast_rows(const float* src, Index row, Index batch, float* dst) const {
+        for (Index b = 0; b < batch; ++b) std::memcpy(dst + b * row, src, sizeof(float) * static_cast<std::size_t>(row));
+    }
+    /// dst[:] += sum_b src[b, :]
+    void sum_rows_add(const float* src, Index row, Index batch, float* dst) const {
+        for (Index b = 0; b < batch; ++b)
+            for (Index i = 0; i < row; ++i) dst[i] += src[b * row + i];
+    }
+    /// y = avg + psi * (x - avg) on rows [0, cutoff) of every sample's [num_ws, dim] block.
+    void truncate(float* ws, Index batch, Index num_ws, Index dim, const float* avg, float psi, Index cutoff) const {
+        for (Index b = 0; b < batch; ++b)
+            for (Index l = 0; l < std::min(cutoff, num_ws); ++l)
+                for (Index i = 0; i < dim; ++i) {
+                    float& v = ws[(b * num_ws + l) * dim + i];
+                    v = avg[i] + psi * (v - avg[i]);
+                }
+    }
+
+    /// dst[r, :] = scale * src[r, offset : offset + cols] (a column block of a row-major matrix).
+    void gather_columns(const float* src, Index rows, Index src_cols, Index offset, Index cols, float scale,
+                        float* dst) const {
+        for (Index r = 0; r < rows; ++r)
+            for (Index c = 0; c < cols; ++c) dst[r * cols + c] = scale * src[r * src_cols + offset + c];
+    }
+    /// dst[r, offset : offset + cols] += scale * src[r, :] (adjoint of gather_columns).
+    void scatter_add_columns(const float* src, Index rows, Index cols, float scale, float* dst, Index dst_cols,
+                             Index offset) const {
+        for (Index r = 0; r < rows; ++r)
+            for (Index c = 0; c < cols; ++c) dst[r * dst_cols + offset + c] += scale * src[r * cols + c];
+    }
+    /// out[b, :] = sum_l coef(l) * g[b, l, :], coef = psi below cutoff else 1 (broadcast + truncation adjoint).
+    void reduce_ws(const float* g, Index batch, Index num_ws, Index dim, float psi, Index cutoff, float* out) const {
+        for (Index b = 0; b < batch; ++b)
+            for (Index i = 0; i < dim; ++i) {
+                double acc = 0;
+                for (Index l = 0; l < num_ws; ++l) acc += (l < cutoff ? psi : 1.0f) * g[(b * num_ws + l) * dim + i];
+                out[b * dim + i] = static_cast<float>(acc);
+            }
+    }
+
+    // ------------------------------------------------------------------ mapping pieces
+    /// y = x * rsqrt(mean(x^2) + 1e-8) per row.
+    void normalize_2nd_moment(const float* x, Index rows, Index dim, float* y) const {
+        for (Index r = 0; r < rows; ++r) {
+            double m = 0;
+            for (Index i = 0; i < dim; ++i) m += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
+            const float scale = 1.0f / std::sqrt(static_cast<float>(m / static_cast<double>(dim)) + 1e-8f);
+            for (Index i = 0; i < dim; ++i) y[r * dim + i] = x[r * dim + i] * scale;
+        }
+    }
+    void normalize_2nd_moment_backward(const float* x, const float* grad_y, Index rows, Index dim, float* grad_x) const {
+        for (Index r = 0; r < rows; ++r) {
+            double m = 0, gx = 0;
+            for (Index i = 0; i < dim; ++i) {
+                m += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
+                gx += static_cast<double>(grad_y[r * dim + i]) * x[r * dim + i];
+            }
+            const double ms = m / static_cast<double>(dim) + 1e-8;
+            const double s = 1.0 / std::sqrt(ms);
+            // d/dx_j [x_i s] = s delta_ij - x_i x_j s^3 / dim
+            const double k = gx * s * s * s / static_cast<double>(dim);
+            for (Index i = 0; i < dim; ++i)
+                grad_x[r * dim + i] = static_cast<float>(grad_y[r * dim + i] * s - x[r * dim + i] * k);
+        }
+    }
+
+    void linear_forward(const float* x, Index n, const float* w, const float* b, const nn::LinearParams& p, float* y) const {
+        nn::linear_forward(x, n, w, b, p, y);
+    }
+    void linear_backward(const float* x, Index n, const float* w, const float* y, float* grad_y, const nn::LinearParams& p,
+                         float* grad_x, float* grad_w, float* grad_b) const {
+        nn::linear_backward(x, n, w, y, grad_y, p, grad_x, grad_w, grad_b);
+    }
+
+    // ------------------------------------------------------------------ synthesis pieces
+    void modconv_forward(const float* x, const float* w, const float* s, const float* filter, const nn::ModConvShape& sh,
+                         float* y, float* dcoefs) const {
+        nn::modconv_forward(x, w, s, filter, sh, y, dcoefs);
+    }
+    void modconv_backward(const float* x, const float* w, const float* s, const float* filter, const float* dcoefs,
+                          const float* y, const float* grad_y, const nn::ModConvShape& sh, float* grad_x,
+                          float* grad_s, float* grad_w) const {
+        nn::modconv_backward(x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w);
+    }
+
+    /// y[n, c, :] += strength * noise[n or 0, :] (noise_per_sample selects the first index).
+    void add_noise(float* y, Index batch, Index channels, Index spatial, const float* noise, bool noise_per_sample,
+                   const float* strength) const {
+        const float k = *strength;
+#pragma omp parallel for schedule(static)
+        for (Index nc = 0; nc < batch * channels; ++nc) {
+            const float* nz = noise + (noise_per_sample ? (nc / channels) * spatial : 0);
+            float* row = y + nc * spatial;
+            for (Index i = 0; i < spatial; ++i) row[i] += k * nz[i];
+        }
+    }
+    /// grad_noise[n, :] = strength * sum_c g[n, c, :] (overwritten); grad_strength += sum g * noise.
+    void add_noise_backward(const float* g, Index batch, Index channels, Index spatial, const float* noise,
+                            bool noise_per_sample, const float* strength, float* grad_noise, float* grad_strength) const {
+        double gs = 0;
+        for (Index n = 0; n < batch; ++n) {
+            const float* nz = noise + (noise_per_sample ? n * spatial : 0);
+            for (Index i = 0; i < spatial; ++i) {
+                double acc = 0;
+                for (Index c = 0; c < channels; ++c) acc += g[(n * channels + c) * spatial + i];
+                gs += acc * nz[i];
+                if (grad_noise) grad_noise[n * spatial + i] = static_cast<float>(acc) * *strength;
+            }
+        }
+        if (grad_strength) *grad_strength += static_cast<float>(gs);
+    }
+
+    void bias_act_forward(float* x, Index n, Index c, Index spatial, const float* bias, const nn::BiasActParams& p) const {
+        nn::bias_act_forward(x, n, c, spatial, bias, p);
+    }
+    void bias_act_backward(const float* y, const float* grad_y, Index n, Index c, Index spatial,
+                           const nn::BiasActParams& p, float* grad_x, float* grad_bias) const {
+        nn::bias_act_backward(y, grad_y, n, c, spatial, p, grad_x, grad_bias);
+    }
+
+    void upfirdn2d_forward(const float* x, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
+                           const nn::Upfirdn2dParams& p, float* y) const {
+        nn::upfirdn2d_forward(x, planes, h, w, f, fh, fw, p, y);
+    }
+    void upfirdn2d_backward(const float* gy, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
+                            const nn::Upfirdn2dParams& p, float* gx) const {
+        nn::upfirdn2d_backward(gy, planes, h, w, f, fh, fw, p, gx);
+    }
+};
+
+}  // namespace ganinv

@@ -1,0 +1,247 @@
+/// @file image.hpp
+/// @brief 8-bit images: loading (PNG/JPEG/BMP/TGA/GIF/PSD/HDR/PNM through stb_image), PNG
+///        writing, and the conversions between an `Image` and the library's float NCHW layout in
+///        [-1, 1], using exactly the pixel formula of the official StyleGAN2 code.
+#pragma once
+
+#include "ganinv/core/error.hpp"
+#include "ganinv/core/tensor.hpp"
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ganinv {
+
+/// An 8-bit image with interleaved channels (row-major HWC): 1 = gray, 3 = RGB, 4 = RGBA.
+struct Image {
+    int width = 0, height = 0, channels = 0;
+    std::vector<std::uint8_t> pixels;
+
+    bool empty() const { return width == 0 || height == 0; }
+    std::size_t pixel_count() const { return static_cast<std::size_t>(width) * static_cast<std::size_t>(height); }
+    std::size_t row_bytes() const { return static_cast<std::size_t>(width) * static_cast<std::size_t>(channels); }
+    std::size_t offset(int x, int y, int c = 0) const {
+        return (static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)) *
+                   static_cast<std::size_t>(channels) +
+               static_cast<std::size_t>(c);
+    }
+    /// Unchecked access: callers iterate inside the bounds they just read from width/height.
+    std::uint8_t& at(int x, int y, int c = 0) { return pixels[offset(x, y, c)]; }
+    std::uint8_t at(int x, int y, int c = 0) const { return pixels[offset(x, y, c)]; }
+};
+
+/// A width x height image with every byte set to `fill`.
+inline Image make_image(int width, int height, int channels, std::uint8_t fill = 0) {
+    GANINV_CHECK(width > 0 && height > 0, ShapeError, "make_image: width and height must be positive, got ", width,
+                 "x", height);
+    GANINV_CHECK(channels == 1 || channels == 3 || channels == 4, ShapeError,
+                 "make_image: channels must be 1, 3 or 4, got ", channels);
+    Image img{width, height, channels, {}};
+    img.pixels.assign(img.pixel_count() * static_cast<std::size_t>(channels), fill);
+    return img;
+}
+
+/// Throws ShapeError naming `what` unless the image's fields agree with its pixel buffer.
+inline void expect_valid_image(const Image& img, const std::string& what) {
+    GANINV_CHECK(img.width > 0 && img.height > 0, ShapeError, what, ": image size must be positive, got ",
+                 img.width, "x", img.height);
+    GANINV_CHECK(img.channels == 1 || img.channels == 3 || img.channels == 4, ShapeError, what,
+                 ": image channels must be 1, 3 or 4, got ", img.channels);
+    GANINV_CHECK(img.pixels.size() == img.pixel_count() * static_cast<std::size_t>(img.channels), ShapeError, what,
+                 ": ", img.width, "x", img.height, "x", img.channels, " image needs ",
+                 img.pixel_count() * static_cast<std::size_t>(img.channels), " bytes, has ", img.pixels.size());
+}
+
+namespace detail {
+
+/// ITU-R BT.601 luma, the weights PIL's convert("L") and most grayscale datasets use.
+inline constexpr double kLumaR = 0.299, kLumaG = 0.587, kLumaB = 0.114;
+
+inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& path, const std::string& what) {
+    std::error_code ec;
+    GANINV_CHECK(std::filesystem::is_regular_file(path, ec), IoError, what, ": no such file '", path.string(), "'");
+    std::ifstream in(path, std::ios::binary);
+    GANINV_CHECK(in.good(), IoError, what, ": cannot open '", path.string(), "'");
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    GANINV_CHECK(!in.bad(), IoError, what, ": error while reading '", path.string(), "'");
+    return bytes;
+}
+
+}  // namespace detail
+
+/// Converts between 1 (gray), 3 (RGB) and 4 (RGBA) channels. RGB->gray rounds the BT.601 luma,
+/// gray->RGB replicates, alpha is dropped (or added as opaque).
+inline Image convert_channels(const Image& img, int channels) {
+    expect_valid_image(img, "convert_channels");
+    GANINV_CHECK(channels == 1 || channels == 3 || channels == 4, ValueError,
+                 "convert_channels: target channels must be 1, 3 or 4, got ", channels);
+    if (channels == img.channels) return img;
+    Image out = make_image(img.width, img.height, channels);
+    const std::size_t n = img.pixel_count();
+    const auto in_c = static_cast<std::size_t>(img.channels), out_c = static_cast<std::size_t>(channels);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t* src = &img.pixels[i * in_c];
+        std::uint8_t* dst = &out.pixels[i * out_c];
+        if (channels == 1) {
+            // Source is RGB or RGBA here (a gray source returned above).
+            dst[0] = static_cast<std::uint8_t>(
+                std::lround(detail::kLumaR * src[0] + detail::kLumaG * src[1] + detail::kLumaB * src[2]));
+        } else {
+            for (std::size_t c = 0; c < 3; ++c) dst[c] = img.channels == 1 ? src[0] : src[c];
+            if (channels == 4) dst[3] = 255;
+        }
+    }
+    return out;
+}
+
+/// Decodes an image file. Gray+alpha files become gray (alpha dropped); 16-bit files are reduced
+/// to 8 bits by stb. Missing/unreadable file -> IoError, undecodable content -> FormatError.
+inline Image load_image(const std::filesystem::path& path) {
+    // Reading the bytes ourselves (instead of stbi_load) keeps non-ASCII paths working and lets
+    // "missing" and "corrupt" be told apart.
+    const std::vector<unsigned char> bytes = detail::read_file_bytes(path, "load_image");
+    GANINV_CHECK(!bytes.empty(), FormatError, "load_image: '", path.string(), "' is empty");
+    GANINV_CHECK(bytes.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), FormatError,
+                 "load_image: '", path.string(), "' is too large for the decoder");
+    int w = 0, h = 0, c = 0;
+    std::unique_ptr<stbi_uc, void (*)(void*)> data(
+        stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &c, 0), stbi_image_free);
+    if (!data) {
+        const char* reason = stbi_failure_reason();
+        throw FormatError(concat("load_image: cannot decode '", path.string(), "': ", reason ? reason : "unknown"));
+    }
+    Image img{w, h, c, {}};
+    img.pixels.assign(data.get(), data.get() + img.pixel_count() * static_cast<std::size_t>(c));
+    if (c == 2) {  // gray + alpha: keep the gray plane so that channels stay in {1, 3, 4}
+        Image gray = make_image(w, h, 1);
+        for (std::size_t i = 0; i < gray.pixels.size(); ++i) gray.pixels[i] = img.pixels[2 * i];
+        return gray;
+    }
+    return img;
+}
+
+/// Writes `img` as PNG. Invalid image -> ShapeError; unwritable path -> IoError.
+inline void save_png(const std::filesystem::path& path, const Image& img) {
+    expect_valid_image(img, concat("save_png('", path.string(), "')"));
+    // Encoding to memory and writing with a stream gives errno-independent, path-naming errors.
+    std::vector<unsigned char> encoded;
+    const auto append = [](void* context, void* data, int size) {
+        auto* buffer = static_cast<std::vector<unsigned char>*>(context);
+        const auto* bytes = static_cast<const unsigned char*>(data);
+        buffer->insert(buffer->end(), bytes, bytes + size);
+    };
+    const int ok = stbi_write_png_to_func(append, &encoded, img.width, img.height, img.channels, img.pixels.data(),
+                                          static_cast<int>(img.row_bytes()));
+    GANINV_CHECK(ok != 0 && !encoded.empty(), IoError, "save_png: PNG encoding failed for '", path.string(), "'");
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    GANINV_CHECK(out.good(), IoError, "save_png: cannot open '", path.string(), "' for writing");
+    out.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));
+    out.flush();
+    GANINV_CHECK(out.good(), IoError, "save_png: error while writing '", path.string(), "'");
+}
+
+/// [1, channels, H, W] float tensor with values pixel/127.5 - 1 in [-1, 1]. `channels` is 1 or 3:
+/// RGB->gray uses the (unrounded) BT.601 luma, gray->RGB replicates, alpha is dropped.
+inline Tensor<float> image_to_tensor(const Image& img, int channels) {
+    expect_valid_image(img, "image_to_tensor");
+    GANINV_CHECK(channels == 1 || channels == 3, ValueError, "image_to_tensor: channels must be 1 or 3, got ",
+                 channels);
+    const Index h = img.height, w = img.width, plane = h * w;
+    Tensor<float> t({1, channels, h, w});
+    const auto in_c = static_cast<std::size_t>(img.channels);
+    for (Index i = 0; i < plane; ++i) {
+        const std::uint8_t* px = &img.pixels[static_cast<std::size_t>(i) * in_c];
+        if (channels == 3) {
+            for (Index c = 0; c < 3; ++c)
+                t[c * plane + i] = static_cast<float>(img.channels == 1 ? px[0] : px[c]) / 127.5f - 1.0f;
+        } else {
+            // Keeping the luma unrounded loses no information to the 8-bit grid; the weights sum to
+            // 1, so this equals to_channels() of the RGB tensor.
+            const double luma = img.channels == 1
+                                    ? px[0]
+                                    : detail::kLumaR * px[0] + detail::kLumaG * px[1] + detail::kLumaB * px[2];
+            t[i] = static_cast<float>(luma / 127.5 - 1.0);
+        }
+    }
+    return t;
+}
+
+/// Stacks same-sized images into one [N, channels, H, W] tensor (see image_to_tensor).
+inline Tensor<float> images_to_tensor(const std::vector<Image>& images, int channels) {
+    GANINV_CHECK(!images.empty(), ValueError, "images_to_tensor: no images given");
+    const Tensor<float> first = image_to_tensor(images[0], channels);
+    const Index n = static_cast<Index>(images.size()), per_image = first.numel();
+    Tensor<float> batch({n, channels, first.dim(2), first.dim(3)});
+    std::copy(first.values().begin(), first.values().end(), batch.data());
+    for (Index i = 1; i < n; ++i) {
+        const Image& img = images[static_cast<std::size_t>(i)];
+        GANINV_CHECK(img.width == images[0].width && img.height == images[0].height, ShapeError,
+                     "images_to_tensor: image ", i, " is ", img.width, "x", img.height, ", image 0 is ",
+                     images[0].width, "x", images[0].height);
+        const Tensor<float> t = image_to_tensor(img, channels);
+        std::copy(t.values().begin(), t.values().end(), batch.data() + i * per_image);
+    }
+    return batch;
+}
+
+/// The official StyleGAN2 float->uint8 step, `(x * 127.5 + 128).clamp(0, 255).to(uint8)`, bit for
+/// bit: two float32 roundings (as two separate PyTorch kernels do), then truncation toward zero.
+inline std::uint8_t float_to_pixel(float x) {
+    // Going through double and back keeps the compiler from fusing the two float operations into
+    // one FMA (GCC does so under the default -ffp-contract=fast), which could move a value across
+    // an integer boundary: the double product of two floats is exact, so each cast rounds once.
+    const float scaled = static_cast<float>(static_cast<double>(x) * 127.5);
+    const float shifted = static_cast<float>(static_cast<double>(scaled) + 128.0);
+    const float clamped = std::clamp(shifted, 0.0f, 255.0f);
+    return static_cast<std::uint8_t>(clamped);  // conversion truncates toward zero
+}
+
+/// Batch entry `n` of a [N, C, H, W] tensor (C = 1 or 3) as an 8-bit image, via float_to_pixel.
+/// NaN -> ValueError naming the index; +-inf clamp like any out-of-range value.
+inline Image tensor_to_image(const Tensor<float>& t, Index n = 0) {
+    GANINV_CHECK(t.rank() == 4, ShapeError, "tensor_to_image: expected a [N, C, H, W] tensor, got shape ",
+                 shape_to_string(t.shape()));
+    const Index batch = t.dim(0), channels = t.dim(1), h = t.dim(2), w = t.dim(3);
+    GANINV_CHECK(channels == 1 || channels == 3, ShapeError, "tensor_to_image: channels must be 1 or 3, got shape ",
+                 shape_to_string(t.shape()));
+    GANINV_CHECK(h > 0 && w > 0, ShapeError, "tensor_to_image: empty image in shape ", shape_to_string(t.shape()));
+    GANINV_CHECK(h <= std::numeric_limits<int>::max() && w <= std::numeric_limits<int>::max(), ShapeError,
+                 "tensor_to_image: image too large, shape ", shape_to_string(t.shape()));
+    GANINV_CHECK(n >= 0 && n < batch, ValueError, "tensor_to_image: batch index n = ", n, " outside [0, ", batch,
+                 ")");
+    Image img = make_image(static_cast<int>(w), static_cast<int>(h), static_cast<int>(channels));
+    const Index plane = h * w;
+    const float* src = t.data() + n * channels * plane;
+    for (Index c = 0; c < channels; ++c) {
+        for (Index i = 0; i < plane; ++i) {
+            const float x = src[c * plane + i];
+            GANINV_CHECK(!std::isnan(x), ValueError, "tensor_to_image: NaN at index [", n, ", ", c, ", ", i / w,
+                         ", ", i % w, "] of tensor shape ", shape_to_string(t.shape()));
+            img.pixels[static_cast<std::size_t>(i * channels + c)] = float_to_pixel(x);
+        }
+    }
+    return img;
+}
+
+/// Every batch entry of a [N, C, H, W] tensor as an image.
+inline std::vector<Image> tensor_to_images(const Tensor<float>& t) {
+    GANINV_CHECK(t.rank() == 4, ShapeError, "tensor_to_images: expected a [N, C, H, W] tensor, got shape ",
+                 shape_to_string(t.shape()));
+    std::vector<Image> images;
+    images.reserve(static_cast<std::size_t>(t.dim(0)));
+    for (Index n = 0; n < t.dim(0); ++n) images.push_back(tensor_to_image(t, n));
+    return images;
+}
+
+}  // namespace ganinv

@@ -1,0 +1,241 @@
+/// @file stylegan2.hpp
+/// @brief The StyleGAN2 generator ('skip' architecture) on a backend: mapping network with
+///        truncation, per-layer styles (S space), synthesis with const/none/random/explicit noise,
+///        and the backward of all three. Semantics of StyleGAN2-ADA's Generator.
+#pragma once
+
+#include "ganinv/backend/cpu.hpp"
+#include "ganinv/models/stylegan2_cache.hpp"
+#include "ganinv/models/stylegan2_params.hpp"
+
+#include <filesystem>
+#include <limits>
+#include <numbers>
+#include <optional>
+#include <vector>
+
+namespace ganinv {
+
+/// Truncation towards w_avg: ws[:, :cutoff] = lerp(w_avg, ws, psi); cutoff empty = all layers.
+struct Truncation {
+    float psi = 1.0f;
+    std::optional<Index> cutoff;
+};
+
+template <class Backend = Cpu>
+class StyleGAN2 {
+public:
+    using Buffer = typename Backend::Buffer;
+    using Cache = SynthesisCache<Backend>;
+    using MapCache = MappingCache<Backend>;
+
+    StyleGAN2(StyleGAN2Config config, const NamedTensors& params, Backend backend = {})
+        : config_(std::move(config)), plan_(config_), backend_(std::move(backend)) {
+        config_.validate();
+        specs_ = stylegan2_param_specs(config_);
+        for (const auto& spec : specs_) {
+            const Tensor<float>& t = params.at(spec.name);
+            expect_shape(t, spec.shape, "generator tensor '" + spec.name + "'");
+            params_.push_back(backend_.upload(t));
+        }
+        for (std::size_t i = 0; i < specs_.size(); ++i) index_[specs_[i].name] = i;
+        filter_ = backend_.upload(nn::make_resample_filter(config_.resample_filter));
+    }
+
+    /// Loads a generator file (safetensors with the `config` metadata).
+    static StyleGAN2 load(const std::filesystem::path& path, Backend backend = {}) {
+        const SafetensorsFile file(path);
+        auto [cfg, params] = load_stylegan2_params(file);
+        return StyleGAN2(std::move(cfg), params, std::move(backend));
+    }
+    static StyleGAN2 random(const StyleGAN2Config& cfg, std::uint64_t seed, Backend backend = {}) {
+        return StyleGAN2(cfg, random_stylegan2_params(cfg, seed), std::move(backend));
+    }
+
+    const StyleGAN2Config& config() const { return config_; }
+    const SynthesisPlan& plan() const { return plan_; }
+    const std::vector<ParamSpec>& param_specs() const { return specs_; }
+    Backend& backend() { return backend_; }
+    Index num_ws() const { return config_.num_ws(); }
+    Index w_dim() const { return config_.w_dim; }
+    Index z_dim() const { return config_.z_dim; }
+    Index style_dim() const { return plan_.style_dim; }
+    Index resolution() const { return config_.img_resolution; }
+    Index img_channels() const { return config_.img_channels; }
+    const Buffer& param(const std::string& name) const { return params_[find(name)]; }
+    Buffer& param(const std::string& name) { return params_[find(name)]; }
+    /// A zeroed gradient store with one tensor per parameter (host side).
+    NamedTensors zero_param_grads() const { return NamedTensors(specs_, 0.0f); }
+
+    // ------------------------------------------------------------------ mapping
+    /// ws [N, num_ws, w_dim] from z [N, z_dim].
+    Buffer mapping(const Buffer& z, const Truncation& trunc = {}, MapCache* cache = nullptr) {
+        const Index n = batch_of(z, z_dim(), "z");
+        MapCache local;
+        MapCache& c = cache ? *cache : local;
+        c.trunc_psi = trunc.psi;
+        c.trunc_cutoff = trunc.cutoff.value_or(num_ws());
+        c.z = z;
+        c.x0 = backend_.empty({n, z_dim()});
+        backend_.normalize_2nd_moment(z.data(), n, z_dim(), c.x0.data());
+        c.acts.clear();
+        const float* x = c.x0.data();
+        for (Index i = 0; i < config_.mapping_layers; ++i) {
+            const auto p = fc_params(i);
+            c.acts.push_back(backend_.empty({n, w_dim()}));
+            backend_.linear_forward(x, n, param(concat("mapping.fc", i, ".weight")).data(),
+                                    param(concat("mapping.fc", i, ".bias")).data(), p, c.acts.back().data());
+            x = c.acts.back().data();
+        }
+        Buffer ws = backend_.empty({n, num_ws(), w_dim()});
+        for (Index b = 0; b < n; ++b)
+            backend_.broadcast_rows(x + b * w_dim(), w_dim(), num_ws(), ws.data() + b * num_ws() * w_dim());
+        if (trunc.psi != 1.0f)
+            backend_.truncate(ws.data(), n, num_ws(), w_dim(), param("mapping.w_avg").data(), trunc.psi, c.trunc_cutoff);
+        return ws;
+    }
+
+    /// grad_z [N, z_dim] from grad_ws; accumulates mapping parameter gradients when given.
+    Buffer mapping_backward(const MapCache& c, const Buffer& grad_ws, NamedTensors* param_grads = nullptr) {
+        const Index n = c.z.dim(0);
+        Buffer g = backend_.empty({n, w_dim()});
+        backend_.reduce_ws(grad_ws.data(), n, num_ws(), w_dim(), c.trunc_psi, c.trunc_cutoff, g.data());
+        for (Index i = config_.mapping_layers; i-- > 0;) {
+            const auto p = fc_params(i);
+            const float* x = i == 0 ? c.x0.data() : c.acts[static_cast<std::size_t>(i - 1)].data();
+            Buffer gx = backend_.empty({n, p.in});
+            GradSlot gw(*this, param_grads, concat("mapping.fc", i, ".weight"));
+            GradSlot gb(*this, param_grads, concat("mapping.fc", i, ".bias"));
+            backend_.linear_backward(x, n, param(concat("mapping.fc", i, ".weight")).data(),
+                                     c.acts[static_cast<std::size_t>(i)].data(), g.data(), p, gx.data(), gw.ptr(), gb.ptr());
+            gw.commit();
+            gb.commit();
+            g = std::move(gx);
+        }
+        Buffer gz = backend_.empty({n, z_dim()});
+        backend_.normalize_2nd_moment_backward(c.z.data(), g.data(), n, z_dim(), gz.data());
+        return gz;
+    }
+
+    // ------------------------------------------------------------------ styles (S space)
+    /// styles [N, style_dim]: every layer's affine(w) (ToRGB styles before its weight gain).
+    Buffer styles(const Buffer& ws) {
+        const Index n = batch_of(ws, num_ws() * w_dim(), "ws");
+        Buffer out = backend_.zeros({n, style_dim()});
+        Buffer w = backend_.empty({n, w_dim()});
+        for (const auto& l : plan_.layers) {
+            Buffer s = backend_.empty({n, l.in_channels});
+            backend_.gather_columns(ws.data(), n, num_ws() * w_dim(), l.w_index * w_dim(), w_dim(), 1.0f, w.data());
+            backend_.linear_forward(w.data(), n, param(l.name + ".affine.weight").data(),
+                                    param(l.name + ".affine.bias").data(), affine_params(l), s.data());
+            backend_.scatter_add_columns(s.data(), n, l.in_channels, 1.0f, out.data(), style_dim(), l.style_offset);
+        }
+        return out;
+    }
+
+    /// grad_ws [N, num_ws, w_dim] from grad_styles; accumulates affine gradients when given.
+    Buffer styles_backward(const Buffer& ws, const Buffer& styles_out, const Buffer& grad_styles,
+                           NamedTensors* param_grads = nullptr) {
+        const Index n = batch_of(ws, num_ws() * w_dim(), "ws");
+        Buffer grad_ws = backend_.zeros({n, num_ws(), w_dim()});
+        Buffer w = backend_.empty({n, w_dim()}), gw_row = backend_.empty({n, w_dim()});
+        for (const auto& l : plan_.layers) {
+            Buffer g = backend_.empty({n, l.in_channels}), s = backend_.empty({n, l.in_channels});
+            backend_.gather_columns(grad_styles.data(), n, style_dim(), l.style_offset, l.in_channels, 1.0f, g.data());
+            backend_.gather_columns(styles_out.data(), n, style_dim(), l.style_offset, l.in_channels, 1.0f, s.data());
+            backend_.gather_columns(ws.data(), n, num_ws() * w_dim(), l.w_index * w_dim(), w_dim(), 1.0f, w.data());
+            GradSlot ga(*this, param_grads, l.name + ".affine.weight");
+            GradSlot gb(*this, param_grads, l.name + ".affine.bias");
+            backend_.linear_backward(w.data(), n, param(l.name + ".affine.weight").data(), s.data(), g.data(),
+                                     affine_params(l), gw_row.data(), ga.ptr(), gb.ptr());
+            ga.commit();
+            gb.commit();
+            backend_.scatter_add_columns(gw_row.data(), n, w_dim(), 1.0f, grad_ws.data(), num_ws() * w_dim(),
+                                         l.w_index * w_dim());
+        }
+        return grad_ws;
+    }
+
+    // ------------------------------------------------------------------ synthesis
+    /// img [N, img_channels, R, R] from styles [N, style_dim].
+    Buffer synthesis_from_styles(const Buffer& styles_in, const NoiseInput<Backend>& noise = {}, Cache* cache = nullptr);
+    /// Backward of synthesis_from_styles: grad_styles (and per-layer noise gradients in the result);
+    /// accumulates every synthesis parameter's gradient when param_grads is given.
+    SynthesisGradients<Backend> synthesis_backward(const Cache& cache, const Buffer& grad_img,
+                                                   NamedTensors* param_grads = nullptr);
+
+    /// ws -> image in one call (styles computed on the way; the cache keeps them for backward).
+    Buffer synthesis(const Buffer& ws, const NoiseInput<Backend>& noise = {}, Cache* cache = nullptr) {
+        Cache local;
+        Cache& c = cache ? *cache : local;
+        c.ws = ws;
+        Buffer s = styles(ws);
+        Buffer img = synthesis_from_styles(s, noise, &c);
+        return img;
+    }
+    /// grad_ws from grad_img through synthesis and the affines.
+    Buffer synthesis_backward_ws(const Cache& cache, const Buffer& grad_img, NamedTensors* param_grads = nullptr,
+                                 SynthesisGradients<Backend>* detail_out = nullptr) {
+        GANINV_CHECK(cache.ws.numel() > 0, ValueError, "synthesis_backward_ws needs a cache filled by synthesis(ws)");
+        SynthesisGradients<Backend> g = synthesis_backward(cache, grad_img, param_grads);
+        Buffer grad_ws = styles_backward(cache.ws, cache.styles, g.styles, param_grads);
+        if (detail_out) *detail_out = std::move(g);
+        return grad_ws;
+    }
+
+private:
+    /// Accumulates a parameter gradient computed on the backend into a host NamedTensors.
+    class GradSlot {
+    public:
+        GradSlot(StyleGAN2& g, NamedTensors* grads, const std::string& name) : g_(g), grads_(grads), name_(name) {
+            if (grads_) buf_ = g_.backend_.zeros(g_.specs_[g_.find(name)].shape);
+        }
+        float* ptr() { return grads_ ? buf_.data() : nullptr; }
+        void commit() {
+            if (!grads_) return;
+            const Tensor<float> h = g_.backend_.download(buf_);
+            Tensor<float>& dst = grads_->at(name_);
+            for (Index i = 0; i < h.numel(); ++i) dst[i] += h[i];
+        }
+
+    private:
+        StyleGAN2& g_;
+        NamedTensors* grads_;
+        std::string name_;
+        Buffer buf_;
+    };
+
+    std::size_t find(const std::string& name) const {
+        const auto it = index_.find(name);
+        GANINV_CHECK(it != index_.end(), ValueError, "no generator tensor named '", name, "'");
+        return it->second;
+    }
+    nn::LinearParams fc_params(Index i) const {
+        return nn::LinearParams::make(i == 0 ? config_.z_dim : config_.w_dim, config_.w_dim, config_.lr_multiplier,
+                                      nn::Activation::lrelu);
+    }
+    nn::LinearParams affine_params(const SynthesisLayerSpec& l) const {
+        return nn::LinearParams::make(config_.w_dim, l.in_channels, 1.0f, nn::Activation::linear);
+    }
+    static Index batch_of(const Buffer& t, Index per_sample, const char* what) {
+        GANINV_CHECK(t.rank() >= 1 && t.numel() > 0 && t.numel() % per_sample == 0 && t.numel() / t.dim(0) == per_sample,
+                     ShapeError, what, ": expected [N, ...] with ", per_sample, " values per sample, got shape ",
+                     shape_to_string(t.shape()));
+        return t.dim(0);
+    }
+
+    template <class B>
+    friend class StyleGAN2SynthesisRunner;
+
+    StyleGAN2Config config_;
+    SynthesisPlan plan_;
+    Backend backend_;
+    std::vector<ParamSpec> specs_;
+    std::vector<Buffer> params_;
+    std::map<std::string, std::size_t> index_;
+    Buffer filter_;
+};
+
+}  // namespace ganinv
+
+#include "ganinv/models/stylegan2_synthesis.hpp"

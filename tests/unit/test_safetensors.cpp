@@ -1,0 +1,130 @@
+// Tests of the safetensors reader/writer, including every malformed-file case named in the design.
+#include "test_support.hpp"
+
+#include <ganinv/core/half.hpp>
+#include <ganinv/io/safetensors.hpp>
+
+#include <fstream>
+
+using namespace ganinv;
+
+namespace {
+
+std::string le64(std::uint64_t n) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
+    return s;
+}
+
+/// Writes a hand-made file: header JSON text + raw data bytes.
+std::filesystem::path write_raw(const std::string& name, const std::string& header, const std::string& data,
+                                std::int64_t header_len_override = -1) {
+    const auto path = test::temp_dir("st_" + name) / (name + ".safetensors");
+    std::ofstream out(path, std::ios::binary);
+    out << le64(header_len_override >= 0 ? static_cast<std::uint64_t>(header_len_override) : header.size())
+        << header << data;
+    return path;
+}
+
+std::string floats(std::initializer_list<float> v) {
+    std::string s;
+    for (float f : v) s.append(reinterpret_cast<const char*>(&f), 4);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("safetensors round trip with metadata", "[safetensors]") {
+    SafetensorsWriter w;
+    Tensor<float> a({2, 3}, std::vector<float>{1, 2, 3, 4, 5, 6});
+    Tensor<float> s({}, std::vector<float>{0.25f});
+    w.add("a", a);
+    w.add("scalar", s);
+    w.set_metadata("config", R"({"z_dim": 4})");
+    const auto path = test::temp_dir("st_rt") / "x.safetensors";
+    w.write(path);
+
+    SafetensorsFile f(path);
+    REQUIRE(f.names() == std::vector<std::string>{"a", "scalar"});
+    REQUIRE(f.load("a").values()[4] == 5.0f);
+    REQUIRE(f.load("a", {2, 3}).shape() == Shape{2, 3});
+    REQUIRE(f.load("scalar").numel() == 1);
+    REQUIRE(f.metadata("config").value() == R"({"z_dim": 4})");
+    REQUIRE_FALSE(f.metadata("other").has_value());
+    REQUIRE_THROWS_WITH(f.load("a", {3, 2}), Catch::Contains("'a'") && Catch::Contains("[3, 2]"));
+    REQUIRE_THROWS_WITH(f.load("nope"), Catch::Contains("no tensor 'nope'") && Catch::Contains("x.safetensors"));
+}
+
+TEST_CASE("safetensors reads F16 and BF16 and the official fixtures", "[safetensors]") {
+    std::string data;
+    for (float v : {1.0f, -2.0f, 0.5f}) {
+        const auto h = float_to_half_bits(v);
+        data += static_cast<char>(h & 0xFF);
+        data += static_cast<char>(h >> 8);
+    }
+    for (float v : {3.0f, -0.125f}) {
+        const auto h = float_to_bfloat16_bits(v);
+        data += static_cast<char>(h & 0xFF);
+        data += static_cast<char>(h >> 8);
+    }
+    const auto path = write_raw("half",
+                                R"({"h":{"dtype":"F16","shape":[3],"data_offsets":[0,6]},)"
+                                R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[6,10]}})",
+                                data);
+    SafetensorsFile f(path);
+    REQUIRE(f.load("h").values()[1] == -2.0f);
+    REQUIRE(f.load("b").values()[1] == -0.125f);
+
+    SafetensorsFile fixture(test::data_dir() / "stylegan2_tiny" / "generator.safetensors");
+    REQUIRE(fixture.load("synthesis.b4.const").shape() == Shape{64, 4, 4});
+}
+
+TEST_CASE("safetensors rejects malformed files with clear messages", "[safetensors]") {
+    const std::string ok_entry = R"("t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+    const std::string two = floats({1, 2});
+
+    SECTION("missing file") {
+        REQUIRE_THROWS_WITH(SafetensorsFile("/nonexistent/model.safetensors"),
+                            Catch::Contains("/nonexistent/model.safetensors"));
+    }
+    SECTION("truncated before the header length") {
+        const auto p = test::temp_dir("st_trunc") / "t.safetensors";
+        std::ofstream(p, std::ios::binary) << "abc";
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("truncated"));
+    }
+    SECTION("header length past the end") {
+        const auto p = write_raw("hlen", "{" + ok_entry + "}", two, 100000);
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("runs past the end"));
+    }
+    SECTION("header is not JSON") {
+        REQUIRE_THROWS_WITH(SafetensorsFile(write_raw("json", "{not json}", two)), Catch::Contains("not valid JSON"));
+    }
+    SECTION("offsets out of range") {
+        const auto p = write_raw("range", R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", two);
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("'t'") && Catch::Contains("out of range"));
+    }
+    SECTION("overlapping tensors") {
+        const auto p = write_raw("overlap",
+                                 R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                 R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                 two);
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("overlap"));
+    }
+    SECTION("unknown dtype") {
+        const auto p = write_raw("dtype", R"({"t":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", two);
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("unknown dtype 'F33'") && Catch::Contains("'t'"));
+    }
+    SECTION("shape and byte count disagree") {
+        const auto p = write_raw("count", R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", two);
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("needs 12 bytes"));
+    }
+    SECTION("integer tensors cannot be read as float") {
+        const auto p = write_raw("int", R"({"t":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}})", two);
+        SafetensorsFile f(p);
+        REQUIRE_THROWS_WITH(f.load("t"), Catch::Contains("I32"));
+    }
+    SECTION("missing tensor") {
+        SafetensorsFile f(write_raw("missing", "{" + ok_entry + "}", two));
+        REQUIRE_THROWS_WITH(f.load("mapping.fc0.weight"), Catch::Contains("mapping.fc0.weight"));
+    }
+}
