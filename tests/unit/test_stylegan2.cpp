@@ -2,6 +2,7 @@
 // noise mode, every block's activations, and the gradients w.r.t. ws, z, noise and parameters.
 #include "test_support.hpp"
 
+#include <ganinv/backend/cpu.hpp>
 #include <ganinv/models/stylegan2.hpp>
 
 using namespace ganinv;

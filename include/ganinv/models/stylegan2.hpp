@@ -4,7 +4,10 @@
 ///        and the backward of all three. Semantics of StyleGAN2-ADA's Generator.
 #pragma once
 
-#include "ganinv/backend/cpu.hpp"
+#include "ganinv/backend/cpu_fwd.hpp"
+#include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/linear_params.hpp"
+#include "ganinv/nn/modconv_shape.hpp"
 #include "ganinv/models/stylegan2_cache.hpp"
 #include "ganinv/models/stylegan2_params.hpp"
 
@@ -16,15 +19,10 @@
 
 namespace ganinv {
 
-/// Truncation towards w_avg: ws[:, :cutoff] = lerp(w_avg, ws, psi); cutoff empty = all layers.
-struct Truncation {
-    float psi = 1.0f;
-    std::optional<Index> cutoff;
-};
-
 template <class Backend = Cpu>
 class StyleGAN2 {
 public:
+    using backend_type = Backend;
     using Buffer = typename Backend::Buffer;
     using Cache = SynthesisCache<Backend>;
     using MapCache = MappingCache<Backend>;

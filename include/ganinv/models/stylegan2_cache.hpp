@@ -6,10 +6,17 @@
 #include "ganinv/core/tensor.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace ganinv {
+
+/// Truncation towards w_avg: ws[:, :cutoff] = lerp(w_avg, ws, psi); cutoff empty = all layers.
+struct Truncation {
+    float psi = 1.0f;
+    std::optional<Index> cutoff;
+};
 
 enum class NoiseMode {
     constant,  ///< the generator's noise_const buffers (official noise_mode='const')

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/linear_params.hpp"
 
 #include <Eigen/Core>
 
@@ -13,22 +14,7 @@
 
 namespace ganinv::nn {
 
-struct LinearParams {
-    Index in = 0, out = 0;
-    float weight_gain = 1.0f;
-    float bias_gain = 1.0f;
-    BiasActParams act = BiasActParams::linear();
 
-    static LinearParams make(Index in, Index out, float lr_multiplier, Activation a) {
-        LinearParams p;
-        p.in = in;
-        p.out = out;
-        p.weight_gain = lr_multiplier / std::sqrt(static_cast<float>(in));
-        p.bias_gain = lr_multiplier;
-        p.act = a == Activation::lrelu ? BiasActParams::lrelu() : BiasActParams::linear();
-        return p;
-    }
-};
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMap = Eigen::Map<RowMatrix>;
