@@ -118,10 +118,16 @@ TEST_CASE("safetensors rejects malformed files with clear messages", "[safetenso
         const auto p = write_raw("count", R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", two);
         REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("needs 12 bytes"));
     }
-    SECTION("integer tensors cannot be read as float") {
-        const auto p = write_raw("int", R"({"t":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}})", two);
-        SafetensorsFile f(p);
-        REQUIRE_THROWS_WITH(f.load("t"), Catch::Contains("I32"));
+    SECTION("integer tensors convert to float, booleans do not") {
+        SafetensorsFile f(write_raw("int",
+                                    R"({"u":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                                    R"("i":{"dtype":"I16","shape":[1],"data_offsets":[2,4]},)"
+                                    R"("b":{"dtype":"BOOL","shape":[2],"data_offsets":[4,6]}})",
+                                    std::string("\xff\x07\xfe\xff\x01\x00", 6)));
+        REQUIRE(f.load("u").values()[0] == 255.0f);
+        REQUIRE(f.load("u").values()[1] == 7.0f);
+        REQUIRE(f.load("i").values()[0] == -2.0f);
+        REQUIRE_THROWS_WITH(f.load("b"), Catch::Contains("BOOL"));
     }
     SECTION("missing tensor") {
         SafetensorsFile f(write_raw("missing", "{" + ok_entry + "}", two));

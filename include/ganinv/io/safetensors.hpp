@@ -1,5 +1,5 @@
 /// @file safetensors.hpp
-/// @brief safetensors reading (F32/F16/BF16/F64 -> float, streamed: only the header is read at
+/// @brief safetensors reading (F32/F16/BF16/F64 and integer tensors -> float, streamed: only the header is read at
 ///        open, each tensor on demand) and writing (F32). Every structural problem of a file is
 ///        reported with the file's path and the tensor's name.
 #pragma once
@@ -193,9 +193,9 @@ private:
         const std::size_t n = static_cast<std::size_t>(shape_numel(e.shape));
         GANINV_CHECK(out.size() == n, ShapeError, "'", path_.string(), "': tensor '", e.name, "' has ", n,
                      " elements, destination holds ", out.size());
-        GANINV_CHECK(e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16" || e.dtype == "F64", FormatError,
-                     "'", path_.string(), "': tensor '", e.name, "' has dtype ", e.dtype,
-                     ", which cannot be read as floating point (F32, F16, BF16, F64 can)");
+        GANINV_CHECK(e.dtype != "BOOL" && !e.dtype.starts_with("F8") && e.dtype != "U64", FormatError, "'",
+                     path_.string(), "': tensor '", e.name, "' has dtype ", e.dtype,
+                     ", which cannot be read as float (F32, F16, BF16, F64 and the integer types up to 32 bits, plus I64, can)");
         std::vector<unsigned char> bytes(static_cast<std::size_t>(e.end - e.begin));
         std::ifstream in(path_, std::ios::binary);
         GANINV_CHECK(in.good(), IoError, "cannot reopen '", path_.string(), "'");
@@ -205,17 +205,21 @@ private:
                      "'");
         const unsigned char* p = bytes.data();
         // Explicit little-endian decoding keeps the reader correct on any host byte order.
+        const std::size_t esize = detail::safetensors_dtype_size(e.dtype);
         for (std::size_t i = 0; i < n; ++i) {
-            if (e.dtype == "F32") {
-                std::uint32_t u = 0;
-                for (int b = 3; b >= 0; --b) u = (u << 8) | p[4 * i + b];
-                out[i] = std::bit_cast<float>(u);
-            } else if (e.dtype == "F64") {
-                out[i] = static_cast<float>(std::bit_cast<double>(detail::read_le_u64(p + 8 * i)));
-            } else {
-                const auto h = static_cast<std::uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));
-                out[i] = e.dtype == "F16" ? half_bits_to_float(h) : bfloat16_bits_to_float(h);
-            }
+            const unsigned char* q = p + esize * i;
+            std::uint64_t u = 0;
+            for (std::size_t b = esize; b-- > 0;) u = (u << 8) | q[b];
+            const auto sign_extend = [&](int bits) {
+                const std::uint64_t m = std::uint64_t{1} << (bits - 1);
+                return static_cast<std::int64_t>((u ^ m) - m);
+            };
+            if (e.dtype == "F32") out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(u));
+            else if (e.dtype == "F64") out[i] = static_cast<float>(std::bit_cast<double>(u));
+            else if (e.dtype == "F16") out[i] = half_bits_to_float(static_cast<std::uint16_t>(u));
+            else if (e.dtype == "BF16") out[i] = bfloat16_bits_to_float(static_cast<std::uint16_t>(u));
+            else if (e.dtype[0] == 'U') out[i] = static_cast<float>(u);  // U8/U16/U32 (quantised weights)
+            else out[i] = static_cast<float>(sign_extend(static_cast<int>(esize * 8)));  // I8..I64
         }
     }
 

@@ -1,0 +1,96 @@
+/// @file cli.hpp
+/// @brief The `ganinv` tool's command framework: each subcommand lives in its own cmd_*.cpp and
+///        registers itself; options are declared once and drive parsing, validation and --help.
+#pragma once
+
+#include <ganinv/core/error.hpp>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ganinv::cli {
+
+/// Wrong or missing command-line arguments: main prints the message and the usage, exits 2.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct OptionSpec {
+    std::string name;        ///< without the leading "--"
+    std::string value_name;  ///< empty: a flag without value
+    std::string help;
+    bool multi = false;      ///< takes every following non-option argument (--image a.png b.png)
+};
+
+class Args {
+public:
+    bool has(const std::string& name) const { return values_.count(name) != 0; }
+    const std::vector<std::string>& all(const std::string& name) const {
+        static const std::vector<std::string> none;
+        const auto it = values_.find(name);
+        return it == values_.end() ? none : it->second;
+    }
+    std::optional<std::string> get(const std::string& name) const {
+        const auto& v = all(name);
+        if (v.empty()) return std::nullopt;
+        return v.back();
+    }
+    std::string require(const std::string& name) const {
+        auto v = get(name);
+        if (!v) throw UsageError("missing required option --" + name);
+        return *v;
+    }
+    double number(const std::string& name, double fallback) const;
+    long long integer(const std::string& name, long long fallback) const;
+    const std::vector<std::string>& positionals() const { return positionals_; }
+
+    std::map<std::string, std::vector<std::string>> values_;
+    std::vector<std::string> positionals_;
+};
+
+struct Command {
+    std::string name;
+    std::string summary;
+    std::string usage;  ///< synopsis line(s) after "ganinv NAME"
+    std::vector<OptionSpec> options;
+    std::function<int(const Args&)> run;
+};
+
+/// Registers a subcommand (called from a static initialiser in its cmd_*.cpp).
+bool register_command(Command c);
+const std::map<std::string, Command>& commands();
+
+Args parse_args(const Command& cmd, int argc, char** argv, int first);
+std::string help_text(const Command& cmd);
+
+inline double Args::number(const std::string& name, double fallback) const {
+    const auto v = get(name);
+    if (!v) return fallback;
+    try {
+        std::size_t used = 0;
+        const double d = std::stod(*v, &used);
+        if (used != v->size()) throw std::invalid_argument("trailing");
+        return d;
+    } catch (const std::exception&) {
+        throw UsageError("--" + name + " expects a number, got '" + *v + "'");
+    }
+}
+
+inline long long Args::integer(const std::string& name, long long fallback) const {
+    const auto v = get(name);
+    if (!v) return fallback;
+    try {
+        std::size_t used = 0;
+        const long long i = std::stoll(*v, &used);
+        if (used != v->size()) throw std::invalid_argument("trailing");
+        return i;
+    } catch (const std::exception&) {
+        throw UsageError("--" + name + " expects an integer, got '" + *v + "'");
+    }
+}
+
+}  // namespace ganinv::cli
