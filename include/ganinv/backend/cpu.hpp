@@ -31,7 +31,7 @@ struct Cpu {
     // ------------------------------------------------------------------ elementwise
     /// y[i] += alpha * x[i]
     void axpy(Index n, float alpha, const float* x, float* y) const {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > nn::kParallelMinWork)
         for (Index i = 0; i < n; ++i) y[i] += alpha * x[i];
     }
     /// dst[b, :] = src[:] for b < batch
@@ -124,7 +124,7 @@ struct Cpu {
     void add_noise(float* y, Index batch, Index channels, Index spatial, const float* noise, bool noise_per_sample,
                    const float* strength) const {
         const float k = *strength;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (batch * channels * spatial > nn::kParallelMinWork)
         for (Index nc = 0; nc < batch * channels; ++nc) {
             const float* nz = noise + (noise_per_sample ? (nc / channels) * spatial : 0);
             float* row = y + nc * spatial;

@@ -11,6 +11,10 @@
 
 namespace ganinv::nn {
 
+/// Below this many element operations a loop runs on one thread: on small or shared machines an
+/// OpenMP fork/join can cost more than the loop (measured: batch-1 synthesis 5x slower).
+inline constexpr Index kParallelMinWork = Index{1} << 18;
+
 enum class Activation { linear, lrelu };
 
 struct BiasActParams {
@@ -31,7 +35,7 @@ struct BiasActParams {
 /// recomputes the derivative from the output (the sign survives lrelu and the positive gain).
 inline void bias_act_forward(float* x, Index n, Index c, Index spatial, const float* bias, const BiasActParams& p) {
     const bool lrelu = p.act == Activation::lrelu;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * c * spatial > kParallelMinWork)
     for (Index nc = 0; nc < n * c; ++nc) {
         const float b = bias ? bias[nc % c] : 0.0f;
         float* row = x + nc * spatial;
@@ -46,13 +50,13 @@ inline void bias_act_forward(float* x, Index n, Index c, Index spatial, const fl
 }
 
 /// Given y (the forward output) and grad_y, writes grad_x (may alias grad_y) and accumulates
-/// grad_bias[c] when non-null. A clamped element passes no gradient, as in torch.clamp
-/// (the boundary itself passes: that is where |y| == clamp exactly and the input was in range).
+/// grad_bias[c] when non-null. A clamped element passes no gradient, as in torch.clamp (an
+/// output exactly at the clamp value is treated as clamped: a measure-zero difference).
 inline void bias_act_backward(const float* y, const float* grad_y, Index n, Index c, Index spatial,
                               const BiasActParams& p, float* grad_x, float* grad_bias) {
     const bool lrelu = p.act == Activation::lrelu;
     std::vector<double> bias_acc(grad_bias ? static_cast<std::size_t>(n * c) : 0, 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * c * spatial > kParallelMinWork)
     for (Index nc = 0; nc < n * c; ++nc) {
         const float* yr = y + nc * spatial;
         const float* gr = grad_y + nc * spatial;
@@ -61,12 +65,7 @@ inline void bias_act_backward(const float* y, const float* grad_y, Index n, Inde
         for (Index i = 0; i < spatial; ++i) {
             const float v = yr[i];
             float g = gr[i];
-            if (p.clamp >= 0.0f && std::fabs(v) >= p.clamp) {
-                // |y| == clamp: either clamped or exactly on the boundary; treat as clamped only
-                // if the unclamped value must have exceeded it (we cannot tell equality apart, and
-                // exact equality has measure zero).
-                g = 0.0f;
-            }
+            if (p.clamp >= 0.0f && std::fabs(v) >= p.clamp) g = 0.0f;  // clamped: no gradient
             g *= p.gain;
             if (lrelu && v < 0.0f) g *= p.alpha;
             gx[i] = g;

@@ -43,6 +43,28 @@ inline int thread_id() {
 #endif
 }
 
+/// Runs body(begin, length) over [0, n) in chunks: across threads when called outside a parallel
+/// region and the work is large (batch 1), serially inside one (the batch loop already splits).
+template <class Body>
+void parallel_chunks(Index n, Index work_per_item, Body&& body) {
+    const int threads = max_threads();
+#ifdef _OPENMP
+    const bool split = !omp_in_parallel() && threads > 1 && n * work_per_item > (Index{1} << 22) && n >= 2 * threads;
+#else
+    const bool split = false;
+#endif
+    if (!split) {
+        body(Index{0}, n);
+        return;
+    }
+    const Index chunks = threads, step = (n + chunks - 1) / chunks;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (Index c = 0; c < chunks; ++c) {
+        const Index b = c * step, e = std::min(n, b + step);
+        if (b < e) body(b, e - b);
+    }
+}
+
 /// Rearranges w[O, C, k*k] to stacked rows [k*k * O, C] (row kidx*O + o), one GEMM operand per tap.
 inline RowMatrix stack_taps(const float* weight, Index O, Index C, Index kk) {
     RowMatrix s(kk * O, C);
@@ -69,14 +91,21 @@ inline void conv_sample_forward(const RowMatrix& taps, const float* xs, const fl
             for (Index i = 0; i < H; ++i)
                 for (Index j = 0; j < W; ++j) xpad(c, (i + p) * Wp + j + p) = xs[(c * H + i) * W + j];
         RowMatrix grid = RowMatrix::Zero(O, H * Wp);
-        for (Index t = 0; t < kk; ++t)
-            grid.noalias() += taps.middleRows(t * O, O) * xpad.middleCols((t / k) * Wp + (t % k), H * Wp);
+        parallel_chunks(H * Wp, O * C * kk, [&](Index c0, Index len) {
+            for (Index t = 0; t < kk; ++t)
+                grid.middleCols(c0, len).noalias() +=
+                    taps.middleRows(t * O, O) * xpad.middleCols((t / k) * Wp + (t % k) + c0, len);
+        });
         for (Index o = 0; o < O; ++o)
             for (Index i = 0; i < H; ++i)
                 for (Index j = 0; j < W; ++j) out[(o * H + i) * W + j] = grid(o, i * Wp + j);
         return;
     }
-    const RowMatrix cols = taps * ConstRowMap(xs, C, H * W);  // [kk*O, H*W]
+    RowMatrix cols(kk * O, H * W);
+    const ConstRowMap xs_mat(xs, C, H * W);
+    parallel_chunks(H * W, kk * O * C, [&](Index c0, Index len) {
+        cols.middleCols(c0, len).noalias() = taps * xs_mat.middleCols(c0, len);
+    });
     const Index TH = sh.transposed_h(), TW = sh.transposed_w();
     std::vector<float> yt(static_cast<std::size_t>(O * TH * TW), 0.0f);
     for (Index t = 0; t < kk; ++t) {
@@ -109,11 +138,17 @@ inline void conv_sample_backward(const RowMatrix& taps, const float* xs, const f
                 for (Index i = 0; i < H; ++i)
                     for (Index j = 0; j < W; ++j) xpad(c, (i + p) * Wp + j + p) = xs[(c * H + i) * W + j];
         }
-        for (Index t = 0; t < kk; ++t) {
+        for (Index t = 0; t < kk; ++t) {  // taps in sequence: their slices of gpad overlap
             const Index off = (t / k) * Wp + (t % k);
-            gpad.middleCols(off, H * Wp).noalias() += taps.middleRows(t * O, O).transpose() * grid;
+            parallel_chunks(H * Wp, O * C, [&](Index c0, Index len) {
+                gpad.middleCols(off + c0, len).noalias() +=
+                    taps.middleRows(t * O, O).transpose() * grid.middleCols(c0, len);
+            });
             if (grad_taps)
-                grad_taps->middleRows(t * O, O).noalias() += grid * xpad.middleCols(off, H * Wp).transpose();
+                parallel_chunks(O, C * H * Wp, [&](Index r0, Index len) {
+                    grad_taps->middleRows(t * O + r0, len).noalias() +=
+                        grid.middleRows(r0, len) * xpad.middleCols(off, H * Wp).transpose();
+                });
         }
         for (Index c = 0; c < C; ++c)
             for (Index i = 0; i < H; ++i)
@@ -132,8 +167,14 @@ inline void conv_sample_backward(const RowMatrix& taps, const float* xs, const f
                     gathered(t * O + o, i * W + j) =
                         gt[static_cast<std::size_t>((o * TH + i * sh.up + ky) * TW + j * sh.up + kx)];
     }
-    RowMap(grad_xs, C, H * W).noalias() = taps.transpose() * gathered;
-    if (grad_taps) grad_taps->noalias() += gathered * ConstRowMap(xs, C, H * W).transpose();
+    RowMap gxs(grad_xs, C, H * W);
+    parallel_chunks(H * W, kk * O * C, [&](Index c0, Index len) {
+        gxs.middleCols(c0, len).noalias() = taps.transpose() * gathered.middleCols(c0, len);
+    });
+    if (grad_taps)
+        parallel_chunks(kk * O, C * H * W, [&](Index r0, Index len) {
+            grad_taps->middleRows(r0, len).noalias() += gathered.middleRows(r0, len) * ConstRowMap(xs, C, H * W).transpose();
+        });
 }
 
 }  // namespace detail

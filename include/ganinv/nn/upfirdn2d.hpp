@@ -6,6 +6,7 @@
 
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
+#include "ganinv/nn/bias_act.hpp"
 
 #include <array>
 #include <cstdint>
@@ -95,7 +96,7 @@ inline void upfirdn2d_forward(const float* x, Index planes, Index in_h, Index in
                               Index fw, const Upfirdn2dParams& p, float* y) {
     p.validate(in_h, in_w, fh, fw);
     const Index out_hw = p.out_h(in_h, fh) * p.out_w(in_w, fw);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * out_hw * fh * fw > kParallelMinWork)
     for (Index c = 0; c < planes; ++c) {
         const float* xc = x + c * in_h * in_w;
         float* yc = y + c * out_hw;
@@ -110,7 +111,7 @@ inline void upfirdn2d_backward(const float* grad_y, Index planes, Index in_h, In
                                Index fh, Index fw, const Upfirdn2dParams& p, float* grad_x) {
     p.validate(in_h, in_w, fh, fw);
     const Index out_hw = p.out_h(in_h, fh) * p.out_w(in_w, fw);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * out_hw * fh * fw > kParallelMinWork)
     for (Index c = 0; c < planes; ++c) {
         const float* gy = grad_y + c * out_hw;
         float* gx = grad_x + c * in_h * in_w;

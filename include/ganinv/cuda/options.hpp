@@ -1,0 +1,63 @@
+/// @file options.hpp
+/// @brief Options of the CUDA backend: the arithmetic of the modulated-convolution GEMMs and
+///        how styles enter them. Plain host code (no CUDA headers needed).
+#pragma once
+
+#include "ganinv/core/error.hpp"
+
+#include <string>
+
+namespace ganinv::cuda {
+
+/// Arithmetic of the three modulated-convolution GEMMs (forward, grad-input, grad-weight).
+/// Every other operation is float32 in all modes; accumulation is always float32.
+enum class Precision {
+    fp32,  ///< exact float32 on CUDA cores (FFMA): the default, the parity path
+    tf32,  ///< operands rounded to TF32 (10-bit mantissa), tensor cores mma.sync m16n8k8
+    bf16   ///< operands rounded to BF16 (7-bit mantissa), tensor cores mma.sync m16n8k16
+};
+
+/// How the per-sample styles enter the forward convolution.
+enum class StyleMode {
+    automatic,     ///< per shape, the variant that measured faster (see docs/cuda.md)
+    scale_input,   ///< x * s[n, c] while the activation tile is loaded; d[n, o] in the epilogue
+    fold_weights   ///< per-sample weights w * s * d built first (the official grouped-conv form)
+};
+
+struct CudaOptions {
+    Precision precision = Precision::fp32;
+    StyleMode style_mode = StyleMode::automatic;
+    /// false: every tensor is a cudaMalloc/cudaFree (slow; handy under compute-sanitizer).
+    bool cache_allocations = true;
+};
+
+inline const char* to_string(Precision p) {
+    switch (p) {
+        case Precision::fp32: return "fp32";
+        case Precision::tf32: return "tf32";
+        case Precision::bf16: return "bf16";
+    }
+    return "?";
+}
+inline const char* to_string(StyleMode m) {
+    switch (m) {
+        case StyleMode::automatic: return "auto";
+        case StyleMode::scale_input: return "scale_input";
+        case StyleMode::fold_weights: return "fold_weights";
+    }
+    return "?";
+}
+inline Precision parse_precision(const std::string& s) {
+    if (s == "fp32") return Precision::fp32;
+    if (s == "tf32") return Precision::tf32;
+    if (s == "bf16") return Precision::bf16;
+    throw ValueError(concat("unknown CUDA precision '", s, "' (fp32, tf32 or bf16)"));
+}
+inline StyleMode parse_style_mode(const std::string& s) {
+    if (s == "auto") return StyleMode::automatic;
+    if (s == "scale_input") return StyleMode::scale_input;
+    if (s == "fold_weights") return StyleMode::fold_weights;
+    throw ValueError(concat("unknown style mode '", s, "' (auto, scale_input or fold_weights)"));
+}
+
+}  // namespace ganinv::cuda

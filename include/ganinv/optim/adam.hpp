@@ -1,0 +1,201 @@
+/// @file adam.hpp
+/// @brief Adam with separate state per row of a [N, dim] parameter batch, and `ProjectorSchedule`,
+///        the learning-rate ramp and latent-noise schedule of the official StyleGAN2-ADA projector.
+///
+/// The update is the one of torch.optim.Adam (Kingma & Ba 2015, Algorithm 1, with the bias
+/// corrections folded into the step size and eps added after the bias-corrected square root), so a
+/// projector written on top of it follows the reference optimiser step for step.
+#pragma once
+
+#include "ganinv/concepts/optimizer.hpp"
+#include "ganinv/core/error.hpp"
+#include "ganinv/core/tensor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <string>
+#include <vector>
+
+namespace ganinv {
+
+struct AdamOptions {
+    double learning_rate = 0.1;  ///< the official projector's initial learning rate
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+};
+
+/// Adam. Every row of the parameter tensor is an independent problem with its own moments and
+/// its own step count, so a row can be restarted (`reset_row`) without touching the others.
+class Adam {
+public:
+    explicit Adam(AdamOptions options = {}) : options_(options) {
+        GANINV_CHECK(options.beta1 >= 0.0 && options.beta1 < 1.0, ValueError, "Adam: beta1 must be in [0, 1), got ",
+                     options.beta1);
+        GANINV_CHECK(options.beta2 >= 0.0 && options.beta2 < 1.0, ValueError, "Adam: beta2 must be in [0, 1), got ",
+                     options.beta2);
+        GANINV_CHECK(options.eps > 0.0, ValueError, "Adam: eps must be positive, got ", options.eps);
+        set_learning_rate(options.learning_rate);
+    }
+
+    /// Clears the state for `rows` problems of `dim` parameters each.
+    void reset(Index rows, Index dim) {
+        GANINV_CHECK(rows >= 0 && dim >= 0, ShapeError, "Adam::reset: rows and dim must be >= 0, got ", rows, " and ",
+                     dim);
+        rows_ = rows;
+        dim_ = dim;
+        initialised_ = true;
+        m_.assign(static_cast<std::size_t>(rows * dim), 0.0);
+        v_.assign(static_cast<std::size_t>(rows * dim), 0.0);
+        t_.assign(static_cast<std::size_t>(rows), 0);
+    }
+
+    /// Restarts one row (moments and step count) and leaves the other rows as they are.
+    void reset_row(Index row) {
+        GANINV_CHECK(initialised_ && row >= 0 && row < rows_, ShapeError, "Adam::reset_row: row ", row,
+                     " out of range (", rows_, " rows)");
+        std::fill_n(m_.begin() + row * dim_, dim_, 0.0);
+        std::fill_n(v_.begin() + row * dim_, dim_, 0.0);
+        t_[static_cast<std::size_t>(row)] = 0;
+    }
+
+    /// One update of every row. The first call after construction sizes the state from `params`.
+    /// A non-finite gradient throws ValueError before anything is changed: silently stepping with
+    /// NaN would poison the moments of that row for good.
+    void step(Tensor<float>& params, const Tensor<float>& grads) {
+        GANINV_CHECK(params.rank() == 2, ShapeError, "Adam::step: params must be [N, dim], got ",
+                     shape_to_string(params.shape()));
+        if (!initialised_) reset(params.dim(0), params.dim(1));
+        expect_shape(params, {rows_, dim_}, "Adam::step: params");
+        expect_shape(grads, {rows_, dim_}, "Adam::step: grads");
+        for (Index i = 0; i < grads.numel(); ++i)
+            GANINV_CHECK(std::isfinite(grads[i]), ValueError, "Adam::step: non-finite gradient ", grads[i], " in row ",
+                         i / std::max<Index>(dim_, 1), " at column ", i % std::max<Index>(dim_, 1));
+
+        const double b1 = options_.beta1, b2 = options_.beta2;
+        for (Index r = 0; r < rows_; ++r) {
+            const Index t = ++t_[static_cast<std::size_t>(r)];
+            const double bias1 = 1.0 - std::pow(b1, static_cast<double>(t));
+            const double bias2_sqrt = std::sqrt(1.0 - std::pow(b2, static_cast<double>(t)));
+            const double step_size = lr_ / bias1;
+            float* p = params.data() + r * dim_;
+            const float* g = grads.data() + r * dim_;
+            double* m = m_.data() + r * dim_;
+            double* v = v_.data() + r * dim_;
+            for (Index j = 0; j < dim_; ++j) {
+                const double gj = g[j];
+                m[j] = b1 * m[j] + (1.0 - b1) * gj;
+                v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
+                const double denom = std::sqrt(v[j]) / bias2_sqrt + options_.eps;
+                p[j] = static_cast<float>(static_cast<double>(p[j]) - step_size * m[j] / denom);
+            }
+        }
+    }
+
+    /// Schedules (ProjectorSchedule, cosine decay) change the rate between steps; the moments stay.
+    void set_learning_rate(double lr) {
+        GANINV_CHECK(std::isfinite(lr) && lr >= 0.0, ValueError, "Adam: learning rate must be finite and >= 0, got ",
+                     lr);
+        lr_ = lr;
+    }
+    double learning_rate() const { return lr_; }
+    const AdamOptions& options() const { return options_; }
+    Index rows() const { return rows_; }
+    Index dim() const { return dim_; }
+    /// Steps taken by one row since its last reset.
+    Index steps(Index row) const {
+        GANINV_CHECK(initialised_ && row >= 0 && row < rows_, ShapeError, "Adam::steps: row ", row, " out of range (",
+                     rows_, " rows)");
+        return t_[static_cast<std::size_t>(row)];
+    }
+
+private:
+    AdamOptions options_;
+    double lr_ = 0.1;
+    Index rows_ = 0;
+    Index dim_ = 0;
+    bool initialised_ = false;
+    // Moments in double: the parameters are float, but accumulating 1 - beta2 = 1e-3 increments of
+    // squared gradients in float loses digits that torch keeps only by luck of ordering.
+    std::vector<double> m_, v_;
+    std::vector<Index> t_;
+};
+
+static_assert(FirstOrderOptimizer<Adam>);
+
+/// The schedule of the official StyleGAN2-ADA `projector.py` (`project()`), as a preset. For step t
+/// of T (t = 0 .. T-1, t_frac = t / T):
+///   w_noise_scale = w_std * initial_noise_factor * max(0, 1 - t_frac / noise_ramp_length)^2
+///   lr_ramp = min(1, (1 - t_frac) / lr_rampdown_length);  lr_ramp = 0.5 - 0.5 cos(pi lr_ramp)
+///   lr_ramp *= min(1, t_frac / lr_rampup_length);        lr = initial_learning_rate * lr_ramp
+/// The projector minimises dist + regularize_noise_weight * noise_reg with Adam(betas 0.9, 0.999,
+/// eps 1e-8), adds N(0, w_noise_scale^2) to w before synthesis and renormalises the noise maps to
+/// zero mean / unit variance after every step; those two belong to the latent space, this struct
+/// only supplies the numbers. Note that step 0 has learning rate 0 (the ramp-up starts at 0).
+struct ProjectorSchedule {
+    Index num_steps = 1000;
+    double initial_learning_rate = 0.1;
+    double initial_noise_factor = 0.05;
+    double lr_rampdown_length = 0.25;
+    double lr_rampup_length = 0.05;
+    double noise_ramp_length = 0.75;
+    double regularize_noise_weight = 1e5;
+
+    /// The official defaults for a run of `steps` steps.
+    static ProjectorSchedule official(Index steps = 1000) {
+        ProjectorSchedule s;
+        s.num_steps = steps;
+        return s;
+    }
+
+    double t_frac(Index step) const {
+        GANINV_CHECK(num_steps > 0, ValueError, "ProjectorSchedule: num_steps must be positive, got ", num_steps);
+        GANINV_CHECK(step >= 0 && step < num_steps, ValueError, "ProjectorSchedule: step ", step,
+                     " outside [0, ", num_steps, ")");
+        return static_cast<double>(step) / static_cast<double>(num_steps);
+    }
+
+    double learning_rate(Index step) const {
+        const double t = t_frac(step);
+        double ramp = std::min(1.0, (1.0 - t) / lr_rampdown_length);
+        ramp = 0.5 - 0.5 * std::cos(ramp * std::numbers::pi);
+        ramp *= std::min(1.0, t / lr_rampup_length);
+        return initial_learning_rate * ramp;
+    }
+
+    /// Standard deviation of the Gaussian noise added to w at this step.
+    double w_noise_scale(Index step, double w_std) const {
+        const double t = t_frac(step);
+        const double ramp = std::max(0.0, 1.0 - t / noise_ramp_length);
+        return w_std * initial_noise_factor * ramp * ramp;
+    }
+
+    /// Adam settings of the official projector.
+    AdamOptions adam_options() const { return AdamOptions{initial_learning_rate, 0.9, 0.999, 1e-8}; }
+
+    /// Sets the optimiser's learning rate for `step` (call before `Adam::step`).
+    void apply(Adam& adam, Index step) const { adam.set_learning_rate(learning_rate(step)); }
+};
+
+/// w_std as the official projector computes it from mapped samples w [S, C]: the root of the
+/// summed squared deviation from the sample mean, divided by S (not S * C): the expected distance
+/// of a w from w_avg, not a per-channel deviation.
+inline double projector_w_std(const Tensor<float>& w_samples) {
+    GANINV_CHECK(w_samples.rank() == 2 && w_samples.dim(0) > 0, ShapeError,
+                 "projector_w_std: w_samples must be [S, C] with S > 0, got ", shape_to_string(w_samples.shape()));
+    const Index s = w_samples.dim(0), c = w_samples.dim(1);
+    std::vector<double> avg(static_cast<std::size_t>(c), 0.0);
+    for (Index i = 0; i < s; ++i)
+        for (Index j = 0; j < c; ++j) avg[static_cast<std::size_t>(j)] += w_samples[i * c + j];
+    for (double& a : avg) a /= static_cast<double>(s);
+    double sum = 0.0;
+    for (Index i = 0; i < s; ++i)
+        for (Index j = 0; j < c; ++j) {
+            const double d = w_samples[i * c + j] - avg[static_cast<std::size_t>(j)];
+            sum += d * d;
+        }
+    return std::sqrt(sum / static_cast<double>(s));
+}
+
+}  // namespace ganinv
