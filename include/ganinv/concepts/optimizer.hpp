@@ -7,7 +7,9 @@
 ///  - `ObjectiveOptimizer`: `step(params, objective)`, evaluating the objective as often as it
 ///    needs (line searches).  Satisfied by: ganinv::Lbfgs.
 ///  - `AskTellOptimizer`: gradient-free; `ask()` a population [N * lambda, dim] to evaluate as one
-///    batch, `tell(values)`.  Satisfied by: ganinv::CmaEs, ganinv::BasinCma (outer loop).
+///    batch, `tell(values)`.  Satisfied by: ganinv::CmaEs.
+///  - `WholeRunOptimizer`: runs its own schedule to the end from a start, given a gradient
+///    objective over population rows.  Satisfied by: ganinv::BasinCma.
 #pragma once
 
 #include "ganinv/core/tensor.hpp"
@@ -39,6 +41,15 @@ concept AskTellOptimizer = requires(O& opt, const Tensor<float>& mean, const std
     { opt.ask() } -> std::same_as<Tensor<float>>;   ///< [N * population, dim]
     opt.tell(values);                                ///< N * population values
     { opt.best() } -> std::same_as<Tensor<float>>;  ///< [N, dim] best point seen per row
+};
+
+/// Any optimiser whose minimize(start, f) returns an object with best_params, best_values and
+/// history (one row of per-problem best values per outer iteration).
+template <class O>
+concept WholeRunOptimizer = requires(O& opt, const Tensor<float>& start, const BatchObjective& f) {
+    { opt.minimize(start, f).best_params } -> std::convertible_to<Tensor<float>>;
+    { opt.minimize(start, f).best_values } -> std::convertible_to<std::vector<double>>;
+    { opt.minimize(start, f).history } -> std::convertible_to<std::vector<std::vector<double>>>;
 };
 
 }  // namespace ganinv

@@ -27,7 +27,7 @@ constexpr int kThreads = 256;
 constexpr int kLd = 72;       ///< padded row of a [kBK][64] tile: 72 = 8 mod 32 keeps mma fragment reads conflict-free
 
 /// Both operands, two stages each: 18 KiB of static shared memory.
-struct Smem {
+struct alignas(16) Smem {
     float a[2][kBK][kLd];  ///< A tile stored k-major: a[k][m]
     float b[2][kBK][kLd];  ///< B tile stored k-major: b[k][n]
 };

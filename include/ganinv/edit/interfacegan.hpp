@@ -45,6 +45,9 @@ struct LinearBoundary {
 
 namespace detail {
 
+/// Samples as rows, stored row by row: the solvers read one sample at a time.
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 /// Checks codes [N, dim] and labels (0/1 or -1/+1, both classes present); returns +-1 labels.
 inline std::vector<double> signed_labels(const Tensor<float>& codes, std::span<const int> labels, const char* what) {
     GANINV_CHECK(codes.rank() == 2 && codes.numel() > 0, ShapeError, what, ": codes must be [N, dim], got ",
@@ -100,7 +103,7 @@ inline LinearBoundary train_linear_svm(const Tensor<float>& codes, std::span<con
     const std::vector<double> y = detail::signed_labels(codes, labels, "train_linear_svm");
     GANINV_CHECK(opts.c > 0 && opts.max_epochs > 0, ValueError, "train_linear_svm: C and max_epochs must be positive");
     const Index n = codes.dim(0), dim = codes.dim(1);
-    Eigen::MatrixXd x(n, dim + 1);
+    detail::RowMatrix x(n, dim + 1);
     for (Index r = 0; r < n; ++r) {
         for (Index i = 0; i < dim; ++i) x(r, i) = codes[r * dim + i];
         x(r, dim) = 1.0;
@@ -145,7 +148,7 @@ inline LinearBoundary train_logistic_regression(const Tensor<float>& codes, std:
     const std::vector<double> y = detail::signed_labels(codes, labels, "train_logistic_regression");
     GANINV_CHECK(opts.l2 >= 0, ValueError, "train_logistic_regression: l2 must be >= 0");
     const Index n = codes.dim(0), dim = codes.dim(1);
-    Eigen::MatrixXd x(n, dim + 1);
+    detail::RowMatrix x(n, dim + 1);
     for (Index r = 0; r < n; ++r) {
         for (Index i = 0; i < dim; ++i) x(r, i) = codes[r * dim + i];
         x(r, dim) = 1.0;

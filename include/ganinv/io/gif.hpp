@@ -92,15 +92,19 @@ private:
 
 /// LZW-compresses 8-bit palette indices (minimum code size 8). The dictionary maps
 /// (prefix code, next index) -> code in a flat 4096 x 256 table; when all 4096 codes are used a
-/// clear code restarts it. The code width grows as soon as the next free code no longer fits,
-/// one step ahead of the decoder, which adds its entries one code later.
+/// clear code restarts it (only the slots used are wiped, not the 2 MB table). The code width
+/// grows as soon as the next free code no longer fits, one step ahead of the decoder, which
+/// adds its entries one code later.
 inline std::vector<std::uint8_t> gif_lzw(const std::vector<std::uint8_t>& indices) {
     constexpr int kClear = 256, kEnd = 257, kMaxCodes = 4096;
     std::vector<std::int16_t> table(static_cast<std::size_t>(kMaxCodes) * 256, -1);
+    std::vector<std::size_t> used;
+    used.reserve(kMaxCodes);
     GifBitWriter out;
     int width = 9, next = kEnd + 1;
     auto reset = [&] {
-        std::fill(table.begin(), table.end(), std::int16_t{-1});
+        for (const std::size_t slot : used) table[slot] = -1;
+        used.clear();
         width = 9;
         next = kEnd + 1;
     };
@@ -115,7 +119,9 @@ inline std::vector<std::uint8_t> gif_lzw(const std::vector<std::uint8_t>& indice
         }
         out.put(prefix, width);
         if (next < kMaxCodes) {
-            table[static_cast<std::size_t>(prefix) * 256 + static_cast<std::size_t>(k)] = static_cast<std::int16_t>(next++);
+            const std::size_t slot = static_cast<std::size_t>(prefix) * 256 + static_cast<std::size_t>(k);
+            table[slot] = static_cast<std::int16_t>(next++);
+            used.push_back(slot);
             if (next > (1 << width) && width < 12) ++width;
         } else {
             out.put(kClear, width);

@@ -74,6 +74,7 @@ public:
 
     std::string name() const { return "lpips"; }
     const Options& options() const { return options_; }
+    Vgg16& trunk() { return trunk_; }
 
     /// Per-image distances d(pred_i, target_i); grad (nullable) = d(sum_i d_i)/dpred.
     LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) {

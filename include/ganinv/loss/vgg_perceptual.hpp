@@ -62,6 +62,7 @@ public:
 
     std::string name() const { return "vgg_perceptual"; }
     const std::vector<VggTap>& taps() const { return taps_; }
+    Vgg16& trunk() { return trunk_; }
 
     LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) {
         detail::check_pair(pred, target, "VggPerceptual");

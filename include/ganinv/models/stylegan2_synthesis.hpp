@@ -46,9 +46,6 @@ typename StyleGAN2<Backend>::Buffer StyleGAN2<Backend>::synthesis_from_styles(co
         L.dcoefs = backend_.empty({n, O});
         L.modconv_out = backend_.empty({n, O, R, R});
         const float* filt = l.is_torgb ? filter_.data() : param(l.name + ".resample_filter").data();
-        backend_.modconv_forward(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
-                                 L.modconv_out.data(), L.dcoefs.data());
-        L.out = L.modconv_out;
         const auto clamp = config_.conv_clamp.value_or(-1.0f);
         if (!l.is_torgb) {
             if (noise.mode != NoiseMode::none) {
@@ -68,14 +65,30 @@ typename StyleGAN2<Backend>::Buffer StyleGAN2<Backend>::synthesis_from_styles(co
                     L.noise = m;
                     L.noise_per_sample = m.numel() == n * R * R;
                 }
-                backend_.add_noise(L.out.data(), n, O, R * R, L.noise.data(), L.noise_per_sample,
-                                   param(l.name + ".noise_strength").data());
             }
-            backend_.bias_act_forward(L.out.data(), n, O, R * R, param(l.name + ".bias").data(),
-                                      nn::BiasActParams::lrelu(1.0f, clamp));
+            if constexpr (requires { &Backend::modconv_forward_fused; }) {  // conv + noise + bias + lrelu, one pass
+                L.out = backend_.empty({n, O, R, R});
+                backend_.modconv_forward_fused(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
+                                               L.modconv_out.data(), L.dcoefs.data(), L.out.data(),
+                                               L.noise.numel() > 0 ? L.noise.data() : nullptr, L.noise_per_sample,
+                                               param(l.name + ".noise_strength").data(), param(l.name + ".bias").data(),
+                                               nn::BiasActParams::lrelu(1.0f, clamp));
+            } else {
+                backend_.modconv_forward(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
+                                         L.modconv_out.data(), L.dcoefs.data());
+                L.out = L.modconv_out;
+                if (L.noise.numel() > 0)
+                    backend_.add_noise(L.out.data(), n, O, R * R, L.noise.data(), L.noise_per_sample,
+                                       param(l.name + ".noise_strength").data());
+                backend_.bias_act_forward(L.out.data(), n, O, R * R, param(l.name + ".bias").data(),
+                                          nn::BiasActParams::lrelu(1.0f, clamp));
+            }
             features = L.out.data();
             continue;
         }
+        backend_.modconv_forward(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
+                                 L.modconv_out.data(), L.dcoefs.data());
+        L.out = L.modconv_out;
         backend_.bias_act_forward(L.out.data(), n, O, R * R, param(l.name + ".bias").data(),
                                   nn::BiasActParams::linear(clamp));
         if (img.numel() == 0) {

@@ -133,6 +133,9 @@ public:
     }
 
     bool loaded() const { return !weights_.empty(); }
+    /// Double-precision convolutions (see nn::Conv2dShape::precise): for parity checks only.
+    void set_reference_precision(bool on) { precise_ = on; }
+    bool reference_precision() const { return precise_; }
     const Tensor<float>& weight(int layer) const { return weights_.at(static_cast<std::size_t>(layer)); }
     const Tensor<float>& bias(int layer) const { return biases_.at(static_cast<std::size_t>(layer)); }
 
@@ -177,7 +180,8 @@ public:
                 nn::max_pool2d_forward(h.data(), ps, pooled.data(), am);
                 h = std::move(pooled);
             }
-            const auto s = nn::Conv2dShape::same(N, c.in, c.out, h.dim(2), h.dim(3));
+            auto s = nn::Conv2dShape::same(N, c.in, c.out, h.dim(2), h.dim(3));
+            s.precise = precise_;
             Tensor<float> y({N, c.out, h.dim(2), h.dim(3)});
             nn::conv2d_forward(h.data(), weight(l).data(), bias(l).data(), s, y.data());
             for (std::size_t i = 0; i < taps.size(); ++i)
@@ -208,8 +212,9 @@ public:
             const Index H = act.dim(2), W = act.dim(3);
             Tensor<float> gin({N, c.in, H, W});
             // The conv's input is only needed for weight gradients, which the losses never take.
-            nn::conv2d_backward(nullptr, weight(l).data(), g.data(), nn::Conv2dShape::same(N, c.in, c.out, H, W),
-                                gin.data(), nullptr, nullptr);
+            auto s = nn::Conv2dShape::same(N, c.in, c.out, H, W);
+            s.precise = precise_;
+            nn::conv2d_backward(nullptr, weight(l).data(), g.data(), s, gin.data(), nullptr, nullptr);
             if (c.pool_before) {
                 const Tensor<float>& prev = t.relu[static_cast<std::size_t>(l - 1)];
                 const nn::Pool2dShape ps{N * c.in, prev.dim(2), prev.dim(3), 2, 2};
@@ -235,6 +240,7 @@ private:
     }
 
     std::vector<Tensor<float>> weights_, biases_;
+    bool precise_ = false;
 };
 
 }  // namespace ganinv

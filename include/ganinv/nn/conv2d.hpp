@@ -31,6 +31,10 @@ struct Conv2dShape {
     Index kernel_h = 3, kernel_w = 3;
     Index stride = 1;
     Index pad_h = 0, pad_w = 0;  ///< zeros added on each side (top = bottom, left = right)
+    /// Multiply in double (reference mode for parity checks, several times slower). A float32
+    /// GEMM's rounding can flip the sign of a near-zero output and so a ReLU/max-pool decision;
+    /// double accumulation rules that out when comparing with another implementation.
+    bool precise = false;
 
     Index out_h() const { return (in_h + 2 * pad_h - kernel_h) / stride + 1; }
     Index out_w() const { return (in_w + 2 * pad_w - kernel_w) / stride + 1; }
@@ -144,6 +148,7 @@ inline void conv2d_forward(const float* x, const float* weight, const float* bia
     const Index OW = s.out_w(), OHW = s.out_h() * OW, K = s.patch();
     const Index R = detail::conv_chunk_rows(s), chunks = (s.out_h() + R - 1) / R, items = s.batch * chunks;
     const ConstRowMap Wm(weight, O, K);
+    const Eigen::MatrixXd Wd = s.precise ? Eigen::MatrixXd(Wm.cast<double>()) : Eigen::MatrixXd();
     const bool pointwise = detail::conv_is_pointwise(s);
     std::vector<std::vector<float>> scratch(static_cast<std::size_t>(detail::conv_threads()));
 #pragma omp parallel for schedule(dynamic)
@@ -152,12 +157,15 @@ inline void conv2d_forward(const float* x, const float* weight, const float* bia
         const Index ncols = (r1 - r0) * OW;
         detail::StridedMap Y(y + n * O * OHW + r0 * OW, O, ncols, Eigen::OuterStride<>(OHW));
         if (pointwise) {
-            Y.noalias() = Wm * detail::ConstStridedMap(x + n * C * HW + r0 * OW, C, ncols, Eigen::OuterStride<>(HW));
+            const detail::ConstStridedMap X(x + n * C * HW + r0 * OW, C, ncols, Eigen::OuterStride<>(HW));
+            if (s.precise) Y = (Wd * X.cast<double>()).cast<float>();
+            else Y.noalias() = Wm * X;
         } else {
             auto& buf = scratch[static_cast<std::size_t>(detail::conv_thread_id())];
             buf.resize(static_cast<std::size_t>(K * ncols));
             detail::im2col_rows(x + n * C * HW, s, r0, r1, buf.data());
-            Y.noalias() = Wm * ConstRowMap(buf.data(), K, ncols);
+            if (s.precise) Y = (Wd * ConstRowMap(buf.data(), K, ncols).cast<double>()).cast<float>();
+            else Y.noalias() = Wm * ConstRowMap(buf.data(), K, ncols);
         }
         if (bias)
             for (Index o = 0; o < O; ++o) Y.row(o).array() += bias[o];
@@ -173,6 +181,7 @@ inline void conv2d_backward(const float* x, const float* weight, const float* gr
     const Index OW = s.out_w(), OHW = s.out_h() * OW, K = s.patch();
     const Index R = detail::conv_chunk_rows(s), chunks = (s.out_h() + R - 1) / R;
     const ConstRowMap Wm(weight, O, K);
+    const Eigen::MatrixXd Wd = s.precise && grad_x ? Eigen::MatrixXd(Wm.cast<double>()) : Eigen::MatrixXd();
     const bool pointwise = detail::conv_is_pointwise(s);
     const int threads = detail::conv_threads();
     std::vector<std::vector<float>> scratch(static_cast<std::size_t>(threads));
@@ -192,9 +201,11 @@ inline void conv2d_backward(const float* x, const float* weight, const float* gr
             const int tid = detail::conv_thread_id();
             auto& buf = scratch[static_cast<std::size_t>(tid)];
             if (pointwise) {
-                if (grad_x)
-                    detail::StridedMap(grad_x + n * C * HW + r0 * OW, C, ncols, Eigen::OuterStride<>(HW)).noalias() =
-                        Wm.transpose() * G;
+                if (grad_x) {
+                    detail::StridedMap GX(grad_x + n * C * HW + r0 * OW, C, ncols, Eigen::OuterStride<>(HW));
+                    if (s.precise) GX = (Wd.transpose() * G.cast<double>()).cast<float>();
+                    else GX.noalias() = Wm.transpose() * G;
+                }
                 if (grad_weight)
                     gw[static_cast<std::size_t>(tid)].noalias() +=
                         G * detail::ConstStridedMap(x + n * C * HW + r0 * OW, C, ncols, Eigen::OuterStride<>(HW))
@@ -207,7 +218,8 @@ inline void conv2d_backward(const float* x, const float* weight, const float* gr
                 gw[static_cast<std::size_t>(tid)].noalias() += G * ConstRowMap(buf.data(), K, ncols).transpose();
             }
             if (grad_x) {
-                RowMap(buf.data(), K, ncols).noalias() = Wm.transpose() * G;
+                if (s.precise) RowMap(buf.data(), K, ncols) = (Wd.transpose() * G.cast<double>()).cast<float>();
+                else RowMap(buf.data(), K, ncols).noalias() = Wm.transpose() * G;
                 detail::col2im_rows_add(buf.data(), s, r0, r1, grad_x + n * C * HW);
             }
         }

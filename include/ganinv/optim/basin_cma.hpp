@@ -218,5 +218,6 @@ private:
 };
 
 static_assert(AskTellOptimizer<BasinCma>);
+static_assert(WholeRunOptimizer<BasinCma>);
 
 }  // namespace ganinv

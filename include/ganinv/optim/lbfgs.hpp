@@ -156,8 +156,9 @@ public:
 
     LbfgsRowStatus status(Index row) const { return at(row).status; }
     bool converged(Index row) const { return at(row).status != LbfgsRowStatus::Running; }
+    /// False before the first step or reset: nothing has converged yet.
     bool all_converged() const {
-        return std::all_of(state_.begin(), state_.end(), [](const Row& r) { return r.status != LbfgsRowStatus::Running; });
+        return initialised_ && std::all_of(state_.begin(), state_.end(), [](const Row& r) { return r.status != LbfgsRowStatus::Running; });
     }
     /// Batched objective calls since reset (each call evaluates all N rows).
     Index evaluations() const { return evaluations_; }

@@ -1,0 +1,246 @@
+// GPU benchmark of the Cuda backend: single modulated convs (512->512, 3x3, 64^2 and 256^2,
+// batch 1 and 8, forward and forward+backward, both style variants) and full synthesis at 256^2
+// (channel_base 16384) and 1024^2 (channel_base 32768), channel_max 512, batch 1 and 8, forward
+// and forward+backward w.r.t. ws, replayed as CUDA graphs. Device time from CUDA events (median),
+// TFLOP/s from the modulated-conv FLOPs, peak device memory from the backend's pool. Prints a
+// table and writes JSON; benchmarks/gpu/report.py joins it with the PyTorch baseline.
+//
+//   bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick]
+#include <ganinv/core/json.hpp>
+#include <ganinv/core/rng.hpp>
+#include <ganinv/cuda/backend.hpp>
+#include <ganinv/cuda/stream.hpp>
+#include <ganinv/models/stylegan2.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace ganinv;
+using cuda::Precision;
+
+namespace {
+
+struct Timing {
+    double median_ms = 0, min_ms = 0;
+};
+
+/// Median device time of `fn` (enqueued on `stream`) over `reps` runs after `warmup`.
+Timing time_device(cudaStream_t stream, int warmup, int reps, const std::function<void()>& fn) {
+    for (int i = 0; i < warmup; ++i) fn();
+    GANINV_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::vector<double> t;
+    cuda::EventTimer ev;
+    for (int i = 0; i < reps; ++i) {
+        ev.start(stream);
+        fn();
+        ev.stop(stream);
+        t.push_back(ev.ms());
+    }
+    std::sort(t.begin(), t.end());
+    return {t[t.size() / 2], t.front()};
+}
+
+Tensor<float> randn(const Shape& s, std::uint64_t seed, float scale = 1.0f, float offset = 0.0f) {
+    Tensor<float> t(s);
+    Rng rng(seed);
+    rng.fill_normal(t.values(), 0.0, scale);
+    for (float& v : t.values()) v += offset;
+    return t;
+}
+
+struct Result {
+    std::string kind, name, precision, mode, variant;
+    Index batch = 0, res = 0;
+    double ms = 0, ms_min = 0, ms_eager = 0, flops = 0, peak_mib = 0;
+};
+
+std::string fmt(double v, int p = 3) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", p, v);
+    return b;
+}
+
+double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+/// One modulated conv, forward or forward + backward (grad x and styles).
+Result bench_modconv(cudaStream_t stream, Precision prec, cuda::StyleMode sm, Index batch, Index res, bool backward,
+                     bool quick) {
+    cuda::CudaOptions o;
+    o.precision = prec;
+    o.style_mode = sm;
+    Cuda b(stream, o);
+    const Index C = 512, O = 512;
+    const nn::ModConvShape sh{batch, C, O, res, res, 3, 1, true, 4};
+    auto x = b.upload(randn({batch, C, res, res}, 1)), w = b.upload(randn({O, C, 3, 3}, 2));
+    auto s = b.upload(randn({batch, C}, 3, 0.5f, 1.0f)), f = b.upload(nn::make_resample_filter({1, 3, 3, 1}));
+    auto gy = b.upload(randn({batch, O, res, res}, 4));
+    auto y = b.empty({batch, O, res, res}), d = b.empty({batch, O}), gx = b.empty(x.shape()), gs = b.empty(s.shape());
+    auto run = [&] {
+        b.modconv_forward(x.data(), w.data(), s.data(), f.data(), sh, y.data(), d.data());
+        if (backward)
+            b.modconv_backward(x.data(), w.data(), s.data(), f.data(), d.data(), y.data(), gy.data(), sh, gx.data(),
+                               gs.data(), nullptr);
+    };
+    run();
+    b.synchronize();
+    b.pool().reset_peaks();
+    const int reps = quick ? 5 : (batch * res * res >= 8 * 256 * 256 ? 15 : 40);
+    const Timing t = time_device(stream, 2, reps, run);
+    Result r;
+    r.kind = "modconv";
+    r.name = concat("modconv512_3x3_", res, "x", res, "_b", batch, backward ? "_fwdbwd" : "_fwd");
+    r.precision = cuda::to_string(prec);
+    r.mode = backward ? "fwd+bwd" : "fwd";
+    r.variant = cuda::to_string(sm);
+    r.batch = batch;
+    r.res = res;
+    r.ms = t.median_ms;
+    r.ms_min = t.min_ms;
+    r.flops = 2.0 * batch * O * C * 9 * res * res * (backward ? 2 : 1);
+    r.peak_mib = mib(b.pool().peak_bytes_in_use());
+    return r;
+}
+
+double synthesis_flops(const StyleGAN2Config& cfg, Index batch) {
+    double f = 0;
+    for (const auto& l : SynthesisPlan(cfg).layers) {
+        const double in_px = static_cast<double>(l.resolution / l.up) * (l.resolution / l.up);
+        f += 2.0 * batch * l.out_channels * l.in_channels * l.kernel * l.kernel * in_px;
+    }
+    return f;
+}
+
+/// Full synthesis from ws (const noise), forward or forward + backward w.r.t. ws, as a CUDA graph.
+Result bench_synthesis(cudaStream_t stream, Precision prec, Index res, Index channel_base, Index batch, bool backward,
+                       bool quick) {
+    StyleGAN2Config cfg;
+    cfg.img_resolution = res;
+    cfg.channel_base = channel_base;
+    cfg.channel_max = 512;
+    cuda::CudaOptions o;
+    o.precision = prec;
+    auto g = StyleGAN2<Cuda>::random(cfg, 1, Cuda(stream, o));
+    Cuda& b = g.backend();
+    const auto ws = b.upload(randn({batch, g.num_ws(), g.w_dim()}, 5));
+    const auto gimg = b.upload(randn({batch, 3, res, res}, 6));
+    Cuda::Buffer img, gws;
+    auto step = [&] {
+        StyleGAN2<Cuda>::Cache cache;
+        img = g.synthesis(ws, {}, &cache);
+        if (backward) gws = g.synthesis_backward_ws(cache, gimg);
+    };
+    step();  // warm-up: fills the pool
+    b.synchronize();
+    b.pool().reset_peaks();
+    const int reps = quick ? 3 : (res >= 1024 ? (batch >= 8 ? 5 : 10) : 20);
+    const Timing eager = time_device(stream, 1, reps, step);
+    const double peak = mib(b.pool().peak_bytes_in_use());
+    cuda::Graph graph;
+    graph.capture(stream, step);
+    const Timing t = time_device(stream, 2, reps, [&] { graph.launch(stream); });
+    Result r;
+    r.kind = "synthesis";
+    r.name = concat("synthesis", res, "_b", batch, backward ? "_fwdbwd" : "_fwd");
+    r.precision = cuda::to_string(prec);
+    r.mode = backward ? "fwd+bwd(ws)" : "fwd";
+    r.variant = "graph";
+    r.batch = batch;
+    r.res = res;
+    r.ms = t.median_ms;
+    r.ms_min = t.min_ms;
+    r.ms_eager = eager.median_ms;
+    r.flops = synthesis_flops(cfg, batch) * (backward ? 2 : 1);
+    r.peak_mib = peak;
+    return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string out = "bench_gpu.json", precs = "fp32,tf32,bf16";
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--out" && i + 1 < argc) out = argv[++i];
+        else if (a == "--precisions" && i + 1 < argc) precs = argv[++i];
+        else if (a == "--quick") quick = true;
+        else {
+            std::fprintf(stderr, "usage: bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick]\n");
+            return 2;
+        }
+    }
+    if (!cuda_device_available()) {
+        std::puts("SKIPPED: no CUDA device");
+        return 77;
+    }
+    try {
+        std::vector<Precision> plist;
+        for (const char* p : {"fp32", "tf32", "bf16"})
+            if (precs.find(p) != std::string::npos) plist.push_back(cuda::parse_precision(p));
+        cudaDeviceProp prop{};
+        GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+        cuda::Stream stream;
+        std::vector<Result> rows;
+        for (Precision p : plist) {
+            for (Index res : {64, 256})
+                for (Index batch : {1, 8})
+                    for (bool bwd : {false, true})
+                        for (auto sm : {cuda::StyleMode::scale_input, cuda::StyleMode::fold_weights}) {
+                            rows.push_back(bench_modconv(stream, p, sm, batch, res, bwd, quick));
+                            const Result& r = rows.back();
+                            std::printf("%-34s %-5s %-12s %9s ms %8s TFLOP/s\n", r.name.c_str(), r.precision.c_str(),
+                                        r.variant.c_str(), fmt(r.ms).c_str(), fmt(r.flops / r.ms * 1e-9, 1).c_str());
+                            std::fflush(stdout);
+                        }
+            for (auto [res, base] : {std::pair<Index, Index>{256, 16384}, {1024, 32768}})
+                for (Index batch : {1, 8})
+                    for (bool bwd : {false, true}) {
+                        rows.push_back(bench_synthesis(stream, p, res, base, batch, bwd, quick));
+                        const Result& r = rows.back();
+                        std::printf("%-34s %-5s graph %9s ms (eager %s) %8s TFLOP/s peak %s MiB\n", r.name.c_str(),
+                                    r.precision.c_str(), fmt(r.ms).c_str(), fmt(r.ms_eager).c_str(),
+                                    fmt(r.flops / r.ms * 1e-9, 1).c_str(), fmt(r.peak_mib, 0).c_str());
+                        std::fflush(stdout);
+                    }
+        }
+        Json root{Json::Object{}};
+        const std::time_t now = std::time(nullptr);
+        char date[32];
+        std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+        root.set("benchmark", "ganinv_cuda");
+        root.set("date", std::string(date));
+        root.set("device", std::string(prop.name));
+        root.set("sms", static_cast<std::int64_t>(prop.multiProcessorCount));
+        Json::Array arr;
+        for (const Result& r : rows) {
+            Json j{Json::Object{}};
+            j.set("kind", r.kind);
+            j.set("name", r.name);
+            j.set("precision", r.precision);
+            j.set("mode", r.mode);
+            j.set("variant", r.variant);
+            j.set("batch", static_cast<std::int64_t>(r.batch));
+            j.set("res", static_cast<std::int64_t>(r.res));
+            j.set("ms", r.ms);
+            j.set("ms_min", r.ms_min);
+            j.set("ms_eager", r.ms_eager);
+            j.set("gflop", r.flops * 1e-9);
+            j.set("tflops", r.flops / r.ms * 1e-9);
+            j.set("peak_mib", r.peak_mib);
+            arr.push_back(j);
+        }
+        root.set("rows", arr);
+        std::ofstream(out) << root.dump() << "\n";
+        std::printf("wrote %s\n", out.c_str());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_gpu: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,137 @@
+// ganinv invert: finds the latent codes of images with a StyleGAN2 generator and writes, per
+// image, the code, the reconstruction, a side-by-side comparison and a loss curve.
+#include "common.hpp"
+#include "invert_support.hpp"
+
+#include <ganinv/invert/inverter.hpp>
+#include <ganinv/optim/optim.hpp>
+
+#include <iostream>
+
+namespace ganinv::cli {
+namespace {
+
+template <class Space, class Opt>
+InversionResult run_one(StyleGAN2<Cpu>& g, WeightedLossSum<Cpu>& loss, Opt opt, const InverterOptions& o,
+                        const Tensor<float>& targets) {
+    Inverter<StyleGAN2<Cpu>, Space, WeightedLossSum<Cpu>, Opt> inv(g, loss, std::move(opt), o);
+    return inv.run(targets);
+}
+
+template <class Space>
+InversionResult run_space(const std::string& optimizer, const Args& a, StyleGAN2<Cpu>& g, WeightedLossSum<Cpu>& loss,
+                          const InverterOptions& o, const Tensor<float>& targets) {
+    if (optimizer == "adam") return run_one<Space>(g, loss, Adam(ProjectorSchedule{}.adam_options()), o, targets);
+    if (optimizer == "lbfgs") {
+        LbfgsOptions lo;
+        lo.history_size = a.integer("lbfgs-history", 10);
+        return run_one<Space>(g, loss, Lbfgs(lo), o, targets);
+    }
+    if (optimizer == "cmaes") {
+        CmaEsOptions co;
+        co.population = a.integer("population", 0);
+        co.sigma = a.number("sigma", 0.5);
+        co.seed = o.seed;
+        return run_one<Space>(g, loss, CmaEs(co), o, targets);
+    }
+    if (optimizer == "basincma") {
+        BasinCmaOptions bo;
+        bo.outer_iterations = o.steps;
+        bo.inner_steps = a.integer("inner-steps", 30);
+        bo.final_steps = a.integer("final-steps", 300);
+        bo.sigma = a.number("sigma", 0.5);
+        bo.cma.population = a.integer("population", 0);
+        bo.cma.seed = o.seed;
+        return run_one<Space>(g, loss, BasinCma(bo), o, targets);
+    }
+    throw UsageError("unknown optimizer '" + optimizer + "' (adam, lbfgs, cmaes or basincma)");
+}
+
+int run_invert(const Args& a) {
+    const std::string model = a.require("model"), out_dir = a.require("out");
+    const std::string device = a.get("device").value_or("cpu");
+    if (device == "cuda")
+        throw UsageError("--device cuda: CUDA inversion needs the CUDA losses, which this build does not have yet; use --device cpu");
+    if (device != "cpu") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
+    const std::string space = a.get("space").value_or("wplus");
+    const std::string optimizer = a.get("optimizer").value_or("adam");
+
+    StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
+    WeightedLossSum<Cpu> loss = parse_loss_spec(a.get("loss").value_or("mse"), a);
+    const std::vector<std::filesystem::path> paths = collect_image_paths(a);
+    TargetSet targets = load_targets(paths, g, !a.has("no-resize"));
+    for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
+    for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
+    if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
+
+    InverterOptions o = inverter_options_from_args(a);
+    const Index batch = std::max<long long>(1, a.integer("batch", 8));
+    const Index n = static_cast<Index>(targets.names.size());
+    std::filesystem::create_directories(out_dir);
+    std::vector<ImageSummary> summary;
+    for (Index b0 = 0, bi = 1; b0 < n; b0 += batch, ++bi) {
+        const Index nb = std::min(batch, n - b0);
+        const Tensor<float> t = slice_batch(targets.images, b0, nb);
+        ProgressBar bar(concat("batch ", bi, "/", (n + batch - 1) / batch), o.steps);
+        o.on_progress = [&](const InversionProgress& p) { bar.update(p); };
+        InversionResult r;
+        if (space == "w") r = run_space<WSpace>(optimizer, a, g, loss, o, t);
+        else if (space == "wplus") r = run_space<WPlusSpace>(optimizer, a, g, loss, o, t);
+        else if (space == "z") r = run_space<ZSpace>(optimizer, a, g, loss, o, t);
+        else if (space == "s") r = run_space<SSpace>(optimizer, a, g, loss, o, t);
+        else throw UsageError("unknown space '" + space + "' (z, w, wplus or s)");
+        bar.finish();
+        const auto names = std::vector<std::string>(targets.names.begin() + b0, targets.names.begin() + b0 + nb);
+        auto s = write_outputs(out_dir, names, t, r, a.has("report"));
+        summary.insert(summary.end(), s.begin(), s.end());
+    }
+    print_summary(std::cout, summary);
+    write_summary_files(out_dir, summary, model, space, optimizer, o, a.has("report"));
+    if (!targets.failures.empty()) {
+        std::cerr << targets.failures.size() << " image(s) could not be read (listed above); the others were inverted\n";
+        return 1;
+    }
+    return 0;
+}
+
+const bool registered = register_command(Command{
+    "invert",
+    "Find the latent codes of images (GAN inversion) and write codes, reconstructions and reports.",
+    "--model M.safetensors (--image A.png [B.png ...] | --dir D) --out DIR\n"
+    "       [--space z|w|wplus|s] [--loss mse,lpips:W,...] [--optimizer adam|lbfgs|cmaes|basincma]\n"
+    "       [--steps N] [--seed S] [--device cpu|cuda] [--optimize-noise] [--batch B]",
+    {
+        {"model", "M.safetensors", "generator weights"},
+        {"image", "FILE", "image files to invert (PNG, JPEG, BMP)", true},
+        {"dir", "D", "invert every image file in this directory"},
+        {"out", "DIR", "output directory (created)"},
+        {"space", "SPACE", "latent space: z, w, wplus (default) or s"},
+        {"loss", "SPEC", "comma list of TERM[:WEIGHT]: mse (default), l1, charbonnier, lpips, vgg"},
+        {"vgg-weights", "F", "VGG16 trunk weights (safetensors) for the lpips/vgg terms"},
+        {"lpips-weights", "F", "LPIPS v0.1 linear weights (safetensors) for the lpips term"},
+        {"optimizer", "OPT", "adam (default, official projector schedule), lbfgs, cmaes or basincma"},
+        {"steps", "N", "optimizer steps (CMA-ES: generations; BasinCMA: outer iterations); default 500"},
+        {"seed", "S", "random seed (default 0)"},
+        {"init", "KIND", "mean (default), random, or a safetensors file with 'ws' (or 'z' for --space z)"},
+        {"lr", "LR", "initial learning rate (Adam, default 0.1)"},
+        {"no-schedule", "", "Adam with a constant learning rate and no exploration noise"},
+        {"optimize-noise", "", "optimise the noise maps too (regularised as the official projector)"},
+        {"noise-regularization", "W", "weight of the noise regulariser (default 1e5)"},
+        {"w-avg-prior", "W", "weight of an L2 pull of the code towards the mean w (default 0)"},
+        {"wplus-spread-prior", "W", "weight of the distance of W+ layers from their mean (default 0)"},
+        {"target-loss", "L", "stop an image once its loss is at or below L"},
+        {"patience", "K", "stop an image after K steps without relative improvement 1e-4"},
+        {"population", "P", "CMA-ES population (default 4 + 3 ln n)"},
+        {"sigma", "S", "CMA-ES initial step size (default 0.5)"},
+        {"inner-steps", "K", "BasinCMA: Adam steps per sample (default 30)"},
+        {"final-steps", "K", "BasinCMA: final Adam steps (default 300)"},
+        {"lbfgs-history", "K", "L-BFGS history size (default 10)"},
+        {"batch", "B", "images inverted together (default 8)"},
+        {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
+        {"device", "DEV", "cpu (default) or cuda"},
+        {"report", "", "also write DIR/report.html (static page with every picture and the metrics)"},
+    },
+    run_invert});
+
+}  // namespace
+}  // namespace ganinv::cli

@@ -1,0 +1,164 @@
+// Files written by `ganinv invert`: per image the code, the pictures and the loss curve; per run
+// a summary (printed table, summary.json, summary.md) and optionally a static HTML report.
+#include "invert_support.hpp"
+
+#include <iomanip>
+#include <sstream>
+
+namespace ganinv::cli {
+namespace {
+
+Tensor<float> row_of(const Tensor<float>& t, Index n) {
+    Shape s = t.shape();
+    const Index per = t.numel() / s[0];
+    s[0] = 1;
+    Tensor<float> out(s);
+    std::copy(t.data() + n * per, t.data() + (n + 1) * per, out.data());
+    return out;
+}
+
+std::string fixed(double v, int prec) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(prec) << v;
+    return os.str();
+}
+
+std::string html_escape(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        if (c == '<') o += "&lt;";
+        else if (c == '>') o += "&gt;";
+        else if (c == '&') o += "&amp;";
+        else if (c == '"') o += "&quot;";
+        else o += c;
+    }
+    return o;
+}
+
+}  // namespace
+
+std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
+                                        const Tensor<float>& targets, const InversionResult& r, bool /*report*/) {
+    const std::filesystem::path d(dir);
+    std::vector<ImageSummary> rows;
+    const Index n = static_cast<Index>(names.size());
+    const int factor = std::max<int>(1, 128 / static_cast<int>(targets.dim(2)));
+    for (Index i = 0; i < n; ++i) {
+        const std::string& name = names[static_cast<std::size_t>(i)];
+        SafetensorsWriter w;
+        w.add("ws", row_of(r.ws, i));
+        if (r.z.numel() > 0) w.add("z", row_of(r.z, i));
+        if (r.styles.numel() > 0) w.add("styles", row_of(r.styles, i));
+        for (std::size_t k = 0; k < r.noise.size(); ++k) w.add(concat("noise", k), row_of(r.noise[k], i));
+        std::vector<float> hist;
+        for (const auto& step : r.loss_history) hist.push_back(static_cast<float>(step[static_cast<std::size_t>(i)]));
+        if (!hist.empty()) w.add("loss_history", {static_cast<Index>(hist.size())}, hist);
+        w.set_metadata("space", r.space);
+        w.write(d / (name + ".safetensors"));
+
+        const Image target = tensor_to_image(targets, i), recon = tensor_to_image(r.reconstruction, i);
+        save_png(d / (name + "_recon.png"), recon);
+        std::vector<Image> panels{enlarge(target, factor), enlarge(recon, factor),
+                                  enlarge(difference_image(targets, r.reconstruction, i), factor)};
+        if (r.reconstruction_fixed_noise.numel() > 0) {
+            const Image fixed_noise = tensor_to_image(r.reconstruction_fixed_noise, i);
+            save_png(d / (name + "_recon_fixed_noise.png"), fixed_noise);
+            panels.push_back(enlarge(fixed_noise, factor));
+        }
+        save_png(d / (name + "_compare.png"), hconcat(panels, 4));
+        PlotOptions po;
+        po.title = name + " (" + r.space + ")";
+        po.width = 480;
+        po.height = 300;
+        save_png(d / (name + "_loss.png"), plot_curves({Curve{"loss", std::vector<double>(hist.begin(), hist.end()), palette_color(0)}}, po));
+
+        ImageSummary s;
+        s.name = name;
+        s.m = r.metrics[static_cast<std::size_t>(i)];
+        if (!r.metrics_fixed_noise.empty()) s.fixed_noise = r.metrics_fixed_noise[static_cast<std::size_t>(i)];
+        s.steps = r.stopped_at.empty() ? r.steps_run : r.stopped_at[static_cast<std::size_t>(i)];
+        s.seconds = r.seconds / static_cast<double>(n);
+        s.final_loss = hist.empty() ? 0.0 : hist.back();
+        rows.push_back(s);
+    }
+    return rows;
+}
+
+void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
+    const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
+    os << "\n" << std::left << std::setw(24) << "image" << std::right << std::setw(10) << "PSNR dB" << std::setw(9) << "SSIM";
+    if (noise) os << std::setw(16) << "PSNR fixed-noise";
+    os << std::setw(12) << "final loss" << std::setw(8) << "steps" << std::setw(10) << "time s" << "\n";
+    double psnr = 0, ssim = 0;
+    for (const auto& r : rows) {
+        os << std::left << std::setw(24) << r.name.substr(0, 23) << std::right << std::setw(10) << fixed(r.m.psnr, 2)
+           << std::setw(9) << fixed(r.m.ssim, 4);
+        if (noise) os << std::setw(16) << fixed(r.fixed_noise->psnr, 2);
+        os << std::setw(12) << std::setprecision(4) << r.final_loss << std::setw(8) << r.steps << std::setw(10)
+           << fixed(r.seconds, 2) << "\n";
+        psnr += r.m.psnr;
+        ssim += r.m.ssim;
+    }
+    if (!rows.empty())
+        os << std::left << std::setw(24) << "mean" << std::right << std::setw(10) << fixed(psnr / static_cast<double>(rows.size()), 2)
+           << std::setw(9) << fixed(ssim / static_cast<double>(rows.size()), 4) << "\n";
+}
+
+void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
+                         const std::string& space, const std::string& optimizer, const InverterOptions& o, bool report) {
+    const std::filesystem::path d(dir);
+    Json root{Json::Object{}};
+    root.set("model", model);
+    root.set("space", space);
+    root.set("optimizer", optimizer);
+    root.set("steps", static_cast<std::int64_t>(o.steps));
+    root.set("seed", static_cast<std::int64_t>(o.seed));
+    root.set("optimize_noise", o.optimize_noise);
+    Json::Array images;
+    for (const auto& r : rows) {
+        Json j{Json::Object{}};
+        j.set("name", r.name);
+        j.set("psnr", std::isfinite(r.m.psnr) ? Json(r.m.psnr) : Json());
+        j.set("ssim", r.m.ssim);
+        j.set("mse", r.m.mse);
+        if (r.fixed_noise) j.set("psnr_fixed_noise", r.fixed_noise->psnr);
+        j.set("final_loss", r.final_loss);
+        j.set("steps", static_cast<std::int64_t>(r.steps));
+        j.set("seconds", r.seconds);
+        images.push_back(j);
+    }
+    root.set("images", images);
+    std::ofstream(d / "summary.json") << root.dump() << "\n";
+    std::ostringstream table;
+    print_summary(table, rows);
+    std::ofstream(d / "summary.md") << "# ganinv invert\n\nmodel `" << model << "`, space `" << space << "`, optimizer `"
+                                    << optimizer << "`, " << o.steps << " steps, seed " << o.seed << "\n\n```" << table.str()
+                                    << "```\n";
+    if (!report) return;
+    std::ofstream h(d / "report.html");
+    h << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ganinv inversion report</title>\n"
+         "<style>body{font-family:sans-serif;margin:2em;background:#fafafa}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
+         ".img{display:inline-block;margin:1em;vertical-align:top;background:#fff;padding:8px;border:1px solid #ddd}"
+         ".img img{image-rendering:pixelated}</style></head><body>\n<h1>ganinv inversion report</h1>\n<p>model <code>"
+      << html_escape(model) << "</code>, space <b>" << html_escape(space) << "</b>, optimizer <b>" << html_escape(optimizer)
+      << "</b>, " << o.steps << " steps, seed " << o.seed << (o.optimize_noise ? ", noise maps optimised" : "")
+      << "</p>\n<table><tr><th>image</th><th>PSNR dB</th><th>SSIM</th><th>MSE</th>"
+      << (rows.size() && rows[0].fixed_noise ? "<th>PSNR fixed noise</th>" : "") << "<th>steps</th></tr>\n";
+    for (const auto& r : rows) {
+        h << "<tr><td style=\"text-align:left\">" << html_escape(r.name) << "</td><td>" << fixed(r.m.psnr, 2) << "</td><td>"
+          << fixed(r.m.ssim, 4) << "</td><td>" << std::setprecision(4) << r.m.mse << "</td>";
+        if (r.fixed_noise) h << "<td>" << fixed(r.fixed_noise->psnr, 2) << "</td>";
+        h << "<td>" << r.steps << "</td></tr>\n";
+    }
+    h << "</table>\n<p>Each comparison shows target | reconstruction | |difference| x4"
+      << (rows.size() && rows[0].fixed_noise ? " | reconstruction with the generator's fixed noise" : "") << ".</p>\n";
+    for (const auto& r : rows) {
+        const std::string n = html_escape(r.name);
+        h << "<div class=\"img\"><h3>" << n << "</h3><img src=\"" << n << "_compare.png\" alt=\"" << n
+          << " comparison\"><br><img src=\"" << n << "_loss.png\" alt=\"" << n << " loss curve\" width=\"360\"></div>\n";
+    }
+    h << "</body></html>\n";
+}
+
+}  // namespace ganinv::cli

@@ -1,0 +1,236 @@
+/// @file invert_support.hpp
+/// @brief The parts of `ganinv invert` around the Inverter: loss specs, loading and conforming
+///        target images, the progress bar, and the files written per image and per run.
+#pragma once
+
+#include "common.hpp"
+
+#include <ganinv/backend/cpu.hpp>
+#include <ganinv/invert/options.hpp>
+#include <ganinv/io/image.hpp>
+#include <ganinv/io/image_ops.hpp>
+#include <ganinv/io/plot.hpp>
+#include <ganinv/loss/any_loss.hpp>
+#include <ganinv/loss/lpips.hpp>
+#include <ganinv/loss/pixel.hpp>
+#include <ganinv/loss/vgg_perceptual.hpp>
+#include <ganinv/models/stylegan2.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <ostream>
+#include <unistd.h>
+
+namespace ganinv::cli {
+
+/// "mse,lpips:0.5" -> weighted sum of the named terms.
+inline WeightedLossSum<Cpu> parse_loss_spec(const std::string& spec, const Args& a) {
+    WeightedLossSum<Cpu> sum;
+    std::size_t start = 0;
+    while (start <= spec.size()) {
+        const std::size_t comma = spec.find(',', start);
+        const std::string item = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
+        if (item.empty()) throw UsageError("--loss: empty term in '" + spec + "'");
+        const auto colon = item.find(':');
+        const std::string name = item.substr(0, colon);
+        double weight = 1.0;
+        if (colon != std::string::npos) {
+            try {
+                std::size_t used = 0;
+                weight = std::stod(item.substr(colon + 1), &used);
+                if (used != item.size() - colon - 1) throw std::invalid_argument("trailing");
+            } catch (const std::exception&) {
+                throw UsageError("--loss: bad weight in '" + item + "'");
+            }
+        }
+        if (name == "mse") sum.add(AnyLoss<Cpu>(Mse<Cpu>{}), weight);
+        else if (name == "l1") sum.add(AnyLoss<Cpu>(L1<Cpu>{}), weight);
+        else if (name == "charbonnier") sum.add(AnyLoss<Cpu>(Charbonnier<Cpu>{}), weight);
+        else if (name == "lpips") {
+            if (!a.has("vgg-weights") || !a.has("lpips-weights"))
+                throw UsageError("--loss lpips needs --vgg-weights F and --lpips-weights F (see tools/README.md)");
+            sum.add(AnyLoss<Cpu>(Lpips<Cpu>::load(*a.get("vgg-weights"), *a.get("lpips-weights"))), weight);
+        } else if (name == "vgg") {
+            if (!a.has("vgg-weights")) throw UsageError("--loss vgg needs --vgg-weights F (see tools/README.md)");
+            sum.add(AnyLoss<Cpu>(VggPerceptual<Cpu>::load(*a.get("vgg-weights"))), weight);
+        } else {
+            throw UsageError("--loss: unknown term '" + name + "' (mse, l1, charbonnier, lpips, vgg)");
+        }
+    }
+    return sum;
+}
+
+inline bool is_image_file(const std::filesystem::path& p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+inline std::vector<std::filesystem::path> collect_image_paths(const Args& a) {
+    std::vector<std::filesystem::path> paths;
+    for (const auto& s : a.all("image")) paths.emplace_back(s);
+    if (a.has("dir")) {
+        const std::filesystem::path d(*a.get("dir"));
+        if (!std::filesystem::is_directory(d)) throw IoError("--dir '" + d.string() + "' is not a directory");
+        std::vector<std::filesystem::path> found;
+        for (const auto& e : std::filesystem::directory_iterator(d))
+            if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
+        std::sort(found.begin(), found.end());
+        if (found.empty()) throw IoError("--dir '" + d.string() + "' holds no image files (.png, .jpg, .jpeg, .bmp)");
+        paths.insert(paths.end(), found.begin(), found.end());
+    }
+    if (paths.empty()) throw UsageError("give images with --image FILE ... or --dir D");
+    return paths;
+}
+
+struct TargetSet {
+    std::vector<std::string> names;
+    Tensor<float> images;  ///< [N, C, R, R]
+    std::vector<std::string> warnings, failures;
+};
+
+/// Loads every readable image, converts channels and (unless forbidden) resizes to the generator;
+/// unreadable files are reported, not fatal, so one bad file does not stop a batch.
+inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, const StyleGAN2<Cpu>& g, bool allow_resize) {
+    TargetSet ts;
+    const Index R = g.resolution(), C = g.img_channels();
+    std::vector<Tensor<float>> loaded;
+    for (const auto& p : paths) {
+        try {
+            const Image img = load_image(p);
+            Tensor<float> t = image_to_tensor(img, static_cast<int>(C));
+            if (img.channels != C && !(img.channels == 4 && C == 3))
+                ts.warnings.push_back(concat(p.string(), ": converted ", img.channels, " channel(s) to ", C));
+            if (t.dim(2) != R || t.dim(3) != R) {
+                if (!allow_resize)
+                    throw ShapeError(concat(p.string(), " is ", img.width, "x", img.height, " but the generator makes ", R,
+                                            "x", R, " images (drop --no-resize to resize it)"));
+                if (t.dim(2) != t.dim(3)) {
+                    t = center_crop_square(t);
+                    ts.warnings.push_back(concat(p.string(), ": centre-cropped to a square"));
+                }
+                ts.warnings.push_back(concat(p.string(), ": resized ", t.dim(3), "x", t.dim(2), " to ", R, "x", R));
+                t = resize(t, R, R);
+            }
+            loaded.push_back(std::move(t));
+            std::string name = p.stem().string();
+            for (int k = 2; std::find(ts.names.begin(), ts.names.end(), name) != ts.names.end(); ++k)
+                name = p.stem().string() + "_" + std::to_string(k);
+            ts.names.push_back(name);
+        } catch (const ShapeError&) {
+            throw;
+        } catch (const Error& e) {
+            ts.failures.push_back(e.what());
+        }
+    }
+    if (loaded.empty()) return ts;
+    ts.images = Tensor<float>({static_cast<Index>(loaded.size()), C, R, R});
+    for (std::size_t i = 0; i < loaded.size(); ++i)
+        std::copy(loaded[i].data(), loaded[i].data() + C * R * R, ts.images.data() + static_cast<Index>(i) * C * R * R);
+    return ts;
+}
+
+inline Tensor<float> slice_batch(const Tensor<float>& t, Index b0, Index nb) {
+    Shape s = t.shape();
+    const Index per = t.numel() / s[0];
+    s[0] = nb;
+    Tensor<float> out(s);
+    std::copy(t.data() + b0 * per, t.data() + (b0 + nb) * per, out.data());
+    return out;
+}
+
+inline InverterOptions inverter_options_from_args(const Args& a) {
+    InverterOptions o;
+    o.steps = a.integer("steps", 500);
+    if (o.steps < 1) throw UsageError("--steps must be >= 1");
+    o.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
+    o.learning_rate = a.number("lr", 0.1);
+    o.projector_schedule = !a.has("no-schedule");
+    o.optimize_noise = a.has("optimize-noise");
+    o.noise_regularization = a.number("noise-regularization", 1e5);
+    o.w_avg_prior = a.number("w-avg-prior", 0.0);
+    o.wplus_spread_prior = a.number("wplus-spread-prior", 0.0);
+    if (a.has("target-loss")) o.target_loss = a.number("target-loss", 0.0);
+    o.patience = a.integer("patience", 0);
+    o.progress_every = 1;
+    const std::string init = a.get("init").value_or("mean");
+    if (init == "mean" || init == "random") {
+        o.init.kind = parse_init_kind(init);
+        o.init.seed = o.seed;
+    } else {
+        o.init.kind = InitKind::given;
+        const SafetensorsFile f(init);
+        o.init.codes = f.load(f.contains("ws") ? "ws" : (f.contains("z") ? "z" : f.entries().at(0).name));
+    }
+    return o;
+}
+
+/// One line per update on a terminal (carriage return), every 10% otherwise (logs stay short).
+class ProgressBar {
+public:
+    ProgressBar(std::string label, Index total) : label_(std::move(label)), total_(std::max<Index>(1, total)), tty_(isatty(2)) {}
+    void update(const InversionProgress& p) {
+        const int pct = static_cast<int>(100 * p.step / total_);
+        if (!tty_ && pct / 10 == last_decile_ && p.step != total_) return;
+        last_decile_ = pct / 10;
+        double mean = 0;
+        for (double v : *p.loss) mean += v;
+        mean /= static_cast<double>(std::max<std::size_t>(1, p.loss->size()));
+        const int filled = pct * 30 / 100;
+        std::fprintf(stderr, "%s%s [%s%s] %3d%% step %ld/%ld  mean loss %.5g%s", tty_ ? "\r" : "", label_.c_str(),
+                     std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                     std::string(static_cast<std::size_t>(30 - filled), '.').c_str(), pct, static_cast<long>(p.step),
+                     static_cast<long>(p.total_steps), mean, tty_ ? "" : "\n");
+        std::fflush(stderr);
+    }
+    void finish() {
+        if (tty_) std::fprintf(stderr, "\n");
+    }
+
+private:
+    std::string label_;
+    Index total_;
+    bool tty_;
+    int last_decile_ = -1;
+};
+
+struct ImageSummary {
+    std::string name;
+    metrics::Comparison m;
+    std::optional<metrics::Comparison> fixed_noise;
+    Index steps = 0;
+    double seconds = 0;
+    double final_loss = 0;
+};
+
+/// Nearest-neighbour enlargement so that small images stay visible in comparisons.
+inline Image enlarge(const Image& img, int factor) {
+    if (factor <= 1) return img;
+    Image out = make_image(img.width * factor, img.height * factor, img.channels);
+    for (int y = 0; y < out.height; ++y)
+        for (int x = 0; x < out.width; ++x)
+            for (int c = 0; c < img.channels; ++c)
+                out.pixels[static_cast<std::size_t>((y * out.width + x) * img.channels + c)] =
+                    img.pixels[static_cast<std::size_t>(((y / factor) * img.width + x / factor) * img.channels + c)];
+    return out;
+}
+
+/// |target - reconstruction|, amplified 4x, as an image (white = large error).
+inline Image difference_image(const Tensor<float>& target, const Tensor<float>& recon, Index n) {
+    Tensor<float> d({1, target.dim(1), target.dim(2), target.dim(3)});
+    const Index per = d.numel();
+    for (Index i = 0; i < per; ++i)
+        d[i] = std::fmin(1.0f, -1.0f + 4.0f * std::fabs(target[n * per + i] - std::fmin(1.0f, std::fmax(-1.0f, recon[n * per + i]))));
+    return tensor_to_image(d);
+}
+
+std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
+                                        const Tensor<float>& targets, const InversionResult& r, bool report);
+void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows);
+void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
+                         const std::string& space, const std::string& optimizer, const InverterOptions& o,
+                         bool report);
+
+}  // namespace ganinv::cli

@@ -1,0 +1,205 @@
+/// @file backend.hpp
+/// @brief The `Cuda` backend policy: device tensors and the operations the generator is written
+///        against, with exactly the members of `Cpu` (backend/cpu.hpp), same signatures, device
+///        pointers. `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template.
+///
+/// Include from a CUDA translation unit (.cu): it holds kernels. A `Cuda` is built from an
+/// explicit cudaStream_t; every launch, copy and memset goes to that stream. It owns (shared
+/// between its copies) a caching MemoryPool bound to that stream and a pinned staging buffer, so
+/// two backends on two streams — two generators — share nothing. No global state.
+#pragma once
+
+#include "ganinv/core/tensor.hpp"
+#include "ganinv/cuda/device_buffer.hpp"
+#include "ganinv/cuda/elementwise.cuh"
+#include "ganinv/cuda/linear.cuh"
+#include "ganinv/cuda/modconv.cuh"
+#include "ganinv/cuda/options.hpp"
+#include "ganinv/cuda/upfirdn2d.cuh"
+#include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/linear_params.hpp"
+#include "ganinv/nn/modconv_shape.hpp"
+#include "ganinv/nn/upfirdn2d.hpp"
+
+#include <cstring>
+#include <memory>
+
+namespace ganinv {
+
+struct Cuda {
+    using Buffer = cuda::DeviceTensor;
+    static constexpr const char* name = "cuda";
+
+    /// Work goes to `stream` (0 = the legacy default stream, if that is what you want) on the
+    /// current device. Throws CudaError when there is no usable device.
+    explicit Cuda(cudaStream_t stream, cuda::CudaOptions options = {}) : state_(std::make_shared<State>()) {
+        int dev = 0;
+        GANINV_CUDA_CHECK(cudaGetDevice(&dev));
+        GANINV_CUDA_CHECK(cudaDeviceGetAttribute(&state_->num_sms, cudaDevAttrMultiProcessorCount, dev));
+        state_->pool = std::make_shared<cuda::MemoryPool>(stream, options.cache_allocations);
+        state_->options = options;
+    }
+
+    cudaStream_t stream() const { return state_->pool->stream(); }
+    const cuda::CudaOptions& options() const { return state_->options; }
+    cuda::MemoryPool& pool() const { return *state_->pool; }
+    /// The same device state (pool, stream) with other GEMM options.
+    Cuda with_options(cuda::CudaOptions o) const {
+        Cuda c = *this;
+        c.state_ = std::make_shared<State>(*state_);
+        c.state_->options = o;
+        return c;
+    }
+
+    // ------------------------------------------------------------------ memory
+    Buffer empty(const Shape& shape) const { return Buffer(shape, state_->pool); }
+    Buffer zeros(const Shape& shape) const {
+        Buffer b(shape, state_->pool);
+        if (b.numel() > 0) GANINV_CUDA_CHECK(cudaMemsetAsync(b.data(), 0, b.bytes(), stream()));
+        return b;
+    }
+    /// Host -> device through pinned staging (synchronizes the stream: the staging is reused).
+    Buffer upload(const Tensor<float>& host) const {
+        Buffer b(host.shape(), state_->pool);
+        if (b.numel() == 0) return b;
+        std::lock_guard<std::mutex> lock(state_->staging->mutex());
+        void* pinned = state_->staging->get(b.bytes());
+        std::memcpy(pinned, host.data(), b.bytes());
+        GANINV_CUDA_CHECK(cudaMemcpyAsync(b.data(), pinned, b.bytes(), cudaMemcpyHostToDevice, stream()));
+        GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        return b;
+    }
+    /// Device -> host through pinned staging (waits for the stream).
+    Tensor<float> download(const Buffer& b) const {
+        Tensor<float> host(b.shape());
+        if (b.numel() == 0) return host;
+        std::lock_guard<std::mutex> lock(state_->staging->mutex());
+        void* pinned = state_->staging->get(b.bytes());
+        GANINV_CUDA_CHECK(cudaMemcpyAsync(pinned, b.data(), b.bytes(), cudaMemcpyDeviceToHost, stream()));
+        GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        std::memcpy(host.data(), pinned, b.bytes());
+        return host;
+    }
+    void fill(Buffer& b, float v) const { cuda::launch_1d(cuda::kernels::fill<float>, b.numel(), stream(), b.data(), static_cast<long long>(b.numel()), v); }
+    void copy(const float* src, float* dst, Index n) const {
+        if (n > 0) GANINV_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * static_cast<std::size_t>(n), cudaMemcpyDeviceToDevice, stream()));
+    }
+    void synchronize() const { GANINV_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+    // ------------------------------------------------------------------ elementwise
+    void axpy(Index n, float alpha, const float* x, float* y) const {
+        cuda::launch_1d(cuda::kernels::axpy<float>, n, stream(), static_cast<long long>(n), alpha, x, y);
+    }
+    void broadcast_rows(const float* src, Index row, Index batch, float* dst) const {
+        cuda::launch_1d(cuda::kernels::broadcast_rows<float>, row * batch, stream(), src, ll(row), ll(batch), dst);
+    }
+    void sum_rows_add(const float* src, Index row, Index batch, float* dst) const {
+        cuda::launch_1d(cuda::kernels::sum_rows_add<float>, row, stream(), src, ll(row), ll(batch), dst);
+    }
+    void truncate(float* ws, Index batch, Index num_ws, Index dim, const float* avg, float psi, Index cutoff) const {
+        cuda::launch_1d(cuda::kernels::truncate<float>, batch * std::min(cutoff, num_ws) * dim, stream(), ws, ll(batch),
+                        ll(num_ws), ll(dim), avg, psi, ll(cutoff));
+    }
+    void gather_columns(const float* src, Index rows, Index src_cols, Index offset, Index cols, float scale,
+                        float* dst) const {
+        cuda::launch_1d(cuda::kernels::gather_columns<float>, rows * cols, stream(), src, ll(rows), ll(src_cols),
+                        ll(offset), ll(cols), scale, dst);
+    }
+    void scatter_add_columns(const float* src, Index rows, Index cols, float scale, float* dst, Index dst_cols,
+                             Index offset) const {
+        cuda::launch_1d(cuda::kernels::scatter_add_columns<float>, rows * cols, stream(), src, ll(rows), ll(cols), scale,
+                        dst, ll(dst_cols), ll(offset));
+    }
+    void reduce_ws(const float* g, Index batch, Index num_ws, Index dim, float psi, Index cutoff, float* out) const {
+        cuda::launch_1d(cuda::kernels::reduce_ws<float>, batch * dim, stream(), g, ll(batch), ll(num_ws), ll(dim), psi,
+                        ll(cutoff), out);
+    }
+
+    // ------------------------------------------------------------------ mapping pieces
+    void normalize_2nd_moment(const float* x, Index rows, Index dim, float* y) const {
+        cuda::launch_1d(cuda::kernels::normalize_2nd_moment<float>, rows * 32, stream(), x, ll(rows),
+                        static_cast<int>(dim), y);
+    }
+    void normalize_2nd_moment_backward(const float* x, const float* grad_y, Index rows, Index dim, float* grad_x) const {
+        cuda::launch_1d(cuda::kernels::normalize_2nd_moment_backward<float>, rows * 32, stream(), x, grad_y, ll(rows),
+                        static_cast<int>(dim), grad_x);
+    }
+    void linear_forward(const float* x, Index n, const float* w, const float* b, const nn::LinearParams& p, float* y) const {
+        cuda::linear_forward(x, n, w, b, p, y, stream());
+    }
+    void linear_backward(const float* x, Index n, const float* w, const float* y, float* grad_y, const nn::LinearParams& p,
+                         float* grad_x, float* grad_w, float* grad_b) const {
+        cuda::linear_backward(x, n, w, y, grad_y, p, grad_x, grad_w, grad_b, stream());
+    }
+
+    // ------------------------------------------------------------------ synthesis pieces
+    void modconv_forward(const float* x, const float* w, const float* s, const float* filter, const nn::ModConvShape& sh,
+                         float* y, float* dcoefs) const {
+        cuda::modconv_forward(context(), x, w, s, filter, sh, y, dcoefs);
+    }
+    void modconv_backward(const float* x, const float* w, const float* s, const float* filter, const float* dcoefs,
+                          const float* y, const float* grad_y, const nn::ModConvShape& sh, float* grad_x,
+                          float* grad_s, float* grad_w) const {
+        cuda::modconv_backward(context(), x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w);
+    }
+    /// modconv_forward, then out = bias_act(y + strength * noise + bias) fused into its last pass
+    /// (noise and bias may be null). Not a `Cpu` member: the generator uses it when present.
+    void modconv_forward_fused(const float* x, const float* w, const float* s, const float* filter,
+                               const nn::ModConvShape& sh, float* y, float* dcoefs, float* out, const float* noise,
+                               bool noise_per_sample, const float* strength, const float* bias,
+                               const nn::BiasActParams& act) const {
+        const cuda::ModconvFusedEpilogue f{out, noise, noise_per_sample, strength, bias, act};
+        cuda::modconv_forward(context(), x, w, s, filter, sh, y, dcoefs, &f);
+    }
+
+    void add_noise(float* y, Index batch, Index channels, Index spatial, const float* noise, bool noise_per_sample,
+                   const float* strength) const {
+        cuda::launch_1d(cuda::kernels::add_noise<float>, batch * channels * spatial, stream(), y, ll(batch), ll(channels),
+                        ll(spatial), noise, noise_per_sample, strength);
+    }
+    void add_noise_backward(const float* g, Index batch, Index channels, Index spatial, const float* noise,
+                            bool noise_per_sample, const float* strength, float* grad_noise, float* grad_strength) const {
+        cuda::launch_1d(cuda::kernels::add_noise_backward<float>, batch * spatial, stream(), g, ll(batch), ll(channels),
+                        ll(spatial), noise, noise_per_sample, strength, grad_noise, grad_strength);
+    }
+
+    void bias_act_forward(float* x, Index n, Index c, Index spatial, const float* bias, const nn::BiasActParams& p) const {
+        cuda::launch_1d(cuda::kernels::bias_act_forward<float>, n * c * spatial, stream(), x, ll(n), ll(c), ll(spatial),
+                        bias, p);
+    }
+    void bias_act_backward(const float* y, const float* grad_y, Index n, Index c, Index spatial,
+                           const nn::BiasActParams& p, float* grad_x, float* grad_bias) const {
+        if (n * c * spatial <= 0) return;
+        GANINV_CHECK(n * c < (Index{1} << 31), ShapeError, "bias_act_backward: too many planes");
+        const Index chunks = std::min<Index>((spatial + 4 * cuda::kBlock - 1) / (4 * cuda::kBlock), 1024);
+        cuda::kernels::bias_act_backward<float><<<dim3(static_cast<unsigned>(n * c), static_cast<unsigned>(chunks)),
+                                                  cuda::kBlock, 0, stream()>>>(y, grad_y, ll(c), ll(spatial), p,
+                                                                               grad_x, grad_bias);
+        GANINV_CUDA_CHECK_LAUNCH();
+    }
+
+    void upfirdn2d_forward(const float* x, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
+                           const nn::Upfirdn2dParams& p, float* y) const {
+        cuda::upfirdn2d_forward(x, planes, cuda::FirGeom::make(h, w, fh, fw, p), f, y, stream());
+    }
+    void upfirdn2d_backward(const float* gy, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
+                            const nn::Upfirdn2dParams& p, float* gx) const {
+        cuda::upfirdn2d_backward(gy, planes, cuda::FirGeom::make(h, w, fh, fw, p), f, gx, stream());
+    }
+
+private:
+    struct State {
+        std::shared_ptr<cuda::MemoryPool> pool;
+        std::shared_ptr<cuda::PinnedStaging> staging = std::make_shared<cuda::PinnedStaging>();
+        cuda::CudaOptions options;
+        int num_sms = 132;
+    };
+    static long long ll(Index v) { return static_cast<long long>(v); }
+    cuda::ModconvContext context() const {
+        return {state_->pool, state_->num_sms, state_->options.precision, state_->options.style_mode};
+    }
+
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace ganinv

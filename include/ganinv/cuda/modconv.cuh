@@ -1,0 +1,240 @@
+/// @file modconv.cuh
+/// @brief Host launchers of the modulated convolution on the GPU, forward and backward, with
+///        the semantics of nn::modconv_forward / nn::modconv_backward (same arguments, device
+///        pointers). They sequence the kernels of modconv_aux.cuh, conv_gemm.cuh, wgrad_gemm.cuh
+///        and upfirdn2d.cuh on one stream; scratch comes from the caller's pool.
+///
+/// Forward, up = 1: demod coefficients, then one implicit GEMM whose epilogue applies d (and,
+/// when asked, noise + bias + lrelu + clamp). Forward, up = 2: the official stride-2 transposed
+/// conv as four phase GEMMs (each output phase only meets the taps that reach it), then the FIR
+/// filter with gain 4 (+ the fused epilogue). Backward: dL/dd per (n, o) from sum(grad * y),
+/// grad-input GEMM (grad_x = acc * s and grad_s = sum acc * x in its epilogue), the
+/// demodulation terms, and the per-tap weight-gradient GEMMs when grad_w is requested.
+#pragma once
+
+#include "ganinv/cuda/conv_gemm.cuh"
+#include "ganinv/cuda/device_buffer.hpp"
+#include "ganinv/cuda/elementwise.cuh"
+#include "ganinv/cuda/modconv_aux.cuh"
+#include "ganinv/cuda/upfirdn2d.cuh"
+#include "ganinv/cuda/wgrad_gemm.cuh"
+#include "ganinv/nn/modconv_shape.hpp"
+
+#include <memory>
+
+namespace ganinv::cuda {
+
+/// Where a modulated conv runs and how.
+struct ModconvContext {
+    std::shared_ptr<MemoryPool> pool;  ///< scratch; its stream is the stream of every launch
+    int num_sms = 132;
+    Precision precision = Precision::fp32;
+    StyleMode style_mode = StyleMode::automatic;
+    cudaStream_t stream() const { return pool->stream(); }
+    DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
+};
+
+/// The noise + bias + activation that follow a synthesis conv, fused into its last pass.
+struct ModconvFusedEpilogue {
+    float* out = nullptr;  ///< [N, O, OH, OW]: bias_act(y + strength * noise + bias)
+    const float* noise = nullptr;  ///< [N or 1, OH, OW] or null
+    bool noise_per_sample = false;
+    const float* strength = nullptr;
+    const float* bias = nullptr;
+    nn::BiasActParams act{};
+};
+
+/// The style variant used for a shape: `requested` unless automatic. The rule comes from the
+/// measurements in docs/cuda.md (benchmarks/gpu, both variants per shape).
+inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode requested) {
+    if (requested != StyleMode::automatic) return requested;
+    // Folding pays a pass over N copies of the weights; it only wins when the weights are small
+    // next to the activations it saves a multiply on, which the benchmark did not show for any
+    // synthesis shape: input scaling everywhere.
+    (void)sh;
+    return StyleMode::scale_input;
+}
+
+namespace detail {
+
+inline void check_modconv_limits(const nn::ModConvShape& sh) {
+    sh.validate();
+    const Index big = Index{1} << 30;
+    GANINV_CHECK(sh.in_channels * sh.kernel * sh.kernel < big && sh.out_channels * sh.kernel * sh.kernel < big &&
+                     (sh.in_h * sh.up + sh.kernel) * (sh.in_w * sh.up + sh.kernel) < big &&
+                     sh.batch * sh.out_channels < big && sh.batch * sh.in_channels < big,
+                 ShapeError, "modulated conv: shape too large for the CUDA kernels (32-bit plane indexing)");
+}
+
+/// d[n, o] (ones without demodulation) and, when `w2` is given, the squared weight norms.
+inline void demod_forward(const ModconvContext& ctx, const float* w, const float* s, const nn::ModConvShape& sh,
+                          float* w2, float* d) {
+    const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
+    const int kk = static_cast<int>(sh.kernel * sh.kernel);
+    if (!sh.demodulate) {
+        launch_1d(kernels::fill<float>, sh.batch * O, ctx.stream(), d, static_cast<long long>(N) * O, 1.0f);
+        return;
+    }
+    launch_1d(kernels::weight_sq_norm<float>, Index{O} * C, ctx.stream(), w, O, C, kk, w2);
+    launch_1d(kernels::demod_coefficients<float>, Index{N} * O * 32, ctx.stream(), w2, s, N, O, C, d);
+}
+
+}  // namespace detail
+
+/// y[N, O, out_h, out_w] and dcoefs[N, O] as nn::modconv_forward; with `fused`, also
+/// fused->out = bias_act(y + noise + bias) in the same pass where the schedule allows.
+inline void modconv_forward(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                            const float* filter, const nn::ModConvShape& sh, float* y, float* dcoefs,
+                            const ModconvFusedEpilogue* fused = nullptr) {
+    detail::check_modconv_limits(sh);
+    const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
+    const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
+    const int kk = k * k, pad = static_cast<int>(sh.padding());
+    cudaStream_t stream = ctx.stream();
+    DeviceTensor w2 = ctx.scratch({sh.demodulate ? Index{O} * C : 1});
+    detail::demod_forward(ctx, w, s, sh, w2.data(), dcoefs);
+    const StyleMode mode = choose_style_mode(sh, ctx.style_mode);
+    const bool fold = mode == StyleMode::fold_weights;
+    const float* dscale = (!fold && sh.demodulate) ? dcoefs : nullptr;
+
+    if (sh.up == 1) {
+        gemm::ConvGeom g;
+        g.src = x;
+        g.scale = fold ? nullptr : s;
+        g.C = C, g.SH = H, g.SW = W, g.OH = H, g.OW = W, g.T = kk, g.ntx = k;
+        g.ay = -pad, g.by = 1, g.ax = -pad, g.bx = 1, g.stride = 1;
+        DeviceTensor wf;
+        gemm::DenseA a{w, 0, C * kk};
+        if (fold) {
+            wf = ctx.scratch({Index{N} * O * C * kk});
+            launch_1d(kernels::arrange_weights<float>, wf.numel(), stream, w, O, C, k, 0, 1, k, 0, 1, k, s,
+                      sh.demodulate ? dcoefs : nullptr, N, wf.data());
+            a = {wf.data(), static_cast<long long>(O) * C * kk, C * kk};
+        }
+        const long long blocks = ((Index{H} * W + gemm::kBN - 1) / gemm::kBN) * ((O + gemm::kBM - 1) / gemm::kBM) * N;
+        const gemm::SplitK sk = gemm::plan_split_k(blocks, C * kk, ctx.num_sms, 65535 / N);
+        gemm::FwdEpilogue epi;
+        epi.out = y, epi.M = O, epi.OH = H, epi.OW = W, epi.outH = H, epi.outW = W, epi.dscale = dscale;
+        epi.atomic = sk.splits > 1;
+        if (epi.atomic) GANINV_CUDA_CHECK(cudaMemsetAsync(y, 0, sizeof(float) * N * O * H * W, stream));
+        if (fused && !epi.atomic) {
+            epi.out2 = fused->out, epi.noise = fused->noise, epi.noise_per_sample = fused->noise_per_sample;
+            epi.strength = fused->strength, epi.bias = fused->bias, epi.act = fused->act;
+        }
+        gemm::launch_conv_gemm(ctx.precision, a, g, epi, N, O, sk, stream);
+        if (fused && epi.atomic)
+            launch_1d(kernels::noise_bias_act<float>, Index{N} * O * H * W, stream, y, static_cast<long long>(N),
+                      static_cast<long long>(O), static_cast<long long>(H) * W, fused->noise, fused->noise_per_sample,
+                      fused->strength, fused->bias, fused->act, fused->out);
+        return;
+    }
+
+    // up == 2: transposed conv (stride 2) into yt [N, O, TH, TW], phase by phase.
+    const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
+    DeviceTensor yt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
+    bool zeroed = false;
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
+            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
+            const long long blocks = ((Index{THp} * TWp + gemm::kBN - 1) / gemm::kBN) * ((O + gemm::kBM - 1) / gemm::kBM) * N;
+            const gemm::SplitK sk = T > 0 ? gemm::plan_split_k(blocks, C * T, ctx.num_sms, 65535 / N) : gemm::SplitK{};
+            if (!zeroed && (T == 0 || sk.splits > 1)) {
+                GANINV_CUDA_CHECK(cudaMemsetAsync(yt.data(), 0, yt.bytes(), stream));
+                zeroed = true;
+            }
+            if (T == 0) continue;
+            const int nb = fold ? N : 1;
+            DeviceTensor wp = ctx.scratch({Index{nb} * O * C * T});
+            launch_1d(kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx,
+                      fold ? s : nullptr, (fold && sh.demodulate) ? dcoefs : nullptr, nb, wp.data());
+            gemm::DenseA a{wp.data(), fold ? static_cast<long long>(O) * C * T : 0, C * T};
+            gemm::ConvGeom g;
+            g.src = x;
+            g.scale = fold ? nullptr : s;
+            g.C = C, g.SH = H, g.SW = W, g.OH = THp, g.OW = TWp, g.T = T, g.ntx = ntx;
+            g.ay = 0, g.by = -1, g.ax = 0, g.bx = -1, g.stride = 1;
+            gemm::FwdEpilogue epi;
+            epi.out = yt.data(), epi.M = O, epi.OH = THp, epi.OW = TWp, epi.outH = TH, epi.outW = TW;
+            epi.ostride = 2, epi.oy0 = py, epi.ox0 = px, epi.dscale = dscale, epi.atomic = sk.splits > 1;
+            gemm::launch_conv_gemm(ctx.precision, a, g, epi, N, O, sk, stream);
+        }
+    const FirGeom fg = FirGeom::make(TH, TW, sh.filter_size, sh.filter_size, sh.fir_params());
+    FirEpilogue fe;
+    fe.channels = O;
+    if (fused) {
+        fe.out2 = fused->out, fe.noise = fused->noise, fe.noise_per_sample = fused->noise_per_sample;
+        fe.strength = fused->strength, fe.bias = fused->bias, fe.act = fused->act;
+    }
+    upfirdn2d_forward(yt.data(), Index{N} * O, fg, filter, y, stream, fe);
+}
+
+/// Backward of modconv_forward, as nn::modconv_backward: grad_x (may be null) and grad_s are
+/// overwritten, grad_w (may be null) accumulates.
+inline void modconv_backward(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                             const float* filter, const float* dcoefs, const float* y, const float* grad_y,
+                             const nn::ModConvShape& sh, float* grad_x, float* grad_s, float* grad_w) {
+    detail::check_modconv_limits(sh);
+    const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
+    const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
+    const int kk = k * k, pad = static_cast<int>(sh.padding());
+    const int OH = static_cast<int>(sh.out_h()), OW = static_cast<int>(sh.out_w());
+    cudaStream_t stream = ctx.stream();
+    const float* dplane = sh.demodulate ? dcoefs : nullptr;
+
+    DeviceTensor w2, coef;
+    if (sh.demodulate) {
+        w2 = ctx.scratch({Index{O} * C});
+        coef = ctx.scratch({Index{N} * O});
+        launch_1d(kernels::weight_sq_norm<float>, w2.numel(), stream, w, O, C, kk, w2.data());
+        kernels::demod_grad_coef<float><<<static_cast<unsigned>(N * O), kBlock, 0, stream>>>(
+            grad_y, y, dcoefs, static_cast<long long>(OH) * OW, coef.data());
+        GANINV_CUDA_CHECK_LAUNCH();
+    }
+    GANINV_CUDA_CHECK(cudaMemsetAsync(grad_s, 0, sizeof(float) * N * C, stream));
+
+    // Gradient w.r.t. the (modulated) input: a conv of grad_y * d with the transposed weights.
+    DeviceTensor wT = ctx.scratch({Index{C} * O * kk});
+    launch_1d(kernels::transpose_weights<float>, wT.numel(), stream, w, O, C, kk, wT.data());
+    DeviceTensor gt;  // up = 2: the FIR adjoint of grad_y * d on the transposed-conv grid
+    gemm::ConvGeom g;
+    g.C = O, g.OH = H, g.OW = W, g.T = kk, g.ntx = k;
+    if (sh.up == 1) {
+        g.src = grad_y, g.scale = dplane, g.SH = H, g.SW = W;
+        g.ay = pad, g.by = -1, g.ax = pad, g.bx = -1, g.stride = 1;
+    } else {
+        const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
+        gt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
+        const FirGeom fg = FirGeom::make(TH, TW, sh.filter_size, sh.filter_size, sh.fir_params());
+        upfirdn2d_backward(grad_y, Index{N} * O, fg, filter, gt.data(), stream, dplane);
+        g.src = gt.data(), g.scale = nullptr, g.SH = TH, g.SW = TW;
+        g.ay = 0, g.by = 1, g.ax = 0, g.bx = 1, g.stride = 2;
+    }
+    const long long blocks = ((Index{H} * W + gemm::kBN - 1) / gemm::kBN) * ((C + gemm::kBM - 1) / gemm::kBM) * N;
+    const gemm::SplitK sk = gemm::plan_split_k(blocks, O * kk, ctx.num_sms, 65535 / N);
+    gemm::BwdDataEpilogue epi;
+    epi.grad_x = grad_x, epi.s = s, epi.x = x, epi.grad_s = grad_s, epi.M = C, epi.N = H * W;
+    epi.atomic = sk.splits > 1;
+    if (epi.atomic && grad_x) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, sizeof(float) * N * C * H * W, stream));
+    gemm::launch_conv_gemm(ctx.precision, gemm::DenseA{wT.data(), 0, O * kk}, g, epi, N, C, sk, stream);
+
+    if (sh.demodulate)
+        launch_1d(kernels::demod_backward_styles<float>, Index{N} * C, stream, coef.data(), w2.data(), s, N, O, C,
+                  grad_s);
+    if (!grad_w) return;
+    if (sh.demodulate)
+        launch_1d(kernels::demod_backward_weight<float>, Index{O} * C, stream, coef.data(), s, w, N, O, C, kk,
+                  grad_w);
+    gemm::PixelOperand A, B;
+    B.src = x, B.scale = s, B.R = C, B.SH = H, B.SW = W;
+    if (sh.up == 1) {
+        A.src = grad_y, A.scale = dplane, A.R = O, A.SH = H, A.SW = W;
+        B.base_y = -pad, B.base_x = -pad, B.tap_mul = 1;
+    } else {
+        A.src = gt.data(), A.R = O, A.SH = static_cast<int>(sh.transposed_h()), A.SW = static_cast<int>(sh.transposed_w());
+        A.stride = 2, A.tap_mul = 1;
+    }
+    gemm::launch_wgrad(ctx.precision, A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
+}
+
+}  // namespace ganinv::cuda

@@ -1,0 +1,181 @@
+/// @file inverter.hpp
+/// @brief `Inverter<G, Space, Loss, Opt>`: composes a generator, a latent space, a loss and an
+///        optimizer at compile time and inverts a batch of images. Unsupported combinations are
+///        rejected by static_assert with a readable message.
+#pragma once
+
+#include "ganinv/concepts/generator.hpp"
+#include "ganinv/concepts/latent_space.hpp"
+#include "ganinv/concepts/loss.hpp"
+#include "ganinv/concepts/optimizer.hpp"
+#include "ganinv/invert/objective.hpp"
+#include "ganinv/invert/options.hpp"
+#include "ganinv/optim/adam.hpp"
+
+#include <chrono>
+#include <limits>
+#include <type_traits>
+
+namespace ganinv {
+
+template <class G, class Space, class LossT, class Opt>
+class Inverter {
+    static_assert(StyleGenerator<G>, "ganinv::Inverter: G must model StyleGenerator (e.g. StyleGAN2<Cpu>)");
+    static_assert(LatentSpace<Space, G>, "ganinv::Inverter: Space must be a latent space (ZSpace, WSpace, WPlusSpace, SSpace)");
+    static_assert(Loss<LossT>, "ganinv::Inverter: LossT must model the Loss concept (evaluate(pred, target, grad))");
+    static_assert(std::is_same_v<typename LossT::backend_type, typename G::backend_type>,
+                  "ganinv::Inverter: the loss runs on another backend than the generator "
+                  "(use e.g. Mse<Cuda> with StyleGAN2<Cuda>)");
+    static constexpr bool kFirstOrder = FirstOrderOptimizer<Opt>;
+    static constexpr bool kLineSearch = ObjectiveOptimizer<Opt>;
+    static constexpr bool kAskTell = AskTellOptimizer<Opt>;
+    static constexpr bool kWholeRun = WholeRunOptimizer<Opt>;
+    static_assert(kFirstOrder || kLineSearch || kAskTell || kWholeRun,
+                  "ganinv::Inverter: Opt must be a FirstOrderOptimizer (Adam), an ObjectiveOptimizer (Lbfgs), "
+                  "an AskTellOptimizer (CmaEs) or a WholeRunOptimizer (BasinCma)");
+    static_assert(kAskTell || LossT::differentiable,
+                  "ganinv::Inverter: this optimizer needs gradients but the loss is not differentiable; "
+                  "use a gradient-free optimizer (CmaEs) or a differentiable loss");
+
+public:
+    Inverter(G& generator, LossT loss, Opt optimizer = {}, InverterOptions options = {}, Space space = {})
+        : objective_(generator, std::move(loss), std::move(space), options), opt_(std::move(optimizer)) {}
+
+    const InverterOptions& options() const { return objective_.options(); }
+    InverterObjective<G, Space, LossT>& objective() { return objective_; }
+
+    /// Inverts targets [N, C, R, R] in [-1, 1] (the generator's resolution and channel count).
+    InversionResult run(const Tensor<float>& targets) {
+        const auto t0 = std::chrono::steady_clock::now();
+        objective_.set_targets(targets);
+        const InverterOptions& o = objective_.options();
+        const Index n = targets.dim(0);
+        Tensor<float> params = objective_.initial_params();
+        InversionResult res;
+        res.stopped_at.assign(static_cast<std::size_t>(n), o.steps);
+        Stopper stop(o, n);
+
+        if constexpr (kFirstOrder) {
+            opt_.reset(n, params.dim(1));
+            const ProjectorSchedule sched = ProjectorSchedule::official(std::max<Index>(o.steps, 1));
+            Rng rng(o.seed ^ 0x5EEDULL);
+            Tensor<float> grads;
+            for (Index step = 0; step < o.steps && stop.running(); ++step) {
+                double noise_scale = 0;
+                if constexpr (requires { opt_.set_learning_rate(0.0); }) {
+                    if (o.projector_schedule) {
+                        opt_.set_learning_rate(o.learning_rate / sched.initial_learning_rate * sched.learning_rate(step));
+                        noise_scale = o.w_noise_factor / sched.initial_noise_factor *
+                                      sched.w_noise_scale(step, objective_.statistics().w_std);
+                    } else {
+                        opt_.set_learning_rate(o.learning_rate);
+                    }
+                }
+                const Tensor<float> before = params;
+                const auto values = objective_.evaluate(params, &grads, noise_scale, &rng);
+                opt_.step(params, grads);
+                stop.freeze_stopped(params, before);
+                objective_.renormalize_noise(params);
+                record(res, stop, values, step);
+            }
+        } else if constexpr (kLineSearch) {
+            opt_.reset(n, params.dim(1));
+            const BatchObjective f = objective_.batch_objective();
+            std::vector<double> values = f(params, nullptr);
+            for (Index step = 0; step < o.steps && stop.running(); ++step) {
+                const Tensor<float> before = params;
+                values = opt_.step(params, f);
+                stop.freeze_stopped(params, before);
+                record(res, stop, values, step);
+            }
+        } else if constexpr (kAskTell) {
+            opt_.reset(params);
+            const BatchObjective f = objective_.batch_objective();
+            for (Index step = 0; step < o.steps && stop.running(); ++step) {
+                const Tensor<float> population = opt_.ask();
+                opt_.tell(f(population, nullptr));
+                record(res, stop, opt_.best_values(), step);
+            }
+            params = opt_.best();
+        } else {
+            const auto run = opt_.minimize(params, objective_.batch_objective());
+            for (std::size_t i = 0; i < run.history.size(); ++i) record(res, stop, run.history[i], static_cast<Index>(i));
+            params = run.best_params;
+        }
+        objective_.finish(params, res);
+        res.stopped_at = stop.stopped_at(res.steps_run);
+        res.evaluations = objective_.evaluations();
+        res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return res;
+    }
+
+private:
+    /// Per-image stopping on a loss threshold or on stagnation.
+    class Stopper {
+    public:
+        Stopper(const InverterOptions& o, Index n)
+            : o_(o), best_(static_cast<std::size_t>(n), std::numeric_limits<double>::infinity()),
+              since_(static_cast<std::size_t>(n), 0), stopped_(static_cast<std::size_t>(n), -1) {}
+        bool running() const {
+            for (Index s : stopped_) if (s < 0) return true;
+            return false;
+        }
+        Index count_running() const {
+            Index c = 0;
+            for (Index s : stopped_) c += s < 0;
+            return c;
+        }
+        void update(const std::vector<double>& v, Index step) {
+            for (std::size_t i = 0; i < v.size() && i < best_.size(); ++i) {
+                if (stopped_[i] >= 0) continue;
+                if (v[i] < best_[i] * (1.0 - o_.min_relative_improvement) || !std::isfinite(best_[i])) {
+                    best_[i] = v[i];
+                    since_[i] = 0;
+                } else {
+                    ++since_[i];
+                }
+                if ((o_.target_loss && v[i] <= *o_.target_loss) || (o_.patience > 0 && since_[i] >= o_.patience))
+                    stopped_[i] = step + 1;
+            }
+        }
+        /// Rows that stopped keep their parameters (the batch still runs as one).
+        void freeze_stopped(Tensor<float>& params, const Tensor<float>& before) const {
+            const Index dim = params.dim(1);
+            for (std::size_t i = 0; i < stopped_.size(); ++i)
+                if (stopped_[i] >= 0)
+                    std::copy(before.data() + static_cast<Index>(i) * dim, before.data() + static_cast<Index>(i + 1) * dim,
+                              params.data() + static_cast<Index>(i) * dim);
+        }
+        std::vector<Index> stopped_at(Index steps_run) const {
+            std::vector<Index> out;
+            for (Index s : stopped_) out.push_back(s < 0 ? steps_run : s);
+            return out;
+        }
+
+    private:
+        const InverterOptions& o_;
+        std::vector<double> best_;
+        std::vector<Index> since_, stopped_;
+    };
+
+    void record(InversionResult& res, Stopper& stop, const std::vector<double>& values, Index step) {
+        res.loss_history.push_back(values);
+        res.steps_run = step + 1;
+        stop.update(values, step);
+        const InverterOptions& o = objective_.options();
+        if (o.on_progress && ((step + 1) % std::max<Index>(1, o.progress_every) == 0 || step + 1 == o.steps)) {
+            InversionProgress p;
+            p.step = step + 1;
+            p.total_steps = o.steps;
+            p.loss = &values;
+            p.terms = &objective_.last_terms();
+            p.images_running = stop.count_running();
+            o.on_progress(p);
+        }
+    }
+
+    InverterObjective<G, Space, LossT> objective_;
+    Opt opt_;
+};
+
+}  // namespace ganinv

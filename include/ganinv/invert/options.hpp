@@ -1,0 +1,73 @@
+/// @file options.hpp
+/// @brief Settings, progress reports and results of an inversion run.
+#pragma once
+
+#include "ganinv/concepts/loss.hpp"
+#include "ganinv/latent/statistics.hpp"
+#include "ganinv/metrics/metrics.hpp"
+#include "ganinv/models/stylegan2_cache.hpp"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ganinv {
+
+struct InversionProgress {
+    Index step = 0;         ///< steps (or generations) done
+    Index total_steps = 0;
+    const std::vector<double>* loss = nullptr;         ///< per image, total objective
+    const std::vector<LossTerm>* terms = nullptr;      ///< per image, each named term
+    Index images_running = 0;                          ///< not yet stopped
+};
+
+struct InverterOptions {
+    Index steps = 1000;          ///< optimiser steps (CMA-ES: generations; BasinCMA: outer iterations)
+    std::uint64_t seed = 0;      ///< exploration noise, random init, noise-map init, CMA sampling
+    LatentInit init{};           ///< start from the mean w (default), a random code, or given codes
+    Index w_statistics_samples = 10000;  ///< z samples behind the mean w and w_std (as the projector)
+
+    // Noise maps.
+    bool optimize_noise = false;             ///< noise maps become variables (official projector: yes)
+    double noise_regularization = 1e5;       ///< weight of the projector's noise regulariser
+    NoiseMode fixed_noise = NoiseMode::constant;  ///< noise when not optimised
+
+    // Adam and the official projector schedule.
+    bool projector_schedule = true;  ///< lr ramp-up/cosine ramp-down and w exploration noise (Adam only)
+    double learning_rate = 0.1;      ///< initial (schedule) or constant learning rate
+    double w_noise_factor = 0.05;    ///< exploration noise: factor * w_std * max(0, 1 - t/0.75)^2
+
+    // Priors on the code (W and W+ rows; 0 = off).
+    double w_avg_prior = 0.0;         ///< weight * mean((w - w_avg)^2)
+    double wplus_spread_prior = 0.0;  ///< weight * mean over layers of (w_l - mean_l w)^2 (W+)
+
+    // Stopping, per image.
+    std::optional<double> target_loss;     ///< an image stops once its loss <= this
+    Index patience = 0;                    ///< stop after this many steps without relative gain; 0 = off
+    double min_relative_improvement = 1e-4;
+
+    Index eval_batch = 64;  ///< most rows per generator call (population evaluation)
+    Index progress_every = 1;
+    std::function<void(const InversionProgress&)> on_progress;
+};
+
+struct InversionResult {
+    std::string space;
+    Tensor<float> params;                ///< [N, dim] the optimised rows (code, then noise maps)
+    Tensor<float> ws;                    ///< [N, num_ws, w_dim] (S space: the ws it started from)
+    Tensor<float> z;                     ///< [N, z_dim] (Z space only)
+    Tensor<float> styles;                ///< [N, style_dim] (S space only)
+    std::vector<Tensor<float>> noise;    ///< per layer [N, R, R] when noise was optimised
+    Tensor<float> reconstruction;        ///< [N, C, R, R] with the final code (and noise)
+    Tensor<float> reconstruction_fixed_noise;  ///< with the generator's fixed noise, when noise was optimised
+    std::vector<metrics::Comparison> metrics;              ///< reconstruction vs target (range [-1, 1])
+    std::vector<metrics::Comparison> metrics_fixed_noise;  ///< when noise was optimised
+    std::vector<std::vector<double>> loss_history;  ///< [step][image]
+    std::vector<Index> stopped_at;       ///< the step each image stopped at
+    Index steps_run = 0;
+    Index evaluations = 0;               ///< generator batches evaluated
+    double seconds = 0;
+};
+
+}  // namespace ganinv

@@ -1,0 +1,105 @@
+/// @file any_loss.hpp
+/// @brief Losses chosen at run time: `AnyLoss<B>` erases the type of any differentiable loss,
+///        `WeightedLossSum<B>` adds weighted AnyLosses and reports each term. For losses fixed at
+///        compile time prefer `Sum<...>` / `Weighted<L>` (compose.hpp): no virtual calls.
+#pragma once
+
+#include "ganinv/backend/cpu.hpp"
+#include "ganinv/concepts/loss.hpp"
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace ganinv {
+
+template <class Backend = Cpu>
+class AnyLoss {
+public:
+    using backend_type = Backend;
+    using Buffer = typename Backend::Buffer;
+    static constexpr bool differentiable = true;
+
+    template <class L>
+        requires(DifferentiableLoss<L> && std::is_same_v<typename L::backend_type, Backend> &&
+                 !std::is_same_v<std::decay_t<L>, AnyLoss>)
+    explicit AnyLoss(L loss) : impl_(std::make_shared<Model<L>>(std::move(loss))) {}
+
+    std::string name() const { return impl_->name(); }
+    LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) { return impl_->evaluate(pred, target, grad); }
+
+private:
+    struct Concept {
+        virtual ~Concept() = default;
+        virtual std::string name() const = 0;
+        virtual LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) = 0;
+    };
+    template <class L>
+    struct Model final : Concept {
+        explicit Model(L l) : loss(std::move(l)) {}
+        std::string name() const override { return loss.name(); }
+        LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) override {
+            return loss.evaluate(pred, target, grad);
+        }
+        L loss;
+    };
+    std::shared_ptr<Concept> impl_;  // shared: losses may hold large weights (VGG), copies share them
+};
+
+template <class Backend = Cpu>
+class WeightedLossSum {
+    static_assert(std::is_same_v<Backend, Cpu>, "WeightedLossSum: only the Cpu backend is implemented so far");
+
+public:
+    using backend_type = Backend;
+    using Buffer = typename Backend::Buffer;
+    static constexpr bool differentiable = true;
+
+    void add(AnyLoss<Backend> loss, double weight) {
+        GANINV_CHECK(std::isfinite(weight), ValueError, "loss weight of '", loss.name(), "' is not finite");
+        parts_.push_back({std::move(loss), weight});
+    }
+    bool empty() const { return parts_.empty(); }
+
+    std::string name() const {
+        std::string s;
+        for (const auto& p : parts_) s += (s.empty() ? "" : "+") + p.loss.name();
+        return s;
+    }
+
+    LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) {
+        GANINV_CHECK(!parts_.empty(), ValueError, "WeightedLossSum: no loss terms were added");
+        LossResult total;
+        Buffer part_grad;
+        for (std::size_t k = 0; k < parts_.size(); ++k) {
+            auto& p = parts_[k];
+            const LossResult r = p.loss.evaluate(pred, target, grad ? &part_grad : nullptr);
+            if (total.per_image.empty()) total.per_image.assign(r.per_image.size(), 0.0);
+            for (std::size_t i = 0; i < r.per_image.size(); ++i) total.per_image[i] += p.weight * r.per_image[i];
+            for (const auto& t : r.terms) {
+                LossTerm wt{t.name, t.per_image};
+                for (double& v : wt.per_image) v *= p.weight;
+                total.terms.push_back(std::move(wt));
+            }
+            if (grad) {
+                if (k == 0) {
+                    *grad = part_grad;
+                    for (float& v : grad->values()) v *= static_cast<float>(p.weight);
+                } else {
+                    for (Index i = 0; i < grad->numel(); ++i) (*grad)[i] += static_cast<float>(p.weight) * part_grad[i];
+                }
+            }
+        }
+        return total;
+    }
+
+private:
+    struct Part {
+        AnyLoss<Backend> loss;
+        double weight;
+    };
+    std::vector<Part> parts_;
+};
+
+}  // namespace ganinv

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# GPU check of the Cuda backend, meant for a machine with an NVIDIA GPU (Hopper: sm_90):
+#   build     configure (Release, CMAKE_CUDA_ARCHITECTURES=90) and build test_cuda and bench_gpu
+#   test      run every CUDA test (parity with the Cpu backend and the official fixtures)
+#   memcheck  compute-sanitizer memcheck on the test suite (without the [large] case), racecheck
+#             on the GEMM kernels, when compute-sanitizer is installed
+#   bench     bench_gpu, then the PyTorch baseline on the same GPU, then the joined table
+# and prints a short summary table. Logs and JSON go to $OUT (or ./gpu_check_out).
+#
+# Usage: scripts/gpu_check.sh [build,test,memcheck,bench]
+# Env:   GANINV_GPU_PREBUILT=DIR  take DIR/test_cuda and DIR/bench_gpu instead of building
+#        GPU_CHECK_QUICK=1        short benchmark (fewer repetitions)
+#        GPU_CHECK_BENCH_PRECISIONS=fp32,tf32,bf16
+# Build dependencies: CUDA toolkit, CMake, a C++20 host compiler, and Eigen / xtensor / Catch2 /
+# stb — from the system, or from .gpudeps/ (scripts/gpu_deps.sh packs them on a Debian machine).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out="${OUT:-$root/gpu_check_out}"
+mkdir -p "$out"
+steps="${1:-build,test,memcheck,bench}"
+log="$out/gpu_check.log"
+tmp="$(mktemp -d)"
+has() { [[ ",$steps," == *",$1,"* ]]; }
+say() { echo "[gpu_check] $*" | tee -a "$log"; }
+summary=()
+add() { summary+=("$1|$2|$3"); }
+export GANINV_TEST_DATA_DIR="$root/tests/data"
+export PATH="$PATH:/usr/local/cuda/bin"
+jobs="$(nproc)"
+
+say "$(date -u +%FT%TZ) steps=$steps"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee -a "$log"
+nvcc --version 2>&1 | tail -2 | tee -a "$log"
+
+build=build-gpu
+bench_build=build-gpu-bench
+test_bin="$root/$build/tests/test_cuda"
+bench_bin="$root/$bench_build/bench_gpu"
+if [ -n "${GANINV_GPU_PREBUILT:-}" ]; then
+  test_bin="$(cd "$GANINV_GPU_PREBUILT" && pwd)/test_cuda"
+  bench_bin="$(cd "$GANINV_GPU_PREBUILT" && pwd)/bench_gpu"
+fi
+
+if has build && [ -z "${GANINV_GPU_PREBUILT:-}" ]; then
+  t0=$(date +%s)
+  deps=()
+  if [ -d .gpudeps ]; then
+    d="$root/.gpudeps"
+    deps=(-DEigen3_DIR="$d/lib/cmake/Eigen3" -Dxtensor_DIR="$d/lib/cmake/xtensor" -DCatch2_DIR="$d/lib/cmake/Catch2"
+          -DSTB_INCLUDE_DIR="$d/include/stb" -DSTB_LIBRARY="$d/lib/libstb.a")
+    say "using the packed dependencies in .gpudeps/"
+  fi
+  ( cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DGANINV_BUILD_EXAMPLES=OFF \
+        -DGANINV_BUILD_BENCHMARKS=OFF "${deps[@]}" > "$tmp/cfg.log" 2>&1 &&
+    cmake --build "$build" --target test_cuda -j"$jobs" > "$tmp/build.log" 2>&1 ) &
+  ( cmake -S benchmarks/gpu -B "$bench_build" -DCMAKE_CUDA_ARCHITECTURES=90 > "$tmp/bcfg.log" 2>&1 &&
+    cmake --build "$bench_build" -j"$jobs" > "$tmp/bbuild.log" 2>&1 ) &
+  wait
+  cat "$tmp"/cfg.log "$tmp"/build.log "$tmp"/bcfg.log "$tmp"/bbuild.log >> "$log" 2>/dev/null
+  if [ -x "$test_bin" ] && [ -x "$bench_bin" ]; then
+    add build ok "test_cuda + bench_gpu in $(( $(date +%s) - t0 )) s"
+  else
+    add build FAILED "see gpu_check.log"
+    grep -E "error|Error" "$log" | head -20
+  fi
+fi
+
+if has test && [ -x "$test_bin" ]; then
+  t0=$(date +%s)
+  "$test_bin" --durations yes > "$out/test_cuda.log" 2>&1
+  rc=$?
+  res="$(grep -E "All tests passed|test cases:|SKIPPED" "$out/test_cuda.log" | tail -1)"
+  case $rc in
+    0) add test passed "$res ($(( $(date +%s) - t0 )) s)" ;;
+    77) add test SKIPPED "no CUDA device" ;;
+    *) add test FAILED "rc=$rc: $res" ;;
+  esac
+  # Largest measured error per (operation, precision): the numbers behind docs/cuda.md's bounds.
+  grep '^ERRBOUND' "$out/test_cuda.log" | awk '{
+      split($2,a,"="); split($3,b,"="); split($5,c,"="); k=a[2] " " b[2]; v=c[2]+0;
+      if (!(k in m) || v > m[k]) { m[k]=v; w[k]=$4 } }
+      END { for (k in m) printf "%-28s %-5s max rel_l2 %.3e  (%s)\n", substr(k,1,index(k," ")-1), substr(k,index(k," ")+1), m[k], w[k] }' \
+    | sort > "$out/errbounds.txt"
+  say "largest errors per operation and precision:"
+  cat "$out/errbounds.txt" | tee -a "$log"
+fi
+
+if has memcheck && [ -x "$test_bin" ]; then
+  if command -v compute-sanitizer > /dev/null; then
+    t0=$(date +%s)
+    # Plain cudaMalloc per tensor (GANINV_TEST_NO_POOL) so out-of-bounds accesses hit allocation edges.
+    GANINV_TEST_NO_POOL=1 timeout 480 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 99 \
+      "$test_bin" "~[large]~[graph]" > "$out/memcheck.log" 2>&1
+    rc=$?
+    errs="$(grep -c "========= Invalid\|========= Program hit" "$out/memcheck.log")"
+    tail="$(grep -E "ERROR SUMMARY" "$out/memcheck.log" | tail -1)"
+    case $rc in
+      0) add memcheck clean "${tail:-no summary} ($(( $(date +%s) - t0 )) s)" ;;
+      124) add memcheck TIMEOUT "$errs errors before the limit; $tail" ;;
+      *) add memcheck FAILED "rc=$rc, $errs errors; $tail" ;;
+    esac
+    GANINV_TEST_NO_POOL=1 timeout 240 compute-sanitizer --tool racecheck --error-exitcode 99 \
+      "$test_bin" "CUDA modulated conv matches all eight official cases" >> "$out/memcheck.log" 2>&1
+    rc=$?
+    tail="$(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$out/memcheck.log" | tail -1)"
+    [ $rc -eq 0 ] && add racecheck clean "$tail" || add racecheck "FAILED(rc=$rc)" "$tail"
+  else
+    add memcheck skipped "compute-sanitizer not found"
+  fi
+fi
+
+if has bench && [ -x "$bench_bin" ]; then
+  t0=$(date +%s)
+  precs="${GPU_CHECK_BENCH_PRECISIONS:-fp32,tf32,bf16}"
+  quick=()
+  [ -n "${GPU_CHECK_QUICK:-}" ] && quick=(--quick)
+  "$bench_bin" --out "$tmp/bench_ganinv.json" --precisions "$precs" "${quick[@]}" > "$out/bench.log" 2>&1
+  rc1=$?
+  PYTHONUNBUFFERED=1 python3 benchmarks/gpu/pytorch_baseline.py --out "$tmp/bench_torch.json" --precisions "$precs" \
+    "${quick[@]}" >> "$out/bench.log" 2>&1
+  rc2=$?
+  if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]; then
+    python3 benchmarks/gpu/report.py "$tmp/bench_ganinv.json" "$tmp/bench_torch.json" --out "$out/bench_combined.json" \
+      > "$out/bench_table.md" 2>&1
+    add bench ok "$(( $(date +%s) - t0 )) s; table in bench_table.md"
+  else
+    add bench FAILED "bench_gpu rc=$rc1, pytorch_baseline rc=$rc2 (bench.log)"
+  fi
+fi
+
+{
+  echo
+  [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
+  echo
+  echo "| step | result | detail |"
+  echo "|---|---|---|"
+  for s in "${summary[@]}"; do echo "| ${s//|/ | } |"; done
+} | tee -a "$log"
+rm -rf "$tmp"
+for s in "${summary[@]}"; do [[ "$s" == *"|FAILED"* || "$s" == *"|TIMEOUT"* ]] && exit 1; done
+exit 0

@@ -1,0 +1,42 @@
+// The Cpu backend side of the CUDA parity tests (host compiler, Eigen): see cpu_reference.hpp.
+#include "cpu_reference.hpp"
+
+#include <ganinv/backend/cpu.hpp>
+
+namespace ganinv::test::cpu {
+
+Tensors modconv(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s, const Tensor<float>& filter,
+                const nn::ModConvShape& sh, const Tensor<float>& gy, const Tensor<float>& gw0) {
+    Cpu b;
+    return run_modconv(b, x, w, s, filter, sh, gy, gw0);
+}
+Tensors upfirdn2d(const Tensor<float>& x, const Tensor<float>& f, const nn::Upfirdn2dParams& p, const Tensor<float>& gy) {
+    Cpu b;
+    return run_upfirdn2d(b, x, f, p, gy);
+}
+Tensors bias_act(const Tensor<float>& x, const Tensor<float>& bias, const nn::BiasActParams& p, const Tensor<float>& gy,
+                 const Tensor<float>& gb0) {
+    Cpu b;
+    return run_bias_act(b, x, bias, p, gy, gb0);
+}
+Tensors linear(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& bias, const nn::LinearParams& p,
+               const Tensor<float>& gy, const Tensor<float>& gw0, const Tensor<float>& gb0) {
+    Cpu b;
+    return run_linear(b, x, w, bias, p, gy, gw0, gb0);
+}
+Tensors normalize(const Tensor<float>& x, const Tensor<float>& gy) {
+    Cpu b;
+    return run_normalize(b, x, gy);
+}
+Tensors noise(const Tensor<float>& y0, const Tensor<float>& nz, bool per_sample, float strength, const Tensor<float>& g,
+              float gs0) {
+    Cpu b;
+    return run_noise(b, y0, nz, per_sample, strength, g, gs0);
+}
+Tensors small_ops(std::uint64_t seed) {
+    Cpu b;
+    return run_small_ops(b, seed);
+}
+GenResult generator(const GenCase& gc) { return run_generator(gc, Cpu{}); }
+
+}  // namespace ganinv::test::cpu

@@ -1,0 +1,23 @@
+/// @file cpu_reference.hpp
+/// @brief The `Cpu` backend's results for the drivers of backend_cases.hpp, behind functions that
+///        pull no Eigen into the CUDA translation units (cpu_reference.cpp instantiates them).
+#pragma once
+
+#include "backend_cases.hpp"
+
+namespace ganinv::test::cpu {
+
+Tensors modconv(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s, const Tensor<float>& filter,
+                const nn::ModConvShape& sh, const Tensor<float>& gy, const Tensor<float>& gw0);
+Tensors upfirdn2d(const Tensor<float>& x, const Tensor<float>& f, const nn::Upfirdn2dParams& p, const Tensor<float>& gy);
+Tensors bias_act(const Tensor<float>& x, const Tensor<float>& bias, const nn::BiasActParams& p, const Tensor<float>& gy,
+                 const Tensor<float>& gb0);
+Tensors linear(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& bias, const nn::LinearParams& p,
+               const Tensor<float>& gy, const Tensor<float>& gw0, const Tensor<float>& gb0);
+Tensors normalize(const Tensor<float>& x, const Tensor<float>& gy);
+Tensors noise(const Tensor<float>& y0, const Tensor<float>& noise, bool per_sample, float strength, const Tensor<float>& g,
+              float gs0);
+Tensors small_ops(std::uint64_t seed);
+GenResult generator(const GenCase& gc);
+
+}  // namespace ganinv::test::cpu

@@ -1,0 +1,175 @@
+// StyleGAN2<Cuda> against the official fixtures (tests/data/stylegan2_tiny) and against
+// StyleGAN2<Cpu> on random configurations: odd channel counts, odd batches, every noise mode,
+// clamping, resolutions 4 to 1024; mapping, synthesis, and every gradient (ws, z, noise,
+// parameters). FP32 bounds: outputs 1e-4, gradients 1e-3. TF32 / BF16: docs/cuda.md. Also: the
+// fused conv epilogue equals the unfused path, and a CUDA graph replay equals the eager run.
+#include "test_support.hpp"
+
+#include "cpu_reference.hpp"
+
+#include <ganinv/cuda/backend.hpp>
+#include <ganinv/cuda/stream.hpp>
+#include <ganinv/models/stylegan2.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+using namespace ganinv;
+using namespace ganinv::test;
+using cuda::Precision;
+
+namespace {
+
+/// tests/data, or $GANINV_TEST_DATA_DIR (binaries built elsewhere and run on a GPU machine).
+std::filesystem::path data_root() {
+    if (const char* e = std::getenv("GANINV_TEST_DATA_DIR")) return e;
+    return test::data_dir();
+}
+
+double report(const std::string& op, Precision p, const std::string& what, const Tensor<float>& a,
+              const Tensor<float>& b) {
+    REQUIRE(a.shape() == b.shape());
+    const double e = relative_l2_error(a.values(), b.values());
+    std::printf("ERRBOUND op=%s prec=%s case=%s rel_l2=%.3e\n", op.c_str(), cuda::to_string(p), what.c_str(), e);
+    return e;
+}
+
+#define CHECK_CLOSE(op, prec, what, a, b, bound)                                                                      \
+    do {                                                                                                              \
+        const double err_ = report(op, prec, what, a, b);                                                             \
+        INFO(op << " [" << cuda::to_string(prec) << "] " << what << ": rel L2 " << err_ << " (bound " << (bound) << ")"); \
+        CHECK(err_ <= (bound));                                                                                       \
+    } while (0)
+
+Cuda make_backend(cudaStream_t s, Precision p = Precision::fp32) {
+    cuda::CudaOptions o;
+    o.precision = p;
+    o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;  // memcheck: exact allocations
+    return Cuda(s, o);
+}
+
+void compare(const GenResult& g, const GenResult& c, Precision prec, const std::string& what, double out_bound,
+             double grad_bound) {
+    CHECK_CLOSE("generator.ws", prec, what, g.ws, c.ws, 1e-5);
+    CHECK_CLOSE("generator.styles", prec, what, g.styles, c.styles, 1e-5);
+    CHECK_CLOSE("generator.img", prec, what, g.img, c.img, out_bound);
+    REQUIRE(g.block_img.size() == c.block_img.size());
+    for (std::size_t i = 0; i < g.block_img.size(); ++i) {
+        CHECK_CLOSE("generator.block_img", prec, concat(what, "_b", i), g.block_img[i], c.block_img[i], out_bound);
+        CHECK_CLOSE("generator.block_x", prec, concat(what, "_b", i), g.block_x[i], c.block_x[i], out_bound);
+    }
+    CHECK_CLOSE("generator.grad_ws", prec, what, g.grad_ws, c.grad_ws, grad_bound);
+    CHECK_CLOSE("generator.grad_z", prec, what, g.grad_z, c.grad_z, grad_bound);
+    REQUIRE(g.grad_noise.size() == c.grad_noise.size());
+    for (std::size_t i = 0; i < g.grad_noise.size(); ++i)
+        CHECK_CLOSE("generator.grad_noise", prec, concat(what, "_", i), g.grad_noise[i], c.grad_noise[i], grad_bound);
+    for (const auto& [name, t] : c.pgrads.items())
+        CHECK_CLOSE("generator.grad_param", prec, what + "_" + name, g.pgrads.at(name), t, grad_bound);
+}
+
+}  // namespace
+
+TEST_CASE("StyleGAN2<Cuda> matches the official fixtures", "[cuda][generator][parity]") {
+    cuda::Stream stream;
+    auto g = StyleGAN2<Cuda>::load(data_root() / "stylegan2_tiny" / "generator.safetensors", make_backend(stream));
+    const SafetensorsFile cs(data_root() / "stylegan2_tiny" / "generator_case.safetensors");
+    Cuda& b = g.backend();
+    const Precision p = Precision::fp32;
+    const auto z = b.upload(cs.load("z"));
+    CHECK_CLOSE("fixture.ws", p, "official", b.download(g.mapping(z)), cs.load("ws"), 1e-4);
+    CHECK_CLOSE("fixture.ws_trunc", p, "official", b.download(g.mapping(z, {0.7f, std::nullopt})), cs.load("ws_trunc"), 1e-4);
+
+    const auto ws = b.upload(cs.load("ws_trunc"));
+    StyleGAN2<Cuda>::Cache cache;
+    const Tensor<float> img = b.download(g.synthesis(ws, {}, &cache));
+    CHECK_CLOSE("fixture.img", p, "official", img, cs.load("img"), 1e-4);
+    CHECK_CLOSE("fixture.img_unfused", p, "official", img, cs.load("img_unfused"), 1e-4);
+    int blk = 0;
+    for (int res : {4, 8, 16, 32}) {
+        CHECK_CLOSE("fixture.block_x", p, concat("b", res), b.download(cache.block_x[blk]), cs.load(concat("block.b", res, ".x")), 1e-4);
+        CHECK_CLOSE("fixture.block_img", p, concat("b", res), b.download(cache.block_img[blk]), cs.load(concat("block.b", res, ".img")), 1e-4);
+        ++blk;
+    }
+    CHECK_CLOSE("fixture.img_noise_none", p, "official", b.download(g.synthesis(ws, {NoiseMode::none})), cs.load("img_noise_none"), 1e-4);
+
+    NamedTensors grads = g.zero_param_grads();
+    SynthesisGradients<Cuda> detail;
+    const Tensor<float> grad_ws = b.download(g.synthesis_backward_ws(cache, b.upload(cs.load("grad_out")), &grads, &detail));
+    CHECK_CLOSE("fixture.grad_ws", p, "official", grad_ws, cs.load("grad_ws"), 1e-3);
+    int checked = 0;
+    for (const auto& name : cs.names()) {
+        if (!name.starts_with("grad.synthesis.")) continue;
+        CHECK_CLOSE("fixture.grad_param", p, name, grads.at(name.substr(5)), cs.load(name), 1e-3);
+        ++checked;
+    }
+    CHECK(checked == 59);
+    CHECK(detail.noise.size() == 7);
+
+    StyleGAN2<Cuda>::MapCache mc;
+    const auto ws_z = g.mapping(b.upload(cs.load("z")), {}, &mc);
+    StyleGAN2<Cuda>::Cache cz;
+    CHECK_CLOSE("fixture.img_z", p, "official", b.download(g.synthesis(ws_z, {}, &cz)), cs.load("img_z"), 1e-4);
+    const auto gws = g.synthesis_backward_ws(cz, b.upload(cs.load("grad_out_z")));
+    CHECK_CLOSE("fixture.grad_z", p, "official", b.download(g.mapping_backward(mc, gws)), cs.load("grad_z"), 1e-3);
+}
+
+TEST_CASE("StyleGAN2<Cuda> matches StyleGAN2<Cpu> on random configurations", "[cuda][generator]") {
+    struct Cfg {
+        Index res, base, cmax, batch, img_ch;
+        std::optional<float> clamp;
+        NoiseMode mode;
+    };
+    // channel_base / res, capped at channel_max: odd and non-multiple-of-8 channel counts everywhere.
+    const Cfg cfgs[] = {{4, 40, 7, 1, 3, std::nullopt, NoiseMode::constant},
+                        {8, 72, 9, 3, 1, 0.5f, NoiseMode::random},
+                        {32, 416, 13, 2, 3, std::nullopt, NoiseMode::none},
+                        {64, 1600, 37, 5, 3, 1.0f, NoiseMode::explicit_maps}};
+    cuda::Stream stream;
+    std::uint64_t seed = 50;
+    for (const Cfg& c : cfgs) {
+        const GenCase gc = make_gen_case(c.res, c.base, c.cmax, c.batch, c.img_ch, c.clamp, c.mode, ++seed);
+        const GenResult ref = cpu::generator(gc);
+        const std::string what = concat("res", c.res, "_cmax", c.cmax, "_n", c.batch, "_noise", static_cast<int>(c.mode),
+                                        c.clamp ? "_clamp" : "");
+        compare(run_generator(gc, make_backend(stream)), ref, Precision::fp32, what, 1e-4, 1e-3);
+    }
+}
+
+TEST_CASE("StyleGAN2<Cuda> matches StyleGAN2<Cpu> at 1024x1024 (small channel_max)", "[cuda][generator][large]") {
+    cuda::Stream stream;
+    const GenCase gc = make_gen_case(1024, 2048, 5, 1, 3, std::nullopt, NoiseMode::constant, 61);
+    compare(run_generator(gc, make_backend(stream)), cpu::generator(gc), Precision::fp32, "res1024_cmax5_n1", 1e-4, 1e-3);
+}
+
+TEST_CASE("StyleGAN2<Cuda> in TF32 and BF16 stays within the documented bounds", "[cuda][generator][precision]") {
+    cuda::Stream stream;
+    const GenCase gc = make_gen_case(64, 4096, 64, 3, 3, 256.0f, NoiseMode::constant, 77);
+    const GenResult ref = cpu::generator(gc);
+    compare(run_generator(gc, make_backend(stream, Precision::tf32)), ref, Precision::tf32, "res64_c64_n3", 1e-2, 3e-2);
+    compare(run_generator(gc, make_backend(stream, Precision::bf16)), ref, Precision::bf16, "res64_c64_n3", 5e-2, 1e-1);
+}
+
+TEST_CASE("A captured CUDA graph replays the generator's forward + backward exactly", "[cuda][generator][graph]") {
+    cuda::Stream stream;
+    const GenCase gc = make_gen_case(32, 512, 24, 2, 3, std::nullopt, NoiseMode::constant, 91);
+    StyleGAN2<Cuda> g(gc.cfg, gc.params, make_backend(stream));
+    Cuda& b = g.backend();
+    const auto ws = b.upload(random_tensor({2, g.num_ws(), g.w_dim()}, 5));
+    const auto gimg = b.upload(gc.grad_img);
+    Cuda::Buffer img, grad_ws;
+    auto step = [&] {
+        StyleGAN2<Cuda>::Cache cache;
+        img = g.synthesis(ws, {}, &cache);
+        grad_ws = g.synthesis_backward_ws(cache, gimg);
+    };
+    step();  // eager (also warms the pool)
+    const Tensor<float> img_eager = b.download(img), gws_eager = b.download(grad_ws);
+    cuda::Graph graph;
+    graph.capture(stream, step);  // records only: img and grad_ws now name the graph's outputs
+    b.fill(img, kPoison);
+    b.fill(grad_ws, kPoison);
+    for (int i = 0; i < 3; ++i) graph.launch(stream);
+    CHECK(relative_l2_error(b.download(img).values(), img_eager.values()) <= 1e-6);
+    CHECK(relative_l2_error(b.download(grad_ws).values(), gws_eager.values()) <= 1e-5);
+}

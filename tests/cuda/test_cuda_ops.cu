@@ -1,0 +1,283 @@
+// Every operation of the Cuda backend against the Cpu backend (random inputs, NaN-poisoned
+// outputs), and the modulated conv / upfirdn2d against the official fixtures, in FP32 (parity
+// bounds 1e-4 outputs, 1e-3 gradients) and in TF32 / BF16 (the bounds of docs/cuda.md).
+// Lines starting with "ERRBOUND" report every measured error for the precision table.
+#include "test_support.hpp"
+
+#include "cpu_reference.hpp"
+
+#include <ganinv/cuda/backend.hpp>
+#include <ganinv/cuda/stream.hpp>
+#include <ganinv/io/safetensors.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <cstring>
+
+using namespace ganinv;
+using namespace ganinv::test;
+using cuda::Precision;
+
+namespace {
+
+/// tests/data, or $GANINV_TEST_DATA_DIR (binaries built elsewhere and run on a GPU machine).
+std::filesystem::path data_root() {
+    if (const char* e = std::getenv("GANINV_TEST_DATA_DIR")) return e;
+    return test::data_dir();
+}
+
+/// Bounds per precision: {outputs, gradients}.
+struct Bounds {
+    double out, grad;
+};
+Bounds bounds_for(Precision p) {
+    switch (p) {
+        case Precision::fp32: return {1e-4, 1e-3};
+        case Precision::tf32: return {5e-3, 1e-2};
+        case Precision::bf16: return {3e-2, 6e-2};
+    }
+    return {0, 0};
+}
+
+double report(const std::string& op, Precision p, const std::string& what, const Tensor<float>& a,
+              const Tensor<float>& b) {
+    REQUIRE(a.shape() == b.shape());
+    const double e = relative_l2_error(a.values(), b.values());
+    std::printf("ERRBOUND op=%s prec=%s case=%s rel_l2=%.3e\n", op.c_str(), cuda::to_string(p), what.c_str(), e);
+    return e;
+}
+
+#define CHECK_CLOSE(op, prec, what, a, b, bound)                                          \
+    do {                                                                                  \
+        const double err_ = report(op, prec, what, a, b);                                 \
+        INFO(op << " [" << cuda::to_string(prec) << "] " << what << ": rel L2 " << err_ << " (bound " << (bound) << ")"); \
+        CHECK(err_ <= (bound));                                                           \
+    } while (0)
+
+Cuda make_backend(cudaStream_t s, Precision p = Precision::fp32, cuda::StyleMode m = cuda::StyleMode::automatic) {
+    cuda::CudaOptions o;
+    o.precision = p;
+    o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;  // memcheck: exact allocations
+    o.style_mode = m;
+    return Cuda(s, o);
+}
+
+SafetensorsFile fixture(const char* name) { return SafetensorsFile(data_root() / "stylegan2_tiny" / name); }
+
+}  // namespace
+
+TEST_CASE("CUDA small ops match the CPU backend", "[cuda][ops]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    const Tensors g = run_small_ops(b, 42), c = cpu::small_ops(42);
+    const char* names[] = {"axpy", "broadcast_rows", "sum_rows_add", "truncate", "gather_columns", "scatter_add_columns", "reduce_ws"};
+    REQUIRE(g.size() == c.size());
+    for (std::size_t i = 0; i < g.size(); ++i) CHECK_CLOSE("small", Precision::fp32, names[i], g[i], c[i], 1e-6);
+}
+
+TEST_CASE("CUDA linear, normalize_2nd_moment, noise and bias_act match the CPU backend", "[cuda][ops]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    std::uint64_t seed = 7;
+    for (Index n : {1, 3, 8})
+        for (auto [in, out] : {std::pair<Index, Index>{13, 5}, {512, 512}, {37, 70}}) {
+            for (bool lrelu : {true, false}) {
+                const auto p = nn::LinearParams::make(in, out, lrelu ? 0.01f : 1.0f, lrelu ? nn::Activation::lrelu : nn::Activation::linear);
+                const auto x = random_tensor({n, in}, ++seed), w = random_tensor({out, in}, ++seed, lrelu ? 100.0f : 1.0f);
+                const auto bias = random_tensor({out}, ++seed, 10.0f), gy = random_tensor({n, out}, ++seed);
+                const auto gw0 = random_tensor({out, in}, ++seed), gb0 = random_tensor({out}, ++seed);
+                const Tensors g = run_linear(b, x, w, bias, p, gy, gw0, gb0), c = cpu::linear(x, w, bias, p, gy, gw0, gb0);
+                const std::string what = concat("n", n, "_", in, "x", out, lrelu ? "_lrelu" : "_linear");
+                CHECK_CLOSE("linear.y", Precision::fp32, what, g[0], c[0], 1e-5);
+                CHECK_CLOSE("linear.grad_x", Precision::fp32, what, g[1], c[1], 1e-5);
+                CHECK_CLOSE("linear.grad_w", Precision::fp32, what, g[2], c[2], 1e-5);
+                CHECK_CLOSE("linear.grad_b", Precision::fp32, what, g[3], c[3], 1e-5);
+            }
+            const auto x = random_tensor({n, in}, ++seed), gy = random_tensor({n, in}, ++seed);
+            const Tensors g = run_normalize(b, x, gy), c = cpu::normalize(x, gy);
+            CHECK_CLOSE("normalize.y", Precision::fp32, concat(n, "x", in), g[0], c[0], 1e-5);
+            CHECK_CLOSE("normalize.grad_x", Precision::fp32, concat(n, "x", in), g[1], c[1], 1e-5);
+        }
+    for (Index n : {1, 3})
+        for (auto [ch, sp] : {std::pair<Index, Index>{5, 16}, {64, 1024}, {3, 4099}})
+            for (bool per_sample : {true, false}) {
+                const auto y0 = random_tensor({n, ch, sp}, ++seed), nz = random_tensor({per_sample ? n : 1, sp}, ++seed);
+                const auto gy = random_tensor({n, ch, sp}, ++seed);
+                const Tensors g = run_noise(b, y0, nz, per_sample, 0.37f, gy, 0.5f);
+                const Tensors c = cpu::noise(y0, nz, per_sample, 0.37f, gy, 0.5f);
+                const std::string what = concat(n, "x", ch, "x", sp, per_sample ? "_per_sample" : "_shared");
+                CHECK_CLOSE("noise.y", Precision::fp32, what, g[0], c[0], 1e-6);
+                CHECK_CLOSE("noise.grad_noise", Precision::fp32, what, g[1], c[1], 1e-5);
+                CHECK_CLOSE("noise.grad_strength", Precision::fp32, what, g[2], c[2], 1e-5);
+            }
+    for (auto p : {nn::BiasActParams::lrelu(), nn::BiasActParams::lrelu(1.0f, 0.7f), nn::BiasActParams::linear(),
+                   nn::BiasActParams::linear(0.5f)})
+        for (auto [n, ch, sp] : {std::tuple<Index, Index, Index>{1, 5, 16}, {3, 64, 1024}, {2, 7, 5000}, {8, 512, 1}}) {
+            const auto x = random_tensor({n, ch, sp}, ++seed), bias = random_tensor({ch}, ++seed, 0.3f);
+            const auto gy = random_tensor({n, ch, sp}, ++seed), gb0 = random_tensor({ch}, ++seed);
+            const Tensors g = run_bias_act(b, x, bias, p, gy, gb0), c = cpu::bias_act(x, bias, p, gy, gb0);
+            const std::string what = concat(n, "x", ch, "x", sp, "_clamp", p.clamp);
+            CHECK_CLOSE("bias_act.y", Precision::fp32, what, g[0], c[0], 1e-6);
+            CHECK_CLOSE("bias_act.grad_x", Precision::fp32, what, g[1], c[1], 1e-6);
+            CHECK_CLOSE("bias_act.grad_bias", Precision::fp32, what, g[2], c[2], 1e-5);
+        }
+}
+
+TEST_CASE("CUDA upfirdn2d matches the official fixtures and the CPU on random geometry", "[cuda][ops]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    const auto f = fixture("upfirdn2d_case.safetensors");
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    struct Case {
+        const char* name;
+        nn::Upfirdn2dParams p;
+    };
+    for (const Case& c : {Case{"upsample2d", nn::Upfirdn2dParams::upsample2d(4)},
+                          Case{"downsample2d", nn::Upfirdn2dParams::downsample2d(4)},
+                          Case{"filter2d", nn::Upfirdn2dParams::filter2d(4)}}) {
+        const std::string pre = c.name;
+        Tensor<float> x = f.load(pre + ".x");
+        const Shape xs = x.shape();
+        x.reshape({xs[0] * xs[1], xs[2], xs[3]});
+        Tensor<float> gy = f.load(pre + ".grad_y");
+        const Shape ys = gy.shape();
+        gy.reshape({ys[0] * ys[1], ys[2], ys[3]});
+        Tensors g = run_upfirdn2d(b, x, filt, c.p, gy);
+        g[0].reshape(ys);
+        g[1].reshape(xs);
+        CHECK_CLOSE("upfirdn2d.y", Precision::fp32, pre + "_official", g[0], f.load(pre + ".y"), 1e-5);
+        CHECK_CLOSE("upfirdn2d.grad_x", Precision::fp32, pre + "_official", g[1], f.load(pre + ".grad_x"), 1e-4);
+    }
+    std::uint64_t seed = 100;
+    for (int trial = 0; trial < 12; ++trial) {
+        Rng rng(seed + trial);
+        nn::Upfirdn2dParams p;
+        p.up = 1 + static_cast<int>(rng.below(3));
+        p.down = 1 + static_cast<int>(rng.below(3));
+        p.pad_x0 = static_cast<int>(rng.below(5)) - 1;
+        p.pad_x1 = static_cast<int>(rng.below(5)) - 1;
+        p.pad_y0 = static_cast<int>(rng.below(5)) - 1;
+        p.pad_y1 = static_cast<int>(rng.below(5)) - 1;
+        p.gain = 0.5f + static_cast<float>(rng.below(4));
+        p.flip_filter = rng.below(2) == 1;
+        const Index fh = 1 + static_cast<Index>(rng.below(5)), fw = 1 + static_cast<Index>(rng.below(5));
+        const Index planes = 1 + static_cast<Index>(rng.below(7)), h = 3 + static_cast<Index>(rng.below(30)),
+                    w = 3 + static_cast<Index>(rng.below(30));
+        if (p.out_h(h, fh) < 1 || p.out_w(w, fw) < 1) continue;
+        const auto x = random_tensor({planes, h, w}, seed * 3 + trial), filt2 = random_tensor({fh, fw}, seed * 5 + trial);
+        const auto gy = random_tensor({planes, p.out_h(h, fh), p.out_w(w, fw)}, seed * 7 + trial);
+        const Tensors g = run_upfirdn2d(b, x, filt2, p, gy), c = cpu::upfirdn2d(x, filt2, p, gy);
+        const std::string what = concat("up", p.up, "_down", p.down, "_f", fh, "x", fw, "_", h, "x", w);
+        CHECK_CLOSE("upfirdn2d.y", Precision::fp32, what, g[0], c[0], 1e-5);
+        CHECK_CLOSE("upfirdn2d.grad_x", Precision::fp32, what, g[1], c[1], 1e-5);
+    }
+}
+
+TEST_CASE("CUDA modulated conv matches all eight official cases", "[cuda][modconv][parity]") {
+    cuda::Stream stream;
+    const auto f = fixture("modconv_case.safetensors");
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    for (Precision prec : {Precision::fp32, Precision::tf32, Precision::bf16})
+        for (auto mode : {cuda::StyleMode::scale_input, cuda::StyleMode::fold_weights}) {
+            Cuda b = make_backend(stream, prec, mode);
+            const Bounds bd = bounds_for(prec);
+            for (int up : {1, 2})
+                for (int demod : {1, 0})
+                    for (int fused : {1, 0}) {
+                        const std::string pre = concat("up", up, "_demod", demod, "_fused", fused, ".");
+                        const Tensor<float> x = f.load(pre + "x"), w = f.load(pre + "weight"), s = f.load(pre + "styles");
+                        const nn::ModConvShape sh{x.dim(0), x.dim(1), w.dim(0), x.dim(2), x.dim(3), w.dim(2), up, demod == 1, 4};
+                        const Tensors g = run_modconv(b, x, w, s, filt, sh, f.load(pre + "grad_y"), Tensor<float>(w.shape(), 0.0f));
+                        const std::string what = concat(pre, cuda::to_string(mode));
+                        CHECK_CLOSE("modconv.y", prec, what + "_official", g[0], f.load(pre + "y"), bd.out);
+                        CHECK_CLOSE("modconv.grad_x", prec, what + "_official", g[2], f.load(pre + "grad_x"), bd.grad);
+                        CHECK_CLOSE("modconv.grad_styles", prec, what + "_official", g[3], f.load(pre + "grad_styles"), bd.grad);
+                        CHECK_CLOSE("modconv.grad_weight", prec, what + "_official", g[4], f.load(pre + "grad_weight"), bd.grad);
+                    }
+        }
+}
+
+TEST_CASE("CUDA modulated conv matches the CPU on random shapes", "[cuda][modconv]") {
+    struct S {
+        Index n, c, o, h, w, k;
+        int up;
+        bool demod;
+    };
+    // Channels that are not multiples of 8, odd batches, 1x1 planes, odd planes, k = 1 with up = 2
+    // (phases without taps), and deep-K / small-plane shapes that take the split-K path.
+    const S shapes[] = {{1, 5, 7, 4, 4, 3, 1, true},     {3, 37, 70, 9, 13, 3, 1, true}, {2, 70, 33, 8, 8, 3, 2, true},
+                        {3, 3, 5, 1, 1, 3, 1, true},     {1, 512, 512, 4, 4, 3, 1, true}, {1, 256, 128, 8, 8, 3, 2, true},
+                        {3, 17, 3, 16, 16, 1, 1, false}, {5, 9, 11, 7, 5, 1, 2, false},   {2, 64, 64, 32, 32, 3, 1, true},
+                        {1, 32, 16, 33, 31, 3, 2, true}, {7, 13, 1, 6, 6, 3, 1, true},   {1, 96, 3, 64, 64, 1, 1, false}};
+    cuda::Stream stream;
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    std::uint64_t seed = 1000;
+    for (const S& z : shapes) {
+        const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, z.k, z.up, z.demod, 4};
+        const auto x = random_tensor({z.n, z.c, z.h, z.w}, ++seed), w = random_tensor({z.o, z.c, z.k, z.k}, ++seed);
+        const auto s = random_tensor({z.n, z.c}, ++seed, 0.5f, 1.0f);
+        const auto gy = random_tensor({z.n, z.o, sh.out_h(), sh.out_w()}, ++seed);
+        const auto gw0 = random_tensor(w.shape(), ++seed);
+        const Tensors c = cpu::modconv(x, w, s, filt, sh, gy, gw0);
+        for (Precision prec : {Precision::fp32, Precision::tf32, Precision::bf16})
+            for (auto mode : {cuda::StyleMode::scale_input, cuda::StyleMode::fold_weights}) {
+                Cuda b = make_backend(stream, prec, mode);
+                const Bounds bd = bounds_for(prec);
+                const Tensors g = run_modconv(b, x, w, s, filt, sh, gy, gw0);
+                const std::string what = concat("n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_k", z.k, "_up", z.up,
+                                                z.demod ? "_demod_" : "_nodemod_", cuda::to_string(mode));
+                CHECK_CLOSE("modconv.y", prec, what, g[0], c[0], bd.out);
+                CHECK_CLOSE("modconv.dcoefs", prec, what, g[1], c[1], 1e-5);
+                CHECK_CLOSE("modconv.grad_x", prec, what, g[2], c[2], bd.grad);
+                CHECK_CLOSE("modconv.grad_styles", prec, what, g[3], c[3], bd.grad);
+                CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bd.grad);
+            }
+    }
+}
+
+TEST_CASE("Two CUDA backends on two streams do not interfere", "[cuda][streams]") {
+    cuda::Stream s1, s2;
+    Cuda b1 = make_backend(s1), b2 = make_backend(s2);
+    const nn::ModConvShape sh{3, 40, 24, 16, 16, 3, 1, true, 4};
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    const auto x = random_tensor({3, 40, 16, 16}, 1), w = random_tensor({24, 40, 3, 3}, 2);
+    const auto s = random_tensor({3, 40}, 3, 0.5f, 1.0f), x2 = random_tensor({3, 40, 16, 16}, 4);
+    auto X1 = b1.upload(x), X2 = b2.upload(x2), W1 = b1.upload(w), W2 = b2.upload(w), S1 = b1.upload(s), S2 = b2.upload(s);
+    auto F1 = b1.upload(filt), F2 = b2.upload(filt);
+    auto Y1 = b1.empty({3, 24, 16, 16}), Y2 = b2.empty({3, 24, 16, 16}), D1 = b1.empty({3, 24}), D2 = b2.empty({3, 24});
+    for (int rep = 0; rep < 20; ++rep) {  // interleaved launches, no synchronisation in between
+        b1.modconv_forward(X1.data(), W1.data(), S1.data(), F1.data(), sh, Y1.data(), D1.data());
+        b2.modconv_forward(X2.data(), W2.data(), S2.data(), F2.data(), sh, Y2.data(), D2.data());
+    }
+    const Tensor<float> y1 = b1.download(Y1), y2 = b2.download(Y2);
+    const Tensors r1 = cpu::modconv(x, w, s, filt, sh, random_tensor(y1.shape(), 5), Tensor<float>(w.shape(), 0.0f));
+    const Tensors r2 = cpu::modconv(x2, w, s, filt, sh, random_tensor(y1.shape(), 5), Tensor<float>(w.shape(), 0.0f));
+    CHECK(relative_l2_error(y1.values(), r1[0].values()) <= 1e-5);
+    CHECK(relative_l2_error(y2.values(), r2[0].values()) <= 1e-5);
+    CHECK(b1.pool().bytes_in_use() > 0);
+    CHECK(&b1.pool() != &b2.pool());
+}
+
+TEST_CASE("CUDA errors become exceptions with file:line and the CUDA message", "[cuda][errors]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    try {
+        GANINV_CUDA_CHECK(cudaMemcpyAsync(nullptr, reinterpret_cast<void*>(16), 64, cudaMemcpyDeviceToDevice, stream));
+        FAIL("no exception");
+    } catch (const CudaError& e) {
+        const std::string msg = e.what();
+        CHECK(msg.find("test_cuda_ops.cu:") != std::string::npos);
+        CHECK(msg.find("cudaMemcpyAsync") != std::string::npos);
+    }
+    (void)cudaGetLastError();
+    nn::ModConvShape bad{1, 4, 4, 8, 8, 2, 1, true, 4};
+    auto X = b.zeros({1, 4, 8, 8});
+    REQUIRE_THROWS_WITH(b.modconv_forward(X.data(), X.data(), X.data(), X.data(), bad, X.data(), X.data()),
+                        Catch::Contains("kernel size must be odd"));
+    // A DeviceTensor copy is a device copy on the tensor's own stream.
+    auto a = b.upload(random_tensor({5, 7}, 3));
+    auto c = a;
+    CHECK(c.data() != a.data());
+    CHECK(relative_l2_error(b.download(c).values(), b.download(a).values()) == 0.0);
+}
