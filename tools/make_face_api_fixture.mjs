@@ -27,7 +27,7 @@ import fs from 'fs';
 import path from 'path';
 import zlib from 'zlib';
 import { createRequire } from 'module';
-import { readFaceApiWeights, encodeSafetensors, FACE_API_CONFIG } from './convert_face_api.mjs';
+import { readFaceApiWeights, encodeSafetensors, quantisedEntries, checkQuantisedRoundTrip, QUANTISATION_NOTE, FACE_API_CONFIG } from './convert_face_api.mjs';
 
 export const LFW_INDICES = [0, 11, 22, 33, 44, 55, 66, 77, 88, 99];
 export const ASTRONAUT_BOX = { y0: 35, x0: 150, size: 150 }; // rows y0..y0+149, cols x0..x0+149
@@ -154,7 +154,12 @@ async function main() {
   console.log(`converter == tfjs loader, bit-exact, ${tensors.length} tensors`);
   fs.mkdirSync(args.out, { recursive: true });
   const config = { ...FACE_API_CONFIG, source_version: pkgVersion };
-  fs.writeFileSync(path.join(args.out, 'face_recognition.safetensors'), encodeSafetensors(tensors, { config: JSON.stringify(config) }));
+  // the shipped weights keep the package's uint8 codes (see convert_face_api.mjs); the round trip
+  // check proves they decode to exactly what tfjs loaded
+  const entries = quantisedEntries(tensors);
+  checkQuantisedRoundTrip(tensors, entries);
+  fs.writeFileSync(path.join(args.out, 'face_recognition.safetensors'),
+    encodeSafetensors(entries, { config: JSON.stringify(config), quantization: QUANTISATION_NOTE }));
 
   // 2. crops and the package's descriptors
   const crops = buildCrops(args['skimage-data']);

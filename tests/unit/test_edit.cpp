@@ -383,8 +383,8 @@ TEST_CASE("GIF writer: stb_image decodes the frames back", "[edit][gif]") {
     for (int f = 0; f < 3; ++f)
         for (std::size_t i = 0; i < frames[0].pixels.size(); ++i)
             REQUIRE(rgba[(static_cast<std::size_t>(f) * 200 * 150 + i) * 4] == frames[static_cast<std::size_t>(f)].pixels[i]);
-    // Random lines around the first code-width change. With this seed three of them end exactly
-    // when the table reaches 512 entries, where the end code must already be 10 bits wide.
+    // Random lines whose codes straddle the first width change (9 -> 10 bits); three of them end
+    // exactly when the table reaches 512 entries (the end-code width case of gif_lzw).
     Rng line_rng(4);
     for (int pass = 0; pass < 3; ++pass)
     for (int len = 240; len <= 280; ++len) {

@@ -40,6 +40,19 @@ def read_safetensors(path):
     return out, meta
 
 
+def dequantise(tensors):
+    """U8 codes + F64 `<name>.__scale` / `<name>.__min` (tools/convert_face_api.mjs) -> float32,
+    float32(q * scale + min) evaluated in float64 as tfjs does; other tensors pass through."""
+    out = {}
+    for name, t in tensors.items():
+        if name.endswith(".__scale") or name.endswith(".__min"):
+            continue
+        if name + ".__scale" in tensors:
+            t = (t.astype(np.float64) * float(tensors[name + ".__scale"]) + float(tensors[name + ".__min"])).astype(np.float32)
+        out[name] = t
+    return out
+
+
 # ---------------------------------------------------------------- layers (NHWC, HWIO filters)
 def conv2d(x, w, stride, padding):
     """x [N,H,W,C], w [kh,kw,C,O]. padding 'valid' or 'same' (TF rule: total pad
@@ -170,6 +183,7 @@ def main():
     args = ap.parse_args()
 
     weights, wmeta = read_safetensors(os.path.join(args.data, "face_recognition.safetensors"))
+    weights = dequantise(weights)
     case, meta = read_safetensors(os.path.join(args.data, "identity_case.safetensors"))
     cfg = json.loads(wmeta["config"])
     names = json.loads(meta["names"])

@@ -7,6 +7,7 @@
 
 #include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/cuda/launch.cuh"
+#include "ganinv/cuda/modconv_aux.cuh"
 #include "ganinv/nn/linear_params.hpp"
 
 namespace ganinv::cuda {
@@ -45,17 +46,6 @@ __global__ void linear_act_backward(const T* y, T* gy, long long n, nn::LinearPa
     }
 }
 
-/// grad_x[n, i] = weight_gain * sum_o g[n, o] W[o, i]
-template <class T = float>
-__global__ void linear_grad_input(const T* g, long long n, const T* w, nn::LinearParams p, T* gx) {
-    GANINV_GRID_STRIDE(idx, n * p.in) {
-        const long long r = idx / p.in, i = idx - r * p.in;
-        float a = 0.0f;
-        for (long long o = 0; o < p.out; ++o) a += g[r * p.out + o] * w[o * p.in + i];
-        gx[idx] = a * p.weight_gain;
-    }
-}
-
 /// grad_w[o, i] += weight_gain * sum_n g[n, o] x[n, i]
 template <class T = float>
 __global__ void linear_grad_weight(const T* g, long long n, const T* x, nn::LinearParams p, T* gw) {
@@ -80,7 +70,7 @@ inline void linear_backward(const float* x, Index n, const float* w, const float
                             cudaStream_t stream) {
     const long long nn_ = n;
     launch_1d(kernels::linear_act_backward<float>, p.out, stream, y, grad_y, nn_, p, grad_b);
-    if (grad_x) launch_1d(kernels::linear_grad_input<float>, n * p.in, stream, grad_y, nn_, w, p, grad_x);
+    if (grad_x) kernels::launch_rows_times_matrix<0>(grad_y, n, p.out, w, p.in, p.weight_gain, nullptr, grad_x, stream);
     if (grad_w) launch_1d(kernels::linear_grad_weight<float>, p.out * p.in, stream, grad_y, nn_, x, p, grad_w);
 }
 

@@ -20,6 +20,7 @@
 #include "ganinv/cuda/wgrad_gemm.cuh"
 #include "ganinv/nn/modconv_shape.hpp"
 
+#include <algorithm>
 #include <memory>
 
 namespace ganinv::cuda {
@@ -132,17 +133,22 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     // up == 2: transposed conv (stride 2) into yt [N, O, TH, TW], phase by phase.
     const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
     DeviceTensor yt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
-    bool zeroed = false;
+    gemm::SplitK plans[2][2];
+    bool need_zero = false;  // a phase without taps (k = 1) or a split-K phase accumulates into zeros
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int T = ((k - py + 1) / 2) * ((k - px + 1) / 2);
+            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
+            const long long blocks = ((Index{THp} * TWp + gemm::kBN - 1) / gemm::kBN) * ((O + gemm::kBM - 1) / gemm::kBM) * N;
+            plans[py][px] = T > 0 ? gemm::plan_split_k(blocks, C * T, ctx.num_sms, 65535 / N) : gemm::SplitK{};
+            need_zero = need_zero || T == 0 || plans[py][px].splits > 1;
+        }
+    if (need_zero) GANINV_CUDA_CHECK(cudaMemsetAsync(yt.data(), 0, yt.bytes(), stream));
     for (int py = 0; py < 2; ++py)
         for (int px = 0; px < 2; ++px) {
             const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
             const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
-            const long long blocks = ((Index{THp} * TWp + gemm::kBN - 1) / gemm::kBN) * ((O + gemm::kBM - 1) / gemm::kBM) * N;
-            const gemm::SplitK sk = T > 0 ? gemm::plan_split_k(blocks, C * T, ctx.num_sms, 65535 / N) : gemm::SplitK{};
-            if (!zeroed && (T == 0 || sk.splits > 1)) {
-                GANINV_CUDA_CHECK(cudaMemsetAsync(yt.data(), 0, yt.bytes(), stream));
-                zeroed = true;
-            }
+            const gemm::SplitK sk = plans[py][px];
             if (T == 0) continue;
             const int nb = fold ? N : 1;
             DeviceTensor wp = ctx.scratch({Index{nb} * O * C * T});
@@ -187,9 +193,14 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         w2 = ctx.scratch({Index{O} * C});
         coef = ctx.scratch({Index{N} * O});
         launch_1d(kernels::weight_sq_norm<float>, w2.numel(), stream, w, O, C, kk, w2.data());
-        kernels::demod_grad_coef<float><<<static_cast<unsigned>(N * O), kBlock, 0, stream>>>(
-            grad_y, y, dcoefs, static_cast<long long>(OH) * OW, coef.data());
+        GANINV_CUDA_CHECK(cudaMemsetAsync(coef.data(), 0, coef.bytes(), stream));
+        const long long hw = static_cast<long long>(OH) * OW;
+        const long long chunks = std::max<long long>(1, std::min<long long>((hw + 8 * kBlock - 1) / (8 * kBlock),
+                                                                           (4LL * ctx.num_sms * 8 + N * O - 1) / (N * O)));
+        kernels::demod_grad_coef<float><<<dim3(static_cast<unsigned>(N * O), static_cast<unsigned>(std::min(chunks, 65535LL))),
+                                          kBlock, 0, stream>>>(grad_y, y, hw, coef.data());
         GANINV_CUDA_CHECK_LAUNCH();
+        launch_1d(kernels::demod_grad_finish<float>, coef.numel(), stream, coef.data(), dcoefs, static_cast<long long>(coef.numel()));
     }
     GANINV_CUDA_CHECK(cudaMemsetAsync(grad_s, 0, sizeof(float) * N * C, stream));
 
@@ -218,9 +229,8 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     if (epi.atomic && grad_x) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, sizeof(float) * N * C * H * W, stream));
     gemm::launch_conv_gemm(ctx.precision, gemm::DenseA{wT.data(), 0, O * kk}, g, epi, N, C, sk, stream);
 
-    if (sh.demodulate)
-        launch_1d(kernels::demod_backward_styles<float>, Index{N} * C, stream, coef.data(), w2.data(), s, N, O, C,
-                  grad_s);
+    if (sh.demodulate)  // grad_s[n, c] -= s[n, c] * sum_o coef[n, o] * w2[o, c]
+        kernels::launch_rows_times_matrix<1>(coef.data(), N, O, w2.data(), C, 1.0f, s, grad_s, stream);
     if (!grad_w) return;
     if (sh.demodulate)
         launch_1d(kernels::demod_backward_weight<float>, Index{O} * C, stream, coef.data(), s, w, N, O, C, kk,

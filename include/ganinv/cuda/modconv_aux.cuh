@@ -70,28 +70,63 @@ __global__ void transpose_weights(const T* w, int O, int C, int kk, float* wT) {
     }
 }
 
-/// coef[n, o] = d^2 * sum_p grad_y * y over one plane (= dL/dd * d^3): one block per plane.
+/// coef[n, o] += sum_p grad_y * y over one chunk of one plane (coef zeroed before; grid: planes x
+/// chunks, so a few large planes still spread over the whole GPU). demod_grad_finish scales by d^2.
 template <class T = float>
-__global__ void demod_grad_coef(const T* grad_y, const float* y, const float* d, long long hw, float* coef) {
+__global__ void demod_grad_coef(const T* grad_y, const float* y, long long hw, float* coef) {
     const long long plane = blockIdx.x;
     const T* g = grad_y + plane * hw;
     const float* yy = y + plane * hw;
     float a = 0.0f;
-    for (long long i = threadIdx.x; i < hw; i += blockDim.x) a += g[i] * yy[i];
+    for (long long i = blockIdx.y * static_cast<long long>(blockDim.x) + threadIdx.x; i < hw;
+         i += static_cast<long long>(gridDim.y) * blockDim.x)
+        a += g[i] * yy[i];
     a = block_sum(a);
-    if (threadIdx.x == 0) coef[plane] = a * d[plane] * d[plane];
+    if (threadIdx.x == 0) atomicAdd(coef + plane, a);
 }
 
-/// grad_s[n, c] -= s[n, c] * sum_o coef[n, o] * w2[o, c]
+/// coef = dL/dd * d^3 = d^2 * sum(grad_y * y)
 template <class T = float>
-__global__ void demod_backward_styles(const float* coef, const T* w2, const float* s, int N, int O, int C,
-                                      float* grad_s) {
-    GANINV_GRID_STRIDE(i, static_cast<long long>(N) * C) {
-        const int n = static_cast<int>(i / C), c = static_cast<int>(i % C);
-        float a = 0.0f;
-        for (int o = 0; o < O; ++o) a += coef[n * O + o] * w2[static_cast<long long>(o) * C + c];
-        grad_s[i] -= a * s[i];
+__global__ void demod_grad_finish(float* coef, const T* d, long long n) {
+    GANINV_GRID_STRIDE(i, n) coef[i] *= d[i] * d[i];
+}
+
+/// Small "rows times matrix" products: acc[r, j] = sum_k a[r, k] * B[k, j] for few rows r and
+/// K, J up to a few thousand. Block = 32 columns x 16 k-groups (coalesced reads of B, enough
+/// loads in flight), grid = (column blocks, rows). mode 0: out[r, j] = alpha * acc (gradient of
+/// a linear layer w.r.t. its input); mode 1: out[r, j] -= acc * s[r, j] (demodulation term of
+/// the style gradient).
+template <int Mode, class T = float>
+__global__ void rows_times_matrix(const T* a, int K, const T* B, int J, float alpha, const T* s, T* out) {
+    __shared__ float part[16][33];
+    const int r = blockIdx.y, j = blockIdx.x * 32 + threadIdx.x;
+    float acc = 0.0f;
+    if (j < J) {
+#pragma unroll 4
+        for (int k = threadIdx.y; k < K; k += 16) acc += a[static_cast<long long>(r) * K + k] * B[static_cast<long long>(k) * J + j];
     }
+    part[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < J) {
+        float v = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) v += part[i][threadIdx.x];
+        const long long idx = static_cast<long long>(r) * J + j;
+        if constexpr (Mode == 0) out[idx] = alpha * v;
+        else out[idx] -= v * s[idx];
+    }
+}
+
+template <int Mode>
+inline void launch_rows_times_matrix(const float* a, Index rows, Index K, const float* B, Index J, float alpha,
+                                     const float* s, float* out, cudaStream_t stream) {
+    if (rows <= 0 || J <= 0) return;
+    GANINV_CHECK(rows <= 65535 && K < (Index{1} << 31) && J < (Index{1} << 31), ShapeError,
+                 "rows_times_matrix: ", rows, " rows exceed the grid limit");
+    const dim3 grid(static_cast<unsigned>((J + 31) / 32), static_cast<unsigned>(rows));
+    rows_times_matrix<Mode, float><<<grid, dim3(32, 16), 0, stream>>>(a, static_cast<int>(K), B, static_cast<int>(J),
+                                                                       alpha, s, out);
+    GANINV_CUDA_CHECK_LAUNCH();
 }
 
 /// grad_w[o, c, t] -= (sum_n coef[n, o] s[n, c]^2) * w[o, c, t]

@@ -51,34 +51,35 @@ struct FirEpilogue {
 
 namespace kernels {
 
-template <class T = float>
-__global__ void upfirdn2d_fwd(const T* x, long long planes, FirGeom g, const float* f, FirEpilogue epi, float* y) {
-    const long long out_hw = static_cast<long long>(g.out_h) * g.out_w;
-    const int up_h = g.in_h * g.up, up_w = g.in_w * g.up;
-    GANINV_GRID_STRIDE(i, planes * out_hw) {
-        const long long plane = i / out_hw;
-        const int o = static_cast<int>(i - plane * out_hw);
+/// UP / DOWN: compile-time factors (0 = take them from the geometry at run time).
+template <int UP, int DOWN, class T = float>
+__global__ void upfirdn2d_fwd(const T* x, int planes, FirGeom g, const float* f, FirEpilogue epi, float* y) {
+    const int up = UP ? UP : g.up, down = DOWN ? DOWN : g.down;
+    const int out_hw = g.out_h * g.out_w;
+    const int up_h = g.in_h * up, up_w = g.in_w * up;
+    GANINV_GRID_STRIDE(i, static_cast<long long>(planes) * out_hw) {
+        const int plane = static_cast<int>(i / out_hw);
+        const int o = static_cast<int>(i - static_cast<long long>(plane) * out_hw);
         const int oy = o / g.out_w, ox = o - oy * g.out_w;
-        const T* xp = x + plane * g.in_h * g.in_w;
+        const T* xp = x + static_cast<long long>(plane) * g.in_h * g.in_w;
         float acc = 0.0f;
         for (int a = 0; a < g.fh; ++a) {
-            const int uy = oy * g.down + a - g.pad_y0;
-            if (uy < 0 || uy >= up_h || uy % g.up != 0) continue;
-            const int iy = uy / g.up, ka = g.flip ? a : g.fh - 1 - a;
+            const int uy = oy * down + a - g.pad_y0;
+            if (uy < 0 || uy >= up_h || uy % up != 0) continue;
+            const int iy = uy / up, ka = g.flip ? a : g.fh - 1 - a;
             for (int b = 0; b < g.fw; ++b) {
-                const int ux = ox * g.down + b - g.pad_x0;
-                if (ux < 0 || ux >= up_w || ux % g.up != 0) continue;
+                const int ux = ox * down + b - g.pad_x0;
+                if (ux < 0 || ux >= up_w || ux % up != 0) continue;
                 const int kb = g.flip ? b : g.fw - 1 - b;
-                acc += f[ka * g.fw + kb] * g.gain * xp[iy * g.in_w + ux / g.up];
+                acc += f[ka * g.fw + kb] * g.gain * xp[iy * g.in_w + ux / up];
             }
         }
         if (epi.plane_scale) acc *= epi.plane_scale[plane];
         y[i] = acc;
         if (epi.out2) {
-            const long long n = plane / epi.channels;
-            const int c = static_cast<int>(plane - n * epi.channels);
+            const int n = plane / epi.channels, c = plane - n * epi.channels;
             float u = acc;
-            if (epi.noise) u += *epi.strength * epi.noise[(epi.noise_per_sample ? n * out_hw : 0) + o];
+            if (epi.noise) u += *epi.strength * epi.noise[(epi.noise_per_sample ? static_cast<long long>(n) * out_hw : 0) + o];
             if (epi.bias) u += epi.bias[c];
             epi.out2[i] = gemm::apply_bias_act(u, epi.act);
         }
@@ -86,27 +87,26 @@ __global__ void upfirdn2d_fwd(const T* x, long long planes, FirGeom g, const flo
 }
 
 /// gx = adjoint(gy) * plane_scale[plane] (overwrites gx).
-template <class T = float>
-__global__ void upfirdn2d_bwd(const T* gy, long long planes, FirGeom g, const float* f, const float* plane_scale,
-                              float* gx) {
-    const long long in_hw = static_cast<long long>(g.in_h) * g.in_w;
-    const long long out_hw = static_cast<long long>(g.out_h) * g.out_w;
-    GANINV_GRID_STRIDE(i, planes * in_hw) {
-        const long long plane = i / in_hw;
-        const int q = static_cast<int>(i - plane * in_hw);
+template <int UP, int DOWN, class T = float>
+__global__ void upfirdn2d_bwd(const T* gy, int planes, FirGeom g, const float* f, const float* plane_scale, float* gx) {
+    const int up = UP ? UP : g.up, down = DOWN ? DOWN : g.down;
+    const int in_hw = g.in_h * g.in_w, out_hw = g.out_h * g.out_w;
+    GANINV_GRID_STRIDE(i, static_cast<long long>(planes) * in_hw) {
+        const int plane = static_cast<int>(i / in_hw);
+        const int q = static_cast<int>(i - static_cast<long long>(plane) * in_hw);
         const int iy = q / g.in_w, ix = q - iy * g.in_w;
-        const T* gp = gy + plane * out_hw;
+        const T* gp = gy + static_cast<long long>(plane) * out_hw;
         float acc = 0.0f;
         for (int a = 0; a < g.fh; ++a) {
-            const int ty = iy * g.up + g.pad_y0 - a;  // = oy * down
-            if (ty < 0 || ty % g.down != 0) continue;
-            const int oy = ty / g.down;
+            const int ty = iy * up + g.pad_y0 - a;  // = oy * down
+            if (ty < 0 || ty % down != 0) continue;
+            const int oy = ty / down;
             if (oy >= g.out_h) continue;
             const int ka = g.flip ? a : g.fh - 1 - a;
             for (int b = 0; b < g.fw; ++b) {
-                const int tx = ix * g.up + g.pad_x0 - b;
-                if (tx < 0 || tx % g.down != 0) continue;
-                const int ox = tx / g.down;
+                const int tx = ix * up + g.pad_x0 - b;
+                if (tx < 0 || tx % down != 0) continue;
+                const int ox = tx / down;
                 if (ox >= g.out_w) continue;
                 const int kb = g.flip ? b : g.fw - 1 - b;
                 acc += f[ka * g.fw + kb] * g.gain * gp[oy * g.out_w + ox];
@@ -118,16 +118,34 @@ __global__ void upfirdn2d_bwd(const T* gy, long long planes, FirGeom g, const fl
 
 }  // namespace kernels
 
+namespace detail {
+inline void check_fir_size(Index planes, const FirGeom& g) {
+    const Index big = Index{1} << 31;
+    GANINV_CHECK(planes < big && Index{g.in_h} * g.in_w < big && Index{g.out_h} * g.out_w < big, ShapeError,
+                 "upfirdn2d: ", planes, " planes of ", g.in_h, "x", g.in_w, " exceed the 32-bit plane indexing");
+}
+}  // namespace detail
+
 inline void upfirdn2d_forward(const float* x, Index planes, const FirGeom& g, const float* f, float* y,
                               cudaStream_t stream, const FirEpilogue& epi = {}) {
-    launch_1d(kernels::upfirdn2d_fwd<float>, planes * g.out_h * g.out_w, stream, x, static_cast<long long>(planes), g,
-              f, epi, y);
+    detail::check_fir_size(planes, g);
+    const Index n = planes * g.out_h * g.out_w;
+    const int p = static_cast<int>(planes);
+    if (g.up == 1 && g.down == 1) launch_1d(kernels::upfirdn2d_fwd<1, 1, float>, n, stream, x, p, g, f, epi, y);
+    else if (g.up == 2 && g.down == 1) launch_1d(kernels::upfirdn2d_fwd<2, 1, float>, n, stream, x, p, g, f, epi, y);
+    else if (g.up == 1 && g.down == 2) launch_1d(kernels::upfirdn2d_fwd<1, 2, float>, n, stream, x, p, g, f, epi, y);
+    else launch_1d(kernels::upfirdn2d_fwd<0, 0, float>, n, stream, x, p, g, f, epi, y);
 }
 
 inline void upfirdn2d_backward(const float* gy, Index planes, const FirGeom& g, const float* f, float* gx,
                                cudaStream_t stream, const float* plane_scale = nullptr) {
-    launch_1d(kernels::upfirdn2d_bwd<float>, planes * g.in_h * g.in_w, stream, gy, static_cast<long long>(planes), g,
-              f, plane_scale, gx);
+    detail::check_fir_size(planes, g);
+    const Index n = planes * g.in_h * g.in_w;
+    const int p = static_cast<int>(planes);
+    if (g.up == 1 && g.down == 1) launch_1d(kernels::upfirdn2d_bwd<1, 1, float>, n, stream, gy, p, g, f, plane_scale, gx);
+    else if (g.up == 2 && g.down == 1) launch_1d(kernels::upfirdn2d_bwd<2, 1, float>, n, stream, gy, p, g, f, plane_scale, gx);
+    else if (g.up == 1 && g.down == 2) launch_1d(kernels::upfirdn2d_bwd<1, 2, float>, n, stream, gy, p, g, f, plane_scale, gx);
+    else launch_1d(kernels::upfirdn2d_bwd<0, 0, float>, n, stream, gy, p, g, f, plane_scale, gx);
 }
 
 }  // namespace ganinv::cuda

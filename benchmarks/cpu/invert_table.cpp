@@ -1,0 +1,146 @@
+// Inversion quality table on real Fashion-MNIST test images with the demo generator: every
+// latent space x optimizer (and the official projector's configuration as the baseline row),
+// mean PSNR / SSIM, steps and time. Prints a markdown table and writes JSON.
+// Usage: invert_table [--images K] [--steps N] [--rows all|main|NAME,...] [--json OUT] [--data DIR]
+#include "../bench_common.hpp"
+
+#include <ganinv/ganinv.hpp>
+
+#include <cstring>
+#include <iostream>
+
+using namespace ganinv;
+using G = StyleGAN2<Cpu>;
+
+namespace {
+
+struct Config {
+    std::string name, space, optimizer;
+    bool optimize_noise = false;
+    Index steps = 500;
+    double lr = 0.1;
+};
+
+template <class Space, class Opt>
+InversionResult run(G& g, Opt opt, const InverterOptions& o, const Tensor<float>& targets) {
+    Inverter<G, Space, Mse<Cpu>, Opt> inv(g, Mse<Cpu>{}, std::move(opt), o);
+    return inv.run(targets);
+}
+
+template <class Space>
+InversionResult run_space(const Config& c, G& g, const InverterOptions& o, const Tensor<float>& t) {
+    if (c.optimizer == "adam") return run<Space>(g, Adam(ProjectorSchedule{}.adam_options()), o, t);
+    if (c.optimizer == "lbfgs") return run<Space>(g, Lbfgs{}, o, t);
+    if (c.optimizer == "cmaes") {
+        CmaEsOptions co;
+        co.sigma = 0.5;
+        return run<Space>(g, CmaEs(co), o, t);
+    }
+    BasinCmaOptions bo;
+    bo.outer_iterations = o.steps;
+    bo.inner_steps = 20;
+    bo.final_steps = 300;
+    return run<Space>(g, BasinCma(bo), o, t);
+}
+
+InversionResult run_config(const Config& c, G& g, const Tensor<float>& t) {
+    InverterOptions o;
+    o.steps = c.steps;
+    o.learning_rate = c.lr;
+    o.optimize_noise = c.optimize_noise;
+    o.eval_batch = 64;
+    if (c.space == "w") return run_space<WSpace>(c, g, o, t);
+    if (c.space == "wplus") return run_space<WPlusSpace>(c, g, o, t);
+    if (c.space == "z") return run_space<ZSpace>(c, g, o, t);
+    return run_space<SSpace>(c, g, o, t);
+}
+
+double mean_of(const std::vector<metrics::Comparison>& m, double metrics::Comparison::*field) {
+    double s = 0;
+    for (const auto& x : m) s += x.*field;
+    return m.empty() ? 0 : s / static_cast<double>(m.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Index images = 64, steps = 500;
+    std::string rows = "main", json = "invert_table.json", data = GANINV_TEST_DATA, model = GANINV_DEFAULT_MODEL;
+    for (int i = 1; i < argc; ++i) {
+        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+        if (!std::strcmp(argv[i], "--images")) images = std::stol(next());
+        else if (!std::strcmp(argv[i], "--steps")) steps = std::stol(next());
+        else if (!std::strcmp(argv[i], "--rows")) rows = next();
+        else if (!std::strcmp(argv[i], "--json")) json = next();
+        else if (!std::strcmp(argv[i], "--data")) data = next();
+        else if (!std::strcmp(argv[i], "--model")) model = next();
+        else {
+            std::cerr << "usage: invert_table [--images K] [--steps N] [--rows all|main|NAME,...] [--json OUT]\n";
+            return 2;
+        }
+    }
+    try {
+        G g = G::load(model);
+        std::vector<Image> pics;
+        for (Index k = 0; k < images; ++k)
+            pics.push_back(pad_image(load_image(concat(data, "/fmnist/test_", k < 10 ? "000" : "00", k, ".png")), 2, 0));
+        const Tensor<float> targets = images_to_tensor(pics, 1);
+
+        std::vector<Config> all = {
+            {"official projector (W, Adam schedule, noise optimised)", "w", "adam", true, steps},
+            {"W, Adam schedule", "w", "adam", false, steps},
+            {"W+, Adam schedule", "wplus", "adam", false, steps},
+            {"W+, Adam schedule, noise optimised", "wplus", "adam", true, steps},
+            {"Z, Adam schedule", "z", "adam", false, steps},
+            {"S, Adam schedule", "s", "adam", false, steps},
+            {"W, L-BFGS", "w", "lbfgs", false, steps / 5},
+            {"W+, L-BFGS", "wplus", "lbfgs", false, steps / 5},
+            {"Z, L-BFGS", "z", "lbfgs", false, steps / 5},
+            {"S, L-BFGS", "s", "lbfgs", false, steps / 5},
+            {"W, CMA-ES", "w", "cmaes", false, steps},
+            {"W+, sep-CMA-ES", "wplus", "cmaes", false, steps},
+            {"W, BasinCMA", "w", "basincma", false, 10},
+            {"W+, BasinCMA", "wplus", "basincma", false, 10},
+        };
+        std::vector<Config> chosen;
+        for (const auto& c : all) {
+            const bool main_row = c.optimizer == "adam";
+            if (rows == "all" || (rows == "main" && main_row) || rows.find(c.space + ":" + c.optimizer) != std::string::npos)
+                chosen.push_back(c);
+        }
+        std::vector<bench::Row> out;
+        for (const auto& c : chosen) {
+            std::cerr << "running: " << c.name << " ..." << std::endl;
+            const InversionResult r = run_config(c, g, targets);
+            bench::Row row;
+            const double psnr = mean_of(r.metrics, &metrics::Comparison::psnr);
+            const double ssim = mean_of(r.metrics, &metrics::Comparison::ssim);
+            const double psnr_fixed = r.metrics_fixed_noise.empty() ? psnr : mean_of(r.metrics_fixed_noise, &metrics::Comparison::psnr);
+            row.cells = {c.name, std::to_string(r.steps_run), bench::fmt(psnr), bench::fmt(ssim, 4),
+                         c.optimize_noise ? bench::fmt(psnr_fixed) : "-", bench::fmt(r.seconds, 1),
+                         std::to_string(r.evaluations)};
+            Json j{Json::Object{}};
+            j.set("config", c.name);
+            j.set("space", c.space);
+            j.set("optimizer", c.optimizer);
+            j.set("optimize_noise", c.optimize_noise);
+            j.set("steps", static_cast<std::int64_t>(r.steps_run));
+            j.set("images", static_cast<std::int64_t>(images));
+            j.set("mean_psnr", psnr);
+            j.set("mean_ssim", ssim);
+            j.set("mean_psnr_noise_reset", psnr_fixed);
+            j.set("seconds", r.seconds);
+            j.set("generator_batches", static_cast<std::int64_t>(r.evaluations));
+            row.json = j;
+            out.push_back(row);
+            std::cerr << "  mean PSNR " << psnr << " dB, SSIM " << ssim << ", " << r.seconds << " s" << std::endl;
+        }
+        std::cout << "Fashion-MNIST test images 0-" << images - 1 << " (padded to 32x32), demo generator, MSE loss\n";
+        bench::print_table({"configuration", "steps", "PSNR dB", "SSIM", "PSNR, noise reset", "time s", "generator batches"}, out);
+        bench::write_json(json, "inversion_quality_fmnist", out);
+    } catch (const std::exception& e) {
+        std::cerr << "invert_table: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

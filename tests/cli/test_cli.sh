@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Behaviour of the ganinv tool: outputs exist, bad arguments give usage + status 2, bad input
+# gives a message naming the file + status 1, and a batch with one unreadable image still
+# inverts the others. Usage: test_cli.sh GANINV_BINARY MODEL DATA_DIR WORK_DIR
+set -u
+bin="$1"; model="$2"; data="$3"; work="$4"
+rm -rf "$work"; mkdir -p "$work"
+failures=0; passed=0
+check() {  # check NAME EXPECTED_STATUS PATTERN -- command...
+  local name="$1" want="$2" pattern="$3"; shift 4
+  local out status
+  out=$("$@" 2>&1); status=$?
+  if [ "$status" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: $name (status $status, want $want; pattern '$pattern')"; echo "$out" | tail -5
+    failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+exists() {
+  if [ -s "$1" ]; then passed=$((passed + 1)); else echo "FAIL: missing $1"; failures=$((failures + 1)); fi
+}
+
+check "overview without command" 2 "usage: ganinv COMMAND" -- "$bin"
+check "help" 0 "invert" -- "$bin" --help
+check "unknown command" 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
+check "generate --help" 0 "--truncation-psi" -- "$bin" generate --help
+check "invert --help" 0 "--optimizer" -- "$bin" invert --help
+check "generate needs a source" 2 "exactly one of --seed, --z, --ws" -- "$bin" generate --model "$model" --out "$work/x.png"
+check "unknown option" 2 "unknown option --colour" -- "$bin" generate --model "$model" --seed 1 --colour red --out "$work/x.png"
+check "bad number" 2 "expects a number" -- "$bin" generate --model "$model" --seed 1 --truncation-psi abc --out "$work/x.png"
+check "missing model" 1 "nope.safetensors" -- "$bin" generate --model "$work/nope.safetensors" --seed 1 --out "$work/x.png"
+check "corrupt model" 1 "truncated|runs past|not valid JSON" -- bash -c "head -c 100 '$model' > '$work/corrupt.safetensors' && '$bin' generate --model '$work/corrupt.safetensors' --seed 1 --out '$work/x.png'"
+check "generate seeds" 0 "wrote" -- "$bin" generate --model "$model" --seed 3 --count 2 --out "$work/gen/s.png" --out-tensor "$work/gen/s.safetensors"
+exists "$work/gen/s_seed0003.png"; exists "$work/gen/s_seed0004.png"; exists "$work/gen/s.safetensors"
+check "generate from ws file" 0 "wrote" -- "$bin" generate --model "$model" --ws "$work/gen/s.safetensors:ws" --out "$work/gen/from_ws.png" --grid
+check "generate ws of wrong shape" 1 "ws tensor has shape" -- "$bin" generate --model "$model" --ws "$work/gen/s.safetensors:img" --out "$work/x.png"
+
+imgs="$data/fmnist"
+cp "$imgs/test_0000.png" "$work/a.png"; cp "$imgs/test_0001.png" "$work/b.png"
+echo "not a png" > "$work/broken.png"
+check "invert device cuda" 2 "CUDA" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --device cuda
+check "invert unknown space" 2 "unknown space" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --space q --steps 1
+check "invert no-resize" 1 "28x28 but the generator makes 32x32" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --no-resize --steps 1
+mkdir -p "$work/empty"
+check "invert empty dir" 1 "holds no image files" -- "$bin" invert --model "$model" --dir "$work/empty" --out "$work/inv"
+check "invert with one unreadable image" 1 "broken.png.*|could not be read" -- "$bin" invert --model "$model" --image "$work/a.png" "$work/broken.png" "$work/b.png" --out "$work/inv" --steps 20 --report
+exists "$work/inv/a.safetensors"; exists "$work/inv/b_compare.png"; exists "$work/inv/b_loss.png"; exists "$work/inv/a_recon.png"
+exists "$work/inv/summary.json"; exists "$work/inv/report.html"
+check "invert resize warning" 0 "resized 28x28 to 32x32" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv2" --steps 5 --space w --optimizer lbfgs
+check "invert cmaes" 0 "mean" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv3" --steps 3 --space w --optimizer cmaes
+check "invert from saved code" 0 "mean" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv4" --steps 3 --init "$work/inv/a.safetensors"
+
+echo "$passed passed, $failures failed"
+[ "$failures" -eq 0 ]

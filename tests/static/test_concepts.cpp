@@ -1,0 +1,35 @@
+// Compile-only checks: every model satisfies its concept. Building this file is the test.
+#include <ganinv/backend/cpu.hpp>
+#include <ganinv/concepts/backend.hpp>
+#include <ganinv/concepts/generator.hpp>
+#include <ganinv/concepts/latent_space.hpp>
+#include <ganinv/concepts/loss.hpp>
+#include <ganinv/concepts/optimizer.hpp>
+#include <ganinv/latent/spaces.hpp>
+#include <ganinv/loss/any_loss.hpp>
+#include <ganinv/loss/compose.hpp>
+#include <ganinv/loss/pixel.hpp>
+#include <ganinv/models/stylegan2.hpp>
+#include <ganinv/optim/optim.hpp>
+
+namespace ganinv {
+static_assert(Backend<Cpu>);
+static_assert(Generator<StyleGAN2<Cpu>>);
+static_assert(StyleGenerator<StyleGAN2<Cpu>>);
+static_assert(LatentSpace<ZSpace, StyleGAN2<Cpu>>);
+static_assert(LatentSpace<WSpace, StyleGAN2<Cpu>>);
+static_assert(LatentSpace<WPlusSpace, StyleGAN2<Cpu>>);
+static_assert(LatentSpace<SSpace, StyleGAN2<Cpu>>);
+static_assert(DifferentiableLoss<Mse<Cpu>>);
+static_assert(DifferentiableLoss<L1<Cpu>>);
+static_assert(DifferentiableLoss<Charbonnier<Cpu>>);
+static_assert(DifferentiableLoss<Sum<Mse<Cpu>, Weighted<L1<Cpu>>>>);
+static_assert(DifferentiableLoss<AnyLoss<Cpu>>);
+static_assert(DifferentiableLoss<WeightedLossSum<Cpu>>);
+static_assert(FirstOrderOptimizer<Adam>);
+static_assert(ObjectiveOptimizer<Lbfgs>);
+static_assert(AskTellOptimizer<CmaEs>);
+static_assert(WholeRunOptimizer<BasinCma>);
+static_assert(!FirstOrderOptimizer<CmaEs>);
+static_assert(!Loss<Adam>);
+}  // namespace ganinv
