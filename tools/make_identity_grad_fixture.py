@@ -3,7 +3,10 @@
 C++ backward of the identity loss, from ganinv's own PyTorch port of the face ResNet
 (tools/torch_loss_models.py), evaluated in float64.
 
-pred   = crops astronaut, lfw_0 (identity_case.safetensors) mapped to [-1, 1]
+pred   = crops astronaut, lfw_0 (identity_case.safetensors) mapped to [-1, 1], plus 0.01 * u_i with
+         u_i the fixture hash rule's uniform for tensor index 99 (splitmix64((99 << 40) | i)):
+         flat image regions make exactly tied max-pool windows, whose winner depends on the
+         rounding of each implementation; the dither removes the ties so gradients compare
 target = their mirrors, mapped the same way
 loss_i = 1 - cos(desc(pred_i), desc(target_i)); grad = d(sum_i loss_i)/dpred
 
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_loss_models import FaceResNet, identity_loss, read_safetensors  # noqa: E402
+from torch_loss_models import FaceResNet, _hash_uniform, identity_loss, read_safetensors  # noqa: E402
 
 
 def write_safetensors(path, tensors, metadata):
@@ -56,7 +59,9 @@ def main():
 
     idx = [names.index("astronaut"), names.index("lfw_0")]
     tidx = [names.index("astronaut_mirror"), names.index("lfw_0_mirror")]
-    pred = (crops[idx] / 127.5 - 1.0).clone().requires_grad_(True)
+    dither = torch.from_numpy(_hash_uniform(99, 2 * 3 * 150 * 150).reshape(2, 3, 150, 150)).double() * 0.01
+    pred = (crops[idx] / 127.5 - 1.0).float().double() + dither.float().double()
+    pred = pred.float().double().clone().requires_grad_(True)  # exactly the float32 input the C++ test builds
     target = crops[tidx] / 127.5 - 1.0
     with torch.no_grad():
         t_desc = net((target + 1.0) * 127.5)
@@ -65,7 +70,8 @@ def main():
     print(f"loss {loss.detach().numpy()}, |grad| {pred.grad.norm().item():.6g}")
     out = os.path.join(args.data, "identity_grad_case.safetensors")
     write_safetensors(out, {"loss": loss.detach().numpy(), "grad_pred": pred.grad.numpy()}, {
-        "pred": "crops astronaut, lfw_0 of identity_case.safetensors, x / 127.5 - 1 (not stored)",
+        "pred": "float32(float32(x / 127.5 - 1) + float32(0.01 * u_i)), x = crops astronaut, lfw_0 of "
+                "identity_case.safetensors, u_i = hash-rule uniform of tensor 99 (not stored)",
         "target": "their mirrors, same map (not stored)",
         "loss": "1 - cos(desc(pred), desc(target)), desc of (x + 1) * 127.5",
         "grad_pred": "d(sum loss)/dpred by PyTorch autograd in float64 (tools/torch_loss_models.py)",

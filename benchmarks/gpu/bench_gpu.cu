@@ -5,7 +5,9 @@
 // TFLOP/s from the modulated-conv FLOPs, peak device memory from the backend's pool. Prints a
 // table and writes JSON; benchmarks/gpu/report.py joins it with the PyTorch baseline.
 //
-//   bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick]
+//   bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick] [--profile] [--both-style-variants]
+// --profile: per-backend-call device times of one eager synthesis fwd+bwd (1024 and 256, batch 1).
+// --both-style-variants: also time the fold_weights style variant of every single modconv.
 #include <ganinv/core/json.hpp>
 #include <ganinv/core/rng.hpp>
 #include <ganinv/cuda/backend.hpp>
@@ -160,18 +162,137 @@ Result bench_synthesis(cudaStream_t stream, Precision prec, Index res, Index cha
     return r;
 }
 
+/// The Cuda backend with every heavy member bracketed by CUDA events: where synthesis time goes.
+struct Profile {
+    struct Rec {
+        std::string name;
+        cudaEvent_t a, b;
+    };
+    std::vector<Rec> recs;
+    void report(const char* title) {
+        std::vector<std::pair<std::string, std::pair<int, double>>> tot;
+        double all = 0;
+        for (auto& r : recs) {
+            GANINV_CUDA_CHECK(cudaEventSynchronize(r.b));
+            float ms = 0;
+            GANINV_CUDA_CHECK(cudaEventElapsedTime(&ms, r.a, r.b));
+            auto it = std::find_if(tot.begin(), tot.end(), [&](auto& t) { return t.first == r.name; });
+            if (it == tot.end()) tot.push_back({r.name, {1, ms}});
+            else it->second.first++, it->second.second += ms;
+            all += ms;
+            (void)cudaEventDestroy(r.a);
+            (void)cudaEventDestroy(r.b);
+        }
+        recs.clear();
+        std::sort(tot.begin(), tot.end(), [](auto& x, auto& y) { return x.second.second > y.second.second; });
+        std::printf("profile %s: %.3f ms in timed backend calls\n", title, all);
+        for (auto& [name, v] : tot)
+            std::printf("  %-28s %4d calls %9.3f ms %5.1f%%\n", name.c_str(), v.first, v.second, 100.0 * v.second / all);
+    }
+};
+
+struct ProfiledCuda : Cuda {
+    ProfiledCuda(cudaStream_t s, cuda::CudaOptions o, std::shared_ptr<Profile> p) : Cuda(s, o), prof(std::move(p)) {}
+    std::shared_ptr<Profile> prof;
+
+    template <class F>
+    void timed(std::string name, F&& f) const {
+        Profile::Rec r{std::move(name), nullptr, nullptr};
+        GANINV_CUDA_CHECK(cudaEventCreate(&r.a));
+        GANINV_CUDA_CHECK(cudaEventCreate(&r.b));
+        GANINV_CUDA_CHECK(cudaEventRecord(r.a, stream()));
+        f();
+        GANINV_CUDA_CHECK(cudaEventRecord(r.b, stream()));
+        prof->recs.push_back(r);
+    }
+    static std::string tag(const nn::ModConvShape& sh) {
+        return sh.kernel == 1 ? "torgb" : concat("up", sh.up, "_", sh.in_h * sh.up);
+    }
+    void modconv_forward(const float* x, const float* w, const float* s, const float* f, const nn::ModConvShape& sh,
+                         float* y, float* d) const {
+        timed("modconv_fwd " + tag(sh), [&] { Cuda::modconv_forward(x, w, s, f, sh, y, d); });
+    }
+    void modconv_forward_fused(const float* x, const float* w, const float* s, const float* f,
+                               const nn::ModConvShape& sh, float* y, float* d, float* out, const float* nz, bool ps,
+                               const float* st, const float* b, const nn::BiasActParams& a) const {
+        timed("modconv_fwd " + tag(sh), [&] { Cuda::modconv_forward_fused(x, w, s, f, sh, y, d, out, nz, ps, st, b, a); });
+    }
+    void modconv_backward(const float* x, const float* w, const float* s, const float* f, const float* d,
+                          const float* y, const float* gy, const nn::ModConvShape& sh, float* gx, float* gs,
+                          float* gw) const {
+        timed("modconv_bwd " + tag(sh), [&] { Cuda::modconv_backward(x, w, s, f, d, y, gy, sh, gx, gs, gw); });
+    }
+#define GANINV_PROFILED(member)                                               \
+    template <class... A>                                                     \
+    void member(A&&... a) const {                                             \
+        timed(#member, [&] { Cuda::member(std::forward<A>(a)...); });         \
+    }
+    GANINV_PROFILED(bias_act_forward)
+    GANINV_PROFILED(bias_act_backward)
+    GANINV_PROFILED(add_noise)
+    GANINV_PROFILED(add_noise_backward)
+    GANINV_PROFILED(upfirdn2d_forward)
+    GANINV_PROFILED(upfirdn2d_backward)
+    GANINV_PROFILED(linear_forward)
+    GANINV_PROFILED(linear_backward)
+    GANINV_PROFILED(gather_columns)
+    GANINV_PROFILED(scatter_add_columns)
+    GANINV_PROFILED(axpy)
+    GANINV_PROFILED(sum_rows_add)
+    GANINV_PROFILED(broadcast_rows)
+#undef GANINV_PROFILED
+};
+
+/// One eager forward + backward of a synthesis network with per-call device times.
+void profile_synthesis(cudaStream_t stream, Precision prec, Index res, Index channel_base, Index batch) {
+    StyleGAN2Config cfg;
+    cfg.img_resolution = res;
+    cfg.channel_base = channel_base;
+    cfg.channel_max = 512;
+    cuda::CudaOptions o;
+    o.precision = prec;
+    auto prof = std::make_shared<Profile>();
+    auto g = StyleGAN2<ProfiledCuda>::random(cfg, 1, ProfiledCuda(stream, o, prof));
+    auto& b = g.backend();
+    const auto ws = b.upload(randn({batch, g.num_ws(), g.w_dim()}, 5));
+    const auto gimg = b.upload(randn({batch, 3, res, res}, 6));
+    for (int rep = 0; rep < 2; ++rep) {  // the first pass warms the pool
+        prof->recs.clear();
+        StyleGAN2<ProfiledCuda>::Cache cache;
+        cuda::EventTimer t;
+        t.start(stream);
+        auto img = g.synthesis(ws, {}, &cache);
+        auto gws = g.synthesis_backward_ws(cache, gimg);
+        t.stop(stream);
+        if (rep == 1) {
+            std::printf("synthesis%lld_b%lld fwd+bwd %s eager, profiled: %.3f ms\n", static_cast<long long>(res),
+                        static_cast<long long>(batch), cuda::to_string(prec), t.ms());
+            prof->report(concat("synthesis", res, "_b", batch, "_", cuda::to_string(prec)).c_str());
+        } else {
+            b.synchronize();
+            for (auto& r : prof->recs) {
+                (void)cudaEventDestroy(r.a);
+                (void)cudaEventDestroy(r.b);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string out = "bench_gpu.json", precs = "fp32,tf32,bf16";
-    bool quick = false;
+    bool quick = false, profile = false, variants = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--out" && i + 1 < argc) out = argv[++i];
+        if (a == "--profile") profile = true;
+        else if (a == "--both-style-variants") variants = true;
+        else if (a == "--out" && i + 1 < argc) out = argv[++i];
         else if (a == "--precisions" && i + 1 < argc) precs = argv[++i];
         else if (a == "--quick") quick = true;
         else {
-            std::fprintf(stderr, "usage: bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick]\n");
+            std::fprintf(stderr, "usage: bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick] [--profile] "
+                                 "[--both-style-variants]\n");
             return 2;
         }
     }
@@ -186,12 +307,20 @@ int main(int argc, char** argv) {
         cudaDeviceProp prop{};
         GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
         cuda::Stream stream;
+        if (profile) {
+            for (Precision p : plist) {
+                profile_synthesis(stream, p, 1024, 32768, 1);
+                profile_synthesis(stream, p, 256, 16384, 1);
+            }
+            return 0;
+        }
         std::vector<Result> rows;
         for (Precision p : plist) {
             for (Index res : {64, 256})
                 for (Index batch : {1, 8})
                     for (bool bwd : {false, true})
                         for (auto sm : {cuda::StyleMode::scale_input, cuda::StyleMode::fold_weights}) {
+                            if (sm == cuda::StyleMode::fold_weights && !variants) continue;
                             rows.push_back(bench_modconv(stream, p, sm, batch, res, bwd, quick));
                             const Result& r = rows.back();
                             std::printf("%-34s %-5s %-12s %9s ms %8s TFLOP/s\n", r.name.c_str(), r.precision.c_str(),

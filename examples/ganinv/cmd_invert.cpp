@@ -85,6 +85,7 @@ int run_invert(const Args& a) {
         auto s = write_outputs(out_dir, names, t, r, a.has("report"));
         summary.insert(summary.end(), s.begin(), s.end());
     }
+    write_overview(out_dir, summary);
     print_summary(std::cout, summary);
     write_summary_files(out_dir, summary, model, space, optimizer, o, a.has("report"));
     if (!targets.failures.empty()) {

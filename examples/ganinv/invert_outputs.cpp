@@ -84,6 +84,14 @@ std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vecto
     return rows;
 }
 
+void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows) {
+    std::vector<Image> strips;
+    for (const auto& r : rows) strips.push_back(load_image(std::filesystem::path(dir) / (r.name + "_compare.png")));
+    if (strips.empty()) return;
+    const int columns = strips.size() > 8 ? 2 : 1;
+    save_png(std::filesystem::path(dir) / "overview.png", make_grid(strips, columns, 6, 255));
+}
+
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
     const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
     os << "\n" << std::left << std::setw(24) << "image" << std::right << std::setw(10) << "PSNR dB" << std::setw(9) << "SSIM";

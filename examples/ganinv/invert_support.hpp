@@ -229,6 +229,8 @@ inline Image difference_image(const Tensor<float>& target, const Tensor<float>& 
 std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
                                         const Tensor<float>& targets, const InversionResult& r, bool report);
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows);
+/// DIR/overview.png: every image's comparison strip, one per row.
+void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows);
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
                          const std::string& space, const std::string& optimizer, const InverterOptions& o,
                          bool report);

@@ -132,6 +132,8 @@ TEST_CASE("every optimizer family lowers the loss on a small generator", "[inver
         const auto r = inv.run(targets);
         REQUIRE(r.styles.shape() == Shape{3, g.style_dim()});
         REQUIRE(mean(r.loss_history.back()) < mean(r.loss_history.front()) + 1e-12);
+        // The inner Adam descents and the final run happened (not just the outer CMA loop).
+        REQUIRE(r.evaluations >= bo.outer_iterations * bo.inner_steps + bo.final_steps);
     }
 }
 

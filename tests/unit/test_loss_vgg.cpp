@@ -61,9 +61,12 @@ std::vector<std::int32_t> vgg_pattern(const Vgg16& vgg, detail::VggInput in, con
 }
 
 /// A step function for check_gradient_with: halve h until the trunk's piece does not change.
-auto vgg_step(const Vgg16& vgg, detail::VggInput in, int layer) {
-    return [&vgg, in, layer](const Tensor<float>& p, const Tensor<float>& v) {
-        return flip_free_step(p, v, [&](const Tensor<float>& x) { return vgg_pattern(vgg, in, x, layer); });
+/// The search runs the float32 trunk (fast); the loss under test uses double accumulation, whose
+/// pattern can differ only at outputs within float rounding of a kink.
+auto vgg_step(detail::VggInput in, int layer) {
+    static const Vgg16 plain = Vgg16::hash_rule();
+    return [in, layer](const Tensor<float>& p, const Tensor<float>& v) {
+        return flip_free_step(p, v, [&](const Tensor<float>& x) { return vgg_pattern(plain, in, x, layer); }, 1e-3);
     };
 }
 
@@ -194,7 +197,7 @@ TEST_CASE("Lpips and VggPerceptual gradients match finite differences", "[loss][
     {
         Lpips<> lpips = fixture_lpips();
         lpips.trunk().set_reference_precision(true);
-        check_gradient_with(lpips, p, t, rng, 5e-2, "lpips", vgg_step(lpips.trunk(), lpips_in, 12), true);
+        check_gradient_with(lpips, p, t, rng, 5e-2, "lpips", vgg_step(lpips_in, 12), 4);
     }
     {
         // gray input (replicated to RGB) with LPIPS' optional down-sampling: 30x34 -> 24x24
@@ -202,7 +205,7 @@ TEST_CASE("Lpips and VggPerceptual gradients match finite differences", "[loss][
         small.trunk().set_reference_precision(true);
         const detail::VggInput in({-0.030f, -0.088f, -0.188f}, {0.458f, 0.448f, 0.450f}, 24);
         check_gradient_with(small, random_image({1, 1, 30, 34}, rng), random_image({1, 1, 30, 34}, rng), rng, 5e-2,
-                            "lpips gray downsampled", vgg_step(small.trunk(), in, 12), true);
+                            "lpips gray downsampled", vgg_step(in, 12), 4);
     }
     const detail::VggInput vgg_in({2 * 0.485f - 1, 2 * 0.456f - 1, 2 * 0.406f - 1},
                                   {2 * 0.229f, 2 * 0.224f, 2 * 0.225f}, 16);
@@ -214,14 +217,14 @@ TEST_CASE("Lpips and VggPerceptual gradients match finite differences", "[loss][
         o.max_size = 16;  // 24x20 -> 16x16 area resample (non-integer factors)
         VggPerceptual<> vp(Vgg16::hash_rule(), o);
         vp.trunk().set_reference_precision(true);
-        check_gradient_with(vp, p, t, rng, 5e-2, "vgg perceptual", vgg_step(vp.trunk(), vgg_in, 8), true);
+        check_gradient_with(vp, p, t, rng, 5e-2, "vgg perceptual", vgg_step(vgg_in, 8), 4);
     }
     {
         VggPerceptual<> vp(Vgg16::hash_rule());  // default layers, post-ReLU, no resampling at 24x20
         vp.trunk().set_reference_precision(true);
         const detail::VggInput in({2 * 0.485f - 1, 2 * 0.456f - 1, 2 * 0.406f - 1},
                                   {2 * 0.229f, 2 * 0.224f, 2 * 0.225f}, 256);
-        check_gradient_with(vp, p, t, rng, 5e-2, "vgg perceptual (default layers)", vgg_step(vp.trunk(), in, 8), true);
+        check_gradient_with(vp, p, t, rng, 5e-2, "vgg perceptual (default layers)", vgg_step(in, 8), 4);
     }
 }
 

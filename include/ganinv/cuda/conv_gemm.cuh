@@ -16,6 +16,8 @@
 #include "ganinv/cuda/gemm_core.cuh"
 #include "ganinv/nn/bias_act.hpp"
 
+#include <cstdint>
+
 namespace ganinv::cuda::gemm {
 
 /// Dense row-major A[M][K] (+ n * sample_stride for per-sample weights).
@@ -41,31 +43,47 @@ struct ConvGeom {
 struct DenseALoader {
     static constexpr TileMap kMap = TileMap::col4;
     const float* row;
-    bool ok;
+    bool ok, vec;
     int K;
     __device__ DenseALoader(const DenseA& a, int n, int m0, int M, int K_) : K(K_) {
         const int m = m0 + static_cast<int>(threadIdx.x) / 4;
         ok = m < M;
         row = a.ptr + n * a.sample_stride + static_cast<long long>(ok ? m : 0) * a.ld;
+        vec = a.ld % 4 == 0 && a.sample_stride % 4 == 0 && reinterpret_cast<std::uintptr_t>(a.ptr) % 16 == 0;
     }
     __device__ void load(int k0, float (&r)[4]) const {
         const int k = k0 + (threadIdx.x % 4) * 4;
+        if (vec && ok && k + 3 < K) {  // one 16-byte load
+            const float4 v = __ldg(reinterpret_cast<const float4*>(row + k));
+            r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
+            return;
+        }
 #pragma unroll
         for (int j = 0; j < 4; ++j) r[j] = (ok && k + j < K) ? __ldg(row + k + j) : 0.0f;
     }
 };
 
+/// Taps per channel a conv GEMM supports (k x k up to 8 x 8); their offsets live in shared memory.
+constexpr int kMaxTaps = 64;
+
+/// Stateful: consecutive load() calls must advance k0 by kBK (the main loop does), so the
+/// (channel, tap) of the thread's k row is stepped, not divided out, every tile.
 struct ConvGatherB {
     static constexpr TileMap kMap = TileMap::row4;
     ConvGeom g;
     const float* base;
     const float* scale;
-    int K;
+    const int2* taps;  ///< (dy, dx) per tap, in shared memory
+    int K, c = 0, t = 0, cq, tq;
+    bool started = false;
     int iy[4], ix[4];
     bool valid[4];
-    __device__ ConvGatherB(const ConvGeom& geom, int n, int n0, int K_) : g(geom), K(K_) {
+    __device__ ConvGatherB(const ConvGeom& geom, int n, int n0, int K_, const int2* tap_table)
+        : g(geom), taps(tap_table), K(K_) {
         base = g.src + static_cast<long long>(n) * g.C * g.SH * g.SW;
         scale = g.scale ? g.scale + static_cast<long long>(n) * g.C : nullptr;
+        cq = kBK / g.T;
+        tq = kBK - cq * g.T;
         const int p = n0 + (threadIdx.x % 16) * 4;
         int oy = p / g.OW, ox = p - oy * g.OW;
 #pragma unroll
@@ -79,21 +97,38 @@ struct ConvGatherB {
             }
         }
     }
-    __device__ void load(int k0, float (&r)[4]) const {
+    /// Fills taps[0, T) with the (dy, dx) of every tap; call from all threads, then __syncthreads().
+    __device__ static void fill_taps(const ConvGeom& g, int2* taps) {
+        for (int i = threadIdx.x; i < g.T; i += blockDim.x) {
+            const int jy = i / g.ntx, jx = i - jy * g.ntx;
+            taps[i] = make_int2(g.ay + g.by * jy, g.ax + g.bx * jx);
+        }
+    }
+    __device__ void load(int k0, float (&r)[4]) {
         const int k = k0 + static_cast<int>(threadIdx.x) / 16;
+        if (!started) {
+            c = k / g.T;
+            t = k - c * g.T;
+            started = true;
+        } else {
+            c += cq;
+            t += tq;
+            if (t >= g.T) {
+                t -= g.T;
+                ++c;
+            }
+        }
         if (k >= K) {
 #pragma unroll
             for (int j = 0; j < 4; ++j) r[j] = 0.0f;
             return;
         }
-        const int c = k / g.T, t = k - c * g.T;
-        const int jy = t / g.ntx, jx = t - jy * g.ntx;
-        const int dy = g.ay + g.by * jy, dx = g.ax + g.bx * jx;
+        const int2 d = taps[t];
         const float* plane = base + static_cast<long long>(c) * g.SH * g.SW;
         const float sc = scale ? __ldg(scale + c) : 1.0f;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            const int y = iy[j] + dy, x = ix[j] + dx;
+            const int y = iy[j] + d.x, x = ix[j] + d.y;
             const bool in = valid[j] && static_cast<unsigned>(y) < static_cast<unsigned>(g.SH) &&
                             static_cast<unsigned>(x) < static_cast<unsigned>(g.SW);
             r[j] = in ? __ldg(plane + y * g.SW + x) * sc : 0.0f;
@@ -196,8 +231,11 @@ __global__ void __launch_bounds__(kThreads) conv_gemm_kernel(DenseA a, ConvGeom 
     const int kb = split * tiles_per_split * kBK;
     const int ke = min(K, kb + tiles_per_split * kBK);
     if (kb >= ke) return;
+    __shared__ int2 taps[kMaxTaps];
+    ConvGatherB::fill_taps(g, taps);
+    __syncthreads();
     DenseALoader la(a, n, m0, M, K);
-    ConvGatherB lb(g, n, n0, K);
+    ConvGatherB lb(g, n, n0, K, taps);
     Acc acc;
 #pragma unroll
     for (int e = 0; e < 16; ++e) acc.v[e] = 0.0f;
@@ -212,6 +250,8 @@ void launch_conv_gemm(Precision prec, const DenseA& a, const ConvGeom& g, const 
     const int K = g.C * g.T;
     const long long N = static_cast<long long>(g.OH) * g.OW;
     GANINV_CHECK(M > 0 && K > 0 && N > 0 && batch > 0, ShapeError, "conv GEMM: empty problem");
+    GANINV_CHECK(g.T <= kMaxTaps, ValueError, "conv GEMM: ", g.T, " taps per channel (at most ", kMaxTaps,
+                 ", a kernel of 8 x 8) are not supported by the CUDA kernels");
     GANINV_CHECK((M + kBM - 1) / kBM <= 65535 && static_cast<long long>(batch) * sk.splits <= 65535, ShapeError,
                  "conv GEMM: ", M, " rows x ", batch, " samples x ", sk.splits, " k-slices exceed the grid limits");
     const dim3 grid(static_cast<unsigned>((N + kBN - 1) / kBN), static_cast<unsigned>((M + kBM - 1) / kBM),

@@ -49,9 +49,11 @@ struct ModconvFusedEpilogue {
 /// measurements in docs/cuda.md (benchmarks/gpu, both variants per shape).
 inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode requested) {
     if (requested != StyleMode::automatic) return requested;
-    // Folding pays a pass over N copies of the weights; it only wins when the weights are small
-    // next to the activations it saves a multiply on, which the benchmark did not show for any
-    // synthesis shape: input scaling everywhere.
+    // Measured on an H100 (docs/cuda.md, bench_gpu --both-style-variants, 2026-11-22): folding
+    // the styles into per-sample weights was 0-6.5% slower than scaling the activation tile for
+    // every benchmarked shape and precision (512->512, 64^2 and 256^2, batch 1 and 8), and never
+    // faster by more than 0.8% (noise): it costs an extra pass over N copies of the weights while
+    // the per-element multiply it saves is free next to the gather. Input scaling everywhere.
     (void)sh;
     return StyleMode::scale_input;
 }

@@ -88,7 +88,11 @@ public:
                 stop.freeze_stopped(params, before);
                 record(res, stop, values, step);
             }
-        } else if constexpr (kAskTell) {
+        } else if constexpr (kWholeRun) {  // before ask/tell: BasinCma also has ask/tell for its outer loop
+            const auto run = opt_.minimize(params, objective_.batch_objective());
+            for (std::size_t i = 0; i < run.history.size(); ++i) record(res, stop, run.history[i], static_cast<Index>(i));
+            params = run.best_params;
+        } else {
             opt_.reset(params);
             const BatchObjective f = objective_.batch_objective();
             for (Index step = 0; step < o.steps && stop.running(); ++step) {
@@ -97,10 +101,6 @@ public:
                 record(res, stop, opt_.best_values(), step);
             }
             params = opt_.best();
-        } else {
-            const auto run = opt_.minimize(params, objective_.batch_objective());
-            for (std::size_t i = 0; i < run.history.size(); ++i) record(res, stop, run.history[i], static_cast<Index>(i));
-            params = run.best_params;
         }
         objective_.finish(params, res);
         res.stopped_at = stop.stopped_at(res.steps_run);

@@ -52,6 +52,20 @@ struct SpaceCacheBase {
     SynthesisGradients<typename G::backend_type> grads;  ///< filled by backward (noise gradients)
 };
 
+/// Image from host ws; the cache keeps the device ws for the backward.
+template <class G>
+typename G::Buffer synthesize_ws(G& g, const Tensor<float>& ws, const NoiseInput<typename G::backend_type>& noise,
+                                 SpaceCacheBase<G>& c) {
+    c.ws = g.backend().upload(ws);
+    return g.synthesis(c.ws, noise, &c.synthesis);
+}
+
+/// dL/dws on the host (noise gradients stay in the cache).
+template <class G>
+Tensor<float> ws_gradient(G& g, SpaceCacheBase<G>& c, const typename G::Buffer& grad_img) {
+    return g.backend().download(g.synthesis_backward_ws(c.synthesis, grad_img, nullptr, &c.grads));
+}
+
 }  // namespace detail
 
 /// One w per image, shared by every layer (the official projector's space).
@@ -83,12 +97,11 @@ struct WSpace {
     template <class G>
     typename G::Buffer forward(G& g, const Tensor<float>& p, const NoiseInput<typename G::backend_type>& noise,
                                Cache<G>& c) {
-        c.ws = g.backend().upload(to_ws(g, p));
-        return g.synthesis(c.ws, noise, &c.synthesis);
+        return detail::synthesize_ws(g, to_ws(g, p), noise, c);
     }
     template <class G>
     Tensor<float> backward(G& g, Cache<G>& c, const typename G::Buffer& grad_img) {
-        const Tensor<float> gws = g.backend().download(g.synthesis_backward_ws(c.synthesis, grad_img, nullptr, &c.grads));
+        const Tensor<float> gws = detail::ws_gradient(g, c, grad_img);
         const Index n = gws.dim(0), L = g.num_ws(), D = g.w_dim();
         Tensor<float> gp({n, D}, 0.0f);
         for (Index b = 0; b < n; ++b)
@@ -119,12 +132,11 @@ struct WPlusSpace {
     template <class G>
     typename G::Buffer forward(G& g, const Tensor<float>& p, const NoiseInput<typename G::backend_type>& noise,
                                Cache<G>& c) {
-        c.ws = g.backend().upload(to_ws(g, p));
-        return g.synthesis(c.ws, noise, &c.synthesis);
+        return detail::synthesize_ws(g, to_ws(g, p), noise, c);
     }
     template <class G>
     Tensor<float> backward(G& g, Cache<G>& c, const typename G::Buffer& grad_img) {
-        Tensor<float> gws = g.backend().download(g.synthesis_backward_ws(c.synthesis, grad_img, nullptr, &c.grads));
+        Tensor<float> gws = detail::ws_gradient(g, c, grad_img);
         return gws.reshape({gws.dim(0), dim(g)});
     }
 };

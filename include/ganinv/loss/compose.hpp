@@ -73,7 +73,7 @@ public:
 
     std::string name() const {
         std::string s;
-        std::apply([&](const auto&... l) { ((s += (s.empty() ? "" : "+") + l.name()), ...); }, parts_);
+        std::apply([&](const auto&... l) { ((s = s.empty() ? l.name() : concat(s, "+", l.name())), ...); }, parts_);
         return s;
     }
 

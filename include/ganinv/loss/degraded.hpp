@@ -150,7 +150,7 @@ public:
 
     explicit Degraded(L inner, Op op = {}) : inner_(std::move(inner)), op_(std::move(op)) {}
 
-    std::string name() const { return inner_.name() + "[" + op_.name() + "]"; }
+    std::string name() const { return concat(inner_.name(), "[", op_.name(), "]"); }
     Op& op() { return op_; }
     L& inner() { return inner_; }
 
@@ -172,7 +172,7 @@ public:
         Buffer gy;
         LossResult r = inner_.evaluate(y, *t, grad ? &gy : nullptr);
         if (grad) *grad = op_.backward(gy, pred.shape());
-        for (auto& term : r.terms) term.name += "[" + op_.name() + "]";
+        for (auto& term : r.terms) term.name = concat(term.name, "[", op_.name(), "]");
         return r;
     }
 

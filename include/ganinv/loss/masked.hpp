@@ -36,7 +36,7 @@ public:
 
     void set_mask(Buffer mask) { mask_ = std::move(mask); }
     const Buffer& mask() const { return mask_; }
-    std::string name() const { return inner_.name() + "[mask]"; }
+    std::string name() const { return concat(inner_.name(), "[mask]"); }
     L& inner() { return inner_; }
 
     LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) {
@@ -50,7 +50,7 @@ public:
             const Buffer tm = Ops::apply_binary_mask(target, mask_);
             LossResult r = inner_.evaluate(pm, tm, grad);
             if (grad) *grad = Ops::apply_binary_mask(*grad, mask_);
-            for (auto& t : r.terms) t.name += "[mask]";
+            for (auto& t : r.terms) t.name = concat(t.name, "[mask]");
             return r;
         }
     }

@@ -47,12 +47,12 @@ struct VggTap {
 
     std::string name() const {
         const std::string conv = kVgg16Convs[static_cast<std::size_t>(layer)].name;
-        return after_relu ? "relu" + conv.substr(4) : conv;
+        return after_relu ? concat("relu", conv.substr(4)) : conv;
     }
     /// Parses "conv3_2" (pre-activation) or "relu3_2" (post-activation).
     static VggTap parse(const std::string& name) {
         const bool relu = name.rfind("relu", 0) == 0;
-        const std::string conv = relu ? "conv" + name.substr(4) : name;
+        const std::string conv = relu ? concat("conv", name.substr(4)) : name;
         for (std::size_t l = 0; l < kVgg16Convs.size(); ++l)
             if (conv == kVgg16Convs[l].name) return {static_cast<int>(l), relu};
         throw ValueError(concat("VGG16 has no layer '", name,
