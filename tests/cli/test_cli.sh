@@ -33,6 +33,8 @@ check "missing model" 1 "nope.safetensors" -- "$bin" generate --model "$work/nop
 check "corrupt model" 1 "truncated|runs past|not valid JSON" -- bash -c "head -c 100 '$model' > '$work/corrupt.safetensors' && '$bin' generate --model '$work/corrupt.safetensors' --seed 1 --out '$work/x.png'"
 check "generate seeds" 0 "wrote" -- "$bin" generate --model "$model" --seed 3 --count 2 --out "$work/gen/s.png" --out-tensor "$work/gen/s.safetensors"
 exists "$work/gen/s_seed0003.png"; exists "$work/gen/s_seed0004.png"; exists "$work/gen/s.safetensors"
+check "generate with the official fixture generator (RGB, 3 images)" 0 "wrote" -- "$bin" generate --model "$data/stylegan2_tiny/generator.safetensors" --seed 0 --count 3 --noise-mode random --out "$work/gen/tiny.png"
+exists "$work/gen/tiny_seed0002.png"
 check "generate from ws file" 0 "wrote" -- "$bin" generate --model "$model" --ws "$work/gen/s.safetensors:ws" --out "$work/gen/from_ws.png" --grid
 check "generate ws of wrong shape" 1 "ws tensor has shape" -- "$bin" generate --model "$model" --ws "$work/gen/s.safetensors:img" --out "$work/x.png"
 
