@@ -4,6 +4,7 @@
 // parameters). FP32 bounds: outputs 1e-4, gradients 1e-3. TF32 / BF16: docs/cuda.md. Also: the
 // fused conv epilogue equals the unfused path, and a CUDA graph replay equals the eager run.
 #include "cuda_catch.hpp"
+#include "cuda_check_close.hpp"
 
 #include "cpu_reference.hpp"
 
@@ -26,21 +27,6 @@ std::filesystem::path data_root() {
     if (const char* e = std::getenv("GANINV_TEST_DATA_DIR")) return e;
     return GANINV_TEST_DATA_DIR;
 }
-
-double report(const std::string& op, Precision p, const std::string& what, const Tensor<float>& a,
-              const Tensor<float>& b) {
-    REQUIRE(a.shape() == b.shape());
-    const double e = relative_l2_error(a.values(), b.values());
-    std::printf("ERRBOUND op=%s prec=%s case=%s rel_l2=%.3e\n", op.c_str(), cuda::to_string(p), what.c_str(), e);
-    return e;
-}
-
-#define CHECK_CLOSE(op, prec, what, a, b, bound)                                                                      \
-    do {                                                                                                              \
-        const double err_ = report(op, prec, what, a, b);                                                             \
-        INFO(op << " [" << cuda::to_string(prec) << "] " << what << ": rel L2 " << err_ << " (bound " << (bound) << ")"); \
-        CHECK(err_ <= (bound));                                                                                       \
-    } while (0)
 
 Cuda make_backend(cudaStream_t s, Precision p = Precision::fp32) {
     cuda::CudaOptions o;

@@ -3,6 +3,7 @@
 // bounds 1e-4 outputs, 1e-3 gradients) and in TF32 / BF16 (the bounds of docs/cuda.md).
 // Lines starting with "ERRBOUND" report every measured error for the precision table.
 #include "cuda_catch.hpp"
+#include "cuda_check_close.hpp"
 
 #include "cpu_reference.hpp"
 
@@ -39,21 +40,6 @@ Bounds bounds_for(Precision p) {
     }
     return {0, 0};
 }
-
-double report(const std::string& op, Precision p, const std::string& what, const Tensor<float>& a,
-              const Tensor<float>& b) {
-    REQUIRE(a.shape() == b.shape());
-    const double e = relative_l2_error(a.values(), b.values());
-    std::printf("ERRBOUND op=%s prec=%s case=%s rel_l2=%.3e\n", op.c_str(), cuda::to_string(p), what.c_str(), e);
-    return e;
-}
-
-#define CHECK_CLOSE(op, prec, what, a, b, bound)                                          \
-    do {                                                                                  \
-        const double err_ = report(op, prec, what, a, b);                                 \
-        INFO(op << " [" << cuda::to_string(prec) << "] " << what << ": rel L2 " << err_ << " (bound " << (bound) << ")"); \
-        CHECK(err_ <= (bound));                                                           \
-    } while (0)
 
 Cuda make_backend(cudaStream_t s, Precision p = Precision::fp32, cuda::StyleMode m = cuda::StyleMode::automatic) {
     cuda::CudaOptions o;
