@@ -5,9 +5,12 @@
 #   memcheck  compute-sanitizer memcheck on the test suite (without the [large] case), racecheck
 #             on the GEMM kernels, when compute-sanitizer is installed
 #   bench     bench_gpu, then the PyTorch baseline on the same GPU, then the joined table
+#   invert    (not in the default list) scripts/gpu_invert.sh: GPU inversion, its step benchmark
+#             against the official projector's step in PyTorch, the main job cuda vs cpu, the table; and
+#             bench_losses (also a step of its own): the CUDA losses vs bench_losses_torch.py
 # and prints a short summary table. Logs and JSON go to $OUT (or ./gpu_check_out).
 #
-# Usage: scripts/gpu_check.sh [build,test,memcheck,bench]
+# Usage: scripts/gpu_check.sh [build,test,memcheck,bench,bench_losses]
 # Env:   GANINV_GPU_PREBUILT=DIR  take DIR/test_cuda and DIR/bench_gpu instead of building
 #        GPU_CHECK_QUICK=1        short benchmark (fewer repetitions)
 #        GPU_CHECK_BENCH_PRECISIONS=fp32,tf32,bf16
@@ -44,20 +47,19 @@ fi
 
 if has build && [ -z "${GANINV_GPU_PREBUILT:-}" ]; then
   t0=$(date +%s)
-  deps=()
-  if [ -d .gpudeps ]; then
-    d="$root/.gpudeps"
-    deps=(-DEigen3_DIR="$d/lib/cmake/Eigen3" -Dxtensor_DIR="$d/lib/cmake/xtensor" -DCatch2_DIR="$d/lib/cmake/Catch2"
-          -DSTB_INCLUDE_DIR="$d/include/stb" -DSTB_LIBRARY="$d/lib/libstb.a")
-    say "using the packed dependencies in .gpudeps/"
-  fi
+  source scripts/gpu_cmake_deps.sh
+  [ ${#deps[@]} -gt 0 ] && say "using the packed dependencies in .gpudeps/"
+  # bench_losses_gpu (the CUDA losses' benchmark) needs the project's dependencies: built here.
   ( cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DGANINV_BUILD_EXAMPLES=OFF \
-        -DGANINV_BUILD_BENCHMARKS=OFF "${deps[@]}" > "$tmp/cfg.log" 2>&1 &&
-    cmake --build "$build" --target test_cuda -j"$jobs" > "$tmp/build.log" 2>&1 ) &
+        -DGANINV_BUILD_BENCHMARKS=ON "${deps[@]}" > "$tmp/cfg.log" 2>&1 &&
+    cmake --build "$build" --target test_cuda -j"$jobs" > "$tmp/build.log" 2>&1 &&
+    { ! grep -q "cuDNN found" "$tmp/cfg.log" ||
+      cmake --build "$build" --target bench_losses_gpu -j"$jobs" >> "$tmp/build.log" 2>&1; } ) &
   ( cmake -S benchmarks/gpu -B "$bench_build" -DCMAKE_CUDA_ARCHITECTURES=90 > "$tmp/bcfg.log" 2>&1 &&
     cmake --build "$bench_build" -j"$jobs" > "$tmp/bbuild.log" 2>&1 ) &
   wait
   cat "$tmp"/cfg.log "$tmp"/build.log "$tmp"/bcfg.log "$tmp"/bbuild.log >> "$log" 2>/dev/null
+  grep "ganinv: .*cuDNN" "$tmp/cfg.log" | tee -a "$log"
   if [ -x "$test_bin" ] && [ -x "$bench_bin" ]; then
     add build ok "test_cuda + bench_gpu in $(( $(date +%s) - t0 )) s"
   else
@@ -129,9 +131,43 @@ if has bench && [ -x "$bench_bin" ]; then
   fi
 fi
 
+# The CUDA losses next to PyTorch (bench_losses_torch.py) on the same GPU, joined with the speed-up.
+losses_bin="$root/$build/benchmarks/gpu/bench_losses_gpu"
+[ -n "${GANINV_GPU_PREBUILT:-}" ] && losses_bin="$(cd "$GANINV_GPU_PREBUILT" && pwd)/bench_losses_gpu"
+if { has bench || has bench_losses; } && [ -x "$losses_bin" ]; then
+  t0=$(date +%s)
+  quick=()
+  [ -n "${GPU_CHECK_QUICK:-}" ] && quick=(--quick)
+  PYTHONUNBUFFERED=1 python3 benchmarks/gpu/bench_losses_torch.py --device cuda --json "$out/bench_losses_torch.json" \
+    "${quick[@]}" > "$out/bench_losses.log" 2>&1
+  rc1=$?
+  "$losses_bin" --data "$root/tests/data" --json "$out/bench_losses_gpu.json" --torch "$out/bench_losses_torch.json" \
+    "${quick[@]}" >> "$out/bench_losses.log" 2>&1
+  rc2=$?
+  grep -A20 "^ganinv CUDA losses" "$out/bench_losses.log" | grep "^|" > "$out/bench_losses_table.md"
+  if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]; then
+    add bench_losses ok "$(( $(date +%s) - t0 )) s; table in bench_losses_table.md"
+  else
+    add bench_losses FAILED "bench_losses_torch rc=$rc1, bench_losses_gpu rc=$rc2 (bench_losses.log)"
+  fi
+fi
+
+# Inversion on the GPU (issue 5): scripts/gpu_invert.sh builds the tool and the inversion
+# benchmarks, times the step against the official projector's step in PyTorch, runs the main job
+# with --device cuda and --device cpu, and the quality table (GPU_INVERT_STEPS picks parts).
+if has invert; then
+  t0=$(date +%s)
+  OUT="$out" bash scripts/gpu_invert.sh > "$out/gpu_invert_stdout.log" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ]; then add invert ok "$(( $(date +%s) - t0 )) s; invert/gpu_invert.log"
+  else add invert FAILED "rc=$rc (invert/gpu_invert.log)"; fi
+fi
+
 {
   echo
   [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
+  [ -f "$out/invert/invert_step_table.md" ] && { echo; cat "$out/invert/invert_step_table.md"; }
+  [ -f "$out/bench_losses_table.md" ] && { echo; cat "$out/bench_losses_table.md"; }
   echo
   echo "| step | result | detail |"
   echo "|---|---|---|"

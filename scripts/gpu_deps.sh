@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Packs the header-only build dependencies of ganinv (Eigen, xtensor/xtl/xsimd, Catch2, stb) from
+# Packs the header-only build dependencies of ganinv (Eigen, xtensor/xtl/xsimd, Catch2, stb, and the
+# cuDNN headers) from
 # this Debian machine into .gpudeps/, a CMake prefix that travels to a GPU machine that lacks them
 # (the lent GPU machines have CUDA, CMake and PyTorch but none of these and no package registry).
 # scripts/gpu_check.sh uses .gpudeps/ when present. About 17 MB; .gpudeps/ is kept out of git
@@ -12,6 +13,16 @@ mkdir -p "$d/include" "$d/lib/cmake"
 for h in eigen3 xtensor xtl xsimd catch2 stb xtensor.hpp; do
   [ -e "/usr/include/$h" ] && cp -r "/usr/include/$h" "$d/include/"
 done
+# cuDNN headers (the GPU machines have the cuDNN libraries but not the headers): the CUDA losses.
+cudnn_h=""
+for dir in /usr/local/cuda/include /usr/include /usr/include/x86_64-linux-gnu; do
+  if [ -e "$dir/cudnn.h" ]; then cudnn_h="$dir"; break; fi
+done
+if [ -n "$cudnn_h" ]; then
+  cp "$cudnn_h"/cudnn*.h "$d/include/"
+else
+  echo "gpu_deps: no cudnn.h found; the CUDA losses will not be built on the GPU machine" >&2
+fi
 cp /usr/lib/x86_64-linux-gnu/libstb.a "$d/lib/"
 cp /usr/lib/libCatch2WithMain.a "$d/lib/" 2>/dev/null || true
 ex="$(git rev-parse --git-path info/exclude)"; mkdir -p "$(dirname "$ex")"

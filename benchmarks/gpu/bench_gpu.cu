@@ -8,6 +8,8 @@
 //   bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick] [--profile] [--both-style-variants]
 // --profile: per-backend-call device times of one eager synthesis fwd+bwd (1024 and 256, batch 1).
 // --both-style-variants: also time the fold_weights style variant of every single modconv.
+#include "device_timing.hpp"
+
 #include <ganinv/core/json.hpp>
 #include <ganinv/core/rng.hpp>
 #include <ganinv/cuda/backend.hpp>
@@ -25,28 +27,10 @@
 
 using namespace ganinv;
 using cuda::Precision;
+using bench::Timing;
+using bench::time_device;
 
 namespace {
-
-struct Timing {
-    double median_ms = 0, min_ms = 0;
-};
-
-/// Median device time of `fn` (enqueued on `stream`) over `reps` runs after `warmup`.
-Timing time_device(cudaStream_t stream, int warmup, int reps, const std::function<void()>& fn) {
-    for (int i = 0; i < warmup; ++i) fn();
-    GANINV_CUDA_CHECK(cudaStreamSynchronize(stream));
-    std::vector<double> t;
-    cuda::EventTimer ev;
-    for (int i = 0; i < reps; ++i) {
-        ev.start(stream);
-        fn();
-        ev.stop(stream);
-        t.push_back(ev.ms());
-    }
-    std::sort(t.begin(), t.end());
-    return {t[t.size() / 2], t.front()};
-}
 
 Tensor<float> randn(const Shape& s, std::uint64_t seed, float scale = 1.0f, float offset = 0.0f) {
     Tensor<float> t(s);

@@ -132,12 +132,14 @@ def make_synthesis(res, channel_base, channel_max, w_dim, img_ch, device):
                 w_dim=w_dim, num_ws=widx + 1)
 
 
-def synthesis(P, ws):
+def synthesis(P, ws, noises=None):
+    """noises: None (each layer's constant map) or one [N or 1, 1, r, r] tensor per conv layer."""
     f1 = P["filter"]
     f = torch.outer(f1, f1) / f1.sum() ** 2
     n = ws.shape[0]
     x = P["const"][None].expand(n, -1, -1, -1)
     img = None
+    conv_index = 0
     for L in P["layers"]:
         s = F.linear(ws[:, L["w_index"]], L["aff_w"] * (1.0 / math.sqrt(P["w_dim"])), L["aff_b"])
         if L["torgb"]:
@@ -149,7 +151,9 @@ def synthesis(P, ws):
             y = modconv_up2(x, L["weight"], s, f)
         else:
             y = modconv_grouped(x, L["weight"], s)
-        y = y + L["noise"] * L["strength"]
+        noise = L["noise"] if noises is None else noises[conv_index]
+        conv_index += 1
+        y = y + noise * L["strength"]
         x = F.leaky_relu(y + L["bias"][None, :, None, None], 0.2) * SQRT2
     return img
 

@@ -2,64 +2,59 @@
 // image, the code, the reconstruction, a side-by-side comparison and a loss curve.
 #include "common.hpp"
 #include "invert_support.hpp"
+#if GANINV_CLI_HAS_CUDA
+#include "invert_cuda.hpp"
+#endif
 
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/optim/optim.hpp>
 
+#include <functional>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 namespace ganinv::cli {
 namespace {
 
-template <class Space, class Opt>
-InversionResult run_one(StyleGAN2<Cpu>& g, WeightedLossSum<Cpu>& loss, Opt opt, const InverterOptions& o,
-                        const Tensor<float>& targets) {
-    Inverter<StyleGAN2<Cpu>, Space, WeightedLossSum<Cpu>, Opt> inv(g, loss, std::move(opt), o);
-    return inv.run(targets);
-}
-
-template <class Space>
-InversionResult run_space(const std::string& optimizer, const Args& a, StyleGAN2<Cpu>& g, WeightedLossSum<Cpu>& loss,
-                          const InverterOptions& o, const Tensor<float>& targets) {
-    if (optimizer == "adam") return run_one<Space>(g, loss, Adam(ProjectorSchedule{}.adam_options()), o, targets);
-    if (optimizer == "lbfgs") {
-        LbfgsOptions lo;
-        lo.history_size = a.integer("lbfgs-history", 10);
-        return run_one<Space>(g, loss, Lbfgs(lo), o, targets);
-    }
-    if (optimizer == "cmaes") {
-        CmaEsOptions co;
-        co.population = a.integer("population", 0);
-        co.sigma = a.number("sigma", 0.5);
-        co.seed = o.seed;
-        return run_one<Space>(g, loss, CmaEs(co), o, targets);
-    }
-    if (optimizer == "basincma") {
-        BasinCmaOptions bo;
-        bo.outer_iterations = o.steps;
-        bo.inner_steps = a.integer("inner-steps", 30);
-        bo.final_steps = a.integer("final-steps", 300);
-        bo.sigma = a.number("sigma", 0.5);
-        bo.cma.population = a.integer("population", 0);
-        bo.cma.seed = o.seed;
-        return run_one<Space>(g, loss, BasinCma(bo), o, targets);
-    }
-    throw UsageError("unknown optimizer '" + optimizer + "' (adam, lbfgs, cmaes or basincma)");
-}
-
 int run_invert(const Args& a) {
     const std::string model = a.require("model"), out_dir = a.require("out");
     const std::string device = a.get("device").value_or("cpu");
-    if (device == "cuda")
-        throw UsageError("--device cuda: CUDA inversion needs the CUDA losses, which this build does not have yet; use --device cpu");
-    if (device != "cpu") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
+    if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
     const std::string space = a.get("space").value_or("wplus");
     const std::string optimizer = a.get("optimizer").value_or("adam");
+    const std::vector<LossTermSpec> terms = parse_loss_terms(a.get("loss").value_or("mse"));
 
-    StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
-    WeightedLossSum<Cpu> loss = parse_loss_spec(a.get("loss").value_or("mse"), a);
+    // One of the two runs the batches: the CPU generator and loss, or their CUDA twins.
+    std::function<InversionResult(const InverterOptions&, const Tensor<float>&)> invert_batch;
+    Index resolution = 0, channels = 0;
+    std::optional<StyleGAN2<Cpu>> g;
+    std::optional<WeightedLossSum<Cpu>> loss;
+#if GANINV_CLI_HAS_CUDA
+    std::unique_ptr<CudaInversion> gpu;
+#endif
+    if (device == "cuda") {
+#if GANINV_CLI_HAS_CUDA
+        gpu = std::make_unique<CudaInversion>(model, terms, a);
+        std::cerr << "device: " << gpu->device_name() << "\n";
+        resolution = gpu->resolution();
+        channels = gpu->img_channels();
+        invert_batch = [&](const InverterOptions& o, const Tensor<float>& t) { return gpu->run(space, optimizer, a, o, t); };
+#else
+        throw UsageError("--device cuda: this ganinv was built without CUDA (CMake found no nvcc); rebuild on a "
+                         "machine with the CUDA toolkit, or use --device cpu");
+#endif
+    } else {
+        g.emplace(StyleGAN2<Cpu>::load(model));
+        loss.emplace(build_cpu_loss(terms, a));
+        resolution = g->resolution();
+        channels = g->img_channels();
+        invert_batch = [&](const InverterOptions& o, const Tensor<float>& t) {
+            return run_inversion(space, optimizer, a, *g, *loss, o, t);
+        };
+    }
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
-    TargetSet targets = load_targets(paths, g, !a.has("no-resize"));
+    TargetSet targets = load_targets(paths, resolution, channels, !a.has("no-resize"));
     for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
     for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
     if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
@@ -74,12 +69,7 @@ int run_invert(const Args& a) {
         const Tensor<float> t = slice_batch(targets.images, b0, nb);
         ProgressBar bar(concat("batch ", bi, "/", (n + batch - 1) / batch), o.steps);
         o.on_progress = [&](const InversionProgress& p) { bar.update(p); };
-        InversionResult r;
-        if (space == "w") r = run_space<WSpace>(optimizer, a, g, loss, o, t);
-        else if (space == "wplus") r = run_space<WPlusSpace>(optimizer, a, g, loss, o, t);
-        else if (space == "z") r = run_space<ZSpace>(optimizer, a, g, loss, o, t);
-        else if (space == "s") r = run_space<SSpace>(optimizer, a, g, loss, o, t);
-        else throw UsageError("unknown space '" + space + "' (z, w, wplus or s)");
+        const InversionResult r = invert_batch(o, t);
         bar.finish();
         const auto names = std::vector<std::string>(targets.names.begin() + b0, targets.names.begin() + b0 + nb);
         auto s = write_outputs(out_dir, names, t, r, a.has("report"));

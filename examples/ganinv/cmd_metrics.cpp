@@ -1,14 +1,39 @@
-// ganinv metrics: full-reference image-quality scores (MSE, MAE, PSNR, SSIM) of two image files.
+// ganinv metrics: full-reference image-quality scores (MSE, MAE, PSNR, SSIM) of two image files,
+// plus the LPIPS distance and the face-identity similarity when their weights are given.
 #include "common.hpp"
 
+#include <ganinv/backend/cpu.hpp>
 #include <ganinv/io/image.hpp>
+#include <ganinv/loss/identity.hpp>
+#include <ganinv/loss/lpips.hpp>
 #include <ganinv/metrics/metrics.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
 namespace ganinv::cli {
 namespace {
+
+/// LPIPS from the linear-weights file; the VGG16 trunk from --vgg-weights, from the same file when
+/// it carries one, or (for the test weights, which record the first values of their trunk) the
+/// deterministic trunk of the fixtures, verified against that record.
+Lpips<Cpu> load_lpips(const std::string& lin_file, const std::optional<std::string>& vgg_file) {
+    if (vgg_file) return Lpips<Cpu>::load(*vgg_file, lin_file);
+    const SafetensorsFile f(lin_file);
+    if (f.contains("features.0.weight")) return Lpips<Cpu>::load(lin_file, lin_file);
+    const std::string check = "trunk_check.slice1.0.weight.first8";
+    if (!f.contains(check))
+        throw UsageError("--lpips '" + lin_file + "' holds only the linear LPIPS weights; give the VGG16 trunk with "
+                         "--vgg-weights F (tools/convert_torchvision_vgg16.py)");
+    Vgg16 trunk = Vgg16::hash_rule();
+    const Tensor<float> first8 = f.load(check);
+    for (Index i = 0; i < first8.numel(); ++i)
+        if (std::fabs(first8[i] - trunk.weight(0)[i]) > 1e-6f)
+            throw FormatError("--lpips '" + lin_file + "': its trunk_check values do not match the fixtures' deterministic "
+                              "VGG16 trunk; give the trunk with --vgg-weights F");
+    return Lpips<Cpu>(std::move(trunk), Lpips<Cpu>::load_lin(lin_file));
+}
 
 int run_metrics(const Args& a) {
     const auto& files = a.positionals();
@@ -27,9 +52,30 @@ int run_metrics(const Args& a) {
         throw UsageError(concat("the images differ in size: ", ref.width, "x", ref.height, " vs ", test.width, "x",
                                 test.height));
     const metrics::Comparison m = metrics::compare_images(ref, test);
+    if (a.has("vgg-weights") && !a.has("lpips")) throw UsageError("--vgg-weights is the trunk of --lpips; give --lpips too");
+    std::optional<double> lpips, id_cos, id_dist;
+    if (a.has("lpips") || a.has("face-weights")) {
+        const Tensor<float> tr = image_to_tensor(ref, ref.channels), tt = image_to_tensor(test, test.channels);
+        if (a.has("lpips")) lpips = load_lpips(*a.get("lpips"), a.get("vgg-weights")).distance(tr, tt)[0];
+        if (a.has("face-weights")) {
+            // Identity resizes both images to the network's 150x150 input (area down, bilinear up).
+            const Identity<Cpu> id = Identity<Cpu>::load(*a.get("face-weights"));
+            const Tensor<float> da = id.descriptors(tr), db = id.descriptors(tt);
+            double dot = 0, na = 0, nb = 0;
+            for (Index i = 0; i < da.numel(); ++i) {
+                dot += static_cast<double>(da[i]) * db[i];
+                na += static_cast<double>(da[i]) * da[i];
+                nb += static_cast<double>(db[i]) * db[i];
+            }
+            id_cos = dot / std::max(1e-30, std::sqrt(na * nb));
+            id_dist = descriptor_distance(da, db)[0];
+        }
+    }
     if (a.has("json")) {
-        std::printf("{\"mse\": %.10g, \"mae\": %.10g, \"psnr\": %.10g, \"ssim\": %.10g}\n", m.mse, m.mae, m.psnr,
-                    m.ssim);
+        std::printf("{\"mse\": %.10g, \"mae\": %.10g, \"psnr\": %.10g, \"ssim\": %.10g", m.mse, m.mae, m.psnr, m.ssim);
+        if (lpips) std::printf(", \"lpips\": %.10g", *lpips);
+        if (id_cos) std::printf(", \"identity_cosine\": %.10g, \"identity_distance\": %.10g", *id_cos, *id_dist);
+        std::printf("}\n");
         return 0;
     }
     std::printf("%s vs %s (%dx%d, %d channel%s, 8-bit: data range 255)\n", files[0].c_str(), files[1].c_str(),
@@ -38,16 +84,25 @@ int run_metrics(const Args& a) {
     std::printf("  MAE   %.4f\n", m.mae);
     std::printf("  PSNR  %.4f dB\n", m.psnr);
     std::printf("  SSIM  %.6f   (Gaussian 11x11, sigma 1.5, as scikit-image with gaussian_weights=True)\n", m.ssim);
+    if (lpips) std::printf("  LPIPS %.6f   (VGG, v0.1; 0 = identical)\n", *lpips);
+    if (id_cos)
+        std::printf("  identity cosine %.6f, distance %.6f   (dlib face descriptors at 150x150; same person below 0.6)\n",
+                    *id_cos, *id_dist);
     return 0;
 }
 
 const bool registered = register_command(Command{
     "metrics",
-    "Compare two images: MSE, MAE, PSNR and SSIM.",
-    "REFERENCE.png TEST.png [--gray] [--json]",
+    "Compare two images: MSE, MAE, PSNR, SSIM; LPIPS and face identity with their weights.",
+    "REFERENCE.png TEST.png [--gray] [--json] [--lpips L.safetensors [--vgg-weights V.safetensors]]\n"
+    "       [--face-weights F.safetensors]",
     {
         {"gray", "", "convert both images to grayscale (BT.601 luma) first"},
         {"json", "", "print one JSON object instead of the table"},
+        {"lpips", "L.safetensors", "also the LPIPS distance (v0.1 linear weights, as loss/lpips.hpp reads them)"},
+        {"vgg-weights", "V.safetensors", "VGG16 trunk for --lpips (torchvision features converted to safetensors)"},
+        {"face-weights", "F.safetensors", "also the identity similarity: cosine and Euclidean distance of the dlib "
+                                          "face descriptors (face-api face_recognition weights)"},
     },
     run_metrics});
 

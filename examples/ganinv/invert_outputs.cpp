@@ -1,5 +1,6 @@
 // Files written by `ganinv invert`: per image the code, the pictures and the loss curve; per run
 // a summary (printed table, summary.json, summary.md) and optionally a static HTML report.
+#include "html_report.hpp"
 #include "invert_support.hpp"
 
 #include <iomanip>
@@ -17,23 +18,8 @@ Tensor<float> row_of(const Tensor<float>& t, Index n) {
     return out;
 }
 
-std::string fixed(double v, int prec) {
-    std::ostringstream os;
-    os << std::fixed << std::setprecision(prec) << v;
-    return os.str();
-}
-
-std::string html_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<') o += "&lt;";
-        else if (c == '>') o += "&gt;";
-        else if (c == '&') o += "&amp;";
-        else if (c == '"') o += "&quot;";
-        else o += c;
-    }
-    return o;
-}
+using html::escape;
+using html::fixed;
 
 }  // namespace
 
@@ -144,29 +130,32 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
                                     << "```\n";
     if (!report) return;
     std::ofstream h(d / "report.html");
-    h << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ganinv inversion report</title>\n"
-         "<style>body{font-family:sans-serif;margin:2em;background:#fafafa}table{border-collapse:collapse}"
-         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
-         ".img{display:inline-block;margin:1em;vertical-align:top;background:#fff;padding:8px;border:1px solid #ddd}"
-         ".img img{image-rendering:pixelated}</style></head><body>\n<h1>ganinv inversion report</h1>\n<p>model <code>"
-      << html_escape(model) << "</code>, space <b>" << html_escape(space) << "</b>, optimizer <b>" << html_escape(optimizer)
-      << "</b>, " << o.steps << " steps, seed " << o.seed << (o.optimize_noise ? ", noise maps optimised" : "")
-      << "</p>\n<table><tr><th>image</th><th>PSNR dB</th><th>SSIM</th><th>MSE</th>"
-      << (rows.size() && rows[0].fixed_noise ? "<th>PSNR fixed noise</th>" : "") << "<th>steps</th></tr>\n";
+    html::begin_page(h, "ganinv inversion report");
+    h << "<p>model <code>" << escape(model) << "</code>, space <b>" << escape(space) << "</b>, optimizer <b>"
+      << escape(optimizer) << "</b>, " << o.steps << " steps, seed " << o.seed
+      << (o.optimize_noise ? ", noise maps optimised" : "") << "</p>\n";
+    const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
+    std::vector<std::string> header{"image", "PSNR dB", "SSIM", "MSE"};
+    if (noise) header.push_back("PSNR fixed noise");
+    header.push_back("steps");
+    std::vector<std::vector<std::string>> cells;
     for (const auto& r : rows) {
-        h << "<tr><td style=\"text-align:left\">" << html_escape(r.name) << "</td><td>" << fixed(r.m.psnr, 2) << "</td><td>"
-          << fixed(r.m.ssim, 4) << "</td><td>" << std::setprecision(4) << r.m.mse << "</td>";
-        if (r.fixed_noise) h << "<td>" << fixed(r.fixed_noise->psnr, 2) << "</td>";
-        h << "<td>" << r.steps << "</td></tr>\n";
+        std::ostringstream mse;
+        mse << std::setprecision(4) << r.m.mse;
+        std::vector<std::string> c{r.name, fixed(r.m.psnr, 2), fixed(r.m.ssim, 4), mse.str()};
+        if (r.fixed_noise) c.push_back(fixed(r.fixed_noise->psnr, 2));
+        c.push_back(std::to_string(r.steps));
+        cells.push_back(std::move(c));
     }
-    h << "</table>\n<p>Each comparison shows target | reconstruction | |difference| x4"
-      << (rows.size() && rows[0].fixed_noise ? " | reconstruction with the generator's fixed noise" : "") << ".</p>\n";
+    html::table(h, header, cells);
+    h << "<p>Each comparison shows target | reconstruction | |difference| x4"
+      << (noise ? " | reconstruction with the generator's fixed noise" : "") << ".</p>\n";
     for (const auto& r : rows) {
-        const std::string n = html_escape(r.name);
-        h << "<div class=\"img\"><h3>" << n << "</h3><img src=\"" << n << "_compare.png\" alt=\"" << n
-          << " comparison\"><br><img src=\"" << n << "_loss.png\" alt=\"" << n << " loss curve\" width=\"360\"></div>\n";
+        h << "<div class=\"img\"><h3>" << escape(r.name) << "</h3><img src=\"" << escape(r.name) << "_compare.png\" alt=\""
+          << escape(r.name) << " comparison\"><br><img src=\"" << escape(r.name) << "_loss.png\" alt=\"" << escape(r.name)
+          << " loss curve\"></div>\n";
     }
-    h << "</body></html>\n";
+    html::end_page(h);
 }
 
 }  // namespace ganinv::cli

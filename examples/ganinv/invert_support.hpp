@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common.hpp"
+#include "invert_dispatch.hpp"
 
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/invert/options.hpp>
@@ -24,42 +25,28 @@
 
 namespace ganinv::cli {
 
-/// "mse,lpips:0.5" -> weighted sum of the named terms.
-inline WeightedLossSum<Cpu> parse_loss_spec(const std::string& spec, const Args& a) {
+/// The weighted sum of the --loss terms on the CPU (the GPU twin is in invert_cuda.cu).
+inline WeightedLossSum<Cpu> build_cpu_loss(const std::vector<LossTermSpec>& terms, const Args& a) {
     WeightedLossSum<Cpu> sum;
-    std::size_t start = 0;
-    while (start <= spec.size()) {
-        const std::size_t comma = spec.find(',', start);
-        const std::string item = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
-        if (item.empty()) throw UsageError("--loss: empty term in '" + spec + "'");
-        const auto colon = item.find(':');
-        const std::string name = item.substr(0, colon);
-        double weight = 1.0;
-        if (colon != std::string::npos) {
-            try {
-                std::size_t used = 0;
-                weight = std::stod(item.substr(colon + 1), &used);
-                if (used != item.size() - colon - 1) throw std::invalid_argument("trailing");
-            } catch (const std::exception&) {
-                throw UsageError("--loss: bad weight in '" + item + "'");
-            }
-        }
-        if (name == "mse") sum.add(AnyLoss<Cpu>(Mse<Cpu>{}), weight);
-        else if (name == "l1") sum.add(AnyLoss<Cpu>(L1<Cpu>{}), weight);
-        else if (name == "charbonnier") sum.add(AnyLoss<Cpu>(Charbonnier<Cpu>{}), weight);
-        else if (name == "lpips") {
+    for (const LossTermSpec& t : terms) {
+        if (t.name == "mse") sum.add(AnyLoss<Cpu>(Mse<Cpu>{}), t.weight);
+        else if (t.name == "l1") sum.add(AnyLoss<Cpu>(L1<Cpu>{}), t.weight);
+        else if (t.name == "charbonnier") sum.add(AnyLoss<Cpu>(Charbonnier<Cpu>{}), t.weight);
+        else if (t.name == "lpips") {
             if (!a.has("vgg-weights") || !a.has("lpips-weights"))
                 throw UsageError("--loss lpips needs --vgg-weights F and --lpips-weights F (see tools/README.md)");
-            sum.add(AnyLoss<Cpu>(Lpips<Cpu>::load(*a.get("vgg-weights"), *a.get("lpips-weights"))), weight);
-        } else if (name == "vgg") {
+            sum.add(AnyLoss<Cpu>(Lpips<Cpu>::load(*a.get("vgg-weights"), *a.get("lpips-weights"))), t.weight);
+        } else if (t.name == "vgg") {
             if (!a.has("vgg-weights")) throw UsageError("--loss vgg needs --vgg-weights F (see tools/README.md)");
-            sum.add(AnyLoss<Cpu>(VggPerceptual<Cpu>::load(*a.get("vgg-weights"))), weight);
-        } else {
-            throw UsageError("--loss: unknown term '" + name + "' (mse, l1, charbonnier, lpips, vgg)");
+            sum.add(AnyLoss<Cpu>(VggPerceptual<Cpu>::load(*a.get("vgg-weights"))), t.weight);
         }
     }
     return sum;
+}
+
+/// "mse,lpips:0.5" -> weighted sum of the named terms (CPU).
+inline WeightedLossSum<Cpu> parse_loss_spec(const std::string& spec, const Args& a) {
+    return build_cpu_loss(parse_loss_terms(spec), a);
 }
 
 inline bool is_image_file(const std::filesystem::path& p) {
@@ -93,9 +80,8 @@ struct TargetSet {
 
 /// Loads every readable image, converts channels and (unless forbidden) resizes to the generator;
 /// unreadable files are reported, not fatal, so one bad file does not stop a batch.
-inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, const StyleGAN2<Cpu>& g, bool allow_resize) {
+inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, Index R, Index C, bool allow_resize) {
     TargetSet ts;
-    const Index R = g.resolution(), C = g.img_channels();
     std::vector<Tensor<float>> loaded;
     for (const auto& p : paths) {
         try {
@@ -130,6 +116,10 @@ inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, c
     for (std::size_t i = 0; i < loaded.size(); ++i)
         std::copy(loaded[i].data(), loaded[i].data() + C * R * R, ts.images.data() + static_cast<Index>(i) * C * R * R);
     return ts;
+}
+
+inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, const StyleGAN2<Cpu>& g, bool allow_resize) {
+    return load_targets(paths, g.resolution(), g.img_channels(), allow_resize);
 }
 
 inline Tensor<float> slice_batch(const Tensor<float>& t, Index b0, Index nb) {

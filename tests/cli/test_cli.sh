@@ -5,21 +5,7 @@
 set -u
 bin="$1"; model="$2"; data="$3"; work="$4"
 rm -rf "$work"; mkdir -p "$work"
-failures=0; passed=0
-check() {  # check NAME EXPECTED_STATUS PATTERN -- command...
-  local name="$1" want="$2" pattern="$3"; shift 4
-  local out status
-  out=$("$@" 2>&1); status=$?
-  if [ "$status" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL: $name (status $status, want $want; pattern '$pattern')"; echo "$out" | tail -5
-    failures=$((failures + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
-exists() {
-  if [ -s "$1" ]; then passed=$((passed + 1)); else echo "FAIL: missing $1"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/cli_check.sh"
 
 check "overview without command" 2 "usage: ganinv COMMAND" -- "$bin"
 check "help" 0 "invert" -- "$bin" --help
@@ -41,7 +27,12 @@ check "generate ws of wrong shape" 1 "ws tensor has shape" -- "$bin" generate --
 imgs="$data/fmnist"
 cp "$imgs/test_0000.png" "$work/a.png"; cp "$imgs/test_0001.png" "$work/b.png"
 echo "not a png" > "$work/broken.png"
-check "invert device cuda" 2 "CUDA" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --device cuda
+# Without a GPU (CI), --device cuda must refuse clearly: status 1 "no usable CUDA device" in a
+# CUDA build, status 2 "built without CUDA" otherwise. (The GPU path is tested by gpu_check.sh.)
+if ! nvidia-smi -L > /dev/null 2>&1; then
+  check "invert device cuda refuses without a GPU" 0 "no usable CUDA device|built without CUDA" -- bash -c \
+    "'$bin' invert --model '$model' --image '$work/a.png' --out '$work/inv' --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
+fi
 check "invert unknown space" 2 "unknown space" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --space q --steps 1
 check "invert no-resize" 1 "28x28 but the generator makes 32x32" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --no-resize --steps 1
 mkdir -p "$work/empty"

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -165,9 +166,11 @@ private:
     std::vector<T> data_;
 };
 
-/// Throws ShapeError naming `what` unless `t` has exactly the expected shape.
-template <class T>
-void expect_shape(const Tensor<T>& t, const Shape& expected, const std::string& what) {
+/// Throws ShapeError naming `what` unless `t` (a Tensor, or any buffer with shape(), e.g. a
+/// device tensor) has exactly the expected shape.
+template <class TensorLike>
+    requires requires(const TensorLike& t) { { t.shape() } -> std::convertible_to<const Shape&>; }
+void expect_shape(const TensorLike& t, const Shape& expected, const std::string& what) {
     GANINV_CHECK(t.shape() == expected, ShapeError, what, ": expected shape ", shape_to_string(expected), ", got ",
                  shape_to_string(t.shape()));
 }

@@ -30,21 +30,25 @@ void launch_1d(void (*kernel)(KArgs...), Index n, cudaStream_t stream, Args&&...
     GANINV_CUDA_CHECK_LAUNCH();
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+/// Sum over a warp (float, or double where a reduction must match the CPU's double sums).
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
-/// Sum over a block of kBlock threads; the result is valid in thread 0. Uses 32 floats of shared memory.
-__device__ __forceinline__ float block_sum(float v) {
-    __shared__ float part[kBlock / 32];
+/// Sum over a block of kBlock threads in a fixed order (deterministic); the result is valid in
+/// thread 0. Uses kBlock / 32 values of T in shared memory.
+template <class T>
+__device__ __forceinline__ T block_sum(T v) {
+    __shared__ T part[kBlock / 32];
     v = warp_sum(v);
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     __syncthreads();  // part[] may still be read by a previous call
     if (lane == 0) part[warp] = v;
     __syncthreads();
-    v = threadIdx.x < kBlock / 32 ? part[threadIdx.x] : 0.0f;
+    v = threadIdx.x < kBlock / 32 ? part[threadIdx.x] : T(0);
     if (warp == 0) v = warp_sum(v);
     return v;
 }

@@ -4,8 +4,9 @@
 ///        compile time prefer `Sum<...>` / `Weighted<L>` (compose.hpp): no virtual calls.
 #pragma once
 
-#include "ganinv/backend/cpu.hpp"
+#include "ganinv/backend/cpu_fwd.hpp"
 #include "ganinv/concepts/loss.hpp"
+#include "ganinv/loss/detail/common.hpp"
 
 #include <memory>
 #include <string>
@@ -18,7 +19,7 @@ template <class Backend = Cpu>
 class AnyLoss {
 public:
     using backend_type = Backend;
-    using Buffer = typename Backend::Buffer;
+    using Buffer = typename detail::BufferOps<Backend>::Buffer;
     static constexpr bool differentiable = true;
 
     template <class L>
@@ -49,11 +50,9 @@ private:
 
 template <class Backend = Cpu>
 class WeightedLossSum {
-    static_assert(std::is_same_v<Backend, Cpu>, "WeightedLossSum: only the Cpu backend is implemented so far");
-
 public:
     using backend_type = Backend;
-    using Buffer = typename Backend::Buffer;
+    using Buffer = typename detail::BufferOps<Backend>::Buffer;
     static constexpr bool differentiable = true;
 
     void add(AnyLoss<Backend> loss, double weight) {
@@ -85,9 +84,9 @@ public:
             if (grad) {
                 if (k == 0) {
                     *grad = part_grad;
-                    for (float& v : grad->values()) v *= static_cast<float>(p.weight);
+                    detail::BufferOps<Backend>::scale(*grad, static_cast<float>(p.weight));
                 } else {
-                    for (Index i = 0; i < grad->numel(); ++i) (*grad)[i] += static_cast<float>(p.weight) * part_grad[i];
+                    detail::BufferOps<Backend>::add(*grad, part_grad, static_cast<float>(p.weight));
                 }
             }
         }

@@ -34,9 +34,8 @@ concept DegradationOp = requires(const Op& op, const typename Op::Buffer& x, con
 template <int K, class Backend = Cpu>
 struct AreaDownsample {
     static_assert(K >= 1, "AreaDownsample<k>: k must be >= 1");
-    static_assert(std::is_same_v<Backend, Cpu>, "AreaDownsample: only the Cpu backend is implemented so far");
     using backend_type = Backend;
-    using Buffer = typename Backend::Buffer;
+    using Buffer = typename detail::BufferOps<Backend>::Buffer;
 
     std::string name() const { return concat("area_down", K); }
     Shape output_shape(const Shape& s) const {
@@ -45,30 +44,12 @@ struct AreaDownsample {
         return {s[0], s[1], s[2] / K, s[3] / K};
     }
     Buffer forward(const Buffer& x) const {
-        const Shape os = output_shape(x.shape());
-        Buffer y(os);
-        const Index planes = os[0] * os[1], OH = os[2], OW = os[3], W = x.shape()[3];
-        const float inv = 1.0f / static_cast<float>(K * K);
-        for (Index p = 0; p < planes; ++p)
-            for (Index i = 0; i < OH; ++i)
-                for (Index j = 0; j < OW; ++j) {
-                    float acc = 0.0f;
-                    for (int a = 0; a < K; ++a)
-                        for (int b = 0; b < K; ++b) acc += x[(p * OH * K + i * K + a) * W + j * K + b];
-                    y[(p * OH + i) * OW + j] = acc * inv;
-                }
-        return y;
+        output_shape(x.shape());
+        return detail::BufferOps<Backend>::area_downsample(x, K);
     }
     Buffer backward(const Buffer& gy, const Shape& in) const {
-        const Shape os = output_shape(in);
-        expect_shape(gy, os, name() + " backward: gradient");
-        Buffer gx(in);
-        const Index planes = os[0] * os[1], OH = os[2], OW = os[3], W = in[3];
-        const float inv = 1.0f / static_cast<float>(K * K);
-        for (Index p = 0; p < planes; ++p)
-            for (Index i = 0; i < OH * K; ++i)
-                for (Index j = 0; j < W; ++j) gx[(p * OH * K + i) * W + j] = gy[(p * OH + i / K) * OW + j / K] * inv;
-        return gx;
+        expect_shape(gy, output_shape(in), name() + " backward: gradient");
+        return detail::BufferOps<Backend>::area_downsample_backward(gy, K, in);
     }
 };
 
@@ -76,10 +57,9 @@ struct AreaDownsample {
 /// 1-channel input passes through. The colorization forward model.
 template <class Backend = Cpu>
 struct ToGray {
-    static_assert(std::is_same_v<Backend, Cpu>, "ToGray: only the Cpu backend is implemented so far");
     using backend_type = Backend;
-    using Buffer = typename Backend::Buffer;
-    static constexpr float kR = 0.299f, kG = 0.587f, kB = 0.114f;
+    using Buffer = typename detail::BufferOps<Backend>::Buffer;
+    static constexpr float kR = detail::LumaWeights::r, kG = detail::LumaWeights::g, kB = detail::LumaWeights::b;
 
     std::string name() const { return "gray"; }
     Shape output_shape(const Shape& s) const {
@@ -88,28 +68,14 @@ struct ToGray {
         return {s[0], 1, s[2], s[3]};
     }
     Buffer forward(const Buffer& x) const {
-        const Shape os = output_shape(x.shape());
+        output_shape(x.shape());
         if (x.shape()[1] == 1) return x;
-        Buffer y(os);
-        const Index N = os[0], HW = os[2] * os[3];
-        for (Index n = 0; n < N; ++n)
-            for (Index i = 0; i < HW; ++i)
-                y[n * HW + i] = kR * x[(n * 3) * HW + i] + kG * x[(n * 3 + 1) * HW + i] + kB * x[(n * 3 + 2) * HW + i];
-        return y;
+        return detail::BufferOps<Backend>::to_gray(x);
     }
     Buffer backward(const Buffer& gy, const Shape& in) const {
         expect_shape(gy, output_shape(in), "ToGray backward: gradient");
         if (in[1] == 1) return gy;
-        Buffer gx(in);
-        const Index N = in[0], HW = in[2] * in[3];
-        for (Index n = 0; n < N; ++n)
-            for (Index i = 0; i < HW; ++i) {
-                const float g = gy[n * HW + i];
-                gx[(n * 3) * HW + i] = kR * g;
-                gx[(n * 3 + 1) * HW + i] = kG * g;
-                gx[(n * 3 + 2) * HW + i] = kB * g;
-            }
-        return gx;
+        return detail::BufferOps<Backend>::to_gray_backward(gy);
     }
 };
 
@@ -117,7 +83,7 @@ struct ToGray {
 template <class Backend = Cpu>
 struct MaskOp {
     using backend_type = Backend;
-    using Buffer = typename Backend::Buffer;
+    using Buffer = typename detail::BufferOps<Backend>::Buffer;
     Buffer mask;
 
     std::string name() const { return "mask"; }

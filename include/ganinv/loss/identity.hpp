@@ -18,10 +18,12 @@
 #pragma once
 
 #include "ganinv/io/image_ops.hpp"
+#include "ganinv/backend/cpu.hpp"  // the Cpu implementation below needs the complete backend
 #include "ganinv/loss/detail/common.hpp"
 #include "ganinv/models/face_resnet.hpp"
 #include "ganinv/nn/resample.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -35,13 +37,20 @@ struct FaceBox {
     Index x0 = 0, y0 = 0, x1 = 0, y1 = 0;
 };
 
+namespace detail {
+/// Throws unless the box [x0, x1) x [y0, y1) is non-empty and inside an image of `shape` [N, C, H, W].
+inline void check_box(const Shape& shape, Index x0, Index y0, Index x1, Index y1) {
+    GANINV_CHECK(shape.size() == 4, ShapeError, "crop_box: expected a [N, C, H, W] tensor, got shape ",
+                 shape_to_string(shape));
+    GANINV_CHECK(x0 >= 0 && y0 >= 0 && x1 > x0 && y1 > y0 && x1 <= shape[3] && y1 <= shape[2], ValueError,
+                 "crop_box: box x [", x0, ", ", x1, ") y [", y0, ", ", y1, ") is empty or outside the ", shape[3], "x",
+                 shape[2], " (w x h) image");
+}
+}  // namespace detail
+
 /// The box [x0, x1) x [y0, y1) of every image of a [N, C, H, W] tensor.
 inline Tensor<float> crop_box(const Tensor<float>& image, Index x0, Index y0, Index x1, Index y1) {
-    GANINV_CHECK(image.rank() == 4, ShapeError, "crop_box: expected a [N, C, H, W] tensor, got shape ",
-                 shape_to_string(image.shape()));
-    GANINV_CHECK(x0 >= 0 && y0 >= 0 && x1 > x0 && y1 > y0 && x1 <= image.dim(3) && y1 <= image.dim(2), ValueError,
-                 "crop_box: box x [", x0, ", ", x1, ") y [", y0, ", ", y1, ") is empty or outside the ", image.dim(3),
-                 "x", image.dim(2), " (w x h) image");
+    detail::check_box(image.shape(), x0, y0, x1, y1);
     return crop(image, y0, x0, y1 - y0, x1 - x0);
 }
 
@@ -61,14 +70,42 @@ inline std::vector<double> descriptor_distance(const Tensor<float>& a, const Ten
     return d;
 }
 
+namespace detail {
+/// The loss head shared by Identity<Cpu> and Identity<Cuda>: per_image[n] = 1 - cos(dp_n, dt_n)
+/// and g_desc = d(1 - cos)/ddp, for descriptors dp, dt [N, D] (double arithmetic).
+inline void identity_head(const Tensor<float>& dp, const Tensor<float>& dt, std::vector<double>& per_image,
+                          Tensor<float>& g_desc) {
+    const Index N = dp.dim(0), D = dp.dim(1);
+    per_image.assign(static_cast<std::size_t>(N), 0.0);
+    g_desc = Tensor<float>({N, D});
+    for (Index n = 0; n < N; ++n) {
+        double pt = 0, pp = 0, tt = 0;
+        for (Index k = 0; k < D; ++k) {
+            const double a = dp[n * D + k], b = dt[n * D + k];
+            pt += a * b;
+            pp += a * a;
+            tt += b * b;
+        }
+        const double np = std::sqrt(pp), nt = std::sqrt(tt), denom = std::max(np * nt, 1e-30);
+        const double cos = pt / denom;
+        per_image[static_cast<std::size_t>(n)] = 1.0 - cos;
+        // d(1 - cos)/dp = -(t / (|p||t|) - cos p / |p|^2)
+        for (Index k = 0; k < D; ++k)
+            g_desc[n * D + k] = static_cast<float>(-(dt[n * D + k] / denom - cos * dp[n * D + k] / std::max(pp, 1e-30)));
+    }
+}
+}  // namespace detail
+
 struct IdentityOptions {
     std::optional<FaceBox> box;  ///< crop before resizing (same box for pred and target)
     bool cache_target = true;    ///< reuse the target's descriptor while the target stays the same
 };
 
+/// The Cpu implementation; `Identity<Cuda>` is a specialisation in ganinv/cuda/network_losses.cuh.
 template <class Backend = Cpu>
 class Identity {
-    static_assert(std::is_same_v<Backend, Cpu>, "ganinv::Identity: only the Cpu backend is implemented so far");
+    static_assert(std::is_same_v<Backend, Cpu>,
+                  "ganinv::Identity: for the Cuda backend include <ganinv/cuda/network_losses.cuh> from a .cu file");
 
 public:
     using backend_type = Backend;
@@ -90,29 +127,14 @@ public:
     LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) {
         detail::check_pair(pred, target, "Identity");
         detail::check_gray_or_rgb(pred, "Identity");
-        const Index N = pred.dim(0), D = FaceResNet::kDescriptor;
         const Tensor<float>* dt = cache_.find(target);
         if (!dt) dt = &cache_.store(target, descriptors(target));
         Stage stage;
         FaceResNet::Cache fc;
         const Tensor<float> dp = net_.forward(stage.forward(pred, options_.box), grad ? &fc : nullptr);
-        std::vector<double> per_image(static_cast<std::size_t>(N));
-        Tensor<float> g_desc({N, D});
-        for (Index n = 0; n < N; ++n) {
-            double pt = 0, pp = 0, tt = 0;
-            for (Index k = 0; k < D; ++k) {
-                const double a = dp[n * D + k], b = (*dt)[n * D + k];
-                pt += a * b;
-                pp += a * a;
-                tt += b * b;
-            }
-            const double np = std::sqrt(pp), nt = std::sqrt(tt), denom = std::max(np * nt, 1e-30);
-            const double cos = pt / denom;
-            per_image[static_cast<std::size_t>(n)] = 1.0 - cos;
-            // d(1 - cos)/dp = -(t / (|p||t|) - cos p / |p|^2)
-            for (Index k = 0; k < D; ++k)
-                g_desc[n * D + k] = static_cast<float>(-((*dt)[n * D + k] / denom - cos * dp[n * D + k] / std::max(pp, 1e-30)));
-        }
+        std::vector<double> per_image;
+        Tensor<float> g_desc;
+        detail::identity_head(dp, *dt, per_image, g_desc);
         if (grad) *grad = stage.backward(net_.backward(fc, g_desc));
         return detail::single_term(name(), std::move(per_image));
     }

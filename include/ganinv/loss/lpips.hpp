@@ -15,7 +15,9 @@
 /// `lin{k}.model.1.weight` [1, C, 1, 1] (tools/convert_lpips_lin.py).
 #pragma once
 
+#include "ganinv/backend/cpu.hpp"  // the Cpu implementation below needs the complete backend
 #include "ganinv/loss/detail/common.hpp"
+#include "ganinv/loss/detail/lpips_math.hpp"
 #include "ganinv/loss/detail/vgg_input.hpp"
 #include "ganinv/models/vgg16.hpp"
 
@@ -32,9 +34,11 @@ struct LpipsOptions {
     bool cache_target = true;  ///< reuse the target's features while the target stays the same
 };
 
+/// The Cpu implementation; `Lpips<Cuda>` is a specialisation in ganinv/cuda/network_losses.cuh.
 template <class Backend = Cpu>
 class Lpips {
-    static_assert(std::is_same_v<Backend, Cpu>, "ganinv::Lpips: only the Cpu backend is implemented so far");
+    static_assert(std::is_same_v<Backend, Cpu>,
+                  "ganinv::Lpips: for the Cuda backend include <ganinv/cuda/network_losses.cuh> from a .cu file");
 
 public:
     using backend_type = Backend;
@@ -42,15 +46,22 @@ public:
     using Options = LpipsOptions;
     static constexpr bool differentiable = true;
     static constexpr std::array<Index, 5> kChannels{64, 128, 256, 512, 512};
-    static constexpr float kEps = 1e-10f;
+    static constexpr float kEps = detail::kLpipsEps;
+    /// ScalingLayer: x = (img - shift) / scale.
+    static constexpr std::array<float, 3> kShift{-0.030f, -0.088f, -0.188f}, kScale{0.458f, 0.448f, 0.450f};
 
     Lpips(Vgg16 trunk, std::array<Tensor<float>, 5> lin, Options options = {})
-        : trunk_(std::move(trunk)), lin_(std::move(lin)), options_(options) {
-        for (std::size_t k = 0; k < 5; ++k)
-            GANINV_CHECK(lin_[k].numel() == kChannels[k], ShapeError, "Lpips: lin", k, " has ", lin_[k].numel(),
-                         " weights, expected ", kChannels[k]);
-        for (int l : {1, 3, 6, 9, 12}) taps_.push_back({l, true});
+        : trunk_(std::move(trunk)), lin_(std::move(lin)), options_(options), taps_(lpips_taps()) {
+        check_lin(lin_);
         cache_.enabled = options_.cache_target;
+    }
+
+    /// relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (shared with Lpips<Cuda>).
+    static std::vector<VggTap> lpips_taps() { return {{1, true}, {3, true}, {6, true}, {9, true}, {12, true}}; }
+    static void check_lin(const std::array<Tensor<float>, 5>& lin) {
+        for (std::size_t k = 0; k < 5; ++k)
+            GANINV_CHECK(lin[k].numel() == kChannels[k], ShapeError, "Lpips: lin", k, " has ", lin[k].numel(),
+                         " weights, expected ", kChannels[k]);
     }
 
     /// Trunk from a torchvision VGG16 features file, linear weights from an LPIPS file.
@@ -103,20 +114,14 @@ public:
 
 private:
     detail::VggInput input_stage() const {
-        return detail::VggInput({-0.030f, -0.088f, -0.188f}, {0.458f, 0.448f, 0.450f}, options_.max_size);
+        return detail::VggInput(kShift, kScale, options_.max_size);
     }
 
     /// f [N, C, H, W] -> f / (||f||_channels + eps), in place.
     static void normalize(Tensor<float>& f) {
         const Index N = f.dim(0), C = f.dim(1), P = f.dim(2) * f.dim(3);
         for (Index n = 0; n < N; ++n)
-            for (Index p = 0; p < P; ++p) {
-                float* x = f.data() + n * C * P + p;
-                double ss = 0.0;
-                for (Index c = 0; c < C; ++c) ss += static_cast<double>(x[c * P]) * x[c * P];
-                const float inv = 1.0f / (static_cast<float>(std::sqrt(ss)) + kEps);
-                for (Index c = 0; c < C; ++c) x[c * P] *= inv;
-            }
+            for (Index p = 0; p < P; ++p) detail::lpips_normalize_position(f.data() + n * C * P + p, C, P);
     }
 
     /// Adds one layer's distance to per_image; tap_grad (nullable) = its gradient w.r.t. the raw
@@ -125,34 +130,13 @@ private:
                                std::vector<double>& per_image, Tensor<float>* tap_grad) {
         const Index N = f.dim(0), C = f.dim(1), P = f.dim(2) * f.dim(3);
         if (tap_grad) *tap_grad = Tensor<float>(f.shape());
-        std::vector<double> diff(static_cast<std::size_t>(C));
-#pragma omp parallel for schedule(static) firstprivate(diff) if (N * P * C > 65536)
+#pragma omp parallel for schedule(static) if (N * P * C > 65536)
         for (Index n = 0; n < N; ++n) {
             double acc = 0.0;
-            for (Index p = 0; p < P; ++p) {
-                const float* x = f.data() + n * C * P + p;
-                const float* y = t_norm.data() + n * C * P + p;
-                double ss = 0.0;
-                for (Index c = 0; c < C; ++c) ss += static_cast<double>(x[c * P]) * x[c * P];
-                const float r = static_cast<float>(std::sqrt(ss));
-                const float inv = 1.0f / (r + kEps);
-                double d = 0.0;
-                for (Index c = 0; c < C; ++c) {
-                    diff[static_cast<std::size_t>(c)] = static_cast<double>(x[c * P] * inv) - y[c * P];
-                    d += w[c] * diff[static_cast<std::size_t>(c)] * diff[static_cast<std::size_t>(c)];
-                }
-                acc += d;
-                if (!tap_grad || r == 0.0f) continue;  // r = 0: all-zero ReLU outputs, masked in the backward anyway
-                // a_c = dd/dn_c / P; n = x / (r + eps)  =>  dx_c = a_c/(r+eps) - x_c (a.x) / (r (r+eps)^2)
-                double ax = 0.0;
-                for (Index c = 0; c < C; ++c) ax += 2.0 * w[c] * diff[static_cast<std::size_t>(c)] * x[c * P];
-                const double rr = static_cast<double>(r) + kEps;
-                const double k2 = ax / (static_cast<double>(r) * rr * rr);
-                float* g = tap_grad->data() + n * C * P + p;
-                for (Index c = 0; c < C; ++c)
-                    g[c * P] = static_cast<float>((2.0 * w[c] * diff[static_cast<std::size_t>(c)] / rr - x[c * P] * k2) /
-                                                  static_cast<double>(P));
-            }
+            for (Index p = 0; p < P; ++p)
+                acc += detail::lpips_position(f.data() + n * C * P + p, t_norm.data() + n * C * P + p, w, C, P,
+                                              tap_grad ? tap_grad->data() + n * C * P + p : nullptr,
+                                              static_cast<double>(P));
             per_image[static_cast<std::size_t>(n)] += acc / static_cast<double>(P);
         }
     }

@@ -57,32 +57,8 @@ public:
 
 private:
     LossResult evaluate_pixel(const Buffer& pred, const Buffer& target, Buffer* grad) const {
-        static_assert(std::is_same_v<backend_type, Cpu>, "Masked<pixel loss>: only the Cpu backend is implemented");
-        const Index N = pred.dim(0), C = pred.dim(1), HW = pred.dim(2) * pred.dim(3);
-        const Index mn = mask_.dim(0), mc = mask_.dim(1);
-        if (grad) detail::BufferOps<backend_type>::ensure(*grad, pred.shape());
-        std::vector<double> per_image(static_cast<std::size_t>(N), 0.0);
-        for (Index n = 0; n < N; ++n) {
-            double acc = 0.0;
-            Index count = 0;
-            for (Index c = 0; c < C; ++c) {
-                const float* m = mask_.data() + ((mn == 1 ? 0 : n) * mc + (mc == 1 ? 0 : c)) * HW;
-                for (Index i = 0; i < HW; ++i) count += m[i] > 0.0f ? 1 : 0;
-            }
-            const double norm = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
-            for (Index c = 0; c < C; ++c) {
-                const float* m = mask_.data() + ((mn == 1 ? 0 : n) * mc + (mc == 1 ? 0 : c)) * HW;
-                const Index off = (n * C + c) * HW;
-                for (Index i = 0; i < HW; ++i) {
-                    const bool on = m[i] > 0.0f;
-                    const double d = static_cast<double>(pred[off + i]) - static_cast<double>(target[off + i]);
-                    if (on) acc += inner_.pointwise(d);
-                    if (grad) (*grad)[off + i] = on ? static_cast<float>(inner_.pointwise_grad(d) * norm) : 0.0f;
-                }
-            }
-            per_image[static_cast<std::size_t>(n)] = acc * norm;
-        }
-        return detail::single_term(name(), std::move(per_image));
+        return detail::single_term(name(),
+                                   detail::BufferOps<backend_type>::pixel_loss(inner_, pred, target, &mask_, grad));
     }
 
     L inner_;

@@ -12,6 +12,7 @@
 /// Not a `Loss` (it looks at noise maps, not images): evaluate(maps, grads) -> LossResult.
 #pragma once
 
+#include "ganinv/backend/cpu.hpp"
 #include "ganinv/loss/detail/common.hpp"
 
 #include <string>
@@ -107,7 +108,7 @@ public:
                          shape_to_string(m.shape()), " but map 0 has batch ", N);
             const Index H = m.shape()[m.shape().size() - 2], W = m.shape().back();
             GANINV_CHECK(H >= 1 && W >= 1, ShapeError, "NoiseRegularizer: noise map ", k, " is empty");
-            if (grads) detail::BufferOps<Backend>::ensure((*grads)[k], m.shape());
+            if (grads) detail::BufferOps<Backend>::ensure((*grads)[k], m.shape(), m);
             for (Index n = 0; n < N; ++n)
                 per_image[static_cast<std::size_t>(n)] += detail::noise_reg_plane(
                     m.data() + n * H * W, H, W, grads ? (*grads)[k].data() + n * H * W : nullptr);

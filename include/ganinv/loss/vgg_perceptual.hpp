@@ -15,10 +15,12 @@
 /// - per-layer weights (default 1).
 #pragma once
 
+#include "ganinv/backend/cpu.hpp"  // the Cpu implementation below needs the complete backend
 #include "ganinv/loss/detail/common.hpp"
 #include "ganinv/loss/detail/vgg_input.hpp"
 #include "ganinv/models/vgg16.hpp"
 
+#include <array>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -33,9 +35,11 @@ struct VggPerceptualOptions {
     bool cache_target = true;     ///< reuse the target's features while the target stays the same
 };
 
+/// The Cpu implementation; `VggPerceptual<Cuda>` is a specialisation in ganinv/cuda/network_losses.cuh.
 template <class Backend = Cpu>
 class VggPerceptual {
-    static_assert(std::is_same_v<Backend, Cpu>, "ganinv::VggPerceptual: only the Cpu backend is implemented so far");
+    static_assert(std::is_same_v<Backend, Cpu>,
+                  "ganinv::VggPerceptual: for the Cuda backend include <ganinv/cuda/network_losses.cuh> from a .cu file");
 
 public:
     using backend_type = Backend;
@@ -43,17 +47,30 @@ public:
     using Options = VggPerceptualOptions;
     static constexpr bool differentiable = true;
 
-    explicit VggPerceptual(Vgg16 trunk, Options options = {}) : trunk_(std::move(trunk)), options_(std::move(options)) {
-        GANINV_CHECK(!options_.layers.empty(), ValueError, "VggPerceptual: no layers given");
-        GANINV_CHECK(options_.weights.empty() || options_.weights.size() == options_.layers.size(), ValueError,
-                     "VggPerceptual: ", options_.weights.size(), " weights for ", options_.layers.size(), " layers");
-        for (const std::string& l : options_.layers) {
-            VggTap t = VggTap::parse(l);
-            if (l.rfind("conv", 0) == 0) t.after_relu = options_.after_relu;
-            taps_.push_back(t);
-        }
-        if (options_.weights.empty()) options_.weights.assign(options_.layers.size(), 1.0);
+    /// [-1, 1] -> [0, 1] -> ImageNet normalisation, as one map (x - shift) / scale:
+    /// ((x + 1) / 2 - mean) / std == (x - (2 mean - 1)) / (2 std).
+    static constexpr std::array<float, 3> kShift{2 * 0.485f - 1, 2 * 0.456f - 1, 2 * 0.406f - 1};
+    static constexpr std::array<float, 3> kScale{2 * 0.229f, 2 * 0.224f, 2 * 0.225f};
+
+    explicit VggPerceptual(Vgg16 trunk, Options options = {})
+        : trunk_(std::move(trunk)), options_(std::move(options)), taps_(resolve_taps(options_)) {
         cache_.enabled = options_.cache_target;
+    }
+
+    /// Checks the options, fills in default weights, and returns the trunk points the layer names
+    /// denote (shared with VggPerceptual<Cuda>).
+    static std::vector<VggTap> resolve_taps(Options& o) {
+        GANINV_CHECK(!o.layers.empty(), ValueError, "VggPerceptual: no layers given");
+        GANINV_CHECK(o.weights.empty() || o.weights.size() == o.layers.size(), ValueError, "VggPerceptual: ",
+                     o.weights.size(), " weights for ", o.layers.size(), " layers");
+        std::vector<VggTap> taps;
+        for (const std::string& l : o.layers) {
+            VggTap t = VggTap::parse(l);
+            if (l.rfind("conv", 0) == 0) t.after_relu = o.after_relu;
+            taps.push_back(t);
+        }
+        if (o.weights.empty()) o.weights.assign(o.layers.size(), 1.0);
+        return taps;
     }
 
     static VggPerceptual load(const std::filesystem::path& trunk_file, Options options = {}) {
@@ -99,9 +116,7 @@ public:
 
 private:
     detail::VggInput input_stage() const {
-        // ((x + 1) / 2 - mean) / std == (x - (2 mean - 1)) / (2 std)
-        return detail::VggInput({2 * 0.485f - 1, 2 * 0.456f - 1, 2 * 0.406f - 1}, {2 * 0.229f, 2 * 0.224f, 2 * 0.225f},
-                                options_.max_size);
+        return detail::VggInput(kShift, kScale, options_.max_size);
     }
 
     Vgg16 trunk_;

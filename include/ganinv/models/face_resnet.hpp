@@ -103,6 +103,18 @@ public:
         return net;
     }
 
+    /// The layers, for the CUDA twin (cuda/face_resnet.cuh), which runs the same list.
+    const Conv& stem() const { return stem_; }
+    const std::vector<Block>& blocks() const { return blocks_; }
+    const Tensor<float>& fc() const { return fc_; }
+
+    /// Throws unless a down block's Ho x Wo branch fits its Hs x Ws shortcut (equal, or one
+    /// smaller: zero-padded at the bottom and right).
+    static void check_down_fit(const std::string& name, Index Ho, Index Wo, Index Hs, Index Ws) {
+        GANINV_CHECK((Hs == Ho || Hs == Ho + 1) && (Ws == Wo || Ws == Wo + 1), ShapeError, "FaceResNet ", name,
+                     ": branch ", Ho, "x", Wo, " does not fit the shortcut ", Hs, "x", Ws);
+    }
+
     /// Double-precision convolutions (nn::Conv2dShape::precise), for gradient checks.
     void set_reference_precision(bool on) { precise_ = on; }
 
@@ -250,8 +262,7 @@ private:
             const Index N = x.dim(0), C = x.dim(1), O = t2.dim(1), Ho = t2.dim(2), Wo = t2.dim(3);
             const nn::Pool2dShape ps{N * C, x.dim(2), x.dim(3), 2, 2};
             const Index Hs = ps.out_h(), Ws = ps.out_w();
-            GANINV_CHECK((Hs == Ho || Hs == Ho + 1) && (Ws == Wo || Ws == Wo + 1), ShapeError, "FaceResNet ", b.name,
-                         ": branch ", Ho, "x", Wo, " does not fit the shortcut ", Hs, "x", Ws);
+            check_down_fit(b.name, Ho, Wo, Hs, Ws);
             Tensor<float> pooled({N, C, Hs, Ws});
             nn::avg_pool2d_forward(x.data(), ps, pooled.data());
             out = Tensor<float>({N, O, Hs, Ws}, 0.0f);

@@ -146,20 +146,28 @@ public:
         return Index{1} << pools;
     }
 
+    /// Conv layers a forward must run to reach every tap; throws unless `input` is an
+    /// [N, 3, H, W] batch large enough for them (shared with the CUDA twin, cuda/vgg16.cuh).
+    static int depth_for(std::span<const VggTap> taps, const Shape& input) {
+        GANINV_CHECK(input.size() == 4 && input[1] == 3, ShapeError, "Vgg16: input must be [N, 3, H, W], got ",
+                     shape_to_string(input));
+        GANINV_CHECK(!taps.empty(), ValueError, "Vgg16: no taps requested");
+        int depth = 0;
+        for (const VggTap& tap : taps) depth = std::max(depth, tap.layer + 1);
+        const Index need = min_input_size(depth - 1);
+        GANINV_CHECK(input[2] >= need && input[3] >= need, ShapeError, "Vgg16: a ", input[2], "x", input[3],
+                     " input is too small to reach ", kVgg16Convs[static_cast<std::size_t>(depth - 1)].name,
+                     " (needs at least ", need, "x", need, ")");
+        return depth;
+    }
+
     /// x [N, 3, H, W] (already normalised as the caller's loss wants). Runs the convs up to the
     /// deepest tap; keeps the backward state only when for_backward.
     Trace forward(const Tensor<float>& x, std::span<const VggTap> taps, bool for_backward) const {
         GANINV_CHECK(loaded(), ValueError, "Vgg16: no weights loaded");
-        GANINV_CHECK(x.rank() == 4 && x.dim(1) == 3, ShapeError, "Vgg16: input must be [N, 3, H, W], got ",
-                     shape_to_string(x.shape()));
-        GANINV_CHECK(!taps.empty(), ValueError, "Vgg16: no taps requested");
         Trace t;
         t.input_shape = x.shape();
-        for (const VggTap& tap : taps) t.depth = std::max(t.depth, tap.layer + 1);
-        const Index need = min_input_size(t.depth - 1);
-        GANINV_CHECK(x.dim(2) >= need && x.dim(3) >= need, ShapeError, "Vgg16: a ", x.dim(2), "x", x.dim(3),
-                     " input is too small to reach ", kVgg16Convs[static_cast<std::size_t>(t.depth - 1)].name,
-                     " (needs at least ", need, "x", need, ")");
+        t.depth = depth_for(taps, x.shape());
         t.taps.resize(taps.size());
         if (for_backward) {
             t.relu.resize(static_cast<std::size_t>(t.depth));

@@ -1,13 +1,14 @@
 /// @file common.hpp
 /// @brief Pieces every loss shares: argument checks with readable messages, the result of a
-///        one-term loss, buffer arithmetic per backend (`BufferOps`, Cpu here; the CUDA backend
-///        adds its own specialisation), gray->RGB replication and a cache for target features.
+///        one-term loss (buffer arithmetic per backend is `BufferOps`, buffer_ops_cpu.hpp), gray->RGB
+///        replication and a cache for target features.
 #pragma once
 
-#include "ganinv/backend/cpu.hpp"
+#include "ganinv/backend/cpu_fwd.hpp"
 #include "ganinv/concepts/loss.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
+#include "ganinv/loss/detail/buffer_ops_cpu.hpp"
 
 #include <cstring>
 #include <string>
@@ -17,9 +18,6 @@
 
 namespace ganinv {
 namespace detail {
-
-template <class>
-inline constexpr bool dependent_false = false;
 
 /// Throws unless pred and target are non-empty [N, C, H, W] tensors of one shape.
 template <class Buffer>
@@ -45,47 +43,6 @@ inline LossResult single_term(const std::string& name, std::vector<double> per_i
     r.per_image = std::move(per_image);
     return r;
 }
-
-/// Buffer arithmetic the loss wrappers need, per backend. Only Cpu is provided so far.
-template <class Backend>
-struct BufferOps {
-    static_assert(dependent_false<Backend>,
-                  "ganinv: the losses have no BufferOps for this backend yet (only Cpu is implemented)");
-};
-
-template <>
-struct BufferOps<Cpu> {
-    using Buffer = Tensor<float>;
-    /// Makes `b` a tensor of `shape` (reallocating only when the shape differs).
-    static void ensure(Buffer& b, const Shape& shape) {
-        if (b.shape() != shape) b = Buffer(shape);
-    }
-    static void fill(Buffer& b, float v) { b.fill(v); }
-    static void scale(Buffer& b, float w) {
-        float* p = b.data();
-        for (Index i = 0; i < b.numel(); ++i) p[i] *= w;
-    }
-    /// dst += src (same shape).
-    static void add(Buffer& dst, const Buffer& src) {
-        float* d = dst.data();
-        const float* s = src.data();
-        for (Index i = 0; i < dst.numel(); ++i) d[i] += s[i];
-    }
-    /// out = x * (mask > 0), mask [N or 1, 1 or C, H, W] broadcast over x [N, C, H, W].
-    static Buffer apply_binary_mask(const Buffer& x, const Buffer& mask) {
-        Buffer out(x.shape());
-        const Index N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
-        const Index mn = mask.dim(0), mc = mask.dim(1);
-        for (Index n = 0; n < N; ++n)
-            for (Index c = 0; c < C; ++c) {
-                const float* m = mask.data() + ((mn == 1 ? 0 : n) * mc + (mc == 1 ? 0 : c)) * HW;
-                const float* src = x.data() + (n * C + c) * HW;
-                float* dst = out.data() + (n * C + c) * HW;
-                for (Index i = 0; i < HW; ++i) dst[i] = m[i] > 0.0f ? src[i] : 0.0f;
-            }
-        return out;
-    }
-};
 
 /// Throws unless `mask` broadcasts over x: [N or 1, 1 or C, H, W].
 template <class Buffer>

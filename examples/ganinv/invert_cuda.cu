@@ -1,0 +1,85 @@
+// ganinv invert --device cuda: StyleGAN2<Cuda> with the CUDA losses, driven by the same
+// Inverter dispatch as the CPU path (invert_dispatch.hpp).
+#include "invert_cuda.hpp"
+#include "invert_dispatch.hpp"
+
+#include <ganinv/cuda/backend.hpp>
+#include <ganinv/cuda/loss_ops.cuh>
+#include <ganinv/cuda/stream.hpp>
+#include <ganinv/loss/any_loss.hpp>
+#include <ganinv/loss/pixel.hpp>
+#include <ganinv/models/stylegan2.hpp>
+#if GANINV_CLI_HAS_CUDNN
+#include <ganinv/cuda/network_losses.cuh>
+#endif
+
+namespace ganinv::cli {
+
+namespace {
+
+WeightedLossSum<Cuda> build_cuda_loss(const Cuda& backend, const std::vector<LossTermSpec>& terms, const Args& a) {
+    WeightedLossSum<Cuda> sum;
+    for (const LossTermSpec& t : terms) {
+        if (t.name == "mse") sum.add(AnyLoss<Cuda>(Mse<Cuda>{}), t.weight);
+        else if (t.name == "l1") sum.add(AnyLoss<Cuda>(L1<Cuda>{}), t.weight);
+        else if (t.name == "charbonnier") sum.add(AnyLoss<Cuda>(Charbonnier<Cuda>{}), t.weight);
+#if GANINV_CLI_HAS_CUDNN
+        else if (t.name == "lpips") {
+            if (!a.has("vgg-weights") || !a.has("lpips-weights"))
+                throw UsageError("--loss lpips needs --vgg-weights F and --lpips-weights F (see tools/README.md)");
+            sum.add(AnyLoss<Cuda>(Lpips<Cuda>::load(backend, *a.get("vgg-weights"), *a.get("lpips-weights"))), t.weight);
+        } else if (t.name == "vgg") {
+            if (!a.has("vgg-weights")) throw UsageError("--loss vgg needs --vgg-weights F (see tools/README.md)");
+            sum.add(AnyLoss<Cuda>(VggPerceptual<Cuda>::load(backend, *a.get("vgg-weights"))), t.weight);
+        }
+#endif
+        else
+            throw UsageError("--loss " + t.name + " with --device cuda needs the CUDA network losses, which this "
+                             "build does not have (CMake found no cuDNN); use --device cpu for it");
+    }
+    return sum;
+}
+
+/// A readable refusal on machines without a usable GPU (before any stream or allocation).
+void require_cuda_device() {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0)
+        throw CudaError(concat("--device cuda: no usable CUDA device on this machine (",
+                               e != cudaSuccess ? cudaGetErrorString(e) : "no devices", "); use --device cpu"),
+                        e != cudaSuccess ? e : cudaErrorNoDevice);
+}
+
+}  // namespace
+
+struct CudaInversion::Impl {
+    cuda::Stream stream;
+    Cuda backend;
+    StyleGAN2<Cuda> generator;
+    WeightedLossSum<Cuda> loss;
+    std::string device;
+
+    Impl(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a)
+        : backend(stream), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cuda_loss(backend, terms, a)) {
+        int dev = 0;
+        GANINV_CUDA_CHECK(cudaGetDevice(&dev));
+        cudaDeviceProp prop{};
+        GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+        device = concat(prop.name, " (sm_", prop.major, prop.minor, ")");
+    }
+};
+
+CudaInversion::CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a)
+    : impl_((require_cuda_device(), std::make_unique<Impl>(model, terms, a))) {}
+CudaInversion::~CudaInversion() = default;
+
+Index CudaInversion::resolution() const { return impl_->generator.resolution(); }
+Index CudaInversion::img_channels() const { return impl_->generator.img_channels(); }
+std::string CudaInversion::device_name() const { return impl_->device; }
+
+InversionResult CudaInversion::run(const std::string& space, const std::string& optimizer, const Args& a,
+                                   const InverterOptions& o, const Tensor<float>& targets) {
+    return run_inversion(space, optimizer, a, impl_->generator, impl_->loss, o, targets);
+}
+
+}  // namespace ganinv::cli

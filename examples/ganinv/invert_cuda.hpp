@@ -1,0 +1,42 @@
+/// @file invert_cuda.hpp
+/// @brief `ganinv invert --device cuda`: the generator and the loss on the GPU, behind a plain
+///        C++ interface (the kernels live in invert_cuda.cu, built only when CMake found nvcc;
+///        GANINV_CLI_HAS_CUDA says so).
+#pragma once
+
+#include "cli.hpp"
+#include "loss_spec.hpp"
+
+#include <ganinv/invert/options.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ganinv::cli {
+
+/// One generator and one loss on one CUDA stream of the current device, reused across batches.
+class CudaInversion {
+public:
+    /// Throws CudaError when no CUDA device is usable, IoError/FormatError for a bad model file,
+    /// UsageError for a loss term the GPU does not have.
+    CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a);
+    ~CudaInversion();
+    CudaInversion(const CudaInversion&) = delete;
+    CudaInversion& operator=(const CudaInversion&) = delete;
+
+    Index resolution() const;
+    Index img_channels() const;
+    /// "NVIDIA H100 80GB HBM3 (sm_90)".
+    std::string device_name() const;
+    /// Inverts host targets [N, C, R, R] in [-1, 1]; results come back on the host.
+    InversionResult run(const std::string& space, const std::string& optimizer, const Args& a,
+                        const InverterOptions& o, const Tensor<float>& targets);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ganinv::cli

@@ -1,0 +1,282 @@
+/// @file cudnn_conv.hpp
+/// @brief Plain (fixed-weight) convolutions of the CUDA losses through cuDNN: forward and
+///        backward-data only — the VGG16 and face-ResNet weights are never trained, so no weight
+///        gradient is ever needed.
+///
+/// `CudnnContext` owns one cuDNN handle bound (cudnnSetStream) to one stream: every loss object
+/// makes its own (no global handle), so two losses on two streams share nothing. Per geometry
+/// (batch, channels, size, kernel, stride, padding) it keeps a plan: descriptors, the chosen
+/// algorithms and their workspace sizes. Workspaces come from the backend's memory pool.
+///
+/// Precision: `fp32` (the default) pins CUDNN_FMA_MATH, so cuDNN may not silently use TF32 on
+/// Hopper (its default math mode allows it); `tf32` allows tensor cores. Backward-data uses only
+/// deterministic algorithms, so a gradient is reproducible run to run. Algorithm choice is
+/// cuDNN's heuristic (no device work) or, with `AlgoSearch::exhaustive`, cudnnFind (times every
+/// candidate once per geometry, as PyTorch's cudnn.benchmark does).
+///
+/// Reference precision: the `double` overloads run the same convolution on double tensors and
+/// double weights with a double compute type (cuDNN's DOUBLE_CONFIG), the GPU twin of the Cpu's
+/// `nn::Conv2dShape::precise`. They keep their own plans (the key includes the type), always use
+/// FMA math whatever the context's precision, and accept only the direct-summation algorithms
+/// (implicit / explicit GEMM forward, backward-data ALGO_0/1): FFT and Winograd round through
+/// transforms whose error scales with the whole tile rather than each output, which is what the
+/// reference mode exists to rule out. A geometry cuDNN cannot run that way throws a CudnnError
+/// naming it; nothing falls back to float32.
+#pragma once
+
+#include "ganinv/core/error.hpp"
+#include "ganinv/core/tensor.hpp"
+#include "ganinv/cuda/check.hpp"
+#include "ganinv/cuda/cudnn_check.hpp"
+#include "ganinv/cuda/memory_pool.hpp"
+#include "ganinv/cuda/options.hpp"
+
+#include <cudnn.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+
+namespace ganinv::cuda {
+
+enum class AlgoSearch { heuristic, exhaustive };
+
+/// One convolution's geometry: x [n, c, h, w] (NCHW), weights [o, c, k, k], square stride/padding.
+struct ConvGeometry {
+    Index n = 1, c = 1, o = 1, h = 1, w = 1, k = 3, stride = 1, pad = 1;
+    Index out_h() const { return (h + 2 * pad - k) / stride + 1; }
+    Index out_w() const { return (w + 2 * pad - k) / stride + 1; }
+    auto key() const { return std::array<Index, 8>{n, c, o, h, w, k, stride, pad}; }
+    std::string describe() const {
+        return concat("batch ", n, ", ", c, "->", o, " channels, ", h, "x", w, ", kernel ", k, ", stride ", stride,
+                      ", pad ", pad);
+    }
+};
+
+class CudnnContext {
+public:
+    CudnnContext(cudaStream_t stream, std::shared_ptr<MemoryPool> pool, Precision precision,
+                 AlgoSearch search = AlgoSearch::heuristic)
+        : pool_(std::move(pool)), search_(search) {
+        GANINV_CHECK(precision != Precision::bf16, ValueError,
+                     "CUDA losses: BF16 convolutions are not supported; use fp32 (exact) or tf32");
+        math_ = precision == Precision::fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+        GANINV_CUDNN_CHECK(cudnnCreate(&handle_));
+        const cudnnStatus_t s = cudnnSetStream(handle_, stream);
+        if (s != CUDNN_STATUS_SUCCESS) {
+            cudnnDestroy(handle_);
+            GANINV_CUDNN_CHECK(s);
+        }
+    }
+    CudnnContext(const CudnnContext&) = delete;
+    CudnnContext& operator=(const CudnnContext&) = delete;
+    ~CudnnContext() {
+        plans_.clear();
+        if (handle_) cudnnDestroy(handle_);
+    }
+
+    /// y = conv(x, w) (no bias: the callers' epilogue kernels add it).
+    void forward(const ConvGeometry& g, const float* x, const float* w, float* y) { run_forward<float>(g, x, w, y); }
+    /// The reference-precision forward: double x, w, y, accumulated in double.
+    void forward(const ConvGeometry& g, const double* x, const double* w, double* y) { run_forward<double>(g, x, w, y); }
+    /// gx = conv^T(gy, w): dL/dx of the convolution, every element of gx written.
+    void backward_data(const ConvGeometry& g, const float* w, const float* gy, float* gx) {
+        run_backward_data<float>(g, w, gy, gx);
+    }
+    /// The reference-precision backward-data: double w, gy, gx, accumulated in double.
+    void backward_data(const ConvGeometry& g, const double* w, const double* gy, double* gx) {
+        run_backward_data<double>(g, w, gy, gx);
+    }
+
+    static int version() { return static_cast<int>(cudnnGetVersion()); }
+
+private:
+    struct Plan {
+        bool precise = false;  ///< double tensors, direct-summation algorithms only
+        cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+        cudnnFilterDescriptor_t f = nullptr;
+        cudnnConvolutionDescriptor_t conv = nullptr;
+        cudnnConvolutionFwdAlgo_t fwd_algo{};
+        cudnnConvolutionBwdDataAlgo_t bwd_algo{};
+        std::size_t fwd_bytes = 0, bwd_bytes = 0;
+        Plan() = default;
+        Plan(const Plan&) = delete;
+        Plan& operator=(const Plan&) = delete;
+        ~Plan() {
+            if (x) cudnnDestroyTensorDescriptor(x);
+            if (y) cudnnDestroyTensorDescriptor(y);
+            if (f) cudnnDestroyFilterDescriptor(f);
+            if (conv) cudnnDestroyConvolutionDescriptor(conv);
+        }
+    };
+    using Key = std::array<Index, 9>;
+
+    // cuDNN reads alpha/beta as double for double tensors and as float otherwise, so the scale
+    // factors take the element type.
+    template <class T>
+    void run_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
+        Plan& p = plan(g, std::is_same_v<T, double>);
+        Block ws = workspace(p.fwd_bytes);
+        const T one = 1, zero = 0;
+        const cudnnStatus_t s = cudnnConvolutionForward(handle_, &one, p.x, x, p.f, w, p.conv, p.fwd_algo, ws.ptr,
+                                                        p.fwd_bytes, &zero, p.y, y);
+        pool_->release(ws);
+        check_run(s, "forward", g, p.precise);
+    }
+    template <class T>
+    void run_backward_data(const ConvGeometry& g, const T* w, const T* gy, T* gx) {
+        Plan& p = plan(g, std::is_same_v<T, double>);
+        Block ws = workspace(p.bwd_bytes);
+        const T one = 1, zero = 0;
+        const cudnnStatus_t s = cudnnConvolutionBackwardData(handle_, &one, p.f, w, p.y, gy, p.conv, p.bwd_algo,
+                                                             ws.ptr, p.bwd_bytes, &zero, p.x, gx);
+        pool_->release(ws);
+        check_run(s, "backward-data", g, p.precise);
+    }
+    /// A failed launch names the pass, the geometry and the precision (GANINV_CUDNN_CHECK alone
+    /// would say only which call of this file failed).
+    static void check_run(cudnnStatus_t s, const char* pass, const ConvGeometry& g, bool precise) {
+        if (s == CUDNN_STATUS_SUCCESS) return;
+        char detail[512] = {0};
+        cudnnGetLastErrorString(detail, sizeof(detail));
+        throw CudnnError(concat("cuDNN conv ", pass, " failed (", precise ? "double reference precision" : "float32",
+                                ", ", g.describe(), "): ", cudnnGetErrorString(s),
+                                detail[0] ? concat(" (", detail, ")") : std::string()),
+                         s);
+    }
+
+    Block workspace(std::size_t bytes) { return bytes ? pool_->allocate(bytes) : Block{}; }
+
+    Plan& plan(const ConvGeometry& g, bool precise) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto k8 = g.key();
+        Key key{};
+        std::copy(k8.begin(), k8.end(), key.begin());
+        key[8] = precise ? 1 : 0;
+        auto it = plans_.find(key);
+        if (it != plans_.end()) return *it->second;
+        GANINV_CHECK(g.n > 0 && g.c > 0 && g.o > 0 && g.k > 0 && g.stride > 0 && g.pad >= 0 && g.out_h() > 0 &&
+                         g.out_w() > 0,
+                     ShapeError, "cuDNN conv: invalid geometry (", g.describe(), ")");
+        GANINV_CHECK(g.n * std::max(g.c, g.o) * g.h * g.w < (Index{1} << 31), ShapeError,
+                     "cuDNN conv: a tensor of ", g.n, "x", std::max(g.c, g.o), "x", g.h, "x", g.w,
+                     " exceeds cuDNN's 32-bit element count; split the batch");
+        auto p = std::make_unique<Plan>();
+        p->precise = precise;
+        const cudnnDataType_t type = precise ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+        const auto i = [](Index v) { return static_cast<int>(v); };
+        GANINV_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x));
+        GANINV_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y));
+        GANINV_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->f));
+        GANINV_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
+        GANINV_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, type, i(g.n), i(g.c), i(g.h), i(g.w)));
+        GANINV_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->f, type, CUDNN_TENSOR_NCHW, i(g.o), i(g.c), i(g.k), i(g.k)));
+        GANINV_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, i(g.pad), i(g.pad), i(g.stride), i(g.stride), 1, 1,
+                                                           CUDNN_CROSS_CORRELATION, type));
+        // The reference precision ignores tf32: it is the exact path whatever the backend asks.
+        GANINV_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, precise ? CUDNN_FMA_MATH : math_));
+        int on = 0, oc = 0, oh = 0, ow = 0;
+        GANINV_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->f, &on, &oc, &oh, &ow));
+        GANINV_CHECK(on == g.n && oc == g.o && oh == g.out_h() && ow == g.out_w(), ShapeError,
+                     "cuDNN conv: output ", oh, "x", ow, " differs from the expected ", g.out_h(), "x", g.out_w());
+        GANINV_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, type, on, oc, oh, ow));
+        choose_forward(*p, g);
+        choose_backward_data(*p, g);
+        return *plans_.emplace(key, std::move(p)).first->second;
+    }
+
+    /// Math modes a candidate may use: FMA only for fp32 and the reference precision (cuDNN
+    /// reports FMA or default math for non-tensor-core kernels); anything for tf32.
+    bool math_ok(const Plan& p, cudnnMathType_t m) const {
+        const bool fma_only = p.precise || math_ == CUDNN_FMA_MATH;
+        return !fma_only || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+    }
+    /// The reference precision's forward algorithms: each output a plain sum of products.
+    static bool direct_sum(cudnnConvolutionFwdAlgo_t a) {
+        return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+               a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM;
+    }
+    static bool direct_sum(cudnnConvolutionBwdDataAlgo_t a) {
+        return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    }
+    /// The error when no candidate qualifies; `offered` lists what cuDNN returned (algorithm
+    /// number, status, math type), which says whether the type or our filter ruled them out.
+    static std::string no_algorithm(const char* pass, const Plan& p, const ConvGeometry& g, const std::string& offered) {
+        return p.precise ? concat("cuDNN conv: no direct-summation ", pass,
+                                  " algorithm runs this geometry in double (reference precision; ", g.describe(),
+                                  ", cuDNN ", version(), "; cuDNN offered: ", offered,
+                                  "); switch set_reference_precision off or use a geometry cuDNN supports in double")
+                         : concat("cuDNN conv: no ", pass, " algorithm supports this geometry in the requested precision (",
+                                  g.describe(), "; cuDNN offered: ", offered, ")");
+    }
+    template <class Perf>
+    static std::string offered(const Perf* r, int n) {
+        std::string out = n ? "" : "nothing";
+        for (int k = 0; k < n; ++k)
+            out += concat(k ? ", " : "", "algo ", static_cast<int>(r[k].algo), " ", cudnnGetErrorString(r[k].status),
+                          " math ", static_cast<int>(r[k].mathType));
+        return out;
+    }
+
+    void choose_forward(Plan& p, const ConvGeometry& g) {
+        constexpr int kMax = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+        cudnnConvolutionFwdAlgoPerf_t r[kMax];
+        int n = 0;
+        if (search_ == AlgoSearch::exhaustive)
+            GANINV_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle_, p.x, p.f, p.conv, p.y, kMax, &n, r));
+        else
+            GANINV_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.f, p.conv, p.y, kMax, &n, r));
+        for (int k = 0; k < n; ++k) {
+            if (r[k].status != CUDNN_STATUS_SUCCESS || !math_ok(p, r[k].mathType) || (p.precise && !direct_sum(r[k].algo)))
+                continue;
+            std::size_t bytes = 0;
+            if (cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.f, p.conv, p.y, r[k].algo, &bytes) !=
+                CUDNN_STATUS_SUCCESS)
+                continue;
+            p.fwd_algo = r[k].algo;
+            p.fwd_bytes = bytes;
+            return;
+        }
+        throw CudnnError(no_algorithm("forward", p, g, offered(r, n)), CUDNN_STATUS_NOT_SUPPORTED);
+    }
+
+    void choose_backward_data(Plan& p, const ConvGeometry& g) {
+        constexpr int kMax = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+        cudnnConvolutionBwdDataAlgoPerf_t r[kMax];
+        int n = 0;
+        if (search_ == AlgoSearch::exhaustive)
+            GANINV_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle_, p.f, p.y, p.conv, p.x, kMax, &n, r));
+        else
+            GANINV_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, p.f, p.y, p.conv, p.x, kMax, &n, r));
+        // Deterministic candidates first; a non-deterministic one (atomics: same values up to
+        // summation order) only when cuDNN offers nothing else for this geometry.
+        for (bool need_deterministic : {true, false})
+            for (int k = 0; k < n; ++k) {
+                if (r[k].status != CUDNN_STATUS_SUCCESS || !math_ok(p, r[k].mathType) ||
+                    (need_deterministic && r[k].determinism != CUDNN_DETERMINISTIC) ||
+                    (p.precise && !direct_sum(r[k].algo)))
+                    continue;
+                std::size_t bytes = 0;
+                if (cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.f, p.y, p.conv, p.x, r[k].algo, &bytes) !=
+                    CUDNN_STATUS_SUCCESS)
+                    continue;
+                p.bwd_algo = r[k].algo;
+                p.bwd_bytes = bytes;
+                return;
+            }
+        throw CudnnError(no_algorithm("backward-data", p, g, offered(r, n)), CUDNN_STATUS_NOT_SUPPORTED);
+    }
+
+    std::shared_ptr<MemoryPool> pool_;
+    AlgoSearch search_;
+    cudnnMathType_t math_ = CUDNN_FMA_MATH;
+    cudnnHandle_t handle_ = nullptr;
+    std::mutex mutex_;
+    std::map<Key, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace ganinv::cuda

@@ -1,0 +1,16 @@
+// The Cpu side of the pixel-loss parity cases (tests/cuda/pixel_loss_cases.hpp).
+#include "cpu_reference_losses.hpp"
+
+#include <ganinv/backend/cpu.hpp>
+
+#include <limits>
+
+namespace ganinv::test::cpu {
+
+PixelCaseResult pixel_case(const std::string& name, const PixelCaseInputs& in) {
+    return run_pixel_case<Cpu>(
+        name, in, [](const Tensor<float>& t) { return t; }, [](const Tensor<float>& t) { return t; },
+        [](Tensor<float>& t) { t.fill(std::numeric_limits<float>::quiet_NaN()); });
+}
+
+}  // namespace ganinv::test::cpu
