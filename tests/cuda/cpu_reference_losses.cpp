@@ -2,6 +2,7 @@
 #include "cpu_reference_losses.hpp"
 
 #include <ganinv/backend/cpu.hpp>
+#include <ganinv/loss/noise_regularizer.hpp>
 
 #include <limits>
 
@@ -11,6 +12,12 @@ PixelCaseResult pixel_case(const std::string& name, const PixelCaseInputs& in) {
     return run_pixel_case<Cpu>(
         name, in, [](const Tensor<float>& t) { return t; }, [](const Tensor<float>& t) { return t; },
         [](Tensor<float>& t) { t.fill(std::numeric_limits<float>::quiet_NaN()); });
+}
+
+std::pair<std::vector<double>, std::vector<Tensor<float>>> noise_regularizer(const std::vector<Tensor<float>>& maps) {
+    std::vector<Tensor<float>> grads;
+    const LossResult r = NoiseRegularizer<Cpu>{}.evaluate(maps, &grads);
+    return {r.per_image, grads};
 }
 
 }  // namespace ganinv::test::cpu

@@ -9,6 +9,7 @@
 
 #include <ganinv/cuda/loss_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
+#include <ganinv/loss/noise_regularizer.hpp>
 
 #include <cmath>
 #include <limits>
@@ -63,6 +64,43 @@ TEST_CASE("CUDA masked pixel loss: an image whose mask selects nothing scores 0"
     CHECK(g.per_image[0] > 0.0);
     const Index m = in.pred.numel() / in.pred.dim(0);
     for (Index i = 0; i < m; ++i) REQUIRE(g.grad[m + i] == 0.0f);
+}
+
+TEST_CASE("CUDA noise regulariser matches the CPU", "[cuda][losses][pixel][noise]") {
+    cuda::Stream stream;
+    const Cuda b(stream);
+    // The demo model's map sizes plus odd and non-square ones ([N, H, W] and [N, 1, H, W]).
+    const std::vector<Shape> shapes = {{3, 4, 4}, {3, 8, 8}, {3, 1, 32, 32}, {3, 17, 17}, {3, 64, 48}, {3, 128, 128}};
+    std::vector<Tensor<float>> maps;
+    std::vector<cuda::DeviceTensor> maps_dev;
+    std::uint64_t seed = 11;
+    for (const Shape& s : shapes) {
+        Tensor<float> m(s);
+        Rng(seed++).fill_normal(m.values());
+        for (Index i = 0; i < m.numel(); i += 7) m[i] += 0.5f * m[(i + 1) % m.numel()];  // some autocorrelation
+        maps.push_back(m);
+        maps_dev.push_back(b.upload(m));
+    }
+    const auto [values_cpu, grads_cpu] = cpu::noise_regularizer(maps);
+    std::vector<cuda::DeviceTensor> grads;
+    for (const auto& m : maps_dev) {  // poisoned, so every gradient element must be written
+        grads.push_back(b.upload(Tensor<float>(m.shape())));
+        b.fill(grads.back(), std::numeric_limits<float>::quiet_NaN());
+    }
+    const LossResult r = NoiseRegularizer<Cuda>{}.evaluate(maps_dev, &grads);
+    const double ev = max_relative_difference(r.per_image, values_cpu);
+    std::printf("ERRBOUND op=noise_regularizer prec=fp32 case=values rel_max=%.3e\n", ev);
+    CHECK(ev <= 1e-9);
+    for (std::size_t k = 0; k < maps.size(); ++k) {
+        INFO("map " << k << " " << shape_to_string(maps[k].shape()));
+        const Tensor<float> g = b.download(grads[k]);
+        for (float v : g.values()) REQUIRE(std::isfinite(v));
+        CHECK_CLOSE("noise_regularizer", cuda::Precision::fp32, concat("grad_", k), g, grads_cpu[k], 1e-6);
+    }
+    const LossResult no_grad = NoiseRegularizer<Cuda>{}.evaluate(maps_dev, nullptr);
+    CHECK(no_grad.per_image == r.per_image);
+    CHECK_THROWS_AS(NoiseRegularizer<Cuda>{}.evaluate({b.upload(Tensor<float>({2, 4, 4}, 1.0f)), maps_dev[0]}, nullptr),
+                    ShapeError);
 }
 
 TEST_CASE("CUDA losses reject bad input with the CPU's messages", "[cuda][losses][pixel]") {

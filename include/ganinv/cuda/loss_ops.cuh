@@ -1,9 +1,9 @@
 /// @file loss_ops.cuh
 /// @brief `BufferOps<Cuda>`: the buffer arithmetic of the losses on device tensors — pixel-loss
 ///        reductions (plain and masked), masking, area down-sampling and RGB->gray with their
-///        adjoints, scale and add — with the members and semantics of `BufferOps<Cpu>`
+///        adjoints, scale and add, the noise regulariser — with the members and semantics of `BufferOps<Cpu>`
 ///        (loss/detail/buffer_ops_cpu.hpp). Including it makes Mse/L1/Charbonnier<Cuda>,
-///        Masked, Degraded, Weighted, Sum and WeightedLossSum over Cuda work.
+///        Masked, Degraded, Weighted, Sum, WeightedLossSum and NoiseRegularizer over Cuda work.
 ///
 /// Include from a .cu file. Work goes to the stream of the input tensor's memory pool (the
 /// backend's stream). Per-image sums accumulate in double in a fixed order (partials per
@@ -124,6 +124,75 @@ __global__ void to_gray_backward(const float* gy, long long N, long long HW, flo
     }
 }
 
+/// The pyramid of one noise map: level l is h[l] x w[l] at offset[l] of a plane's workspace.
+struct NoiseRegLevels {
+    static constexpr int kMax = 32;
+    int count = 0;
+    long long h[kMax], w[kMax], offset[kMax];
+    long long total = 0;  ///< doubles per plane
+};
+
+/// One block per plane n: the projector's noise regulariser (levels in double, as the CPU),
+/// value into value[n], gradient (nullable) into grad. ws/gws: count * total doubles each.
+__global__ void noise_reg_planes(const float* maps, NoiseRegLevels L, double* ws, double* gws, float* grad,
+                                 double* value) {
+    const long long n = blockIdx.x, H = L.h[0], W = L.w[0];
+    double* a = ws + n * L.total;
+    for (long long i = threadIdx.x; i < H * W; i += kBlock) a[i] = maps[n * H * W + i];
+    __syncthreads();
+    __shared__ double cx[NoiseRegLevels::kMax], cy[NoiseRegLevels::kMax];
+    for (int l = 0; l < L.count; ++l) {
+        const long long h = L.h[l], w = L.w[l];
+        const double* al = a + L.offset[l];
+        double sx = 0.0, sy = 0.0;
+        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
+            const long long y = i / w, x = i - y * w;
+            sx += al[i] * al[y * w + (x + w - 1) % w];
+            sy += al[i] * al[((y + h - 1) % h) * w + x];
+        }
+        sx = block_sum<double>(sx);
+        sy = block_sum<double>(sy);
+        if (threadIdx.x == 0) {
+            cx[l] = sx / static_cast<double>(h * w);
+            cy[l] = sy / static_cast<double>(h * w);
+        }
+        if (l + 1 < L.count) {  // 2x2 average pool, odd sizes floored
+            const long long ow = L.w[l + 1];
+            double* next = a + L.offset[l + 1];
+            for (long long o = threadIdx.x; o < L.h[l + 1] * ow; o += kBlock) {
+                const long long i = o / ow, j = o - i * ow;
+                next[o] = 0.25 * (al[2 * i * w + 2 * j] + al[2 * i * w + 2 * j + 1] + al[(2 * i + 1) * w + 2 * j] +
+                                  al[(2 * i + 1) * w + 2 * j + 1]);
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        double reg = 0.0;
+        for (int l = 0; l < L.count; ++l) reg += cx[l] * cx[l] + cy[l] * cy[l];
+        value[n] = reg;
+    }
+    if (!grad) return;
+    // Coarsest level first: each level's own term, plus the pooling adjoint of the level above.
+    double* g = gws + n * L.total;
+    for (int l = L.count - 1; l >= 0; --l) {
+        const long long h = L.h[l], w = L.w[l];
+        const double* al = a + L.offset[l];
+        const double kx = 2.0 * cx[l] / static_cast<double>(h * w), ky = 2.0 * cy[l] / static_cast<double>(h * w);
+        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
+            const long long y = i / w, x = i - y * w;
+            double v = 0.0;
+            if (l + 1 < L.count && y < 2 * L.h[l + 1] && x < 2 * L.w[l + 1])
+                v = 0.25 * g[L.offset[l + 1] + (y / 2) * L.w[l + 1] + x / 2];
+            v += kx * (al[y * w + (x + w - 1) % w] + al[y * w + (x + 1) % w]) +
+                 ky * (al[((y + h - 1) % h) * w + x] + al[((y + 1) % h) * w + x]);
+            if (l == 0) grad[n * H * W + i] = static_cast<float>(v);
+            else g[L.offset[l] + i] = v;
+        }
+        __syncthreads();
+    }
+}
+
 }  // namespace cuda::kernels
 
 namespace detail {
@@ -193,6 +262,42 @@ struct BufferOps<Cuda> {
         pool.release(scratch);
         GANINV_CUDA_CHECK(synced);
         return per_image;
+    }
+
+    /// Same contract as BufferOps<Cpu>::add_noise_regularizer: one block per plane.
+    static void add_noise_regularizer(const Buffer& map, Index N, Index H, Index W, Buffer* grad,
+                                      std::vector<double>& per_image) {
+        cuda::kernels::NoiseRegLevels L;
+        for (Index h = H, w = W;;) {  // the CPU's do-while: stop after the level with h <= 8
+            GANINV_CHECK(L.count < cuda::kernels::NoiseRegLevels::kMax, ShapeError,
+                         "CUDA noise regulariser: too many pyramid levels for a ", H, "x", W, " map");
+            L.h[L.count] = h;
+            L.w[L.count] = w;
+            L.offset[L.count] = L.total;
+            L.total += h * w;
+            ++L.count;
+            if (h <= 8) break;
+            h /= 2;
+            w /= 2;
+        }
+        GANINV_CHECK(N <= 2147483647LL, ShapeError, "CUDA noise regulariser: batch ", N, " too large");
+        cuda::MemoryPool& pool = *pool_of(map);
+        const cudaStream_t s = map.stream();
+        const std::size_t work = sizeof(double) * static_cast<std::size_t>(N * L.total);
+        const cuda::Block scratch = pool.allocate(2 * work + sizeof(double) * static_cast<std::size_t>(N));
+        double* ws = static_cast<double*>(scratch.ptr);
+        double* gws = ws + N * L.total;
+        double* value = gws + N * L.total;
+        cuda::kernels::noise_reg_planes<<<static_cast<unsigned>(N), cuda::kBlock, 0, s>>>(
+            map.data(), L, ws, gws, grad ? grad->data() : nullptr, value);
+        const cudaError_t launched = cudaGetLastError();
+        std::vector<double> v(static_cast<std::size_t>(N));
+        cudaError_t e = launched;
+        if (e == cudaSuccess) e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+        pool.release(scratch);
+        GANINV_CUDA_CHECK(e);
+        for (Index n = 0; n < N; ++n) per_image[static_cast<std::size_t>(n)] += v[static_cast<std::size_t>(n)];
     }
 
     static Buffer area_downsample(const Buffer& x, Index k) {

@@ -126,7 +126,7 @@ public:
                                       grads->data() + (r0 + j) * width + code_dim_ + noise_offsets_[k]);
                     }
             }
-            if (o_.optimize_noise && o_.noise_regularization > 0) add_noise_regularization(maps, r0, values, grads, rows);
+            if (o_.optimize_noise && o_.noise_regularization > 0) add_noise_regularization(maps_dev, r0, values, grads, rows);
         }
         add_priors(params, values, grads);
         return values;
@@ -235,10 +235,12 @@ private:
         }
     }
 
-    void add_noise_regularization(const std::vector<Tensor<float>>& maps, Index r0, std::vector<double>& values,
+    /// The projector's noise regulariser on the maps as the generator saw them (on its backend).
+    void add_noise_regularization(const std::vector<Buffer>& maps, Index r0, std::vector<double>& values,
                                   Tensor<float>* grads, Index rows) {
-        std::vector<Tensor<float>> reg_grads;
-        const LossResult reg = NoiseRegularizer<Cpu>{}.evaluate(maps, grads ? &reg_grads : nullptr);
+        std::vector<Buffer> reg_grads;
+        const LossResult reg =
+            NoiseRegularizer<typename G::backend_type>{}.evaluate(maps, grads ? &reg_grads : nullptr);
         const double w = o_.noise_regularization;
         const Index width = code_dim_ + noise_dim_, m = maps.empty() ? 0 : maps[0].dim(0);
         for (Index j = 0; j < m; ++j) values[static_cast<std::size_t>(r0 + j)] += w * reg.per_image[static_cast<std::size_t>(j)];
@@ -251,9 +253,10 @@ private:
         if (!grads) return;
         for (std::size_t k = 0; k < maps.size(); ++k) {
             const Index rr = noise_res_[k] * noise_res_[k];
+            const Tensor<float> gk = g_.backend().download(reg_grads[k]);
             for (Index j = 0; j < m; ++j) {
                 float* dst = grads->data() + (r0 + j) * width + code_dim_ + noise_offsets_[k];
-                for (Index i = 0; i < rr; ++i) dst[i] += static_cast<float>(w) * reg_grads[k][j * rr + i];
+                for (Index i = 0; i < rr; ++i) dst[i] += static_cast<float>(w) * gk[j * rr + i];
             }
         }
     }

@@ -8,6 +8,7 @@
 #include "ganinv/backend/cpu_fwd.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
+#include "ganinv/loss/detail/noise_reg_plane.hpp"
 
 #include <cstring>
 #include <type_traits>
@@ -105,6 +106,15 @@ struct BufferOps<Cpu> {
             per_image[static_cast<std::size_t>(n)] = acc * norm;
         }
         return per_image;
+    }
+
+    /// per_image[n] += the noise regulariser of plane n of `map` (N planes of H x W); grad
+    /// (nullable, already map's shape) receives its gradient.
+    static void add_noise_regularizer(const Buffer& map, Index N, Index H, Index W, Buffer* grad,
+                                      std::vector<double>& per_image) {
+        for (Index n = 0; n < N; ++n)
+            per_image[static_cast<std::size_t>(n)] +=
+                noise_reg_plane(map.data() + n * H * W, H, W, grad ? grad->data() + n * H * W : nullptr);
     }
 
     /// Mean over k x k blocks: [N, C, H, W] -> [N, C, H/k, W/k] (shape checked by the caller).
