@@ -2,6 +2,7 @@
 // image, the code, the reconstruction, a side-by-side comparison and a loss curve.
 #include "common.hpp"
 #include "invert_support.hpp"
+#include "lpips_metric.hpp"
 #if GANINV_CLI_HAS_CUDA
 #include "invert_cuda.hpp"
 #endif
@@ -9,6 +10,7 @@
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/optim/optim.hpp>
 
+#include <cmath>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -53,6 +55,9 @@ int run_invert(const Args& a) {
             return run_inversion(space, optimizer, a, *g, *loss, o, t);
         };
     }
+    // LPIPS as a reported metric whenever its weights are given (whatever the loss).
+    std::optional<Lpips<Cpu>> lpips_metric;
+    if (a.has("lpips-weights")) lpips_metric.emplace(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights")));
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
     TargetSet targets = load_targets(paths, resolution, channels, !a.has("no-resize"));
     for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
@@ -73,6 +78,12 @@ int run_invert(const Args& a) {
         bar.finish();
         const auto names = std::vector<std::string>(targets.names.begin() + b0, targets.names.begin() + b0 + nb);
         auto s = write_outputs(out_dir, names, t, r, a.has("report"));
+        if (lpips_metric) {  // the summary's LPIPS column: target vs the (clamped) reconstruction
+            Tensor<float> recon = r.reconstruction;
+            for (float& v : recon.values()) v = std::fmin(1.0f, std::fmax(-1.0f, v));
+            const std::vector<double> d = lpips_metric->distance(recon, t);
+            for (std::size_t i = 0; i < s.size(); ++i) s[i].lpips = d[i];
+        }
         summary.insert(summary.end(), s.begin(), s.end());
     }
     write_overview(out_dir, summary);
@@ -98,8 +109,8 @@ const bool registered = register_command(Command{
         {"out", "DIR", "output directory (created)"},
         {"space", "SPACE", "latent space: z, w, wplus (default) or s"},
         {"loss", "SPEC", "comma list of TERM[:WEIGHT]: mse (default), l1, charbonnier, lpips, vgg"},
-        {"vgg-weights", "F", "VGG16 trunk weights (safetensors) for the lpips/vgg terms"},
-        {"lpips-weights", "F", "LPIPS v0.1 linear weights (safetensors) for the lpips term"},
+        {"vgg-weights", "F", "VGG16 trunk weights (safetensors) for the lpips/vgg terms and the LPIPS column"},
+        {"lpips-weights", "F", "LPIPS v0.1 linear weights (safetensors): the lpips term, and an LPIPS column in the summary"},
         {"optimizer", "OPT", "adam (default, official projector schedule), lbfgs, cmaes or basincma"},
         {"steps", "N", "optimizer steps (CMA-ES: generations; BasinCMA: outer iterations); default 500"},
         {"seed", "S", "random seed (default 0)"},

@@ -1,6 +1,7 @@
 // ganinv metrics: full-reference image-quality scores (MSE, MAE, PSNR, SSIM) of two image files,
 // plus the LPIPS distance and the face-identity similarity when their weights are given.
 #include "common.hpp"
+#include "lpips_metric.hpp"
 
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/io/image.hpp>
@@ -14,26 +15,6 @@
 
 namespace ganinv::cli {
 namespace {
-
-/// LPIPS from the linear-weights file; the VGG16 trunk from --vgg-weights, from the same file when
-/// it carries one, or (for the test weights, which record the first values of their trunk) the
-/// deterministic trunk of the fixtures, verified against that record.
-Lpips<Cpu> load_lpips(const std::string& lin_file, const std::optional<std::string>& vgg_file) {
-    if (vgg_file) return Lpips<Cpu>::load(*vgg_file, lin_file);
-    const SafetensorsFile f(lin_file);
-    if (f.contains("features.0.weight")) return Lpips<Cpu>::load(lin_file, lin_file);
-    const std::string check = "trunk_check.slice1.0.weight.first8";
-    if (!f.contains(check))
-        throw UsageError("--lpips '" + lin_file + "' holds only the linear LPIPS weights; give the VGG16 trunk with "
-                         "--vgg-weights F (tools/convert_torchvision_vgg16.py)");
-    Vgg16 trunk = Vgg16::hash_rule();
-    const Tensor<float> first8 = f.load(check);
-    for (Index i = 0; i < first8.numel(); ++i)
-        if (std::fabs(first8[i] - trunk.weight(0)[i]) > 1e-6f)
-            throw FormatError("--lpips '" + lin_file + "': its trunk_check values do not match the fixtures' deterministic "
-                              "VGG16 trunk; give the trunk with --vgg-weights F");
-    return Lpips<Cpu>(std::move(trunk), Lpips<Cpu>::load_lin(lin_file));
-}
 
 int run_metrics(const Args& a) {
     const auto& files = a.positionals();

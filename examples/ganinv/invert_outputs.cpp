@@ -80,13 +80,16 @@ void write_overview(const std::string& dir, const std::vector<ImageSummary>& row
 
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
     const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
+    const bool lpips = !rows.empty() && rows[0].lpips.has_value();
     os << "\n" << std::left << std::setw(24) << "image" << std::right << std::setw(10) << "PSNR dB" << std::setw(9) << "SSIM";
+    if (lpips) os << std::setw(9) << "LPIPS";
     if (noise) os << std::setw(16) << "PSNR fixed-noise";
     os << std::setw(12) << "final loss" << std::setw(8) << "steps" << std::setw(10) << "time s" << "\n";
     double psnr = 0, ssim = 0;
     for (const auto& r : rows) {
         os << std::left << std::setw(24) << r.name.substr(0, 23) << std::right << std::setw(10) << fixed(r.m.psnr, 2)
            << std::setw(9) << fixed(r.m.ssim, 4);
+        if (lpips) os << std::setw(9) << fixed(*r.lpips, 4);
         if (noise) os << std::setw(16) << fixed(r.fixed_noise->psnr, 2);
         os << std::setw(12) << std::setprecision(4) << r.final_loss << std::setw(8) << r.steps << std::setw(10)
            << fixed(r.seconds, 2) << "\n";
@@ -116,6 +119,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         j.set("ssim", r.m.ssim);
         j.set("mse", r.m.mse);
         if (r.fixed_noise) j.set("psnr_fixed_noise", r.fixed_noise->psnr);
+        if (r.lpips) j.set("lpips", *r.lpips);
         j.set("final_loss", r.final_loss);
         j.set("steps", static_cast<std::int64_t>(r.steps));
         j.set("seconds", r.seconds);
@@ -136,6 +140,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
       << (o.optimize_noise ? ", noise maps optimised" : "") << "</p>\n";
     const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
     std::vector<std::string> header{"image", "PSNR dB", "SSIM", "MSE"};
+    if (!rows.empty() && rows[0].lpips) header.push_back("LPIPS");
     if (noise) header.push_back("PSNR fixed noise");
     header.push_back("steps");
     std::vector<std::vector<std::string>> cells;
@@ -143,6 +148,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         std::ostringstream mse;
         mse << std::setprecision(4) << r.m.mse;
         std::vector<std::string> c{r.name, fixed(r.m.psnr, 2), fixed(r.m.ssim, 4), mse.str()};
+        if (r.lpips) c.push_back(fixed(*r.lpips, 4));
         if (r.fixed_noise) c.push_back(fixed(r.fixed_noise->psnr, 2));
         c.push_back(std::to_string(r.steps));
         cells.push_back(std::move(c));

@@ -5,6 +5,7 @@
 
 #include "common.hpp"
 #include "invert_dispatch.hpp"
+#include "lpips_metric.hpp"
 
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/invert/options.hpp>
@@ -33,9 +34,9 @@ inline WeightedLossSum<Cpu> build_cpu_loss(const std::vector<LossTermSpec>& term
         else if (t.name == "l1") sum.add(AnyLoss<Cpu>(L1<Cpu>{}), t.weight);
         else if (t.name == "charbonnier") sum.add(AnyLoss<Cpu>(Charbonnier<Cpu>{}), t.weight);
         else if (t.name == "lpips") {
-            if (!a.has("vgg-weights") || !a.has("lpips-weights"))
-                throw UsageError("--loss lpips needs --vgg-weights F and --lpips-weights F (see tools/README.md)");
-            sum.add(AnyLoss<Cpu>(Lpips<Cpu>::load(*a.get("vgg-weights"), *a.get("lpips-weights"))), t.weight);
+            if (!a.has("lpips-weights"))
+                throw UsageError("--loss lpips needs --lpips-weights F (and the VGG16 trunk, --vgg-weights F; see tools/README.md)");
+            sum.add(AnyLoss<Cpu>(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights"))), t.weight);
         } else if (t.name == "vgg") {
             if (!a.has("vgg-weights")) throw UsageError("--loss vgg needs --vgg-weights F (see tools/README.md)");
             sum.add(AnyLoss<Cpu>(VggPerceptual<Cpu>::load(*a.get("vgg-weights"))), t.weight);
@@ -190,6 +191,7 @@ struct ImageSummary {
     std::string name;
     metrics::Comparison m;
     std::optional<metrics::Comparison> fixed_noise;
+    std::optional<double> lpips;  ///< LPIPS(target, reconstruction) when the weights were given
     Index steps = 0;
     double seconds = 0;
     double final_loss = 0;

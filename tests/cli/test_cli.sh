@@ -33,6 +33,8 @@ if ! nvidia-smi -L > /dev/null 2>&1; then
   check "invert device cuda refuses without a GPU" 0 "no usable CUDA device|built without CUDA" -- bash -c \
     "'$bin' invert --model '$model' --image '$work/a.png' --out '$work/inv' --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
 fi
+check "invert with the LPIPS column (test weights, fixture trunk)" 0 "LPIPS" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv_lpips" --steps 3 --lpips-weights "$data/lpips/lpips_vgg_weights.safetensors" --loss mse,lpips:0.5
+grep -q '"lpips": ' "$work/inv_lpips/summary.json" && passed=$((passed + 1)) || { echo "FAIL: summary.json has no lpips"; failures=$((failures + 1)); }
 check "invert unknown space" 2 "unknown space" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --space q --steps 1
 check "invert no-resize" 1 "28x28 but the generator makes 32x32" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --no-resize --steps 1
 mkdir -p "$work/empty"
