@@ -59,6 +59,11 @@ inline DeviceTensor& ensure_grad(DeviceTensor* grad, const DeviceTensor& pred) {
     return *grad;
 }
 
+/// One cuDNN context per loss object, on the backend's stream and pool, at its precision.
+inline std::shared_ptr<CudnnContext> make_cudnn(const Cuda& backend, AlgoSearch search) {
+    return std::make_shared<CudnnContext>(backend.stream(), pool_of(backend), backend.options().precision, search);
+}
+
 }  // namespace cuda::detail
 
 template <>
@@ -72,9 +77,7 @@ public:
     Lpips(const Cuda& backend, const Vgg16& trunk, const std::array<Tensor<float>, 5>& lin, Options options = {},
           cuda::AlgoSearch search = cuda::AlgoSearch::heuristic)
         : backend_(backend), options_(options), taps_(Lpips<Cpu>::lpips_taps()),
-          trunk_(backend, std::make_shared<cuda::CudnnContext>(backend.stream(), cuda::detail::pool_of(backend),
-                                                               backend.options().precision, search),
-                 trunk),
+          trunk_(backend, cuda::detail::make_cudnn(backend, search), trunk),
           stage_(cuda::detail::pool_of(backend), cuda::detail::vgg_affine(Lpips<Cpu>::kShift, Lpips<Cpu>::kScale)) {
         Lpips<Cpu>::check_lin(lin);
         for (std::size_t k = 0; k < 5; ++k) lin_[k] = backend.upload(lin[k]);
@@ -139,9 +142,7 @@ public:
     VggPerceptual(const Cuda& backend, const Vgg16& trunk, Options options = {},
                   cuda::AlgoSearch search = cuda::AlgoSearch::heuristic)
         : backend_(backend), options_(std::move(options)), taps_(VggPerceptual<Cpu>::resolve_taps(options_)),
-          trunk_(backend, std::make_shared<cuda::CudnnContext>(backend.stream(), cuda::detail::pool_of(backend),
-                                                               backend.options().precision, search),
-                 trunk),
+          trunk_(backend, cuda::detail::make_cudnn(backend, search), trunk),
           stage_(cuda::detail::pool_of(backend), cuda::detail::vgg_affine(VggPerceptual<Cpu>::kShift, VggPerceptual<Cpu>::kScale)) {
         cache_.enabled = options_.cache_target;
     }
@@ -196,9 +197,7 @@ public:
     Identity(const Cuda& backend, const FaceResNet& net, Options options = {},
              cuda::AlgoSearch search = cuda::AlgoSearch::heuristic)
         : backend_(backend), options_(options),
-          net_(backend, std::make_shared<cuda::CudnnContext>(backend.stream(), cuda::detail::pool_of(backend),
-                                                             backend.options().precision, search),
-               net),
+          net_(backend, cuda::detail::make_cudnn(backend, search), net),
           stage_(cuda::detail::pool_of(backend), stage_affine()) {
         cache_.enabled = options_.cache_target;
     }
