@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check of the Cuda backend, meant for a machine with an NVIDIA GPU (Hopper: sm_90):
-#   build     configure (Release, CMAKE_CUDA_ARCHITECTURES=90) and build test_cuda and bench_gpu
+#   build     configure (Release, CMAKE_CUDA_ARCHITECTURES=90a) and build test_cuda and bench_gpu
 #   test      run every CUDA test (parity with the Cpu backend and the official fixtures)
 #   memcheck  compute-sanitizer memcheck on the test suite (without the [large] case), racecheck
 #             on the GEMM kernels, when compute-sanitizer is installed
@@ -50,12 +50,12 @@ if has build && [ -z "${GANINV_GPU_PREBUILT:-}" ]; then
   source scripts/gpu_cmake_deps.sh
   [ ${#deps[@]} -gt 0 ] && say "using the packed dependencies in .gpudeps/"
   # bench_losses_gpu (the CUDA losses' benchmark) needs the project's dependencies: built here.
-  ( cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DGANINV_BUILD_EXAMPLES=OFF \
+  ( cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_BUILD_EXAMPLES=OFF \
         -DGANINV_BUILD_BENCHMARKS=ON "${deps[@]}" > "$tmp/cfg.log" 2>&1 &&
     cmake --build "$build" --target test_cuda -j"$jobs" > "$tmp/build.log" 2>&1 &&
     { ! grep -q "cuDNN found" "$tmp/cfg.log" ||
       cmake --build "$build" --target bench_losses_gpu -j"$jobs" >> "$tmp/build.log" 2>&1; } ) &
-  ( cmake -S benchmarks/gpu -B "$bench_build" -DCMAKE_CUDA_ARCHITECTURES=90 > "$tmp/bcfg.log" 2>&1 &&
+  ( cmake -S benchmarks/gpu -B "$bench_build" -DCMAKE_CUDA_ARCHITECTURES=90a > "$tmp/bcfg.log" 2>&1 &&
     cmake --build "$bench_build" -j"$jobs" > "$tmp/bbuild.log" 2>&1 ) &
   wait
   cat "$tmp"/cfg.log "$tmp"/build.log "$tmp"/bcfg.log "$tmp"/bbuild.log >> "$log" 2>/dev/null

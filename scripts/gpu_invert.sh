@@ -27,7 +27,7 @@ quick=()
 if has build; then
   t0=$(date +%s)
   source scripts/gpu_cmake_deps.sh
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DGANINV_BUILD_TESTS=OFF \
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_BUILD_TESTS=OFF \
     -DGANINV_BUILD_EXAMPLES=ON -DGANINV_BUILD_BENCHMARKS=ON "${deps[@]}" > "$out/build.log" 2>&1 &&
   cmake --build "$build" --target ganinv_cli bench_invert_step_gpu invert_table_gpu -j"$(nproc)" >> "$out/build.log" 2>&1
   rc=$?

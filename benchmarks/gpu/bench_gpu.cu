@@ -6,8 +6,10 @@
 // table and writes JSON; benchmarks/gpu/report.py joins it with the PyTorch baseline.
 //
 //   bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick] [--profile] [--both-style-variants]
+//             [--engine auto|portable|wgmma] [--cases modconv,synthesis] [--filter NAME_SUBSTRING]
 // --profile: per-backend-call device times of one eager synthesis fwd+bwd (1024 and 256, batch 1).
 // --both-style-variants: also time the fold_weights style variant of every single modconv.
+// --engine: which kernels run the TF32/BF16 convs (CudaOptions::engine; recorded per row).
 #include "device_timing.hpp"
 
 #include <ganinv/core/json.hpp>
@@ -40,8 +42,16 @@ Tensor<float> randn(const Shape& s, std::uint64_t seed, float scale = 1.0f, floa
     return t;
 }
 
+cuda::GemmEngine g_engine = cuda::GemmEngine::automatic;
+
+/// The engine a backend actually uses for TF32/BF16 ("-" for FP32, always the FFMA kernels).
+std::string engine_used(const Cuda& b) {
+    if (b.options().precision == Precision::fp32) return "ffma";
+    return b.wgmma_enabled() ? (g_engine == cuda::GemmEngine::wgmma ? "wgmma" : "auto(wgmma)") : "portable";
+}
+
 struct Result {
-    std::string kind, name, precision, mode, variant;
+    std::string kind, name, precision, mode, variant, engine;
     Index batch = 0, res = 0;
     double ms = 0, ms_min = 0, ms_eager = 0, flops = 0, peak_mib = 0;
 };
@@ -60,6 +70,7 @@ Result bench_modconv(cudaStream_t stream, Precision prec, cuda::StyleMode sm, In
     cuda::CudaOptions o;
     o.precision = prec;
     o.style_mode = sm;
+    o.engine = g_engine;
     Cuda b(stream, o);
     const Index C = 512, O = 512;
     const nn::ModConvShape sh{batch, C, O, res, res, 3, 1, true, 4};
@@ -84,6 +95,7 @@ Result bench_modconv(cudaStream_t stream, Precision prec, cuda::StyleMode sm, In
     r.precision = cuda::to_string(prec);
     r.mode = backward ? "fwd+bwd" : "fwd";
     r.variant = cuda::to_string(sm);
+    r.engine = engine_used(b);
     r.batch = batch;
     r.res = res;
     r.ms = t.median_ms;
@@ -111,6 +123,7 @@ Result bench_synthesis(cudaStream_t stream, Precision prec, Index res, Index cha
     cfg.channel_max = 512;
     cuda::CudaOptions o;
     o.precision = prec;
+    o.engine = g_engine;
     auto g = StyleGAN2<Cuda>::random(cfg, 1, Cuda(stream, o));
     Cuda& b = g.backend();
     const auto ws = b.upload(randn({batch, g.num_ws(), g.w_dim()}, 5));
@@ -136,6 +149,7 @@ Result bench_synthesis(cudaStream_t stream, Precision prec, Index res, Index cha
     r.precision = cuda::to_string(prec);
     r.mode = backward ? "fwd+bwd(ws)" : "fwd";
     r.variant = "graph";
+    r.engine = engine_used(b);
     r.batch = batch;
     r.res = res;
     r.ms = t.median_ms;
@@ -235,6 +249,7 @@ void profile_synthesis(cudaStream_t stream, Precision prec, Index res, Index cha
     cfg.channel_max = 512;
     cuda::CudaOptions o;
     o.precision = prec;
+    o.engine = g_engine;
     auto prof = std::make_shared<Profile>();
     auto g = StyleGAN2<ProfiledCuda>::random(cfg, 1, ProfiledCuda(stream, o, prof));
     auto& b = g.backend();
@@ -266,6 +281,7 @@ void profile_synthesis(cudaStream_t stream, Precision prec, Index res, Index cha
 
 int main(int argc, char** argv) {
     std::string out = "bench_gpu.json", precs = "fp32,tf32,bf16";
+    std::string cases = "modconv,synthesis", filter;
     bool quick = false, profile = false, variants = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -274,9 +290,12 @@ int main(int argc, char** argv) {
         else if (a == "--out" && i + 1 < argc) out = argv[++i];
         else if (a == "--precisions" && i + 1 < argc) precs = argv[++i];
         else if (a == "--quick") quick = true;
+        else if (a == "--engine" && i + 1 < argc) g_engine = cuda::parse_gemm_engine(argv[++i]);
+        else if (a == "--cases" && i + 1 < argc) cases = argv[++i];
+        else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
         else {
             std::fprintf(stderr, "usage: bench_gpu [--out FILE.json] [--precisions fp32,tf32,bf16] [--quick] [--profile] "
-                                 "[--both-style-variants]\n");
+                                 "[--both-style-variants] [--engine auto|portable|wgmma] [--cases modconv,synthesis] [--filter NAME_SUBSTRING]\n");
             return 2;
         }
     }
@@ -302,22 +321,31 @@ int main(int argc, char** argv) {
         for (Precision p : plist) {
             for (Index res : {64, 256})
                 for (Index batch : {1, 8})
+                    if (cases.find("modconv") != std::string::npos)
                     for (bool bwd : {false, true})
                         for (auto sm : {cuda::StyleMode::scale_input, cuda::StyleMode::fold_weights}) {
                             if (sm == cuda::StyleMode::fold_weights && !variants) continue;
+                            if (!filter.empty() && concat("modconv512_3x3_", res, "x", res, "_b", batch, bwd ? "_fwdbwd" : "_fwd")
+                                                           .find(filter) == std::string::npos)
+                                continue;
                             rows.push_back(bench_modconv(stream, p, sm, batch, res, bwd, quick));
                             const Result& r = rows.back();
-                            std::printf("%-34s %-5s %-12s %9s ms %8s TFLOP/s\n", r.name.c_str(), r.precision.c_str(),
-                                        r.variant.c_str(), fmt(r.ms).c_str(), fmt(r.flops / r.ms * 1e-9, 1).c_str());
+                            std::printf("%-34s %-5s %-12s %-11s %9s ms %8s TFLOP/s\n", r.name.c_str(),
+                                        r.precision.c_str(), r.variant.c_str(), r.engine.c_str(), fmt(r.ms).c_str(),
+                                        fmt(r.flops / r.ms * 1e-9, 1).c_str());
                             std::fflush(stdout);
                         }
             for (auto [res, base] : {std::pair<Index, Index>{256, 16384}, {1024, 32768}})
                 for (Index batch : {1, 8})
+                    if (cases.find("synthesis") != std::string::npos)
                     for (bool bwd : {false, true}) {
+                        if (!filter.empty() &&
+                            concat("synthesis", res, "_b", batch, bwd ? "_fwdbwd" : "_fwd").find(filter) == std::string::npos)
+                            continue;
                         rows.push_back(bench_synthesis(stream, p, res, base, batch, bwd, quick));
                         const Result& r = rows.back();
-                        std::printf("%-34s %-5s graph %9s ms (eager %s) %8s TFLOP/s peak %s MiB\n", r.name.c_str(),
-                                    r.precision.c_str(), fmt(r.ms).c_str(), fmt(r.ms_eager).c_str(),
+                        std::printf("%-34s %-5s %-11s graph %9s ms (eager %s) %8s TFLOP/s peak %s MiB\n",
+                                    r.name.c_str(), r.precision.c_str(), r.engine.c_str(), fmt(r.ms).c_str(), fmt(r.ms_eager).c_str(),
                                     fmt(r.flops / r.ms * 1e-9, 1).c_str(), fmt(r.peak_mib, 0).c_str());
                         std::fflush(stdout);
                     }
@@ -338,6 +366,7 @@ int main(int argc, char** argv) {
             j.set("precision", r.precision);
             j.set("mode", r.mode);
             j.set("variant", r.variant);
+            j.set("engine", r.engine);
             j.set("batch", static_cast<std::int64_t>(r.batch));
             j.set("res", static_cast<std::int64_t>(r.res));
             j.set("ms", r.ms);

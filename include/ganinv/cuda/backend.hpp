@@ -38,7 +38,10 @@ struct Cuda {
         GANINV_CUDA_CHECK(cudaDeviceGetAttribute(&state_->num_sms, cudaDevAttrMultiProcessorCount, dev));
         state_->pool = std::make_shared<cuda::MemoryPool>(stream, options.cache_allocations);
         state_->options = options;
+        state_->wgmma = wgmma_for(options.engine, stream);
     }
+    /// Whether the TF32/BF16 modulated convs may use the Hopper wgmma kernels (see GemmEngine).
+    bool wgmma_enabled() const { return state_->wgmma; }
 
     cudaStream_t stream() const { return state_->pool->stream(); }
     const cuda::CudaOptions& options() const { return state_->options; }
@@ -48,6 +51,7 @@ struct Cuda {
         Cuda c = *this;
         c.state_ = std::make_shared<State>(*state_);
         c.state_->options = o;
+        c.state_->wgmma = wgmma_for(o.engine, stream());
         return c;
     }
 
@@ -193,10 +197,21 @@ private:
         std::shared_ptr<cuda::PinnedStaging> staging = std::make_shared<cuda::PinnedStaging>();
         cuda::CudaOptions options;
         int num_sms = 132;
+        bool wgmma = false;
     };
+    /// Probes the wgmma path (synchronizes the stream once) unless the engine is portable.
+    static bool wgmma_for(cuda::GemmEngine engine, cudaStream_t stream) {
+        if (engine == cuda::GemmEngine::portable) return false;
+        const bool ok = cuda::hopper::probe_wgmma(stream);
+        GANINV_CHECK(ok || engine != cuda::GemmEngine::wgmma, ValueError,
+                     "CudaOptions::engine = wgmma, but this binary has no sm_90a code "
+                     "(build with CMAKE_CUDA_ARCHITECTURES=90a) or the device is not compute capability 9.0");
+        return ok;
+    }
     static long long ll(Index v) { return static_cast<long long>(v); }
     cuda::ModconvContext context() const {
-        return {state_->pool, state_->num_sms, state_->options.precision, state_->options.style_mode};
+        return {state_->pool, state_->num_sms, state_->options.precision, state_->options.style_mode, state_->wgmma,
+                state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma};
     }
 
     std::shared_ptr<State> state_;

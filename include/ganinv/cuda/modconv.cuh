@@ -15,6 +15,7 @@
 #include "ganinv/cuda/conv_gemm.cuh"
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/elementwise.cuh"
+#include "ganinv/cuda/hopper_modconv.cuh"
 #include "ganinv/cuda/modconv_aux.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/cuda/wgrad_gemm.cuh"
@@ -31,6 +32,8 @@ struct ModconvContext {
     int num_sms = 132;
     Precision precision = Precision::fp32;
     StyleMode style_mode = StyleMode::automatic;
+    bool wgmma = false;         ///< TF32/BF16 up = 1 convs may take the Hopper kernels (hopper_modconv.cuh)
+    bool wgmma_forced = false;  ///< ... and take them for every supported shape (GemmEngine::wgmma)
     cudaStream_t stream() const { return pool->stream(); }
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
@@ -100,6 +103,21 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     const bool fold = mode == StyleMode::fold_weights;
     const float* dscale = (!fold && sh.demodulate) ? dcoefs : nullptr;
 
+    if (sh.up == 1 && !fold && ctx.wgmma && ctx.precision != Precision::fp32) {
+        if (const int bn = hopper::hopper_tile_cols(sh, false, ctx.num_sms, ctx.wgmma_forced)) {
+            hopper::ForwardStore st;
+            st.y = y, st.d = dscale;
+            if (fused) {
+                st.out2 = fused->out, st.noise = fused->noise, st.noise_per_sample = fused->noise_per_sample;
+                st.strength = fused->strength, st.bias = fused->bias, st.act = fused->act;
+            }
+            if (ctx.precision == Precision::bf16)
+                hopper::modconv_forward_up1<hopper::Bf16Operand>(ctx.pool, x, w, s, sh, bn, st, stream);
+            else
+                hopper::modconv_forward_up1<hopper::Tf32Operand>(ctx.pool, x, w, s, sh, bn, st, stream);
+            return;
+        }
+    }
     if (sh.up == 1) {
         gemm::ConvGeom g;
         g.src = x;
@@ -207,29 +225,40 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     GANINV_CUDA_CHECK(cudaMemsetAsync(grad_s, 0, sizeof(float) * N * C, stream));
 
     // Gradient w.r.t. the (modulated) input: a conv of grad_y * d with the transposed weights.
-    DeviceTensor wT = ctx.scratch({Index{C} * O * kk});
-    launch_1d(kernels::transpose_weights<float>, wT.numel(), stream, w, O, C, kk, wT.data());
     DeviceTensor gt;  // up = 2: the FIR adjoint of grad_y * d on the transposed-conv grid
-    gemm::ConvGeom g;
-    g.C = O, g.OH = H, g.OW = W, g.T = kk, g.ntx = k;
-    if (sh.up == 1) {
-        g.src = grad_y, g.scale = dplane, g.SH = H, g.SW = W;
-        g.ay = pad, g.by = -1, g.ax = pad, g.bx = -1, g.stride = 1;
-    } else {
+    if (sh.up == 2) {
         const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
         gt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
         const FirGeom fg = FirGeom::make(TH, TW, sh.filter_size, sh.filter_size, sh.fir_params());
         upfirdn2d_backward(grad_y, Index{N} * O, fg, filter, gt.data(), stream, dplane);
-        g.src = gt.data(), g.scale = nullptr, g.SH = TH, g.SW = TW;
-        g.ay = 0, g.by = 1, g.ax = 0, g.bx = 1, g.stride = 2;
     }
-    const long long blocks = ((Index{H} * W + gemm::kBN - 1) / gemm::kBN) * ((C + gemm::kBM - 1) / gemm::kBM) * N;
-    const gemm::SplitK sk = gemm::plan_split_k(blocks, O * kk, ctx.num_sms, 65535 / N);
-    gemm::BwdDataEpilogue epi;
-    epi.grad_x = grad_x, epi.s = s, epi.x = x, epi.grad_s = grad_s, epi.M = C, epi.N = H * W;
-    epi.atomic = sk.splits > 1;
-    if (epi.atomic && grad_x) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, sizeof(float) * N * C * H * W, stream));
-    gemm::launch_conv_gemm(ctx.precision, gemm::DenseA{wT.data(), 0, O * kk}, g, epi, N, C, sk, stream);
+    const int hopper_bn = (ctx.wgmma && ctx.precision != Precision::fp32) ? hopper::hopper_tile_cols(sh, true, ctx.num_sms, ctx.wgmma_forced) : 0;
+    if (hopper_bn && ctx.precision == Precision::bf16) {
+        hopper::modconv_grad_input_up1<hopper::Bf16Operand>(ctx.pool, x, w, s, dplane, grad_y, sh, hopper_bn, grad_x,
+                                                            grad_s, stream);
+    } else if (hopper_bn) {
+        hopper::modconv_grad_input_up1<hopper::Tf32Operand>(ctx.pool, x, w, s, dplane, grad_y, sh, hopper_bn, grad_x,
+                                                            grad_s, stream);
+    } else {
+        DeviceTensor wT = ctx.scratch({Index{C} * O * kk});
+        launch_1d(kernels::transpose_weights<float>, wT.numel(), stream, w, O, C, kk, wT.data());
+        gemm::ConvGeom g;
+        g.C = O, g.OH = H, g.OW = W, g.T = kk, g.ntx = k;
+        if (sh.up == 1) {
+            g.src = grad_y, g.scale = dplane, g.SH = H, g.SW = W;
+            g.ay = pad, g.by = -1, g.ax = pad, g.bx = -1, g.stride = 1;
+        } else {
+            g.src = gt.data(), g.scale = nullptr, g.SH = static_cast<int>(sh.transposed_h()), g.SW = static_cast<int>(sh.transposed_w());
+            g.ay = 0, g.by = 1, g.ax = 0, g.bx = 1, g.stride = 2;
+        }
+        const long long blocks = ((Index{H} * W + gemm::kBN - 1) / gemm::kBN) * ((C + gemm::kBM - 1) / gemm::kBM) * N;
+        const gemm::SplitK sk = gemm::plan_split_k(blocks, O * kk, ctx.num_sms, 65535 / N);
+        gemm::BwdDataEpilogue epi;
+        epi.grad_x = grad_x, epi.s = s, epi.x = x, epi.grad_s = grad_s, epi.M = C, epi.N = H * W;
+        epi.atomic = sk.splits > 1;
+        if (epi.atomic && grad_x) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, sizeof(float) * N * C * H * W, stream));
+        gemm::launch_conv_gemm(ctx.precision, gemm::DenseA{wT.data(), 0, O * kk}, g, epi, N, C, sk, stream);
+    }
 
     if (sh.demodulate)  // grad_s[n, c] -= s[n, c] * sum_o coef[n, o] * w2[o, c]
         kernels::launch_rows_times_matrix<1>(coef.data(), N, O, w2.data(), C, 1.0f, s, grad_s, stream);

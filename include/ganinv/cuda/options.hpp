@@ -24,9 +24,17 @@ enum class StyleMode {
     fold_weights   ///< per-sample weights w * s * d built first (the official grouped-conv form)
 };
 
+/// Which kernels run the TF32/BF16 modulated-conv GEMMs (FP32 always uses the exact FFMA kernel).
+enum class GemmEngine {
+    automatic,  ///< wgmma where this binary has sm_90a code and the device is compute 9.0, else portable
+    portable,   ///< the mma.sync kernels (any sm_80+ build)
+    wgmma       ///< Hopper warpgroup MMA; constructing the backend throws when it cannot run
+};
+
 struct CudaOptions {
     Precision precision = Precision::fp32;
     StyleMode style_mode = StyleMode::automatic;
+    GemmEngine engine = GemmEngine::automatic;
     /// false: every tensor is a cudaMalloc/cudaFree (slow; handy under compute-sanitizer).
     bool cache_allocations = true;
 };
@@ -46,6 +54,20 @@ inline const char* to_string(StyleMode m) {
         case StyleMode::fold_weights: return "fold_weights";
     }
     return "?";
+}
+inline const char* to_string(GemmEngine e) {
+    switch (e) {
+        case GemmEngine::automatic: return "auto";
+        case GemmEngine::portable: return "portable";
+        case GemmEngine::wgmma: return "wgmma";
+    }
+    return "?";
+}
+inline GemmEngine parse_gemm_engine(const std::string& s) {
+    if (s == "auto") return GemmEngine::automatic;
+    if (s == "portable") return GemmEngine::portable;
+    if (s == "wgmma") return GemmEngine::wgmma;
+    throw ValueError(concat("unknown GEMM engine '", s, "' (auto, portable or wgmma)"));
 }
 inline Precision parse_precision(const std::string& s) {
     if (s == "fp32") return Precision::fp32;

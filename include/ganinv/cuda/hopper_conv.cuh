@@ -1,0 +1,448 @@
+/// @file hopper_conv.cuh
+/// @brief Hopper (sm_90a) implicit-GEMM convolution for the TF32 and BF16 modes: a zero-padded
+///        NHWC copy of the (style-scaled) activation is gathered tap by tap straight into
+///        128-byte-swizzled shared memory with cp.async, and two warpgroups multiply it with
+///        wgmma (128 output pixels x BN channels per block, 128-byte K slices, a 4-8 stage ring).
+///
+///   GEMM rows  = output pixels of the whole batch (m = n * OH * OW + p)
+///   GEMM cols  = output channels (weights packed [cols][tap][Cp], K-major like the pixels)
+///   GEMM depth = (tap, input channel): for each tap, a dense run of Cp channels
+/// The padding makes every tap load in-bounds, so the loads have no predicates; channels are
+/// padded with zeros to a whole 128-byte slice. The epilogue is a functor per output element
+/// (forward: x d, + noise + bias + activation; grad input: x s and the style gradient).
+#pragma once
+
+#include "ganinv/cuda/check.hpp"
+#include "ganinv/cuda/conv_gemm.cuh"
+#include "ganinv/cuda/wgmma_ops.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace ganinv::cuda::hopper {
+
+constexpr int kBM = 128;        ///< output pixels per block (two warpgroups x 64)
+constexpr int kThreads = 256;
+constexpr int kRowBytes = 128;  ///< one K slice of one row: the 128-byte swizzle span
+constexpr int kMaxTaps = 16;    ///< k x k up to 4 x 4
+
+template <class Operand>
+struct OperandTraits;
+template <>
+struct OperandTraits<Bf16Operand> {
+    using Storage = __nv_bfloat16;
+    static constexpr int kPerSlice = 64;  ///< elements per 128-byte K slice
+    __device__ static Storage convert(float v) { return __float2bfloat16_rn(v); }
+};
+template <>
+struct OperandTraits<Tf32Operand> {
+    using Storage = float;
+    static constexpr int kPerSlice = 32;
+    __device__ static Storage convert(float v) { return gemm::round_tf32(v); }
+};
+
+/// The pixel operand: output pixel (n, oy, ox), tap t reads padded-source pixel
+/// (oy * step + y0, ox * step + x0) + tap t's offset, channels [0, Cp).
+struct PixelGather {
+    const void* src = nullptr;  ///< [batch][Hp][Wp][Cp] of the operand's storage type
+    int Hp = 0, Wp = 0, Cp = 0;
+    int OH = 0, OW = 0;
+    int y0 = 0, x0 = 0, step = 1;
+    int taps = 1;
+    int tap_off[kMaxTaps] = {};  ///< (dy * Wp + dx) * Cp per tap, in elements
+    long long M = 0;             ///< batch * OH * OW
+};
+
+namespace kernels {
+
+/// out[n][yp][xp][c] = x[n][c][yp - pad][xp - pad] * scale[n][c] rounded to the operand type;
+/// 0 in the border and for c >= C. Block (32, 8) transposes a 64 x 64 (x, channel) tile: reads
+/// are 128-byte rows along x (16 loads in flight per thread), writes put two channels per
+/// thread (128 or 256 contiguous bytes per warp along c).
+template <class Operand>
+__global__ void __launch_bounds__(256) pack_nhwc(const float* __restrict__ x, const float* __restrict__ scale, int C,
+                                                 int H, int W, int Hp, int Wp, int Cp, int pad, int xblocks,
+                                                 typename OperandTraits<Operand>::Storage* __restrict__ out) {
+    using Traits = OperandTraits<Operand>;
+    constexpr int kX = 64, kC = 64;
+    __shared__ float tile[kC][kX + 1];
+    const int n = blockIdx.z, yp = blockIdx.y, y = yp - pad;
+    const int xb = static_cast<int>(blockIdx.x % xblocks) * kX, cb = static_cast<int>(blockIdx.x / xblocks) * kC;
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const bool y_ok = y >= 0 && y < H;
+#pragma unroll
+    for (int cc = ty; cc < kC; cc += 8) {
+        const int c = cb + cc;
+        const bool ok = y_ok && c < C;
+        const float sc = ok && scale ? __ldg(scale + n * C + c) : 1.0f;
+        const float* row = x + ((static_cast<long long>(n) * C + (ok ? c : 0)) * H + (ok ? y : 0)) * W;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int xs = xb + tx + 32 * h - pad;
+            tile[cc][tx + 32 * h] = (ok && xs >= 0 && xs < W) ? __ldg(row + xs) * sc : 0.0f;
+        }
+    }
+    __syncthreads();
+    const int c = cb + 2 * tx;
+    if (c >= Cp) return;  // Cp is even: both channels exist
+#pragma unroll
+    for (int xx = ty; xx < kX; xx += 8) {
+        const int xp = xb + xx;
+        if (xp >= Wp) break;
+        auto* dst = out + ((static_cast<long long>(n) * Hp + yp) * Wp + xp) * Cp + c;
+        if constexpr (sizeof(typename Traits::Storage) == 2) {
+            *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(tile[2 * tx][xx], tile[2 * tx + 1][xx]);
+        } else {
+            *reinterpret_cast<float2*>(dst) = make_float2(Traits::convert(tile[2 * tx][xx]), Traits::convert(tile[2 * tx + 1][xx]));
+        }
+    }
+}
+
+/// out[r][t][q] = w[r * sr + q * sq + t] (0 for r >= R or q >= Q), r < Rp, q < Cp.
+template <class Operand>
+__global__ void pack_weights(const float* __restrict__ w, long long sr, long long sq, int T, int R, int Q, int Rp,
+                             int Cp, typename OperandTraits<Operand>::Storage* __restrict__ out) {
+    GANINV_GRID_STRIDE(i, static_cast<long long>(Rp) * T * Cp) {
+        const int q = static_cast<int>(i % Cp);
+        const int t = static_cast<int>((i / Cp) % T);
+        const int r = static_cast<int>(i / (static_cast<long long>(Cp) * T));
+        const float v = (r < R && q < Q) ? w[r * sr + q * sq + t] : 0.0f;
+        out[i] = OperandTraits<Operand>::convert(v);
+    }
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const auto s = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory"); }
+
+/// Writes 1 to *flag when this binary carries the sm_90a (wgmma) code path (a template: one
+/// definition across translation units).
+template <int Unused = 0>
+__global__ void wgmma_probe(int* flag) {
+#ifdef GANINV_WGMMA_AVAILABLE
+    *flag = 1;
+#else
+    *flag = 0;
+#endif
+}
+
+/// One block: output pixels [mt * 128, +128) x columns [nt * BN, +BN). Stages: a ring of S
+/// (A 128 x 128 B, B BN x 128 B) slices; loads run S - 2 slices ahead of the MMAs, and one
+/// wgmma group stays in flight across the barrier.
+template <class Operand, int BN, int S, class Epi>
+__global__ void __launch_bounds__(kThreads, 1)
+    nhwc_conv_wgmma(PixelGather g, const typename OperandTraits<Operand>::Storage* __restrict__ wt, int n_tiles, Epi epi) {
+#ifdef GANINV_WGMMA_AVAILABLE
+    using Traits = OperandTraits<Operand>;
+    using E = typename Traits::Storage;
+    static_assert(BN % 32 == 0 && BN >= 32 && BN <= 256, "BN: a multiple of 32 up to 256");
+    static_assert(S >= 3, "the ring needs at least three stages");
+    constexpr int kStageA = kBM * kRowBytes, kStageB = BN * kRowBytes, kStage = kStageA + kStageB;
+    constexpr int kEpc = 16 / static_cast<int>(sizeof(E));  // elements per 16-byte chunk
+    constexpr int kSteps = kRowBytes / 32;                  // wgmma K steps per slice (32 bytes each)
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t{1023});
+    __shared__ int tap_off[kMaxTaps];
+    const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+    for (int t = 0; t < kMaxTaps; ++t)  // constant indices: the parameter array stays in the constant bank
+        if (t == tid && t < g.taps) tap_off[t] = g.tap_off[t];
+
+    const int nt = static_cast<int>(blockIdx.x % n_tiles);
+    const long long m0 = static_cast<long long>(blockIdx.x / n_tiles) * kBM;
+    const int chunk = tid % 8, row0 = tid / 8;
+    const int swz = (chunk ^ (row0 & 7)) << 4;  // rows row0 + 32 i share row0 % 8
+    const int plane = g.OH * g.OW;
+    const E* src = static_cast<const E*>(g.src);
+    const E* arow[kBM / 32];
+#pragma unroll
+    for (int i = 0; i < kBM / 32; ++i) {
+        const long long m = min(m0 + row0 + 32 * i, g.M - 1);  // rows past M load a real pixel, never stored
+        const int n = static_cast<int>(m / plane), p = static_cast<int>(m - static_cast<long long>(n) * plane);
+        const int oy = p / g.OW, ox = p - oy * g.OW;
+        arow[i] = src + ((static_cast<long long>(n) * g.Hp + g.y0 + oy * g.step) * g.Wp + g.x0 + ox * g.step) * g.Cp + chunk * kEpc;
+    }
+    const long long kw = static_cast<long long>(g.taps) * g.Cp;
+    const E* brow = wt + (static_cast<long long>(nt) * BN + row0) * kw + chunk * kEpc;
+    const int slices_per_tap = g.Cp / Traits::kPerSlice;
+    const int KT = g.taps * slices_per_tap;
+    __syncthreads();  // tap_off
+
+    auto load = [&](int kt) {
+        const int t = kt / slices_per_tap, c0 = (kt - t * slices_per_tap) * Traits::kPerSlice;
+        unsigned char* sa = smem + (kt % S) * kStage;
+        unsigned char* sb = sa + kStageA;
+        const int aoff = tap_off[t] + c0;
+#pragma unroll
+        for (int i = 0; i < kBM / 32; ++i) cp_async16(sa + (row0 + 32 * i) * kRowBytes + swz, arow[i] + aoff);
+        const long long boff = static_cast<long long>(t) * g.Cp + c0;
+#pragma unroll
+        for (int i = 0; i < BN / 32; ++i) cp_async16(sb + (row0 + 32 * i) * kRowBytes + swz, brow + 32 * i * kw + boff);
+    };
+
+    float acc[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    const int wg = tid / 128;
+#pragma unroll
+    for (int s = 0; s < S - 2; ++s) {
+        if (s < KT) load(s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; ++kt) {
+        cp_async_wait<S - 3>();  // slice kt has landed (this thread's part)
+        fence_proxy_async();
+        __syncthreads();  // everyone's part; and every warpgroup is done with slice kt - 2
+        if (kt + S - 2 < KT) load(kt + S - 2);
+        cp_async_commit();
+        const unsigned char* sa = smem + (kt % S) * kStage;
+        const unsigned char* sb = sa + kStageA;
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kSteps; ++k)
+            Wgmma<Operand, BN>::mma(acc, smem_desc(sa + wg * 64 * kRowBytes + 32 * k), smem_desc(sb + 32 * k));
+        wgmma_commit();
+        wgmma_wait<1>();
+    }
+    wgmma_wait<0>();
+    cp_async_wait<0>();
+
+    // Accumulator (row, col) of this thread: row = 16 * warp + lane / 4 + 8 i, col = 8 j + 2 (lane % 4) + c.
+    const int warp = (tid % 128) / 32, lane = tid % 32;
+    epi.begin(smem, m0, nt * BN, tid);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const long long m = m0 + wg * 64 + warp * 16 + lane / 4 + 8 * i;
+        const bool ok = m < g.M;
+        const int n = ok ? static_cast<int>(m / plane) : 0;
+        const int p = ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0;
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int col = nt * BN + 8 * j + 2 * (lane % 4) + c;
+                epi.apply(ok, n, p, col, acc[j * 4 + i * 2 + c]);
+            }
+    }
+    epi.end(tid);
+#else
+    (void)g, (void)wt, (void)n_tiles, (void)epi;
+    __trap();  // the host launcher refuses to launch without sm_90a code (probe_wgmma)
+#endif
+}
+
+#ifdef GANINV_WGMMA_AVAILABLE
+__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
+    return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(std::uint64_t* b, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(b)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(std::uint64_t* b) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(b)) : "memory");
+}
+/// Blocks until the barrier's phase with this parity has completed.
+__device__ __forceinline__ void mbar_wait(std::uint64_t* b, unsigned parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT_LOOP:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_LOOP;\n}\n" ::"r"(smem_u32(b)),
+        "r"(parity)
+        : "memory");
+}
+/// Arrives on the barrier once all of this thread's earlier cp.async copies have landed.
+__device__ __forceinline__ void cp_async_arrive(std::uint64_t* b) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(b)) : "memory");
+}
+#endif
+
+/// Warp-specialized variant: warpgroup 0 only gathers (cp.async, completion signalled on a
+/// per-stage "full" mbarrier), warpgroups 1 and 2 only multiply and release each stage on its
+/// "empty" mbarrier when their wgmma has read it. No block-wide barrier in the main loop, so
+/// the gather runs up to S slices ahead. Registers move from the producer to the consumers.
+template <class Operand, int BN, int S, class Epi>
+__global__ void __launch_bounds__(kThreads + 128, 1)
+    nhwc_conv_wgmma_ws(PixelGather g, const typename OperandTraits<Operand>::Storage* __restrict__ wt, int n_tiles, Epi epi) {
+#ifdef GANINV_WGMMA_AVAILABLE
+    using Traits = OperandTraits<Operand>;
+    using E = typename Traits::Storage;
+    static_assert(BN % 32 == 0 && BN >= 32 && BN <= 256, "BN: a multiple of 32 up to 256");
+    constexpr int kStageA = kBM * kRowBytes, kStageB = BN * kRowBytes, kStage = kStageA + kStageB;
+    constexpr int kEpc = 16 / static_cast<int>(sizeof(E));
+    constexpr int kSteps = kRowBytes / 32;
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t{1023});
+    __shared__ int tap_off[kMaxTaps];
+    __shared__ alignas(8) std::uint64_t full[S], empty[S];
+    const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+    for (int t = 0; t < kMaxTaps; ++t)
+        if (t == tid && t < g.taps) tap_off[t] = g.tap_off[t];
+    if (tid == 0) {
+        for (int s = 0; s < S; ++s) {
+            mbar_init(&full[s], 128);  // every producer thread's copies
+            mbar_init(&empty[s], 2);   // one arrival per consumer warpgroup
+        }
+    }
+    __syncthreads();
+
+    const int nt = static_cast<int>(blockIdx.x % n_tiles);
+    const long long m0 = static_cast<long long>(blockIdx.x / n_tiles) * kBM;
+    const int slices_per_tap = g.Cp / Traits::kPerSlice;
+    const int KT = g.taps * slices_per_tap;
+    const int plane = g.OH * g.OW;
+
+    if (tid < 128) {  // ------------------------------------------------ producer
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
+        const int chunk = tid % 8, row0 = tid / 8;  // 16 rows per pass
+        const int swz = (chunk ^ (row0 & 7)) << 4;   // rows row0 + 16 i share row0 % 8
+        const E* src = static_cast<const E*>(g.src);
+        const E* arow[kBM / 16];
+#pragma unroll
+        for (int i = 0; i < kBM / 16; ++i) {
+            const long long m = min(m0 + row0 + 16 * i, g.M - 1);
+            const int n = static_cast<int>(m / plane), p = static_cast<int>(m - static_cast<long long>(n) * plane);
+            const int oy = p / g.OW, ox = p - oy * g.OW;
+            arow[i] = src + ((static_cast<long long>(n) * g.Hp + g.y0 + oy * g.step) * g.Wp + g.x0 + ox * g.step) * g.Cp + chunk * kEpc;
+        }
+        const long long kw = static_cast<long long>(g.taps) * g.Cp;
+        const E* brow = wt + (static_cast<long long>(nt) * BN + row0) * kw + chunk * kEpc;
+        for (int kt = 0; kt < KT; ++kt) {
+            const int s = kt % S;
+            if (kt >= S) mbar_wait(&empty[s], ((kt / S) - 1) & 1);
+            const int t = kt / slices_per_tap, c0 = (kt - t * slices_per_tap) * Traits::kPerSlice;
+            unsigned char* sa = smem + s * kStage;
+            unsigned char* sb = sa + kStageA;
+            const int aoff = tap_off[t] + c0;
+#pragma unroll
+            for (int i = 0; i < kBM / 16; ++i) cp_async16(sa + (row0 + 16 * i) * kRowBytes + swz, arow[i] + aoff);
+            const E* bsrc = brow + static_cast<long long>(t) * g.Cp + c0;
+#pragma unroll
+            for (int i = 0; i < BN / 16; ++i) cp_async16(sb + (row0 + 16 * i) * kRowBytes + swz, bsrc + 16 * i * kw);
+            cp_async_arrive(&full[s]);
+        }
+        cp_async_wait<0>();
+        return;
+    }
+    // ------------------------------------------------------------------ consumers
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
+    const int ctid = tid - 128, wg = ctid / 128;
+    float acc[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    for (int kt = 0; kt < KT; ++kt) {
+        const int s = kt % S;
+        mbar_wait(&full[s], (kt / S) & 1);
+        fence_proxy_async();  // the gathered bytes were written through the generic proxy
+        const unsigned char* sa = smem + s * kStage;
+        const unsigned char* sb = sa + kStageA;
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kSteps; ++k)
+            Wgmma<Operand, BN>::mma(acc, smem_desc(sa + wg * 64 * kRowBytes + 32 * k), smem_desc(sb + 32 * k));
+        wgmma_commit();
+        wgmma_wait<1>();  // slice kt - 1 is no longer read by this warpgroup
+        if (kt > 0 && ctid % 128 == 0) mbar_arrive(&empty[(kt - 1) % S]);
+    }
+    wgmma_wait<0>();
+
+    const int warp = (ctid % 128) / 32, lane = ctid % 32;
+    epi.begin(smem, m0, nt * BN, ctid);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const long long m = m0 + wg * 64 + warp * 16 + lane / 4 + 8 * i;
+        const bool ok = m < g.M;
+        const int n = ok ? static_cast<int>(m / plane) : 0;
+        const int p = ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0;
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) epi.apply(ok, n, p, nt * BN + 8 * j + 2 * (lane % 4) + c, acc[j * 4 + i * 2 + c]);
+    }
+    epi.end(ctid);
+#else
+    (void)g, (void)wt, (void)n_tiles, (void)epi;
+    __trap();
+#endif
+}
+
+}  // namespace kernels
+
+/// Barrier of the kThreads consumer threads only (a producer warpgroup may have left).
+__device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
+
+/// Forward epilogue: y[n, o, p] = acc * d[n, o] (d may be null); with out2, also
+/// out2 = bias_act(y + strength * noise + bias).
+struct ForwardStore {
+    float* y = nullptr;
+    const float* d = nullptr;
+    int cols = 0, plane = 0;
+    float* out2 = nullptr;
+    const float* noise = nullptr;
+    bool noise_per_sample = false;
+    const float* strength = nullptr;
+    const float* bias = nullptr;
+    nn::BiasActParams act{};
+
+    __device__ void begin(unsigned char*, long long, int, int) {}
+    __device__ void end(int) const {}
+    __device__ void apply(bool ok, int n, int p, int o, float acc) const {
+        if (!ok || o >= cols) return;
+        const float v = acc * (d ? d[n * cols + o] : 1.0f);
+        const long long idx = (static_cast<long long>(n) * cols + o) * plane + p;
+        y[idx] = v;
+        if (out2) {
+            float u = v;
+            if (noise) u += *strength * noise[(noise_per_sample ? static_cast<long long>(n) * plane : 0) + p];
+            if (bias) u += bias[o];
+            out2[idx] = gemm::apply_bias_act(u, act);
+        }
+    }
+};
+
+/// Grad-input epilogue: grad_x[n, c, p] = acc * s[n, c] (grad_x may be null) and
+/// grad_s[n, c] += sum_p acc * x[n, c, p], reduced per block in shared memory (two samples per
+/// block at most when the plane has >= 128 pixels; otherwise straight to global atomics).
+struct GradInputStore {
+    float* grad_x = nullptr;
+    const float* s = nullptr;
+    const float* x = nullptr;
+    float* grad_s = nullptr;
+    int cols = 0, plane = 0, bn = 0;
+    float* red = nullptr;  // [2][bn] partial style gradients of the block's first two samples
+    int n_first = 0, col0 = 0;
+
+    /// ctid: the thread's index among the kThreads consumer threads (they alone run the epilogue).
+    __device__ void begin(unsigned char* smem, long long m0, int first_col, int ctid) {
+        consumer_sync();  // both warpgroups are past their last wgmma: the ring may be reused
+        red = reinterpret_cast<float*>(smem);
+        n_first = static_cast<int>(m0 / plane);
+        col0 = first_col;
+        for (int i = ctid; i < 2 * bn; i += kThreads) red[i] = 0.0f;
+        consumer_sync();
+    }
+    __device__ void apply(bool ok, int n, int p, int c, float acc) const {
+        if (!ok || c >= cols) return;
+        const long long idx = (static_cast<long long>(n) * cols + c) * plane + p;
+        if (grad_x) grad_x[idx] = acc * s[n * cols + c];
+        const float v = acc * x[idx];
+        const int slot = n - n_first;
+        if (plane >= kBM && slot < 2) atomicAdd(&red[slot * bn + (c - col0)], v);
+        else atomicAdd(&grad_s[n * cols + c], v);  // small planes: a block spans many samples
+    }
+    __device__ void end(int ctid) const {
+        consumer_sync();
+        for (int i = ctid; i < 2 * bn; i += kThreads) {
+            const int c = col0 + i % bn;
+            if (c < cols && red[i] != 0.0f) atomicAdd(&grad_s[(n_first + i / bn) * cols + c], red[i]);
+        }
+    }
+};
+
+}  // namespace ganinv::cuda::hopper
