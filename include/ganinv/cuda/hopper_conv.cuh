@@ -14,6 +14,7 @@
 
 #include "ganinv/cuda/check.hpp"
 #include "ganinv/cuda/conv_gemm.cuh"
+#include "ganinv/cuda/launch.cuh"
 #include "ganinv/cuda/wgmma_ops.cuh"
 
 #include <cuda_bf16.h>
@@ -24,7 +25,7 @@
 namespace ganinv::cuda::hopper {
 
 constexpr int kBM = 128;        ///< output pixels per block (two warpgroups x 64)
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;   ///< consumer threads (two warpgroups); the block adds one producer warpgroup
 constexpr int kRowBytes = 128;  ///< one K slice of one row: the 128-byte swizzle span
 constexpr int kMaxTaps = 16;    ///< k x k up to 4 x 4
 
@@ -54,6 +55,9 @@ struct PixelGather {
     int tap_off[kMaxTaps] = {};  ///< (dy * Wp + dx) * Cp per tap, in elements
     long long M = 0;             ///< batch * OH * OW
 };
+
+/// Barrier of the kThreads consumer threads only (the producer warpgroup may have left).
+__device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
 
 namespace kernels {
 
@@ -132,111 +136,6 @@ __global__ void wgmma_probe(int* flag) {
 #endif
 }
 
-/// One block: output pixels [mt * 128, +128) x columns [nt * BN, +BN). Stages: a ring of S
-/// (A 128 x 128 B, B BN x 128 B) slices; loads run S - 2 slices ahead of the MMAs, and one
-/// wgmma group stays in flight across the barrier.
-template <class Operand, int BN, int S, class Epi>
-__global__ void __launch_bounds__(kThreads, 1)
-    nhwc_conv_wgmma(PixelGather g, const typename OperandTraits<Operand>::Storage* __restrict__ wt, int n_tiles, Epi epi) {
-#ifdef GANINV_WGMMA_AVAILABLE
-    using Traits = OperandTraits<Operand>;
-    using E = typename Traits::Storage;
-    static_assert(BN % 32 == 0 && BN >= 32 && BN <= 256, "BN: a multiple of 32 up to 256");
-    static_assert(S >= 3, "the ring needs at least three stages");
-    constexpr int kStageA = kBM * kRowBytes, kStageB = BN * kRowBytes, kStage = kStageA + kStageB;
-    constexpr int kEpc = 16 / static_cast<int>(sizeof(E));  // elements per 16-byte chunk
-    constexpr int kSteps = kRowBytes / 32;                  // wgmma K steps per slice (32 bytes each)
-    extern __shared__ unsigned char smem_raw[];
-    unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t{1023});
-    __shared__ int tap_off[kMaxTaps];
-    const int tid = static_cast<int>(threadIdx.x);
-#pragma unroll
-    for (int t = 0; t < kMaxTaps; ++t)  // constant indices: the parameter array stays in the constant bank
-        if (t == tid && t < g.taps) tap_off[t] = g.tap_off[t];
-
-    const int nt = static_cast<int>(blockIdx.x % n_tiles);
-    const long long m0 = static_cast<long long>(blockIdx.x / n_tiles) * kBM;
-    const int chunk = tid % 8, row0 = tid / 8;
-    const int swz = (chunk ^ (row0 & 7)) << 4;  // rows row0 + 32 i share row0 % 8
-    const int plane = g.OH * g.OW;
-    const E* src = static_cast<const E*>(g.src);
-    const E* arow[kBM / 32];
-#pragma unroll
-    for (int i = 0; i < kBM / 32; ++i) {
-        const long long m = min(m0 + row0 + 32 * i, g.M - 1);  // rows past M load a real pixel, never stored
-        const int n = static_cast<int>(m / plane), p = static_cast<int>(m - static_cast<long long>(n) * plane);
-        const int oy = p / g.OW, ox = p - oy * g.OW;
-        arow[i] = src + ((static_cast<long long>(n) * g.Hp + g.y0 + oy * g.step) * g.Wp + g.x0 + ox * g.step) * g.Cp + chunk * kEpc;
-    }
-    const long long kw = static_cast<long long>(g.taps) * g.Cp;
-    const E* brow = wt + (static_cast<long long>(nt) * BN + row0) * kw + chunk * kEpc;
-    const int slices_per_tap = g.Cp / Traits::kPerSlice;
-    const int KT = g.taps * slices_per_tap;
-    __syncthreads();  // tap_off
-
-    auto load = [&](int kt) {
-        const int t = kt / slices_per_tap, c0 = (kt - t * slices_per_tap) * Traits::kPerSlice;
-        unsigned char* sa = smem + (kt % S) * kStage;
-        unsigned char* sb = sa + kStageA;
-        const int aoff = tap_off[t] + c0;
-#pragma unroll
-        for (int i = 0; i < kBM / 32; ++i) cp_async16(sa + (row0 + 32 * i) * kRowBytes + swz, arow[i] + aoff);
-        const long long boff = static_cast<long long>(t) * g.Cp + c0;
-#pragma unroll
-        for (int i = 0; i < BN / 32; ++i) cp_async16(sb + (row0 + 32 * i) * kRowBytes + swz, brow + 32 * i * kw + boff);
-    };
-
-    float acc[BN / 2];
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
-    const int wg = tid / 128;
-#pragma unroll
-    for (int s = 0; s < S - 2; ++s) {
-        if (s < KT) load(s);
-        cp_async_commit();
-    }
-    for (int kt = 0; kt < KT; ++kt) {
-        cp_async_wait<S - 3>();  // slice kt has landed (this thread's part)
-        fence_proxy_async();
-        __syncthreads();  // everyone's part; and every warpgroup is done with slice kt - 2
-        if (kt + S - 2 < KT) load(kt + S - 2);
-        cp_async_commit();
-        const unsigned char* sa = smem + (kt % S) * kStage;
-        const unsigned char* sb = sa + kStageA;
-        wgmma_fence();
-#pragma unroll
-        for (int k = 0; k < kSteps; ++k)
-            Wgmma<Operand, BN>::mma(acc, smem_desc(sa + wg * 64 * kRowBytes + 32 * k), smem_desc(sb + 32 * k));
-        wgmma_commit();
-        wgmma_wait<1>();
-    }
-    wgmma_wait<0>();
-    cp_async_wait<0>();
-
-    // Accumulator (row, col) of this thread: row = 16 * warp + lane / 4 + 8 i, col = 8 j + 2 (lane % 4) + c.
-    const int warp = (tid % 128) / 32, lane = tid % 32;
-    epi.begin(smem, m0, nt * BN, tid);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const long long m = m0 + wg * 64 + warp * 16 + lane / 4 + 8 * i;
-        const bool ok = m < g.M;
-        const int n = ok ? static_cast<int>(m / plane) : 0;
-        const int p = ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0;
-#pragma unroll
-        for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int col = nt * BN + 8 * j + 2 * (lane % 4) + c;
-                epi.apply(ok, n, p, col, acc[j * 4 + i * 2 + c]);
-            }
-    }
-    epi.end(tid);
-#else
-    (void)g, (void)wt, (void)n_tiles, (void)epi;
-    __trap();  // the host launcher refuses to launch without sm_90a code (probe_wgmma)
-#endif
-}
-
 #ifdef GANINV_WGMMA_AVAILABLE
 __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
     return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
@@ -262,13 +161,16 @@ __device__ __forceinline__ void cp_async_arrive(std::uint64_t* b) {
 }
 #endif
 
-/// Warp-specialized variant: warpgroup 0 only gathers (cp.async, completion signalled on a
-/// per-stage "full" mbarrier), warpgroups 1 and 2 only multiply and release each stage on its
-/// "empty" mbarrier when their wgmma has read it. No block-wide barrier in the main loop, so
-/// the gather runs up to S slices ahead. Registers move from the producer to the consumers.
+/// One block: output pixels [mt * 128, +128) x columns [nt * BN, +BN), warp-specialized:
+/// warpgroup 0 only gathers (cp.async into a ring of S stages, completion signalled on each
+/// stage's "full" mbarrier), warpgroups 1 and 2 (64 pixel rows each) only multiply and release a
+/// stage on its "empty" mbarrier once their wgmma has read it. No block-wide barrier in the main
+/// loop, so the gather runs up to S slices ahead; registers move from producer to consumers.
+/// Epilogue: the accumulators go through shared memory (the ring is free by then) so that each
+/// warp stores 32 consecutive pixels of one channel and the per-element code stays small.
 template <class Operand, int BN, int S, class Epi>
 __global__ void __launch_bounds__(kThreads + 128, 1)
-    nhwc_conv_wgmma_ws(PixelGather g, const typename OperandTraits<Operand>::Storage* __restrict__ wt, int n_tiles, Epi epi) {
+    nhwc_conv_wgmma(PixelGather g, const typename OperandTraits<Operand>::Storage* __restrict__ wt, int n_tiles, Epi epi) {
 #ifdef GANINV_WGMMA_AVAILABLE
     using Traits = OperandTraits<Operand>;
     using E = typename Traits::Storage;
@@ -352,20 +254,31 @@ __global__ void __launch_bounds__(kThreads + 128, 1)
     }
     wgmma_wait<0>();
 
-    const int warp = (ctid % 128) / 32, lane = ctid % 32;
-    epi.begin(smem, m0, nt * BN, ctid);
+    // Accumulator (row, col) of this thread: row = 16 warp + lane / 4 + 8 i, col = 8 j + 2 (lane % 4) + c.
+    consumer_sync();  // both warpgroups are done with the ring
+    constexpr int kLd = kBM + 4;  // [BN][kLd] floats: conflict-free writes (col * 4 + row covers 32 banks)
+    static_assert(BN * kLd * 4 <= S * kStage, "the epilogue tile must fit in the ring");
+    float* tile = reinterpret_cast<float*>(smem);
+    {
+        const int warp = (ctid % 128) / 32, lane = ctid % 32;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const long long m = m0 + wg * 64 + warp * 16 + lane / 4 + 8 * i;
-        const bool ok = m < g.M;
-        const int n = ok ? static_cast<int>(m / plane) : 0;
-        const int p = ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0;
+        for (int i = 0; i < 2; ++i) {
+            const int row = wg * 64 + warp * 16 + lane / 4 + 8 * i;
 #pragma unroll
-        for (int j = 0; j < BN / 8; ++j)
+            for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
-            for (int c = 0; c < 2; ++c) epi.apply(ok, n, p, nt * BN + 8 * j + 2 * (lane % 4) + c, acc[j * 4 + i * 2 + c]);
+                for (int c = 0; c < 2; ++c) tile[(8 * j + 2 * (lane % 4) + c) * kLd + row] = acc[j * 4 + i * 2 + c];
+        }
     }
-    epi.end(ctid);
+    consumer_sync();
+    const int row = ctid % kBM;  // fixed per thread: the column advances by kThreads / kBM
+    const long long m = m0 + row;
+    const bool ok = m < g.M;
+    const int n = ok ? static_cast<int>(m / plane) : 0;
+    const int p = ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0;
+    const typename Epi::Row r = epi.row(ok, n, p);
+#pragma unroll 4
+    for (int col = ctid / kBM; col < BN; col += kThreads / kBM) epi.apply(r, nt * BN + col, tile[col * kLd + row]);
 #else
     (void)g, (void)wt, (void)n_tiles, (void)epi;
     __trap();
@@ -374,11 +287,9 @@ __global__ void __launch_bounds__(kThreads + 128, 1)
 
 }  // namespace kernels
 
-/// Barrier of the kThreads consumer threads only (a producer warpgroup may have left).
-__device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(kThreads) : "memory"); }
-
 /// Forward epilogue: y[n, o, p] = acc * d[n, o] (d may be null); with out2, also
-/// out2 = bias_act(y + strength * noise + bias).
+/// out2 = bias_act(y + strength * noise + bias). A warp handles 32 consecutive pixels of one
+/// channel, so the column is warp-uniform.
 struct ForwardStore {
     float* y = nullptr;
     const float* d = nullptr;
@@ -390,57 +301,57 @@ struct ForwardStore {
     const float* bias = nullptr;
     nn::BiasActParams act{};
 
-    __device__ void begin(unsigned char*, long long, int, int) {}
-    __device__ void end(int) const {}
-    __device__ void apply(bool ok, int n, int p, int o, float acc) const {
-        if (!ok || o >= cols) return;
-        const float v = acc * (d ? d[n * cols + o] : 1.0f);
-        const long long idx = (static_cast<long long>(n) * cols + o) * plane + p;
+    /// What a thread's pixel contributes to every column: the output offset and the noise term.
+    struct Row {
+        bool ok;
+        int n;
+        long long base;  ///< n * cols * plane + p
+        float noise;
+    };
+    __device__ Row row(bool ok, int n, int p) const {
+        float nz = 0.0f;
+        if (ok && out2 && noise) nz = *strength * noise[(noise_per_sample ? static_cast<long long>(n) * plane : 0) + p];
+        return {ok, n, static_cast<long long>(n) * cols * plane + p, nz};
+    }
+    __device__ void apply(const Row& r, int o, float acc) const {
+        if (!r.ok || o >= cols) return;
+        const float v = acc * (d ? d[r.n * cols + o] : 1.0f);
+        const long long idx = r.base + static_cast<long long>(o) * plane;
         y[idx] = v;
-        if (out2) {
-            float u = v;
-            if (noise) u += *strength * noise[(noise_per_sample ? static_cast<long long>(n) * plane : 0) + p];
-            if (bias) u += bias[o];
-            out2[idx] = gemm::apply_bias_act(u, act);
-        }
+        if (out2) out2[idx] = gemm::apply_bias_act(v + r.noise + (bias ? bias[o] : 0.0f), act);
     }
 };
 
 /// Grad-input epilogue: grad_x[n, c, p] = acc * s[n, c] (grad_x may be null) and
-/// grad_s[n, c] += sum_p acc * x[n, c, p], reduced per block in shared memory (two samples per
-/// block at most when the plane has >= 128 pixels; otherwise straight to global atomics).
+/// grad_s[n, c] += sum_p acc * x[n, c, p]: a warp's 32 pixels share c, so the sum is a warp
+/// reduction and one atomic when they also share the sample (per-pixel atomics otherwise).
 struct GradInputStore {
     float* grad_x = nullptr;
     const float* s = nullptr;
     const float* x = nullptr;
     float* grad_s = nullptr;
-    int cols = 0, plane = 0, bn = 0;
-    float* red = nullptr;  // [2][bn] partial style gradients of the block's first two samples
-    int n_first = 0, col0 = 0;
+    int cols = 0, plane = 0;
 
-    /// ctid: the thread's index among the kThreads consumer threads (they alone run the epilogue).
-    __device__ void begin(unsigned char* smem, long long m0, int first_col, int ctid) {
-        consumer_sync();  // both warpgroups are past their last wgmma: the ring may be reused
-        red = reinterpret_cast<float*>(smem);
-        n_first = static_cast<int>(m0 / plane);
-        col0 = first_col;
-        for (int i = ctid; i < 2 * bn; i += kThreads) red[i] = 0.0f;
-        consumer_sync();
-    }
-    __device__ void apply(bool ok, int n, int p, int c, float acc) const {
-        if (!ok || c >= cols) return;
-        const long long idx = (static_cast<long long>(n) * cols + c) * plane + p;
-        if (grad_x) grad_x[idx] = acc * s[n * cols + c];
-        const float v = acc * x[idx];
-        const int slot = n - n_first;
-        if (plane >= kBM && slot < 2) atomicAdd(&red[slot * bn + (c - col0)], v);
-        else atomicAdd(&grad_s[n * cols + c], v);  // small planes: a block spans many samples
-    }
-    __device__ void end(int ctid) const {
-        consumer_sync();
-        for (int i = ctid; i < 2 * bn; i += kThreads) {
-            const int c = col0 + i % bn;
-            if (c < cols && red[i] != 0.0f) atomicAdd(&grad_s[(n_first + i / bn) * cols + c], red[i]);
+    struct Row {
+        bool ok;
+        int n;
+        long long base;
+    };
+    __device__ Row row(bool ok, int n, int p) const { return {ok, n, static_cast<long long>(n) * cols * plane + p}; }
+    __device__ void apply(const Row& r, int c, float acc) const {
+        if (c >= cols) return;  // warp-uniform: every lane below takes part in the shuffles
+        float v = 0.0f;
+        if (r.ok) {
+            const long long idx = r.base + static_cast<long long>(c) * plane;
+            if (grad_x) grad_x[idx] = acc * s[r.n * cols + c];
+            v = acc * x[idx];
+        }
+        const int n0 = __shfl_sync(0xffffffffu, r.n, 0);
+        if (__all_sync(0xffffffffu, !r.ok || r.n == n0)) {
+            v = warp_sum(v);
+            if (threadIdx.x % 32 == 0) atomicAdd(&grad_s[n0 * cols + c], v);
+        } else if (r.ok) {
+            atomicAdd(&grad_s[r.n * cols + c], v);
         }
     }
 };

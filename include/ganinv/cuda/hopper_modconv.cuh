@@ -11,8 +11,6 @@
 #include "ganinv/nn/modconv_shape.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 namespace ganinv::cuda::hopper {
 
@@ -73,26 +71,15 @@ DeviceTensor operand_scratch(const std::shared_ptr<MemoryPool>& pool, long long 
     return DeviceTensor({std::max<long long>(floats, 1)}, pool);
 }
 
-/// Which main loop the wgmma convs use: the warp-specialized one (default) or the
-/// block-synchronous one (GANINV_WGMMA_MAINLOOP=sync, for comparisons in the benchmark).
-inline bool use_warp_specialized() {
-    static const bool ws = [] {
-        const char* e = std::getenv("GANINV_WGMMA_MAINLOOP");
-        return !(e && std::string(e) == "sync");
-    }();
-    return ws;
-}
-
 template <class Operand, int BN, int S, class Epi>
 void launch_bn(const PixelGather& g, const void* wt, int cols, const Epi& epi, cudaStream_t stream) {
     constexpr int smem = S * (kBM + BN) * kRowBytes + 1024;
-    const bool ws = use_warp_specialized();
-    auto* kernel = ws ? kernels::nhwc_conv_wgmma_ws<Operand, BN, S, Epi> : kernels::nhwc_conv_wgmma<Operand, BN, S, Epi>;
+    auto* kernel = kernels::nhwc_conv_wgmma<Operand, BN, S, Epi>;
     GANINV_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const int n_tiles = (cols + BN - 1) / BN;
     const long long blocks = ((g.M + kBM - 1) / kBM) * n_tiles;
     GANINV_CHECK(blocks < (1LL << 31), ShapeError, "wgmma conv: ", blocks, " blocks exceed the grid limit");
-    kernel<<<static_cast<unsigned>(blocks), ws ? kThreads + 128 : kThreads, smem, stream>>>(
+    kernel<<<static_cast<unsigned>(blocks), kThreads + 128, smem, stream>>>(
         g, static_cast<const typename OperandTraits<Operand>::Storage*>(wt), n_tiles, epi);
     GANINV_CUDA_CHECK_LAUNCH();
 }
@@ -174,7 +161,7 @@ void modconv_grad_input_up1(const std::shared_ptr<MemoryPool>& pool, const float
     g.M = static_cast<long long>(N) * H * W;
     GradInputStore store;
     store.grad_x = grad_x, store.s = s, store.x = x, store.grad_s = grad_s;
-    store.cols = C, store.plane = H * W, store.bn = bn;
+    store.cols = C, store.plane = H * W;
     launch_nhwc_conv<Operand>(g, wt.data(), C, bn, store, stream);
 }
 
