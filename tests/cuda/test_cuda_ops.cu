@@ -233,18 +233,22 @@ TEST_CASE("CUDA wgmma modulated conv (forced on every shape) matches the CPU", "
     struct S {
         Index n, c, o, h, w, k;
         bool demod;
+        int up = 1;
     };
     // Odd channels (padded K slices, masked columns), planes below and above one 128-pixel tile
     // (global vs shared style-gradient reduction; tiles crossing samples), k = 1 and 3, every tile
-    // width 32..256, and a shape the automatic engine would also pick.
+    // width 32..256, shapes the automatic engine would also pick, and up = 2.
     const S shapes[] = {{1, 5, 7, 4, 4, 3, true},      {3, 37, 70, 9, 13, 3, true},   {3, 70, 33, 13, 11, 3, true},
                         {2, 17, 3, 16, 16, 1, false},  {1, 96, 130, 7, 5, 3, true},   {5, 33, 200, 12, 12, 3, true},
                         {2, 64, 64, 32, 32, 3, true},  {1, 512, 512, 16, 16, 3, true}, {3, 128, 256, 8, 8, 1, false},
-                        {2, 256, 512, 32, 32, 3, true}};
+                        {2, 256, 512, 32, 32, 3, true},
+                        // up = 2: the four transposed-conv phases and the stride-2 grad-input gather
+                        {2, 70, 33, 8, 8, 3, true, 2},  {1, 32, 16, 33, 31, 3, true, 2}, {3, 64, 64, 16, 16, 3, true, 2},
+                        {1, 256, 128, 8, 8, 3, false, 2}};
     const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
     std::uint64_t seed = 7000;
     for (const S& z : shapes) {
-        const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, z.k, 1, z.demod, 4};
+        const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, z.k, z.up, z.demod, 4};
         const auto x = random_tensor({z.n, z.c, z.h, z.w}, ++seed), w = random_tensor({z.o, z.c, z.k, z.k}, ++seed);
         const auto s = random_tensor({z.n, z.c}, ++seed, 0.5f, 1.0f);
         const auto gy = random_tensor({z.n, z.o, sh.out_h(), sh.out_w()}, ++seed);
@@ -254,8 +258,8 @@ TEST_CASE("CUDA wgmma modulated conv (forced on every shape) matches the CPU", "
             Cuda b = make_backend(stream, prec, cuda::StyleMode::automatic, cuda::GemmEngine::wgmma);
             const Bounds bd = bounds_for(prec);
             const Tensors g = run_modconv(b, x, w, s, filt, sh, gy, gw0);
-            const std::string what = concat("wgmma_n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_k", z.k,
-                                            z.demod ? "_demod" : "_nodemod");
+            const std::string what = concat("wgmma_n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_k", z.k, "_up",
+                                            z.up, z.demod ? "_demod" : "_nodemod");
             CHECK_CLOSE("modconv.y", prec, what, g[0], c[0], bd.out);
             CHECK_CLOSE("modconv.grad_x", prec, what, g[2], c[2], bd.grad);
             CHECK_CLOSE("modconv.grad_styles", prec, what, g[3], c[3], bd.grad);

@@ -293,8 +293,12 @@ __global__ void __launch_bounds__(kThreads + 128, 1)
 struct ForwardStore {
     float* y = nullptr;
     const float* d = nullptr;
-    int cols = 0, plane = 0;
-    float* out2 = nullptr;
+    int cols = 0, plane = 0;  ///< GEMM columns; pixels per sample of the GEMM's output grid
+    int grid_w = 0;           ///< width of that grid
+    /// Where grid pixel (gy, gx) lands: (gy * ostride + oy0, gx * ostride + ox0) of an output
+    /// plane out_plane wide out_w (the up = 2 phases write every other pixel of the transposed grid).
+    int out_w = 0, out_plane = 0, ostride = 1, oy0 = 0, ox0 = 0;
+    float* out2 = nullptr;  ///< fused epilogue (up = 1 only: out_plane == plane)
     const float* noise = nullptr;
     bool noise_per_sample = false;
     const float* strength = nullptr;
@@ -305,18 +309,19 @@ struct ForwardStore {
     struct Row {
         bool ok;
         int n;
-        long long base;  ///< n * cols * plane + p
+        long long base;  ///< n * cols * out_plane + the pixel's offset in its plane
         float noise;
     };
     __device__ Row row(bool ok, int n, int p) const {
         float nz = 0.0f;
         if (ok && out2 && noise) nz = *strength * noise[(noise_per_sample ? static_cast<long long>(n) * plane : 0) + p];
-        return {ok, n, static_cast<long long>(n) * cols * plane + p, nz};
+        const int gy = p / grid_w, gx = p - gy * grid_w;
+        return {ok, n, static_cast<long long>(n) * cols * out_plane + (gy * ostride + oy0) * out_w + gx * ostride + ox0, nz};
     }
     __device__ void apply(const Row& r, int o, float acc) const {
         if (!r.ok || o >= cols) return;
         const float v = acc * (d ? d[r.n * cols + o] : 1.0f);
-        const long long idx = r.base + static_cast<long long>(o) * plane;
+        const long long idx = r.base + static_cast<long long>(o) * out_plane;
         y[idx] = v;
         if (out2) out2[idx] = gemm::apply_bias_act(v + r.noise + (bias ? bias[o] : 0.0f), act);
     }

@@ -8,6 +8,7 @@
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/hopper_conv.cuh"
 #include "ganinv/cuda/launch.cuh"
+#include "ganinv/cuda/modconv_aux.cuh"
 #include "ganinv/nn/modconv_shape.hpp"
 
 #include <algorithm>
@@ -49,14 +50,14 @@ inline int choose_tile_cols(long long rows, int cols, int num_sms, bool forced) 
 }
 
 /// The tile width for modconv forward (cols = O, depth = C) or grad-input (cols = C, depth = O)
-/// of `sh` on the wgmma path, 0 when it does not take that path. Supported: up = 1, odd k with
-/// k * k <= 16.
+/// of `sh` on the wgmma path, 0 when it does not take that path. Supported: odd k with
+/// k * k <= 16, and k >= 3 for up = 2 (k = 1 leaves output phases without taps).
 inline int hopper_tile_cols(const nn::ModConvShape& sh, bool grad_input, int num_sms, bool forced) {
-    if (sh.up != 1 || sh.kernel % 2 == 0 || sh.kernel * sh.kernel > kMaxTaps) return 0;
+    if (sh.kernel % 2 == 0 || sh.kernel * sh.kernel > kMaxTaps || (sh.up == 2 && sh.kernel < 3)) return 0;
     const Index cols = grad_input ? sh.in_channels : sh.out_channels;
     const Index depth = grad_input ? sh.out_channels : sh.in_channels;
     if (depth < 16 && !forced) return 0;  // a 32/64-element K slice would be mostly padding
-    return choose_tile_cols(sh.batch * sh.out_h() * sh.out_w(), static_cast<int>(cols), num_sms, forced);
+    return choose_tile_cols(sh.batch * sh.in_h * sh.in_w, static_cast<int>(cols), num_sms, forced);
 }
 
 template <class Operand>
@@ -95,22 +96,29 @@ void launch_nhwc_conv(const PixelGather& g, const void* wt, int cols, int bn, co
     }
 }
 
-/// The zero-padded NHWC operand of `src` [N, C, H, W] * scale[n, c] (scale may be null).
+/// A zero-padded NHWC copy of an activation, in the operand's storage type.
+struct PackedActivation {
+    DeviceTensor buf;
+    int N = 0, C = 0, Hp = 0, Wp = 0, Cp = 0, pad = 0;
+};
+
+/// The packed operand of `src` [N, C, H, W] * scale[n, c] (scale may be null).
 template <class Operand>
-DeviceTensor pack_activation(const std::shared_ptr<MemoryPool>& pool, const float* src, const float* scale, int N,
-                             int C, int H, int W, int pad, int& Cp, cudaStream_t stream) {
-    Cp = (C + slice_elems<Operand>() - 1) / slice_elems<Operand>() * slice_elems<Operand>();
-    const int Hp = H + 2 * pad, Wp = W + 2 * pad;
-    DeviceTensor buf = operand_scratch<Operand>(pool, static_cast<long long>(N) * Hp * Wp * Cp);
-    const int xblocks = (Wp + 63) / 64;
-    GANINV_CHECK(N <= 65535 && Hp <= 65535, ShapeError, "wgmma conv: batch or height exceeds the grid limits");
-    kernels::pack_nhwc<Operand><<<dim3(static_cast<unsigned>(xblocks * ((Cp + 63) / 64)), static_cast<unsigned>(Hp),
+PackedActivation pack_activation(const std::shared_ptr<MemoryPool>& pool, const float* src, const float* scale, int N,
+                                 int C, int H, int W, int pad, cudaStream_t stream) {
+    PackedActivation p;
+    p.N = N, p.C = C, p.pad = pad, p.Hp = H + 2 * pad, p.Wp = W + 2 * pad;
+    p.Cp = (C + slice_elems<Operand>() - 1) / slice_elems<Operand>() * slice_elems<Operand>();
+    p.buf = operand_scratch<Operand>(pool, static_cast<long long>(N) * p.Hp * p.Wp * p.Cp);
+    const int xblocks = (p.Wp + 63) / 64;
+    GANINV_CHECK(N <= 65535 && p.Hp <= 65535, ShapeError, "wgmma conv: batch or height exceeds the grid limits");
+    kernels::pack_nhwc<Operand><<<dim3(static_cast<unsigned>(xblocks * ((p.Cp + 63) / 64)), static_cast<unsigned>(p.Hp),
                                        static_cast<unsigned>(N)),
                                   dim3(32, 8), 0, stream>>>(
-        src, scale, C, H, W, Hp, Wp, Cp, pad, xblocks,
-        reinterpret_cast<typename OperandTraits<Operand>::Storage*>(buf.data()));
+        src, scale, C, H, W, p.Hp, p.Wp, p.Cp, pad, xblocks,
+        reinterpret_cast<typename OperandTraits<Operand>::Storage*>(p.buf.data()));
     GANINV_CUDA_CHECK_LAUNCH();
-    return buf;
+    return p;
 }
 
 /// Packs w into [Rp][T][Cp] rows (r, tap, q) = w[r * sr + q * sq + tap].
@@ -124,6 +132,19 @@ DeviceTensor pack_weights(const std::shared_ptr<MemoryPool>& pool, const float* 
     return buf;
 }
 
+/// One conv GEMM over the packed activation: output pixel (oy, ox) of an OH x OW grid, tap t
+/// reads unpadded source pixel (oy * step + dy[t], ox * step + dx[t]); B = packed weights.
+template <class Operand, class Store>
+void run_conv_gemm(const PackedActivation& a, const DeviceTensor& wt, int taps, const int* dy, const int* dx, int step,
+                   int OH, int OW, int cols, int bn, const Store& store, cudaStream_t stream) {
+    PixelGather g;
+    g.src = a.buf.data(), g.Hp = a.Hp, g.Wp = a.Wp, g.Cp = a.Cp, g.OH = OH, g.OW = OW;
+    g.y0 = a.pad, g.x0 = a.pad, g.step = step, g.taps = taps;
+    for (int t = 0; t < taps; ++t) g.tap_off[t] = (dy[t] * a.Wp + dx[t]) * a.Cp;
+    g.M = static_cast<long long>(a.N) * OH * OW;
+    launch_nhwc_conv<Operand>(g, wt.data(), cols, bn, store, stream);
+}
+
 /// y = d * conv(x * s, w) for up = 1 (+ the fused epilogue when `store.out2` is set).
 template <class Operand>
 void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
@@ -131,38 +152,65 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int pad = static_cast<int>(sh.padding());
-    int Cp = 0;
-    DeviceTensor xp = pack_activation<Operand>(pool, x, s, N, C, H, W, pad, Cp, stream);
-    DeviceTensor wt = pack_weights<Operand>(pool, w, static_cast<long long>(C) * k * k, k * k, k * k, O, C, bn, Cp, stream);
-    PixelGather g;
-    g.src = xp.data(), g.Hp = H + 2 * pad, g.Wp = W + 2 * pad, g.Cp = Cp, g.OH = H, g.OW = W, g.taps = k * k;
-    for (int t = 0; t < k * k; ++t) g.tap_off[t] = ((t / k) * g.Wp + t % k) * Cp;  // padded coords: oy + ty
-    g.M = static_cast<long long>(N) * H * W;
-    store.cols = O, store.plane = H * W;
-    launch_nhwc_conv<Operand>(g, wt.data(), O, bn, store, stream);
+    const PackedActivation xp = pack_activation<Operand>(pool, x, s, N, C, H, W, pad, stream);
+    const DeviceTensor wt = pack_weights<Operand>(pool, w, static_cast<long long>(C) * k * k, k * k, k * k, O, C, bn, xp.Cp, stream);
+    int dy[kMaxTaps], dx[kMaxTaps];
+    for (int t = 0; t < k * k; ++t) dy[t] = t / k - pad, dx[t] = t % k - pad;
+    store.cols = O, store.plane = H * W, store.grid_w = W, store.out_w = W, store.out_plane = H * W;
+    run_conv_gemm<Operand>(xp, wt, k * k, dy, dx, 1, H, W, O, bn, store, stream);
 }
 
-/// grad_x = s * conv^T(grad_y * d, w), grad_s += sum(acc * x) for up = 1; grad_s must be zeroed.
+/// The stride-2 transposed conv of up = 2 into yt [N, O, TH, TW] (before the FIR), d applied:
+/// one GEMM per output phase (Y % 2, X % 2) over the taps that reach it, sharing one packed x * s.
 template <class Operand>
-void modconv_grad_input_up1(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
-                            const float* d, const float* grad_y, const nn::ModConvShape& sh, int bn, float* grad_x,
-                            float* grad_s, cudaStream_t stream) {
+void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
+                            const float* d, const nn::ModConvShape& sh, int bn, float* yt, cudaStream_t stream) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
-    const int pad = static_cast<int>(sh.padding());
-    int Op = 0;
-    DeviceTensor gp = pack_activation<Operand>(pool, grad_y, d, N, O, H, W, pad, Op, stream);
+    const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
+    const PackedActivation xp = pack_activation<Operand>(pool, x, s, N, C, H, W, (k - 1) / 2, stream);
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
+            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
+            DeviceTensor wp({Index{O} * C * T}, pool);  // tap (jy, jx) = kernel (py + 2 jy, px + 2 jx)
+            launch_1d(cuda::kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx, nullptr,
+                      nullptr, 1, wp.data());
+            const DeviceTensor wt = pack_weights<Operand>(pool, wp.data(), static_cast<long long>(C) * T, T, T, O, C, bn, xp.Cp, stream);
+            int dy[kMaxTaps], dx[kMaxTaps];  // output (oy, ox) of the phase meets input (oy - jy, ox - jx)
+            for (int t = 0; t < T; ++t) dy[t] = -(t / ntx), dx[t] = -(t % ntx);
+            ForwardStore st;
+            st.y = yt, st.d = d, st.cols = O, st.plane = THp * TWp, st.grid_w = TWp;
+            st.out_w = TW, st.out_plane = TH * TW, st.ostride = 2, st.oy0 = py, st.ox0 = px;
+            run_conv_gemm<Operand>(xp, wt, T, dy, dx, 1, THp, TWp, O, bn, st, stream);
+        }
+}
+
+/// grad_x = s * (adjoint conv of g) and grad_s += sum(acc * x); grad_s must be zeroed. up = 1:
+/// g = grad_y * d; up = 2: g = gt, the FIR adjoint of grad_y * d on the transposed-conv grid.
+template <class Operand>
+void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
+                        const float* d, const float* g, const nn::ModConvShape& sh, int bn, float* grad_x, float* grad_s,
+                        cudaStream_t stream) {
+    const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
+    const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
+    const bool up2 = sh.up == 2;
+    const int pad = up2 ? 0 : static_cast<int>(sh.padding());
+    const PackedActivation gp = up2 ? pack_activation<Operand>(pool, g, nullptr, N, O, static_cast<int>(sh.transposed_h()),
+                                                               static_cast<int>(sh.transposed_w()), 0, stream)
+                                    : pack_activation<Operand>(pool, g, d, N, O, H, W, pad, stream);
     // rows = input channel c, depth = output channel o: w[o][c][t] at c * kk + o * C * kk + t
-    DeviceTensor wt = pack_weights<Operand>(pool, w, k * k, static_cast<long long>(C) * k * k, k * k, C, O, bn, Op, stream);
-    PixelGather g;
-    g.src = gp.data(), g.Hp = H + 2 * pad, g.Wp = W + 2 * pad, g.Cp = Op, g.OH = H, g.OW = W, g.taps = k * k;
-    // the adjoint reads grad_y at q + pad - t, i.e. padded coordinate q + 2 pad - t
-    for (int t = 0; t < k * k; ++t) g.tap_off[t] = ((2 * pad - t / k) * g.Wp + 2 * pad - t % k) * Op;
-    g.M = static_cast<long long>(N) * H * W;
+    const DeviceTensor wt = pack_weights<Operand>(pool, w, k * k, static_cast<long long>(C) * k * k, k * k, C, O, bn, gp.Cp, stream);
+    int dy[kMaxTaps], dx[kMaxTaps];
+    for (int t = 0; t < k * k; ++t) {
+        // up = 1: the adjoint reads g at q + pad - t; up = 2: at 2 q + t (the transposed conv's gather)
+        dy[t] = up2 ? t / k : pad - t / k;
+        dx[t] = up2 ? t % k : pad - t % k;
+    }
     GradInputStore store;
     store.grad_x = grad_x, store.s = s, store.x = x, store.grad_s = grad_s;
     store.cols = C, store.plane = H * W;
-    launch_nhwc_conv<Operand>(g, wt.data(), C, bn, store, stream);
+    run_conv_gemm<Operand>(gp, wt, k * k, dy, dx, up2 ? 2 : 1, H, W, C, bn, store, stream);
 }
 
 }  // namespace ganinv::cuda::hopper

@@ -85,6 +85,49 @@ inline void demod_forward(const ModconvContext& ctx, const float* w, const float
     launch_1d(kernels::demod_coefficients<float>, Index{N} * O * 32, ctx.stream(), w2, s, N, O, C, d);
 }
 
+/// up = 2 on the portable kernels: the stride-2 transposed conv into yt [N, O, TH, TW], phase by
+/// phase (each output phase only meets the taps that reach it).
+inline void transposed_conv_phases(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                                   const float* dcoefs, const float* dscale, const nn::ModConvShape& sh, bool fold,
+                                   float* yt) {
+    const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
+    const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
+    const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
+    cudaStream_t stream = ctx.stream();
+    gemm::SplitK plans[2][2];
+    bool need_zero = false;  // a phase without taps (k = 1) or a split-K phase accumulates into zeros
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int T = ((k - py + 1) / 2) * ((k - px + 1) / 2);
+            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
+            const long long blocks = ((Index{THp} * TWp + gemm::kBN - 1) / gemm::kBN) * ((O + gemm::kBM - 1) / gemm::kBM) * N;
+            plans[py][px] = T > 0 ? gemm::plan_split_k(blocks, C * T, ctx.num_sms, 65535 / N) : gemm::SplitK{};
+            need_zero = need_zero || T == 0 || plans[py][px].splits > 1;
+        }
+    if (need_zero) GANINV_CUDA_CHECK(cudaMemsetAsync(yt, 0, sizeof(float) * N * O * TH * TW, stream));
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
+            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
+            const gemm::SplitK sk = plans[py][px];
+            if (T == 0) continue;
+            const int nb = fold ? N : 1;
+            DeviceTensor wp = ctx.scratch({Index{nb} * O * C * T});
+            launch_1d(kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx,
+                      fold ? s : nullptr, (fold && sh.demodulate) ? dcoefs : nullptr, nb, wp.data());
+            gemm::DenseA a{wp.data(), fold ? static_cast<long long>(O) * C * T : 0, C * T};
+            gemm::ConvGeom g;
+            g.src = x;
+            g.scale = fold ? nullptr : s;
+            g.C = C, g.SH = H, g.SW = W, g.OH = THp, g.OW = TWp, g.T = T, g.ntx = ntx;
+            g.ay = 0, g.by = -1, g.ax = 0, g.bx = -1, g.stride = 1;
+            gemm::FwdEpilogue epi;
+            epi.out = yt, epi.M = O, epi.OH = THp, epi.OW = TWp, epi.outH = TH, epi.outW = TW;
+            epi.ostride = 2, epi.oy0 = py, epi.ox0 = px, epi.dscale = dscale, epi.atomic = sk.splits > 1;
+            gemm::launch_conv_gemm(ctx.precision, a, g, epi, N, O, sk, stream);
+        }
+}
+
 }  // namespace detail
 
 /// y[N, O, out_h, out_w] and dcoefs[N, O] as nn::modconv_forward; with `fused`, also
@@ -153,38 +196,14 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     // up == 2: transposed conv (stride 2) into yt [N, O, TH, TW], phase by phase.
     const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
     DeviceTensor yt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
-    gemm::SplitK plans[2][2];
-    bool need_zero = false;  // a phase without taps (k = 1) or a split-K phase accumulates into zeros
-    for (int py = 0; py < 2; ++py)
-        for (int px = 0; px < 2; ++px) {
-            const int T = ((k - py + 1) / 2) * ((k - px + 1) / 2);
-            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
-            const long long blocks = ((Index{THp} * TWp + gemm::kBN - 1) / gemm::kBN) * ((O + gemm::kBM - 1) / gemm::kBM) * N;
-            plans[py][px] = T > 0 ? gemm::plan_split_k(blocks, C * T, ctx.num_sms, 65535 / N) : gemm::SplitK{};
-            need_zero = need_zero || T == 0 || plans[py][px].splits > 1;
-        }
-    if (need_zero) GANINV_CUDA_CHECK(cudaMemsetAsync(yt.data(), 0, yt.bytes(), stream));
-    for (int py = 0; py < 2; ++py)
-        for (int px = 0; px < 2; ++px) {
-            const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
-            const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
-            const gemm::SplitK sk = plans[py][px];
-            if (T == 0) continue;
-            const int nb = fold ? N : 1;
-            DeviceTensor wp = ctx.scratch({Index{nb} * O * C * T});
-            launch_1d(kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx,
-                      fold ? s : nullptr, (fold && sh.demodulate) ? dcoefs : nullptr, nb, wp.data());
-            gemm::DenseA a{wp.data(), fold ? static_cast<long long>(O) * C * T : 0, C * T};
-            gemm::ConvGeom g;
-            g.src = x;
-            g.scale = fold ? nullptr : s;
-            g.C = C, g.SH = H, g.SW = W, g.OH = THp, g.OW = TWp, g.T = T, g.ntx = ntx;
-            g.ay = 0, g.by = -1, g.ax = 0, g.bx = -1, g.stride = 1;
-            gemm::FwdEpilogue epi;
-            epi.out = yt.data(), epi.M = O, epi.OH = THp, epi.OW = TWp, epi.outH = TH, epi.outW = TW;
-            epi.ostride = 2, epi.oy0 = py, epi.ox0 = px, epi.dscale = dscale, epi.atomic = sk.splits > 1;
-            gemm::launch_conv_gemm(ctx.precision, a, g, epi, N, O, sk, stream);
-        }
+    const int hopper_bn =
+        (!fold && ctx.wgmma && ctx.precision != Precision::fp32) ? hopper::hopper_tile_cols(sh, false, ctx.num_sms, ctx.wgmma_forced) : 0;
+    if (hopper_bn && ctx.precision == Precision::bf16)
+        hopper::modconv_transposed_up2<hopper::Bf16Operand>(ctx.pool, x, w, s, dscale, sh, hopper_bn, yt.data(), stream);
+    else if (hopper_bn)
+        hopper::modconv_transposed_up2<hopper::Tf32Operand>(ctx.pool, x, w, s, dscale, sh, hopper_bn, yt.data(), stream);
+    else
+        detail::transposed_conv_phases(ctx, x, w, s, dcoefs, dscale, sh, fold, yt.data());
     const FirGeom fg = FirGeom::make(TH, TW, sh.filter_size, sh.filter_size, sh.fir_params());
     FirEpilogue fe;
     fe.channels = O;
@@ -233,12 +252,13 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         upfirdn2d_backward(grad_y, Index{N} * O, fg, filter, gt.data(), stream, dplane);
     }
     const int hopper_bn = (ctx.wgmma && ctx.precision != Precision::fp32) ? hopper::hopper_tile_cols(sh, true, ctx.num_sms, ctx.wgmma_forced) : 0;
+    const float* g_src = sh.up == 2 ? gt.data() : grad_y;  // up = 2: d is already in gt
     if (hopper_bn && ctx.precision == Precision::bf16) {
-        hopper::modconv_grad_input_up1<hopper::Bf16Operand>(ctx.pool, x, w, s, dplane, grad_y, sh, hopper_bn, grad_x,
-                                                            grad_s, stream);
+        hopper::modconv_grad_input<hopper::Bf16Operand>(ctx.pool, x, w, s, dplane, g_src, sh, hopper_bn, grad_x, grad_s,
+                                                        stream);
     } else if (hopper_bn) {
-        hopper::modconv_grad_input_up1<hopper::Tf32Operand>(ctx.pool, x, w, s, dplane, grad_y, sh, hopper_bn, grad_x,
-                                                            grad_s, stream);
+        hopper::modconv_grad_input<hopper::Tf32Operand>(ctx.pool, x, w, s, dplane, g_src, sh, hopper_bn, grad_x, grad_s,
+                                                        stream);
     } else {
         DeviceTensor wT = ctx.scratch({Index{C} * O * kk});
         launch_1d(kernels::transpose_weights<float>, wT.numel(), stream, w, O, C, kk, wT.data());
