@@ -7,6 +7,7 @@
 #include "invert_cuda.hpp"
 #endif
 
+#include <ganinv/cuda/options.hpp>
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/optim/optim.hpp>
 
@@ -23,6 +24,14 @@ int run_invert(const Args& a) {
     const std::string model = a.require("model"), out_dir = a.require("out");
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
+    if (const auto p = a.get("cuda-precision")) {
+        if (device != "cuda") throw UsageError("--cuda-precision applies to --device cuda only");
+        try {
+            (void)cuda::parse_precision(*p);
+        } catch (const ValueError& e) {
+            throw UsageError(std::string("--cuda-precision: ") + e.what());
+        }
+    }
     const std::string space = a.get("space").value_or("wplus");
     const std::string optimizer = a.get("optimizer").value_or("adam");
     const std::vector<LossTermSpec> terms = parse_loss_terms(a.get("loss").value_or("mse"));
@@ -101,7 +110,7 @@ const bool registered = register_command(Command{
     "Find the latent codes of images (GAN inversion) and write codes, reconstructions and reports.",
     "--model M.safetensors (--image A.png [B.png ...] | --dir D) --out DIR\n"
     "       [--space z|w|wplus|s] [--loss mse,lpips:W,...] [--optimizer adam|lbfgs|cmaes|basincma]\n"
-    "       [--steps N] [--seed S] [--device cpu|cuda] [--optimize-noise] [--batch B]",
+    "       [--steps N] [--seed S] [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--optimize-noise] [--batch B]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"image", "FILE", "image files to invert (PNG, JPEG, BMP)", true},
@@ -131,6 +140,7 @@ const bool registered = register_command(Command{
         {"batch", "B", "images inverted together (default 8)"},
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         {"device", "DEV", "cpu (default) or cuda"},
+        {"cuda-precision", "P", "--device cuda: fp32 (default, exact), tf32 or bf16 tensor-core convolutions (wgmma on Hopper)"},
         {"report", "", "also write DIR/report.html (static page with every picture and the metrics)"},
     },
     run_invert});

@@ -40,6 +40,13 @@ WeightedLossSum<Cuda> build_cuda_loss(const Cuda& backend, const std::vector<Los
     return sum;
 }
 
+/// --cuda-precision (validated by the command before the GPU is touched).
+cuda::CudaOptions cuda_options(const Args& a) {
+    cuda::CudaOptions o;
+    if (const auto p = a.get("cuda-precision")) o.precision = cuda::parse_precision(*p);
+    return o;
+}
+
 /// A readable refusal on machines without a usable GPU (before any stream or allocation).
 void require_cuda_device() {
     int count = 0;
@@ -60,12 +67,14 @@ struct CudaInversion::Impl {
     std::string device;
 
     Impl(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a)
-        : backend(stream), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cuda_loss(backend, terms, a)) {
+        : backend(stream, cuda_options(a)), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cuda_loss(backend, terms, a)) {
         int dev = 0;
         GANINV_CUDA_CHECK(cudaGetDevice(&dev));
         cudaDeviceProp prop{};
         GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-        device = concat(prop.name, " (sm_", prop.major, prop.minor, ")");
+        const cuda::Precision prec = backend.options().precision;
+        device = concat(prop.name, " (sm_", prop.major, prop.minor, "), convolutions ", cuda::to_string(prec),
+                        prec == cuda::Precision::fp32 ? "" : (backend.wgmma_enabled() ? " on wgmma kernels" : " on mma.sync kernels"));
     }
 };
 

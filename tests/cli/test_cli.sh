@@ -27,6 +27,10 @@ check "generate ws of wrong shape" 1 "ws tensor has shape" -- "$bin" generate --
 imgs="$data/fmnist"
 cp "$imgs/test_0000.png" "$work/a.png"; cp "$imgs/test_0001.png" "$work/b.png"
 echo "not a png" > "$work/broken.png"
+check "invert --cuda-precision needs --device cuda" 2 "applies to --device cuda only" -- \
+  "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --cuda-precision bf16
+check "invert --cuda-precision rejects unknown values" 2 "unknown CUDA precision 'fp8'" -- \
+  "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --device cuda --cuda-precision fp8
 # Without a GPU (CI), --device cuda must refuse clearly: status 1 "no usable CUDA device" in a
 # CUDA build, status 2 "built without CUDA" otherwise. (The GPU path is tested by gpu_check.sh.)
 if ! nvidia-smi -L > /dev/null 2>&1; then
