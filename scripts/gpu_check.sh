@@ -102,8 +102,11 @@ if has memcheck && [ -x "$test_bin" ]; then
       124) add memcheck TIMEOUT "$errs errors before the limit; $tail" ;;
       *) add memcheck FAILED "rc=$rc, $errs errors; $tail" ;;
     esac
+    # The portable GEMMs (official cases) and the wgmma kernels (cp.async ring, mbarriers, epilogue tile).
     GANINV_TEST_NO_POOL=1 timeout 90 compute-sanitizer --tool racecheck --error-exitcode 99 \
-      "$test_bin" "CUDA modulated conv matches all eight official cases" >> "$out/memcheck.log" 2>&1
+      "$test_bin" "CUDA modulated conv matches all eight official cases" >> "$out/memcheck.log" 2>&1 &&
+    GANINV_TEST_NO_POOL=1 timeout 150 compute-sanitizer --tool racecheck --error-exitcode 99 \
+      "$test_bin" "[wgmma]" >> "$out/memcheck.log" 2>&1
     rc=$?
     tail="$(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$out/memcheck.log" | tail -1)"
     [ $rc -eq 0 ] && add racecheck clean "$tail" || add racecheck "FAILED(rc=$rc)" "$tail"
