@@ -1,15 +1,17 @@
 /// @file hopper_conv.cuh
 /// @brief Hopper (sm_90a) implicit-GEMM convolution for the TF32 and BF16 modes: a zero-padded
 ///        NHWC copy of the (style-scaled) activation is gathered tap by tap straight into
-///        128-byte-swizzled shared memory with cp.async, and two warpgroups multiply it with
-///        wgmma (128 output pixels x BN channels per block, 128-byte K slices, a 4-8 stage ring).
+///        128-byte-swizzled shared memory with cp.async by a producer warpgroup, and two consumer
+///        warpgroups multiply it with wgmma (128 output pixels x BN channels per block, 128-byte K
+///        slices, a 4-8 stage ring synchronized with mbarriers).
 ///
 ///   GEMM rows  = output pixels of the whole batch (m = n * OH * OW + p)
 ///   GEMM cols  = output channels (weights packed [cols][tap][Cp], K-major like the pixels)
 ///   GEMM depth = (tap, input channel): for each tap, a dense run of Cp channels
 /// The padding makes every tap load in-bounds, so the loads have no predicates; channels are
-/// padded with zeros to a whole 128-byte slice. The epilogue is a functor per output element
-/// (forward: x d, + noise + bias + activation; grad input: x s and the style gradient).
+/// padded with zeros to a whole 128-byte slice. The epilogue is a functor per output element,
+/// called with a warp on 32 consecutive pixels of one channel (forward: x d, + noise + bias +
+/// activation; grad input: x s and the warp-reduced style gradient).
 #pragma once
 
 #include "ganinv/cuda/check.hpp"
