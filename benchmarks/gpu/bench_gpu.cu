@@ -217,8 +217,8 @@ struct ProfiledCuda : Cuda {
     }
     void modconv_backward(const float* x, const float* w, const float* s, const float* f, const float* d,
                           const float* y, const float* gy, const nn::ModConvShape& sh, float* gx, float* gs,
-                          float* gw) const {
-        timed("modconv_bwd " + tag(sh), [&] { Cuda::modconv_backward(x, w, s, f, d, y, gy, sh, gx, gs, gw); });
+                          float* gw, bool acc = false) const {
+        timed("modconv_bwd " + tag(sh), [&] { Cuda::modconv_backward(x, w, s, f, d, y, gy, sh, gx, gs, gw, acc); });
     }
 #define GANINV_PROFILED(member)                                               \
     template <class... A>                                                     \
@@ -229,6 +229,7 @@ struct ProfiledCuda : Cuda {
     GANINV_PROFILED(bias_act_backward)
     GANINV_PROFILED(add_noise)
     GANINV_PROFILED(add_noise_backward)
+    GANINV_PROFILED(bias_act_noise_backward)
     GANINV_PROFILED(upfirdn2d_forward)
     GANINV_PROFILED(upfirdn2d_backward)
     GANINV_PROFILED(linear_forward)

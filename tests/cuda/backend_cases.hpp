@@ -39,19 +39,34 @@ typename B::Buffer poisoned(B& b, const Shape& shape) {
     return buf;
 }
 
-/// {y, dcoefs, grad_x, grad_styles, grad_weight}; grad_weight starts from `gw0`.
+/// {y, dcoefs, grad_x, grad_styles, grad_weight, fused out, x + grad_x}: grad_weight starts from
+/// `gw0`; "fused out" = modconv_forward_fused with per-sample noise, a bias and lrelu; the last
+/// is modconv_backward accumulating into a grad_x that holds x.
 template <class B>
 Tensors run_modconv(B& b, const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
                     const Tensor<float>& filter, const nn::ModConvShape& sh, const Tensor<float>& gy,
                     const Tensor<float>& gw0) {
     auto X = b.upload(x), Wt = b.upload(w), S = b.upload(s), F = b.upload(filter), GY = b.upload(gy), GW = b.upload(gw0);
-    auto Y = poisoned(b, {sh.batch, sh.out_channels, sh.out_h(), sh.out_w()});
+    const Shape out_shape{sh.batch, sh.out_channels, sh.out_h(), sh.out_w()};
+    auto Y = poisoned(b, out_shape);
     auto D = poisoned(b, {sh.batch, sh.out_channels});
     b.modconv_forward(X.data(), Wt.data(), S.data(), F.data(), sh, Y.data(), D.data());
     auto GX = poisoned(b, x.shape()), GS = poisoned(b, s.shape());
     b.modconv_backward(X.data(), Wt.data(), S.data(), F.data(), D.data(), Y.data(), GY.data(), sh, GX.data(), GS.data(),
                        GW.data());
-    return {b.download(Y), b.download(D), b.download(GX), b.download(GS), b.download(GW)};
+    Tensors r{b.download(Y), b.download(D), b.download(GX), b.download(GS), b.download(GW)};
+
+    auto Nz = b.upload(random_tensor({sh.batch, sh.out_h(), sh.out_w()}, 99)), St = b.upload(Tensor<float>({1}, 0.3f));
+    auto Bi = b.upload(random_tensor({sh.out_channels}, 98));
+    auto Y2 = poisoned(b, out_shape), Out = poisoned(b, out_shape), D2 = poisoned(b, {sh.batch, sh.out_channels});
+    b.modconv_forward_fused(X.data(), Wt.data(), S.data(), F.data(), sh, Y2.data(), D2.data(), Out.data(), Nz.data(), true,
+                            St.data(), Bi.data(), nn::BiasActParams::lrelu(1.0f, -1.0f));
+    r.push_back(b.download(Out));
+    auto GX2 = b.upload(x), GS2 = poisoned(b, s.shape());
+    b.modconv_backward(X.data(), Wt.data(), S.data(), F.data(), D.data(), Y.data(), GY.data(), sh, GX2.data(),
+                       GS2.data(), nullptr, true);
+    r.push_back(b.download(GX2));
+    return r;
 }
 
 /// {y, grad_x} of upfirdn2d on x [planes, h, w].
@@ -147,6 +162,68 @@ Tensors run_small_ops(B& b, std::uint64_t seed) {
     b.reduce_ws(A.data(), batch, num_ws, dim, 0.7f, 2, Rw.data());
     out.push_back(b.download(Rw));
     return out;
+}
+
+/// {styles, grad_ws, gathered blocks, scattered matrix, then grad_weight and grad_bias per layer}
+/// of the all-layer style ops (w_dim and channel counts that are not multiples of 32, two layers
+/// sharing a w index, style columns no layer covers).
+template <class B>
+Tensors run_style_ops(B& b, std::uint64_t seed) {
+    const Index batch = 3, num_ws = 4, w_dim = 37, style_dim = 50;
+    struct L {
+        Index w_index, offset, channels;
+    };
+    const L spec[] = {{0, 0, 5}, {2, 5, 40}, {2, 45, 3}};
+    std::vector<typename B::Buffer> W, Bi, GW, GB;
+    std::vector<nn::StyleAffine> layers;
+    for (const L& l : spec) {
+        W.push_back(b.upload(random_tensor({l.channels, w_dim}, ++seed)));
+        Bi.push_back(b.upload(random_tensor({l.channels}, ++seed)));
+        GW.push_back(b.upload(random_tensor({l.channels, w_dim}, ++seed)));
+        GB.push_back(b.upload(random_tensor({l.channels}, ++seed)));
+        nn::StyleAffine a;
+        a.weight = W.back().data(), a.bias = Bi.back().data(), a.w_index = l.w_index, a.offset = l.offset;
+        a.channels = l.channels, a.weight_gain = 1.0f / std::sqrt(static_cast<float>(w_dim)), a.bias_gain = 0.5f;
+        layers.push_back(a);
+    }
+    auto Ws = b.upload(random_tensor({batch, num_ws, w_dim}, ++seed));
+    auto S = b.upload(random_tensor({batch, style_dim}, ++seed));
+    b.affine_styles(Ws.data(), batch, num_ws, w_dim, layers, style_dim, S.data());
+    Tensors out{b.download(S)};
+    auto G = b.upload(random_tensor({batch, style_dim}, ++seed));
+    auto GWs = poisoned(b, {batch, num_ws, w_dim});
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].grad_weight = GW[i].data(), layers[i].grad_bias = GB[i].data();
+    b.affine_styles_backward(Ws.data(), G.data(), batch, num_ws, w_dim, layers, style_dim, GWs.data());
+    out.push_back(b.download(GWs));
+    std::vector<typename B::Buffer> parts;
+    std::vector<nn::ColumnBlock> blocks;
+    for (const L& l : spec) {
+        parts.push_back(poisoned(b, {batch, l.channels}));
+        blocks.push_back({l.offset, l.channels, 0.25f * static_cast<float>(l.channels), parts.back().data()});
+    }
+    b.gather_column_blocks(G.data(), batch, style_dim, blocks);
+    for (auto& t : parts) out.push_back(b.download(t));
+    b.scatter_add_column_blocks(blocks, batch, S.data(), style_dim);
+    out.push_back(b.download(S));
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        out.push_back(b.download(GW[i]));
+        out.push_back(b.download(GB[i]));
+    }
+    return out;
+}
+
+/// {grad_x, grad_bias (from gb0), grad_noise, grad_strength (from gs0)} of the fused
+/// bias_act + noise backward on y [n, c, spatial] (y: the forward output).
+template <class B>
+Tensors run_bias_act_noise(B& b, const Tensor<float>& y, const Tensor<float>& gy, const nn::BiasActParams& p,
+                           const Tensor<float>& noise, bool per_sample, const Tensor<float>& gb0, float gs0) {
+    const Index n = y.dim(0), c = y.dim(1), sp = y.dim(2);
+    auto Y = b.upload(y), GY = b.upload(gy), Nz = b.upload(noise), GB = b.upload(gb0);
+    auto St = b.upload(Tensor<float>({1}, 0.37f)), GS = b.upload(Tensor<float>({1}, gs0));
+    auto GX = poisoned(b, y.shape()), GN = poisoned(b, {n, sp});
+    b.bias_act_noise_backward(Y.data(), GY.data(), n, c, sp, p, Nz.data(), per_sample, St.data(), GX.data(), GB.data(),
+                              GN.data(), GS.data());
+    return {b.download(GX), b.download(GB), b.download(GN), b.download(GS)};
 }
 
 /// One generator case: mapping (with truncation) -> synthesis -> backward to z and parameters.

@@ -37,6 +37,15 @@ Tensors small_ops(std::uint64_t seed) {
     Cpu b;
     return run_small_ops(b, seed);
 }
+Tensors style_ops(std::uint64_t seed) {
+    Cpu b;
+    return run_style_ops(b, seed);
+}
+Tensors bias_act_noise(const Tensor<float>& y, const Tensor<float>& gy, const nn::BiasActParams& p,
+                       const Tensor<float>& noise, bool per_sample, const Tensor<float>& gb0, float gs0) {
+    Cpu b;
+    return run_bias_act_noise(b, y, gy, p, noise, per_sample, gb0, gs0);
+}
 GenResult generator(const GenCase& gc) { return run_generator(gc, Cpu{}); }
 
 }  // namespace ganinv::test::cpu

@@ -18,6 +18,9 @@ Tensors normalize(const Tensor<float>& x, const Tensor<float>& gy);
 Tensors noise(const Tensor<float>& y0, const Tensor<float>& noise, bool per_sample, float strength, const Tensor<float>& g,
               float gs0);
 Tensors small_ops(std::uint64_t seed);
+Tensors style_ops(std::uint64_t seed);
+Tensors bias_act_noise(const Tensor<float>& y, const Tensor<float>& gy, const nn::BiasActParams& p,
+                       const Tensor<float>& noise, bool per_sample, const Tensor<float>& gb0, float gs0);
 GenResult generator(const GenCase& gc);
 
 }  // namespace ganinv::test::cpu

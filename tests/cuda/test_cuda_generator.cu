@@ -35,9 +35,12 @@ Cuda make_backend(cudaStream_t s, Precision p = Precision::fp32) {
     return Cuda(s, o);
 }
 
-/// Bounds: outputs; gradients w.r.t. ws, z; noise and parameter gradients; the scalar
-/// noise_strength gradients (sums of products that largely cancel: ill-conditioned, so reduced
-/// precision loses most of their relative accuracy; documented in docs/cuda.md).
+/// Bounds: outputs; gradients w.r.t. ws, z; noise and parameter gradients; the vector of all
+/// layers' noise_strength gradients. Each of those is a scalar sum over a whole layer that
+/// largely cancels, so its own relative error is ill-conditioned: one activation that lands on
+/// the other side of lrelu's kink after a last-bit change upstream moves it by ~1/sqrt(terms)
+/// (seen: 7e-3 in FP32 at 128^2), and reduced precision loses most of it. They are therefore
+/// compared as one vector, on the scale of the network's strength gradients (docs/cuda.md).
 struct GenBounds {
     double out, grad, noise_param, strength;
 };
@@ -58,11 +61,19 @@ void compare(const GenResult& g, const GenResult& c, Precision prec, const std::
     REQUIRE(g.grad_noise.size() == c.grad_noise.size());
     for (std::size_t i = 0; i < g.grad_noise.size(); ++i)
         CHECK_CLOSE("generator.grad_noise", prec, concat(what, "_", i), g.grad_noise[i], c.grad_noise[i], bd.noise_param);
+    std::vector<float> strength_gpu, strength_cpu;
     for (const auto& [name, t] : c.pgrads.items()) {
-        if (name.ends_with("noise_strength"))
-            CHECK_CLOSE("generator.grad_noise_strength", prec, what + "_" + name, g.pgrads.at(name), t, bd.strength);
-        else
+        if (name.ends_with("noise_strength")) {
+            strength_gpu.push_back(g.pgrads.at(name)[0]);
+            strength_cpu.push_back(t[0]);
+        } else {
             CHECK_CLOSE("generator.grad_param", prec, what + "_" + name, g.pgrads.at(name), t, bd.noise_param);
+        }
+    }
+    if (!strength_cpu.empty()) {
+        const Index k = static_cast<Index>(strength_cpu.size());
+        CHECK_CLOSE("generator.grad_noise_strength", prec, what, Tensor<float>({k}, strength_gpu),
+                    Tensor<float>({k}, strength_cpu), bd.strength);
     }
 }
 

@@ -53,6 +53,20 @@ Cuda make_backend(cudaStream_t s, Precision p = Precision::fp32, cuda::StyleMode
 
 SafetensorsFile fixture(const char* name) { return SafetensorsFile(data_root() / "stylegan2_tiny" / name); }
 
+/// Random inputs of one modulated-conv shape (seeds drawn from `seed` in member order) and the
+/// CPU backend's results on them.
+struct RandomModconv {
+    Tensor<float> x, w, s, gy, gw0;
+    Tensors ref;
+    RandomModconv(const nn::ModConvShape& sh, std::uint64_t& seed, const Tensor<float>& filt)
+        : x(random_tensor({sh.batch, sh.in_channels, sh.in_h, sh.in_w}, ++seed)),
+          w(random_tensor({sh.out_channels, sh.in_channels, sh.kernel, sh.kernel}, ++seed)),
+          s(random_tensor({sh.batch, sh.in_channels}, ++seed, 0.5f, 1.0f)),
+          gy(random_tensor({sh.batch, sh.out_channels, sh.out_h(), sh.out_w()}, ++seed)),
+          gw0(random_tensor(w.shape(), ++seed)),
+          ref(cpu::modconv(x, w, s, filt, sh, gy, gw0)) {}
+};
+
 }  // namespace
 
 TEST_CASE("CUDA small ops match the CPU backend", "[cuda][ops]") {
@@ -62,6 +76,39 @@ TEST_CASE("CUDA small ops match the CPU backend", "[cuda][ops]") {
     const char* names[] = {"axpy", "broadcast_rows", "sum_rows_add", "truncate", "gather_columns", "scatter_add_columns", "reduce_ws"};
     REQUIRE(g.size() == c.size());
     for (std::size_t i = 0; i < g.size(); ++i) CHECK_CLOSE("small", Precision::fp32, names[i], g[i], c[i], 1e-6);
+}
+
+TEST_CASE("CUDA all-layer style ops match the CPU backend", "[cuda][ops]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    const Tensors g = run_style_ops(b, 77), c = cpu::style_ops(77);
+    const char* names[] = {"affine_styles", "affine_styles.grad_ws", "gather_column_blocks.0", "gather_column_blocks.1",
+                           "gather_column_blocks.2", "scatter_add_column_blocks", "affine.grad_weight.0",
+                           "affine.grad_bias.0", "affine.grad_weight.1", "affine.grad_bias.1", "affine.grad_weight.2",
+                           "affine.grad_bias.2"};
+    REQUIRE(g.size() == c.size());
+    REQUIRE(g.size() == std::size(names));
+    for (std::size_t i = 0; i < g.size(); ++i) CHECK_CLOSE("style_ops", Precision::fp32, names[i], g[i], c[i], 1e-5);
+}
+
+TEST_CASE("CUDA fused bias_act + noise backward matches the CPU backend", "[cuda][ops]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    std::uint64_t seed = 300;
+    for (auto p : {nn::BiasActParams::lrelu(), nn::BiasActParams::lrelu(1.0f, 0.7f), nn::BiasActParams::linear(0.5f)})
+        for (auto [n, ch, sp] : {std::tuple<Index, Index, Index>{1, 5, 16}, {3, 64, 1024}, {2, 3, 4099}, {2, 512, 16}})
+            for (bool per_sample : {true, false}) {
+                const auto y = random_tensor({n, ch, sp}, ++seed), gy = random_tensor({n, ch, sp}, ++seed);
+                const auto nz = random_tensor({per_sample ? n : 1, sp}, ++seed), gb0 = random_tensor({ch}, ++seed);
+                const Tensors g = run_bias_act_noise(b, y, gy, p, nz, per_sample, gb0, 0.5f);
+                const Tensors c = cpu::bias_act_noise(y, gy, p, nz, per_sample, gb0, 0.5f);
+                const std::string what = concat(n, "x", ch, "x", sp, "_clamp", p.clamp, per_sample ? "_per_sample" : "_shared");
+                CHECK_CLOSE("bias_act_noise.grad_x", Precision::fp32, what, g[0], c[0], 1e-6);
+                CHECK_CLOSE("bias_act_noise.grad_bias", Precision::fp32, what, g[1], c[1], 1e-5);
+                CHECK_CLOSE("bias_act_noise.grad_noise", Precision::fp32, what, g[2], c[2], 1e-5);
+                // a scalar sum over n x spatial x channels that largely cancels (float vs double sums)
+                CHECK_CLOSE("bias_act_noise.grad_strength", Precision::fp32, what, g[3], c[3], 1e-4);
+            }
 }
 
 TEST_CASE("CUDA linear, normalize_2nd_moment, noise and bias_act match the CPU backend", "[cuda][ops]") {
@@ -193,26 +240,26 @@ TEST_CASE("CUDA modulated conv matches the CPU on random shapes", "[cuda][modcon
         bool demod;
     };
     // Channels that are not multiples of 8, odd batches, 1x1 planes, odd planes, k = 1 with up = 2
-    // (phases without taps), and deep-K / small-plane shapes that take the split-K path.
+    // (phases without taps), deep-K / small-plane shapes that take the split-K path, and 1x1 convs
+    // with <= 4 outputs (the pointwise kernels).
     const S shapes[] = {{1, 5, 7, 4, 4, 3, 1, true},     {3, 37, 70, 9, 13, 3, 1, true}, {2, 70, 33, 8, 8, 3, 2, true},
                         {3, 3, 5, 1, 1, 3, 1, true},     {1, 512, 512, 4, 4, 3, 1, true}, {1, 256, 128, 8, 8, 3, 2, true},
                         {3, 17, 3, 16, 16, 1, 1, false}, {5, 9, 11, 7, 5, 1, 2, false},   {2, 64, 64, 32, 32, 3, 1, true},
-                        {1, 32, 16, 33, 31, 3, 2, true}, {7, 13, 1, 6, 6, 3, 1, true},   {1, 96, 3, 64, 64, 1, 1, false}};
+                        {1, 32, 16, 33, 31, 3, 2, true}, {7, 13, 1, 6, 6, 3, 1, true},   {1, 96, 3, 64, 64, 1, 1, false},
+                        // the pointwise (ToRGB) kernels: partial pixel tiles, demodulated, one output channel
+                        {2, 40, 4, 45, 37, 1, 1, true},  {1, 512, 1, 4, 4, 1, 1, false}};
     cuda::Stream stream;
     const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
     std::uint64_t seed = 1000;
     for (const S& z : shapes) {
         const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, z.k, z.up, z.demod, 4};
-        const auto x = random_tensor({z.n, z.c, z.h, z.w}, ++seed), w = random_tensor({z.o, z.c, z.k, z.k}, ++seed);
-        const auto s = random_tensor({z.n, z.c}, ++seed, 0.5f, 1.0f);
-        const auto gy = random_tensor({z.n, z.o, sh.out_h(), sh.out_w()}, ++seed);
-        const auto gw0 = random_tensor(w.shape(), ++seed);
-        const Tensors c = cpu::modconv(x, w, s, filt, sh, gy, gw0);
+        const RandomModconv r(sh, seed, filt);
+        const Tensors& c = r.ref;
         for (Precision prec : {Precision::fp32, Precision::tf32, Precision::bf16})
             for (auto mode : {cuda::StyleMode::scale_input, cuda::StyleMode::fold_weights}) {
                 Cuda b = make_backend(stream, prec, mode);
                 const Bounds bd = bounds_for(prec);
-                const Tensors g = run_modconv(b, x, w, s, filt, sh, gy, gw0);
+                const Tensors g = run_modconv(b, r.x, r.w, r.s, filt, sh, r.gy, r.gw0);
                 const std::string what = concat("n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_k", z.k, "_up", z.up,
                                                 z.demod ? "_demod_" : "_nodemod_", cuda::to_string(mode));
                 CHECK_CLOSE("modconv.y", prec, what, g[0], c[0], bd.out);
@@ -220,6 +267,8 @@ TEST_CASE("CUDA modulated conv matches the CPU on random shapes", "[cuda][modcon
                 CHECK_CLOSE("modconv.grad_x", prec, what, g[2], c[2], bd.grad);
                 CHECK_CLOSE("modconv.grad_styles", prec, what, g[3], c[3], bd.grad);
                 CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bd.grad);
+                CHECK_CLOSE("modconv.fused_out", prec, what, g[5], c[5], bd.out);
+                CHECK_CLOSE("modconv.grad_x_accumulated", prec, what, g[6], c[6], bd.grad);
             }
     }
 }
@@ -249,21 +298,20 @@ TEST_CASE("CUDA wgmma modulated conv (forced on every shape) matches the CPU", "
     std::uint64_t seed = 7000;
     for (const S& z : shapes) {
         const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, z.k, z.up, z.demod, 4};
-        const auto x = random_tensor({z.n, z.c, z.h, z.w}, ++seed), w = random_tensor({z.o, z.c, z.k, z.k}, ++seed);
-        const auto s = random_tensor({z.n, z.c}, ++seed, 0.5f, 1.0f);
-        const auto gy = random_tensor({z.n, z.o, sh.out_h(), sh.out_w()}, ++seed);
-        const auto gw0 = random_tensor(w.shape(), ++seed);
-        const Tensors c = cpu::modconv(x, w, s, filt, sh, gy, gw0);
+        const RandomModconv r(sh, seed, filt);
+        const Tensors& c = r.ref;
         for (Precision prec : {Precision::tf32, Precision::bf16}) {
             Cuda b = make_backend(stream, prec, cuda::StyleMode::automatic, cuda::GemmEngine::wgmma);
             const Bounds bd = bounds_for(prec);
-            const Tensors g = run_modconv(b, x, w, s, filt, sh, gy, gw0);
+            const Tensors g = run_modconv(b, r.x, r.w, r.s, filt, sh, r.gy, r.gw0);
             const std::string what = concat("wgmma_n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_k", z.k, "_up",
                                             z.up, z.demod ? "_demod" : "_nodemod");
             CHECK_CLOSE("modconv.y", prec, what, g[0], c[0], bd.out);
             CHECK_CLOSE("modconv.grad_x", prec, what, g[2], c[2], bd.grad);
             CHECK_CLOSE("modconv.grad_styles", prec, what, g[3], c[3], bd.grad);
             CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bd.grad);
+            CHECK_CLOSE("modconv.fused_out", prec, what, g[5], c[5], bd.out);
+            CHECK_CLOSE("modconv.grad_x_accumulated", prec, what, g[6], c[6], bd.grad);
         }
     }
 }

@@ -8,10 +8,14 @@
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear.hpp"
 #include "ganinv/nn/modulated_conv.hpp"
+#include "ganinv/nn/style_blocks.hpp"
 #include "ganinv/nn/upfirdn2d.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <span>
+#include <vector>
 
 namespace ganinv {
 
@@ -109,15 +113,71 @@ struct Cpu {
         nn::linear_backward(x, n, w, y, grad_y, p, grad_x, grad_w, grad_b);
     }
 
+    // ------------------------------------------------------------------ all layers' styles
+    /// styles[:, l.offset + c] = affine_l(ws[:, l.w_index]) for every layer l (other columns kept).
+    void affine_styles(const float* ws, Index n, Index num_ws, Index w_dim, std::span<const nn::StyleAffine> layers,
+                       Index style_dim, float* styles) const {
+        std::vector<float> w(static_cast<std::size_t>(n * w_dim));
+        for (const nn::StyleAffine& l : layers) {
+            std::vector<float> s(static_cast<std::size_t>(n * l.channels));
+            gather_columns(ws, n, num_ws * w_dim, l.w_index * w_dim, w_dim, 1.0f, w.data());
+            nn::linear_forward(w.data(), n, l.weight, l.bias, affine_linear(l, w_dim), s.data());
+            for (Index r = 0; r < n; ++r)
+                std::copy_n(s.data() + r * l.channels, l.channels, styles + r * style_dim + l.offset);
+        }
+    }
+    /// grad_ws (overwritten) from grad_styles; each layer's grad_weight / grad_bias (if set) accumulate.
+    void affine_styles_backward(const float* ws, const float* grad_styles, Index n, Index num_ws, Index w_dim,
+                                std::span<const nn::StyleAffine> layers, Index style_dim, float* grad_ws) const {
+        std::fill_n(grad_ws, n * num_ws * w_dim, 0.0f);
+        std::vector<float> w(static_cast<std::size_t>(n * w_dim)), gw(w.size());
+        for (const nn::StyleAffine& l : layers) {
+            std::vector<float> g(static_cast<std::size_t>(n * l.channels));
+            gather_columns(grad_styles, n, style_dim, l.offset, l.channels, 1.0f, g.data());
+            gather_columns(ws, n, num_ws * w_dim, l.w_index * w_dim, w_dim, 1.0f, w.data());
+            const std::vector<float> y = g;  // a linear affine's backward never reads its output
+            nn::linear_backward(w.data(), n, l.weight, y.data(), g.data(), affine_linear(l, w_dim), gw.data(),
+                                l.grad_weight, l.grad_bias);
+            scatter_add_columns(gw.data(), n, w_dim, 1.0f, grad_ws, num_ws * w_dim, l.w_index * w_dim);
+        }
+    }
+    /// b.data[r, :] = b.scale * src[r, b.offset : b.offset + b.cols] for every block b.
+    void gather_column_blocks(const float* src, Index rows, Index cols, std::span<const nn::ColumnBlock> blocks) const {
+        for (const nn::ColumnBlock& b : blocks) gather_columns(src, rows, cols, b.offset, b.cols, b.scale, b.data);
+    }
+    /// dst[r, b.offset : b.offset + b.cols] += b.scale * b.data[r, :] for every block b.
+    void scatter_add_column_blocks(std::span<const nn::ColumnBlock> blocks, Index rows, float* dst, Index cols) const {
+        for (const nn::ColumnBlock& b : blocks) scatter_add_columns(b.data, rows, b.cols, b.scale, dst, cols, b.offset);
+    }
+
     // ------------------------------------------------------------------ synthesis pieces
     void modconv_forward(const float* x, const float* w, const float* s, const float* filter, const nn::ModConvShape& sh,
                          float* y, float* dcoefs) const {
         nn::modconv_forward(x, w, s, filter, sh, y, dcoefs);
     }
+    /// grad_x (may be null) and grad_s overwritten, grad_w (may be null) accumulates; with
+    /// `accumulate_grad_x`, grad_x += instead.
     void modconv_backward(const float* x, const float* w, const float* s, const float* filter, const float* dcoefs,
                           const float* y, const float* grad_y, const nn::ModConvShape& sh, float* grad_x,
-                          float* grad_s, float* grad_w) const {
-        nn::modconv_backward(x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w);
+                          float* grad_s, float* grad_w, bool accumulate_grad_x = false) const {
+        if (!accumulate_grad_x || !grad_x) {
+            nn::modconv_backward(x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w);
+            return;
+        }
+        std::vector<float> gx(static_cast<std::size_t>(sh.batch * sh.in_channels * sh.in_h * sh.in_w));
+        nn::modconv_backward(x, w, s, filter, dcoefs, y, grad_y, sh, gx.data(), grad_s, grad_w);
+        for (std::size_t i = 0; i < gx.size(); ++i) grad_x[i] += gx[i];
+    }
+    /// modconv_forward, then out = bias_act(y + strength * noise + bias) (noise and bias may be null).
+    void modconv_forward_fused(const float* x, const float* w, const float* s, const float* filter,
+                               const nn::ModConvShape& sh, float* y, float* dcoefs, float* out, const float* noise,
+                               bool noise_per_sample, const float* strength, const float* bias,
+                               const nn::BiasActParams& act) const {
+        modconv_forward(x, w, s, filter, sh, y, dcoefs);
+        const Index O = sh.out_channels, spatial = sh.out_h() * sh.out_w();
+        std::copy(y, y + sh.batch * O * spatial, out);
+        if (noise) add_noise(out, sh.batch, O, spatial, noise, noise_per_sample, strength);
+        bias_act_forward(out, sh.batch, O, spatial, bias, act);
     }
 
     /// y[n, c, :] += strength * noise[n or 0, :] (noise_per_sample selects the first index).
@@ -155,6 +215,15 @@ struct Cpu {
         nn::bias_act_backward(y, grad_y, n, c, spatial, p, grad_x, grad_bias);
     }
 
+    /// bias_act_backward, then add_noise_backward of its result when noise is given.
+    void bias_act_noise_backward(const float* y, const float* grad_y, Index n, Index c, Index spatial,
+                                 const nn::BiasActParams& p, const float* noise, bool noise_per_sample,
+                                 const float* strength, float* grad_x, float* grad_bias, float* grad_noise,
+                                 float* grad_strength) const {
+        bias_act_backward(y, grad_y, n, c, spatial, p, grad_x, grad_bias);
+        if (noise) add_noise_backward(grad_x, n, c, spatial, noise, noise_per_sample, strength, grad_noise, grad_strength);
+    }
+
     void upfirdn2d_forward(const float* x, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
                            const nn::Upfirdn2dParams& p, float* y) const {
         nn::upfirdn2d_forward(x, planes, h, w, f, fh, fw, p, y);
@@ -162,6 +231,12 @@ struct Cpu {
     void upfirdn2d_backward(const float* gy, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
                             const nn::Upfirdn2dParams& p, float* gx) const {
         nn::upfirdn2d_backward(gy, planes, h, w, f, fh, fw, p, gx);
+    }
+private:
+    static nn::LinearParams affine_linear(const nn::StyleAffine& l, Index w_dim) {
+        nn::LinearParams p;
+        p.in = w_dim, p.out = l.channels, p.weight_gain = l.weight_gain, p.bias_gain = l.bias_gain;
+        return p;
     }
 };
 

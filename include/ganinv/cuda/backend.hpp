@@ -15,6 +15,7 @@
 #include "ganinv/cuda/linear.cuh"
 #include "ganinv/cuda/modconv.cuh"
 #include "ganinv/cuda/options.hpp"
+#include "ganinv/cuda/style_blocks.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear_params.hpp"
@@ -136,6 +137,22 @@ struct Cuda {
         cuda::linear_backward(x, n, w, y, grad_y, p, grad_x, grad_w, grad_b, stream());
     }
 
+    // ------------------------------------------------------------------ all layers' styles
+    void affine_styles(const float* ws, Index n, Index num_ws, Index w_dim, std::span<const nn::StyleAffine> layers,
+                       Index style_dim, float* styles) const {
+        cuda::affine_styles(ws, n, num_ws, w_dim, layers, style_dim, styles, stream());
+    }
+    void affine_styles_backward(const float* ws, const float* grad_styles, Index n, Index num_ws, Index w_dim,
+                                std::span<const nn::StyleAffine> layers, Index style_dim, float* grad_ws) const {
+        cuda::affine_styles_backward(ws, grad_styles, n, num_ws, w_dim, layers, style_dim, grad_ws, stream());
+    }
+    void gather_column_blocks(const float* src, Index rows, Index cols, std::span<const nn::ColumnBlock> blocks) const {
+        cuda::column_blocks<false>(src, rows, cols, blocks, stream());
+    }
+    void scatter_add_column_blocks(std::span<const nn::ColumnBlock> blocks, Index rows, float* dst, Index cols) const {
+        cuda::column_blocks<true>(dst, rows, cols, blocks, stream());
+    }
+
     // ------------------------------------------------------------------ synthesis pieces
     void modconv_forward(const float* x, const float* w, const float* s, const float* filter, const nn::ModConvShape& sh,
                          float* y, float* dcoefs) const {
@@ -143,11 +160,12 @@ struct Cuda {
     }
     void modconv_backward(const float* x, const float* w, const float* s, const float* filter, const float* dcoefs,
                           const float* y, const float* grad_y, const nn::ModConvShape& sh, float* grad_x,
-                          float* grad_s, float* grad_w) const {
-        cuda::modconv_backward(context(), x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w);
+                          float* grad_s, float* grad_w, bool accumulate_grad_x = false) const {
+        cuda::modconv_backward(context(), x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w,
+                               accumulate_grad_x);
     }
     /// modconv_forward, then out = bias_act(y + strength * noise + bias) fused into its last pass
-    /// (noise and bias may be null). Not a `Cpu` member: the generator uses it when present.
+    /// (noise and bias may be null).
     void modconv_forward_fused(const float* x, const float* w, const float* s, const float* filter,
                                const nn::ModConvShape& sh, float* y, float* dcoefs, float* out, const float* noise,
                                bool noise_per_sample, const float* strength, const float* bias,
@@ -179,6 +197,28 @@ struct Cuda {
         cuda::kernels::bias_act_backward<float><<<dim3(static_cast<unsigned>(n * c), static_cast<unsigned>(chunks)),
                                                   cuda::kBlock, 0, stream()>>>(y, grad_y, ll(c), ll(spatial), p,
                                                                                grad_x, grad_bias);
+        GANINV_CUDA_CHECK_LAUNCH();
+    }
+
+    /// bias_act_backward then add_noise_backward (noise may be null) in one pass over the tensor.
+    void bias_act_noise_backward(const float* y, const float* grad_y, Index n, Index c, Index spatial,
+                                 const nn::BiasActParams& p, const float* noise, bool noise_per_sample,
+                                 const float* strength, float* grad_x, float* grad_bias, float* grad_noise,
+                                 float* grad_strength) const {
+        if (n * c * spatial <= 0) return;
+        const int groups = cuda::channel_groups(c);
+        const Index tile = cuda::pixel_tile(groups);
+        const std::size_t smem = sizeof(float) * static_cast<std::size_t>(groups * tile + (grad_bias ? c : 0));
+        GANINV_CHECK(n <= 65535 && smem <= 48 * 1024 && (spatial + tile - 1) / tile < (Index{1} << 31), ShapeError,
+                     "bias_act_noise_backward: batch ", n, ", channels ", c, " or plane ", spatial,
+                     " exceed the kernel's limits");
+        const Index tiles = (spatial + tile - 1) / tile;
+        const int chunks = cuda::channel_chunks(tiles * n, c, groups, state_->num_sms);
+        if (chunks > 1 && noise && grad_noise) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_noise, 0, sizeof(float) * n * spatial, stream()));
+        const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(n), static_cast<unsigned>(chunks));
+        cuda::kernels::bias_act_noise_backward<float><<<grid, cuda::kBlock, smem, stream()>>>(
+            y, grad_y, static_cast<int>(c), ll(spatial), groups, p, noise, noise_per_sample, strength, grad_x, grad_bias,
+            noise ? grad_noise : nullptr, noise ? grad_strength : nullptr);
         GANINV_CUDA_CHECK_LAUNCH();
     }
 

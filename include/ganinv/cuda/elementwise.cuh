@@ -194,4 +194,70 @@ __global__ void bias_act_backward(const T* y, const T* gy, long long c, long lon
     }
 }
 
+/// bias_act_backward and add_noise_backward in one pass, threads walking the channels of their
+/// pixels (PixelChannelSplit): g_pre = bias_act'(out) * g (g_pre may alias g); grad_bias[c] +=
+/// sum g_pre (may be null); with noise, grad_noise[n, p] = strength * sum_c g_pre and
+/// grad_strength += sum g_pre * noise (either may be null). Grid (pixel tiles, batch); shared
+/// memory: the per-group channel sums of each pixel, and C floats with grad_bias. gridDim.z > 1
+/// splits the channels across blocks: grad_noise then accumulates (zero it first).
+template <class T = float>
+__global__ void bias_act_noise_backward(const T* out, const T* g, int channels, long long spatial, int groups,
+                                        nn::BiasActParams p, const T* noise, bool per_sample, const T* strength,
+                                        T* g_pre, T* grad_bias, T* grad_noise, T* grad_strength) {
+    extern __shared__ float sm[];
+    const PixelChannelSplit split(groups);
+    float* chan_sum = sm;                          // [groups][tile]
+    float* bias_part = sm + groups * split.tile;   // [channels]
+    const long long n = blockIdx.y;
+    const int c0 = PixelChannelSplit::chunk_first(channels), c1 = PixelChannelSplit::chunk_last(channels);
+    if (grad_bias) {
+        for (int c = threadIdx.x; c < channels; c += blockDim.x) bias_part[c] = 0.0f;
+        __syncthreads();
+    }
+    const long long base = n * channels * spatial;
+    float a[kPixelsPerLane] = {};
+#pragma unroll 2
+    for (int c = c0 + split.group; c < c1; c += groups) {
+        float b = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kPixelsPerLane; ++i) {
+            const long long px = split.pixel(i);
+            if (px >= spatial) continue;
+            const long long idx = base + c * spatial + px;
+            const float v = bias_act_grad(out[idx], g[idx], p);
+            g_pre[idx] = v;
+            a[i] += v;
+            b += v;
+        }
+        if (grad_bias) {
+            b = warp_sum(b);
+            if (threadIdx.x % 32 == 0) atomicAdd(&bias_part[c], b);
+        }
+    }
+    if (grad_bias) {
+        __syncthreads();
+        for (int c = c0 + static_cast<int>(threadIdx.x); c < c1; c += blockDim.x) atomicAdd(&grad_bias[c], bias_part[c]);
+    }
+    if (!noise) return;
+#pragma unroll
+    for (int i = 0; i < kPixelsPerLane; ++i) chan_sum[split.group * split.tile + split.slot_of(i)] = a[i];
+    __syncthreads();
+    float part = 0.0f;
+    if (split.group == 0)
+#pragma unroll
+        for (int i = 0; i < kPixelsPerLane; ++i) {
+            const long long px = split.pixel(i);
+            float t = a[i];
+            for (int k = 1; k < groups; ++k) t += chan_sum[k * split.tile + split.slot_of(i)];
+            if (px >= spatial) continue;
+            if (grad_noise && gridDim.z == 1) grad_noise[n * spatial + px] = t * *strength;
+            else if (grad_noise) atomicAdd(&grad_noise[n * spatial + px], t * *strength);
+            part += t * noise[(per_sample ? n * spatial : 0) + px];
+        }
+    if (grad_strength) {
+        part = block_sum(part);
+        if (threadIdx.x == 0) atomicAdd(grad_strength, part);
+    }
+}
+
 }  // namespace ganinv::cuda::kernels

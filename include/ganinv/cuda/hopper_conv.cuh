@@ -170,8 +170,8 @@ __device__ __forceinline__ void cp_async_arrive(std::uint64_t* b) {
 /// loop, so the gather runs up to S slices ahead; registers move from producer to consumers.
 /// Epilogue: the accumulators go through shared memory (the ring is free by then) so that each
 /// warp stores 32 consecutive pixels of one channel and the per-element code stays small.
-template <class Operand, int BN, int S, class Epi>
-__global__ void __launch_bounds__(kThreads + 128, 1)
+template <class Operand, int BN, int S, int MinBlocks, class Epi>
+__global__ void __launch_bounds__(kThreads + 128, MinBlocks)
     nhwc_conv_wgmma(PixelGather g, const typename OperandTraits<Operand>::Storage* __restrict__ wt, int n_tiles, Epi epi) {
 #ifdef GANINV_WGMMA_AVAILABLE
     using Traits = OperandTraits<Operand>;
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kThreads + 128, 1)
     const int plane = g.OH * g.OW;
 
     if (tid < 128) {  // ------------------------------------------------ producer
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
+        if constexpr (MinBlocks == 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
         const int chunk = tid % 8, row0 = tid / 8;  // 16 rows per pass
         const int swz = (chunk ^ (row0 & 7)) << 4;   // rows row0 + 16 i share row0 % 8
         const E* src = static_cast<const E*>(g.src);
@@ -235,7 +235,8 @@ __global__ void __launch_bounds__(kThreads + 128, 1)
         return;
     }
     // ------------------------------------------------------------------ consumers
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
+    // One block per SM: move registers to the consumers. Two (narrow tiles): 80 each suffice.
+    if constexpr (MinBlocks == 1) asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
     const int ctid = tid - 128, wg = ctid / 128;
     float acc[BN / 2];
 #pragma unroll

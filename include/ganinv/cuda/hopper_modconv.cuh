@@ -72,10 +72,11 @@ DeviceTensor operand_scratch(const std::shared_ptr<MemoryPool>& pool, long long 
     return DeviceTensor({std::max<long long>(floats, 1)}, pool);
 }
 
-template <class Operand, int BN, int S, class Epi>
+template <class Operand, int BN, int S, int MinBlocks, class Epi>
 void launch_bn(const PixelGather& g, const void* wt, int cols, const Epi& epi, cudaStream_t stream) {
     constexpr int smem = S * (kBM + BN) * kRowBytes + 1024;
-    auto* kernel = kernels::nhwc_conv_wgmma<Operand, BN, S, Epi>;
+    static_assert(MinBlocks * (smem + 2048) <= 228 * 1024, "the ring does not fit MinBlocks blocks per SM");
+    auto* kernel = kernels::nhwc_conv_wgmma<Operand, BN, S, MinBlocks, Epi>;
     GANINV_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const int n_tiles = (cols + BN - 1) / BN;
     const long long blocks = ((g.M + kBM - 1) / kBM) * n_tiles;
@@ -88,10 +89,12 @@ void launch_bn(const PixelGather& g, const void* wt, int cols, const Epi& epi, c
 template <class Operand, class Epi>
 void launch_nhwc_conv(const PixelGather& g, const void* wt, int cols, int bn, const Epi& epi, cudaStream_t stream) {
     switch (bn) {
-        case 256: return launch_bn<Operand, 256, 4>(g, wt, cols, epi, stream);
-        case 128: return launch_bn<Operand, 128, 6>(g, wt, cols, epi, stream);
-        case 64: return launch_bn<Operand, 64, 8>(g, wt, cols, epi, stream);
-        case 32: return launch_bn<Operand, 32, 8>(g, wt, cols, epi, stream);
+        // Narrow tiles (the 32/64-channel layers at 512^2 and 1024^2, short K) run two blocks per
+        // SM so that one block's epilogue overlaps the other's gather and MMAs.
+        case 256: return launch_bn<Operand, 256, 4, 1>(g, wt, cols, epi, stream);
+        case 128: return launch_bn<Operand, 128, 6, 1>(g, wt, cols, epi, stream);
+        case 64: return launch_bn<Operand, 64, 4, 2>(g, wt, cols, epi, stream);
+        case 32: return launch_bn<Operand, 32, 5, 2>(g, wt, cols, epi, stream);
         default: throw ValueError(concat("wgmma conv: no kernel for ", bn, " columns per tile"));
     }
 }

@@ -17,6 +17,7 @@
 #include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/cuda/hopper_modconv.cuh"
 #include "ganinv/cuda/modconv_aux.cuh"
+#include "ganinv/cuda/pointwise_modconv.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/cuda/wgrad_gemm.cuh"
 #include "ganinv/nn/modconv_shape.hpp"
@@ -85,6 +86,20 @@ inline void demod_forward(const ModconvContext& ctx, const float* w, const float
     launch_1d(kernels::demod_coefficients<float>, Index{N} * O * 32, ctx.stream(), w2, s, N, O, C, d);
 }
 
+/// The wgmma tile width for `sh` (forward: columns = O; grad-input: columns = C), or 0 when the
+/// portable kernels run it (FP32, folded styles, no sm_90a code, or a shape the heuristics skip).
+inline int wgmma_tile_cols(const ModconvContext& ctx, const nn::ModConvShape& sh, bool grad_input, bool fold = false) {
+    if (!ctx.wgmma || fold || ctx.precision == Precision::fp32) return 0;
+    return hopper::hopper_tile_cols(sh, grad_input, ctx.num_sms, ctx.wgmma_forced);
+}
+
+/// Calls f(operand) with the wgmma operand tag of the context's precision (TF32 or BF16).
+template <class F>
+void with_wgmma_operand(const ModconvContext& ctx, F&& f) {
+    if (ctx.precision == Precision::bf16) f(hopper::Bf16Operand{});
+    else f(hopper::Tf32Operand{});
+}
+
 /// up = 2 on the portable kernels: the stride-2 transposed conv into yt [N, O, TH, TW], phase by
 /// phase (each output phase only meets the taps that reach it).
 inline void transposed_conv_phases(const ModconvContext& ctx, const float* x, const float* w, const float* s,
@@ -146,20 +161,23 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     const bool fold = mode == StyleMode::fold_weights;
     const float* dscale = (!fold && sh.demodulate) ? dcoefs : nullptr;
 
-    if (sh.up == 1 && !fold && ctx.wgmma && ctx.precision != Precision::fp32) {
-        if (const int bn = hopper::hopper_tile_cols(sh, false, ctx.num_sms, ctx.wgmma_forced)) {
-            hopper::ForwardStore st;
-            st.y = y, st.d = dscale;
-            if (fused) {
-                st.out2 = fused->out, st.noise = fused->noise, st.noise_per_sample = fused->noise_per_sample;
-                st.strength = fused->strength, st.bias = fused->bias, st.act = fused->act;
-            }
-            if (ctx.precision == Precision::bf16)
-                hopper::modconv_forward_up1<hopper::Bf16Operand>(ctx.pool, x, w, s, sh, bn, st, stream);
-            else
-                hopper::modconv_forward_up1<hopper::Tf32Operand>(ctx.pool, x, w, s, sh, bn, st, stream);
-            return;
+    if (pointwise_modconv_eligible(sh)) {  // ToRGB: memory-bound, FP32 in every mode
+        PointwiseEpilogue pe;
+        if (fused) pe = {fused->out, fused->noise, fused->noise_per_sample, fused->strength, fused->bias, fused->act};
+        pointwise_modconv_forward(x, w, s, sh.demodulate ? dcoefs : nullptr, sh, y, pe, stream);
+        return;
+    }
+    if (const int bn = sh.up == 1 ? detail::wgmma_tile_cols(ctx, sh, false, fold) : 0) {
+        hopper::ForwardStore st;
+        st.y = y, st.d = dscale;
+        if (fused) {
+            st.out2 = fused->out, st.noise = fused->noise, st.noise_per_sample = fused->noise_per_sample;
+            st.strength = fused->strength, st.bias = fused->bias, st.act = fused->act;
         }
+        detail::with_wgmma_operand(ctx, [&](auto op) {
+            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream);
+        });
+        return;
     }
     if (sh.up == 1) {
         gemm::ConvGeom g;
@@ -196,12 +214,10 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     // up == 2: transposed conv (stride 2) into yt [N, O, TH, TW], phase by phase.
     const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
     DeviceTensor yt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
-    const int hopper_bn =
-        (!fold && ctx.wgmma && ctx.precision != Precision::fp32) ? hopper::hopper_tile_cols(sh, false, ctx.num_sms, ctx.wgmma_forced) : 0;
-    if (hopper_bn && ctx.precision == Precision::bf16)
-        hopper::modconv_transposed_up2<hopper::Bf16Operand>(ctx.pool, x, w, s, dscale, sh, hopper_bn, yt.data(), stream);
-    else if (hopper_bn)
-        hopper::modconv_transposed_up2<hopper::Tf32Operand>(ctx.pool, x, w, s, dscale, sh, hopper_bn, yt.data(), stream);
+    if (const int bn = detail::wgmma_tile_cols(ctx, sh, false, fold))
+        detail::with_wgmma_operand(ctx, [&](auto op) {
+            hopper::modconv_transposed_up2<decltype(op)>(ctx.pool, x, w, s, dscale, sh, bn, yt.data(), stream);
+        });
     else
         detail::transposed_conv_phases(ctx, x, w, s, dcoefs, dscale, sh, fold, yt.data());
     const FirGeom fg = FirGeom::make(TH, TW, sh.filter_size, sh.filter_size, sh.fir_params());
@@ -215,10 +231,12 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
 }
 
 /// Backward of modconv_forward, as nn::modconv_backward: grad_x (may be null) and grad_s are
-/// overwritten, grad_w (may be null) accumulates.
+/// overwritten, grad_w (may be null) accumulates. With `accumulate_grad_x`, grad_x += instead
+/// (the ToRGB kernel does it in place; the other paths go through a scratch tensor).
 inline void modconv_backward(const ModconvContext& ctx, const float* x, const float* w, const float* s,
                              const float* filter, const float* dcoefs, const float* y, const float* grad_y,
-                             const nn::ModConvShape& sh, float* grad_x, float* grad_s, float* grad_w) {
+                             const nn::ModConvShape& sh, float* grad_x, float* grad_s, float* grad_w,
+                             bool accumulate_grad_x = false) {
     detail::check_modconv_limits(sh);
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
@@ -242,24 +260,31 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         launch_1d(kernels::demod_grad_finish<float>, coef.numel(), stream, coef.data(), dcoefs, static_cast<long long>(coef.numel()));
     }
     GANINV_CUDA_CHECK(cudaMemsetAsync(grad_s, 0, sizeof(float) * N * C, stream));
+    const bool pointwise = pointwise_modconv_eligible(sh);
+    if (pointwise)
+        pointwise_modconv_backward(x, w, s, dplane, grad_y, sh, grad_x, accumulate_grad_x, grad_s, grad_w, ctx.num_sms,
+                                   stream);
+    DeviceTensor gx_scratch;  // accumulate_grad_x on the GEMM paths: computed here, then added
+    float* const grad_x_out = grad_x;
+    if (!pointwise && accumulate_grad_x && grad_x) {
+        gx_scratch = ctx.scratch({Index{N} * C * H * W});
+        grad_x = gx_scratch.data();
+    }
 
     // Gradient w.r.t. the (modulated) input: a conv of grad_y * d with the transposed weights.
     DeviceTensor gt;  // up = 2: the FIR adjoint of grad_y * d on the transposed-conv grid
-    if (sh.up == 2) {
+    if (sh.up == 2 && !pointwise) {
         const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
         gt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
         const FirGeom fg = FirGeom::make(TH, TW, sh.filter_size, sh.filter_size, sh.fir_params());
         upfirdn2d_backward(grad_y, Index{N} * O, fg, filter, gt.data(), stream, dplane);
     }
-    const int hopper_bn = (ctx.wgmma && ctx.precision != Precision::fp32) ? hopper::hopper_tile_cols(sh, true, ctx.num_sms, ctx.wgmma_forced) : 0;
     const float* g_src = sh.up == 2 ? gt.data() : grad_y;  // up = 2: d is already in gt
-    if (hopper_bn && ctx.precision == Precision::bf16) {
-        hopper::modconv_grad_input<hopper::Bf16Operand>(ctx.pool, x, w, s, dplane, g_src, sh, hopper_bn, grad_x, grad_s,
-                                                        stream);
-    } else if (hopper_bn) {
-        hopper::modconv_grad_input<hopper::Tf32Operand>(ctx.pool, x, w, s, dplane, g_src, sh, hopper_bn, grad_x, grad_s,
-                                                        stream);
-    } else {
+    if (const int bn = pointwise ? 0 : detail::wgmma_tile_cols(ctx, sh, true)) {
+        detail::with_wgmma_operand(ctx, [&](auto op) {
+            hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s, stream);
+        });
+    } else if (!pointwise) {  // (the pointwise kernel above did grad_x, grad_s and its grad_w part)
         DeviceTensor wT = ctx.scratch({Index{C} * O * kk});
         launch_1d(kernels::transpose_weights<float>, wT.numel(), stream, w, O, C, kk, wT.data());
         gemm::ConvGeom g;
@@ -280,12 +305,16 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         gemm::launch_conv_gemm(ctx.precision, gemm::DenseA{wT.data(), 0, O * kk}, g, epi, N, C, sk, stream);
     }
 
+    if (gx_scratch.numel() > 0)
+        launch_1d(kernels::axpy<float>, gx_scratch.numel(), stream, static_cast<long long>(gx_scratch.numel()), 1.0f,
+                  gx_scratch.data(), grad_x_out);
     if (sh.demodulate)  // grad_s[n, c] -= s[n, c] * sum_o coef[n, o] * w2[o, c]
         kernels::launch_rows_times_matrix<1>(coef.data(), N, O, w2.data(), C, 1.0f, s, grad_s, stream);
     if (!grad_w) return;
     if (sh.demodulate)
         launch_1d(kernels::demod_backward_weight<float>, Index{O} * C, stream, coef.data(), s, w, N, O, C, kk,
                   grad_w);
+    if (pointwise) return;  // its GEMM part came with the pointwise kernel
     gemm::PixelOperand A, B;
     B.src = x, B.scale = s, B.R = C, B.SH = H, B.SW = W;
     if (sh.up == 1) {

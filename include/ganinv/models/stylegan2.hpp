@@ -8,9 +8,11 @@
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear_params.hpp"
 #include "ganinv/nn/modconv_shape.hpp"
+#include "ganinv/nn/style_blocks.hpp"
 #include "ganinv/models/stylegan2_cache.hpp"
 #include "ganinv/models/stylegan2_params.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <numbers>
@@ -120,37 +122,26 @@ public:
     Buffer styles(const Buffer& ws) {
         const Index n = batch_of(ws, num_ws() * w_dim(), "ws");
         Buffer out = backend_.zeros({n, style_dim()});
-        Buffer w = backend_.empty({n, w_dim()});
-        for (const auto& l : plan_.layers) {
-            Buffer s = backend_.empty({n, l.in_channels});
-            backend_.gather_columns(ws.data(), n, num_ws() * w_dim(), l.w_index * w_dim(), w_dim(), 1.0f, w.data());
-            backend_.linear_forward(w.data(), n, param(l.name + ".affine.weight").data(),
-                                    param(l.name + ".affine.bias").data(), affine_params(l), s.data());
-            backend_.scatter_add_columns(s.data(), n, l.in_channels, 1.0f, out.data(), style_dim(), l.style_offset);
-        }
+        const std::vector<nn::StyleAffine> affines = style_affines();
+        backend_.affine_styles(ws.data(), n, num_ws(), w_dim(), affines, style_dim(), out.data());
         return out;
     }
 
     /// grad_ws [N, num_ws, w_dim] from grad_styles; accumulates affine gradients when given.
-    Buffer styles_backward(const Buffer& ws, const Buffer& styles_out, const Buffer& grad_styles,
-                           NamedTensors* param_grads = nullptr) {
+    Buffer styles_backward(const Buffer& ws, const Buffer& grad_styles, NamedTensors* param_grads = nullptr) {
         const Index n = batch_of(ws, num_ws() * w_dim(), "ws");
-        Buffer grad_ws = backend_.zeros({n, num_ws(), w_dim()});
-        Buffer w = backend_.empty({n, w_dim()}), gw_row = backend_.empty({n, w_dim()});
-        for (const auto& l : plan_.layers) {
-            Buffer g = backend_.empty({n, l.in_channels}), s = backend_.empty({n, l.in_channels});
-            backend_.gather_columns(grad_styles.data(), n, style_dim(), l.style_offset, l.in_channels, 1.0f, g.data());
-            backend_.gather_columns(styles_out.data(), n, style_dim(), l.style_offset, l.in_channels, 1.0f, s.data());
-            backend_.gather_columns(ws.data(), n, num_ws() * w_dim(), l.w_index * w_dim(), w_dim(), 1.0f, w.data());
-            GradSlot ga(*this, param_grads, l.name + ".affine.weight");
-            GradSlot gb(*this, param_grads, l.name + ".affine.bias");
-            backend_.linear_backward(w.data(), n, param(l.name + ".affine.weight").data(), s.data(), g.data(),
-                                     affine_params(l), gw_row.data(), ga.ptr(), gb.ptr());
-            ga.commit();
-            gb.commit();
-            backend_.scatter_add_columns(gw_row.data(), n, w_dim(), 1.0f, grad_ws.data(), num_ws() * w_dim(),
-                                         l.w_index * w_dim());
+        Buffer grad_ws = backend_.empty({n, num_ws(), w_dim()});
+        std::vector<nn::StyleAffine> affines = style_affines();
+        std::vector<GradSlot> slots;
+        slots.reserve(2 * affines.size());
+        for (std::size_t i = 0; i < affines.size(); ++i) {
+            const std::string& name = plan_.layers[i].name;
+            affines[i].grad_weight = slots.emplace_back(*this, param_grads, name + ".affine.weight").ptr();
+            affines[i].grad_bias = slots.emplace_back(*this, param_grads, name + ".affine.bias").ptr();
         }
+        backend_.affine_styles_backward(ws.data(), grad_styles.data(), n, num_ws(), w_dim(), affines, style_dim(),
+                                        grad_ws.data());
+        for (GradSlot& g : slots) g.commit();
         return grad_ws;
     }
 
@@ -176,7 +167,7 @@ public:
                                  SynthesisGradients<Backend>* detail_out = nullptr) {
         GANINV_CHECK(cache.ws.numel() > 0, ValueError, "synthesis_backward_ws needs a cache filled by synthesis(ws)");
         SynthesisGradients<Backend> g = synthesis_backward(cache, grad_img, param_grads);
-        Buffer grad_ws = styles_backward(cache.ws, cache.styles, g.styles, param_grads);
+        Buffer grad_ws = styles_backward(cache.ws, g.styles, param_grads);
         if (detail_out) *detail_out = std::move(g);
         return grad_ws;
     }
@@ -212,8 +203,23 @@ private:
         return nn::LinearParams::make(i == 0 ? config_.z_dim : config_.w_dim, config_.w_dim, config_.lr_multiplier,
                                       nn::Activation::lrelu);
     }
-    nn::LinearParams affine_params(const SynthesisLayerSpec& l) const {
-        return nn::LinearParams::make(config_.w_dim, l.in_channels, 1.0f, nn::Activation::linear);
+    /// The factor between a layer's slice of the style vector and the styles its conv uses
+    /// (ToRGB: the weight gain 1 / sqrt(fan-in), applied to the styles as officially).
+    static float style_gain(const SynthesisLayerSpec& l) {
+        return l.is_torgb ? 1.0f / std::sqrt(static_cast<float>(l.in_channels * l.kernel * l.kernel)) : 1.0f;
+    }
+    /// Every layer's style affine (plan order), without gradient outputs.
+    std::vector<nn::StyleAffine> style_affines() const {
+        std::vector<nn::StyleAffine> a;
+        for (const auto& l : plan_.layers) {
+            const auto p = nn::LinearParams::make(config_.w_dim, l.in_channels, 1.0f, nn::Activation::linear);
+            nn::StyleAffine s;
+            s.weight = param(l.name + ".affine.weight").data(), s.bias = param(l.name + ".affine.bias").data();
+            s.w_index = l.w_index, s.offset = l.style_offset, s.channels = l.in_channels;
+            s.weight_gain = p.weight_gain, s.bias_gain = p.bias_gain;
+            a.push_back(s);
+        }
+        return a;
     }
     static Index batch_of(const Buffer& t, Index per_sample, const char* what) {
         GANINV_CHECK(t.rank() >= 1 && t.numel() > 0 && t.numel() % per_sample == 0 && t.numel() / t.dim(0) == per_sample,

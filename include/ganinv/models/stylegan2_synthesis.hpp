@@ -35,13 +35,18 @@ typename StyleGAN2<Backend>::Buffer StyleGAN2<Backend>::synthesis_from_styles(co
     Buffer img;
     const Index fsize = static_cast<Index>(config_.resample_filter.size());
 
+    std::vector<nn::ColumnBlock> slices;  // every layer's styles, split off in one call
+    for (std::size_t i = 0; i < plan_.layers.size(); ++i) {
+        const SynthesisLayerSpec& l = plan_.layers[i];
+        c.layers[i].styles = backend_.empty({n, l.in_channels});
+        slices.push_back({l.style_offset, l.in_channels, style_gain(l), c.layers[i].styles.data()});
+    }
+    backend_.gather_column_blocks(styles_in.data(), n, style_dim(), slices);
+
     for (std::size_t i = 0; i < plan_.layers.size(); ++i) {
         const SynthesisLayerSpec& l = plan_.layers[i];
         auto& L = c.layers[i];
         const Index R = l.resolution, C = l.in_channels, O = l.out_channels;
-        const float gain = l.is_torgb ? 1.0f / std::sqrt(static_cast<float>(C * l.kernel * l.kernel)) : 1.0f;
-        L.styles = backend_.empty({n, C});
-        backend_.gather_columns(styles_in.data(), n, style_dim(), l.style_offset, C, gain, L.styles.data());
         const nn::ModConvShape sh{n, C, O, R / l.up, R / l.up, l.kernel, l.up, !l.is_torgb, fsize};
         L.dcoefs = backend_.empty({n, O});
         L.modconv_out = backend_.empty({n, O, R, R});
@@ -66,31 +71,19 @@ typename StyleGAN2<Backend>::Buffer StyleGAN2<Backend>::synthesis_from_styles(co
                     L.noise_per_sample = m.numel() == n * R * R;
                 }
             }
-            if constexpr (requires { &Backend::modconv_forward_fused; }) {  // conv + noise + bias + lrelu, one pass
-                L.out = backend_.empty({n, O, R, R});
-                backend_.modconv_forward_fused(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
-                                               L.modconv_out.data(), L.dcoefs.data(), L.out.data(),
-                                               L.noise.numel() > 0 ? L.noise.data() : nullptr, L.noise_per_sample,
-                                               param(l.name + ".noise_strength").data(), param(l.name + ".bias").data(),
-                                               nn::BiasActParams::lrelu(1.0f, clamp));
-            } else {
-                backend_.modconv_forward(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
-                                         L.modconv_out.data(), L.dcoefs.data());
-                L.out = L.modconv_out;
-                if (L.noise.numel() > 0)
-                    backend_.add_noise(L.out.data(), n, O, R * R, L.noise.data(), L.noise_per_sample,
-                                       param(l.name + ".noise_strength").data());
-                backend_.bias_act_forward(L.out.data(), n, O, R * R, param(l.name + ".bias").data(),
-                                          nn::BiasActParams::lrelu(1.0f, clamp));
-            }
+            L.out = backend_.empty({n, O, R, R});  // conv + noise + bias + lrelu (one pass where the backend fuses it)
+            backend_.modconv_forward_fused(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
+                                           L.modconv_out.data(), L.dcoefs.data(), L.out.data(),
+                                           L.noise.numel() > 0 ? L.noise.data() : nullptr, L.noise_per_sample,
+                                           param(l.name + ".noise_strength").data(), param(l.name + ".bias").data(),
+                                           nn::BiasActParams::lrelu(1.0f, clamp));
             features = L.out.data();
             continue;
         }
-        backend_.modconv_forward(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
-                                 L.modconv_out.data(), L.dcoefs.data());
-        L.out = L.modconv_out;
-        backend_.bias_act_forward(L.out.data(), n, O, R * R, param(l.name + ".bias").data(),
-                                  nn::BiasActParams::linear(clamp));
+        L.out = backend_.empty({n, O, R, R});  // ToRGB: conv + bias (+ clamp)
+        backend_.modconv_forward_fused(features, param(l.name + ".weight").data(), L.styles.data(), filt, sh,
+                                       L.modconv_out.data(), L.dcoefs.data(), L.out.data(), nullptr, false, nullptr,
+                                       param(l.name + ".bias").data(), nn::BiasActParams::linear(clamp));
         if (img.numel() == 0) {
             img = L.out;
         } else {
@@ -129,6 +122,7 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
     const auto clamp = config_.conv_clamp.value_or(-1.0f);
     Buffer g_img = grad_img;
     Buffer g_x;  // gradient w.r.t. the current features; empty = zero
+    std::vector<Buffer> g_styles(plan_.layers.size());  // merged into grads.styles at the end, in one call
 
     for (std::size_t i = plan_.layers.size(); i-- > 0;) {
         const SynthesisLayerSpec& l = plan_.layers[i];
@@ -139,41 +133,39 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
         Buffer g_pre = backend_.empty({n, O, R, R});
         GradSlot gbias(*this, param_grads, l.name + ".bias");
         GradSlot gweight(*this, param_grads, l.name + ".weight");
-        Buffer g_in = backend_.empty({n, C, R / l.up, R / l.up});
-        Buffer g_s = backend_.empty({n, C});
-        if (l.is_torgb) {
-            backend_.bias_act_backward(L.out.data(), g_img.data(), n, O, R * R, nn::BiasActParams::linear(clamp),
-                                       g_pre.data(), gbias.ptr());
-        } else {
-            GANINV_CHECK(g_x.numel() > 0, ValueError, "synthesis_backward: internal order error");
-            backend_.bias_act_backward(L.out.data(), g_x.data(), n, O, R * R, nn::BiasActParams::lrelu(1.0f, clamp),
-                                       g_pre.data(), gbias.ptr());
-            if (L.noise.numel() > 0) {
-                Buffer& gn = grads.noise[static_cast<std::size_t>(l.noise_index)];
-                gn = backend_.empty({n, R, R});
-                GradSlot gstrength(*this, param_grads, l.name + ".noise_strength");
-                backend_.add_noise_backward(g_pre.data(), n, O, R * R, L.noise.data(), L.noise_per_sample,
-                                            param(l.name + ".noise_strength").data(), gn.data(), gstrength.ptr());
-                gstrength.commit();
-                if (c.noise_mode == NoiseMode::constant && param_grads) {
-                    Buffer sum = backend_.zeros({R, R});
-                    backend_.sum_rows_add(gn.data(), R * R, n, sum.data());
-                    const Tensor<float> h = backend_.download(sum);
-                    Tensor<float>& dst = param_grads->at(l.name + ".noise_const");
-                    for (Index k = 0; k < h.numel(); ++k) dst[k] += h[k];
-                }
-            }
+        GANINV_CHECK(l.is_torgb || g_x.numel() > 0, ValueError, "synthesis_backward: internal order error");
+        // ToRGB reads the same features as the next block's conv0, whose gradient is already in g_x.
+        const bool accumulate = l.is_torgb && g_x.numel() > 0;
+        Buffer g_in = accumulate ? Buffer{} : backend_.empty({n, C, R / l.up, R / l.up});
+        Buffer& g_s = g_styles[i] = backend_.empty({n, C});
+        const bool with_noise = !l.is_torgb && L.noise.numel() > 0;
+        Buffer* gn = with_noise ? &grads.noise[static_cast<std::size_t>(l.noise_index)] : nullptr;
+        if (gn) *gn = backend_.empty({n, R, R});
+        {
+            GradSlot gstrength(*this, with_noise ? param_grads : nullptr, l.name + ".noise_strength");
+            backend_.bias_act_noise_backward(
+                L.out.data(), (l.is_torgb ? g_img : g_x).data(), n, O, R * R,
+                l.is_torgb ? nn::BiasActParams::linear(clamp) : nn::BiasActParams::lrelu(1.0f, clamp),
+                with_noise ? L.noise.data() : nullptr, L.noise_per_sample,
+                with_noise ? param(l.name + ".noise_strength").data() : nullptr, g_pre.data(), gbias.ptr(),
+                gn ? gn->data() : nullptr, gstrength.ptr());
+            gstrength.commit();
+        }
+        if (gn && c.noise_mode == NoiseMode::constant && param_grads) {
+            Buffer sum = backend_.zeros({R, R});
+            backend_.sum_rows_add(gn->data(), R * R, n, sum.data());
+            const Tensor<float> h = backend_.download(sum);
+            Tensor<float>& dst = param_grads->at(l.name + ".noise_const");
+            for (Index k = 0; k < h.numel(); ++k) dst[k] += h[k];
         }
         backend_.modconv_backward(inputs[i], param(l.name + ".weight").data(), L.styles.data(), filt, L.dcoefs.data(),
-                                  L.modconv_out.data(), g_pre.data(), sh, g_in.data(), g_s.data(), gweight.ptr());
+                                  L.modconv_out.data(), g_pre.data(), sh, accumulate ? g_x.data() : g_in.data(),
+                                  g_s.data(), gweight.ptr(), accumulate);
         gbias.commit();
         gweight.commit();
-        const float gain = l.is_torgb ? 1.0f / std::sqrt(static_cast<float>(C * l.kernel * l.kernel)) : 1.0f;
-        backend_.scatter_add_columns(g_s.data(), n, C, gain, grads.styles.data(), style_dim(), l.style_offset);
 
         if (l.is_torgb) {
-            if (g_x.numel() == 0) g_x = std::move(g_in);
-            else backend_.axpy(g_x.numel(), 1.0f, g_in.data(), g_x.data());
+            if (!accumulate) g_x = std::move(g_in);
             if (R > 4) {  // the skip path: img_b = upsample(img_{b-1}) + torgb_b
                 Buffer g_prev = backend_.empty({n, O, R / 2, R / 2});
                 backend_.upfirdn2d_backward(g_img.data(), n * O, R / 2, R / 2, filter_.data(), fsize, fsize,
@@ -184,6 +176,12 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
             g_x = std::move(g_in);
         }
     }
+    std::vector<nn::ColumnBlock> slices;
+    for (std::size_t i = 0; i < plan_.layers.size(); ++i) {
+        const SynthesisLayerSpec& l = plan_.layers[i];
+        slices.push_back({l.style_offset, l.in_channels, style_gain(l), g_styles[i].data()});
+    }
+    backend_.scatter_add_column_blocks(slices, n, grads.styles.data(), style_dim());
     if (param_grads) {  // the const input was broadcast over the batch
         const Buffer& cp = param("synthesis.b4.const");
         Buffer sum = backend_.zeros(cp.shape());
