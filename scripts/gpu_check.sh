@@ -102,10 +102,14 @@ if has memcheck && [ -x "$test_bin" ]; then
       124) add memcheck TIMEOUT "$errs errors before the limit; $tail" ;;
       *) add memcheck FAILED "rc=$rc, $errs errors; $tail" ;;
     esac
-    # The portable GEMMs (official cases) and the wgmma kernels (cp.async ring, mbarriers, epilogue tile).
+    # The portable GEMMs (official cases), the wgmma kernels (cp.async ring, mbarriers, epilogue
+    # tile; its 1x1 shape also runs the pointwise ToRGB kernels) and the fused bias_act/noise
+    # backward (shared-memory channel sums).
     GANINV_TEST_NO_POOL=1 timeout 90 compute-sanitizer --tool racecheck --error-exitcode 99 \
       "$test_bin" "CUDA modulated conv matches all eight official cases" >> "$out/memcheck.log" 2>&1 &&
-    GANINV_TEST_NO_POOL=1 timeout 150 compute-sanitizer --tool racecheck --error-exitcode 99 \
+    GANINV_TEST_NO_POOL=1 timeout 60 compute-sanitizer --tool racecheck --error-exitcode 99 \
+      "$test_bin" "CUDA fused bias_act + noise backward matches the CPU backend" >> "$out/memcheck.log" 2>&1 &&
+    GANINV_TEST_NO_POOL=1 timeout 360 compute-sanitizer --tool racecheck --error-exitcode 99 \
       "$test_bin" "[wgmma]" >> "$out/memcheck.log" 2>&1
     rc=$?
     tail="$(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$out/memcheck.log" | tail -1)"
