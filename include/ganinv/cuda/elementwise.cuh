@@ -194,6 +194,16 @@ __global__ void bias_act_backward(const T* y, const T* gy, long long c, long lon
     }
 }
 
+/// dst[i] += sum_r copies[r * stride + i] for i < stride.
+template <class T = float>
+__global__ void sum_replicas(const T* copies, int replicas, long long stride, T* dst) {
+    GANINV_GRID_STRIDE(i, stride) {
+        float a = 0.0f;
+        for (int r = 0; r < replicas; ++r) a += copies[r * stride + i];
+        dst[i] += a;
+    }
+}
+
 /// bias_act_backward and add_noise_backward in one pass, threads walking the channels of their
 /// pixels (PixelChannelSplit): g_pre = bias_act'(out) * g (g_pre may alias g); grad_bias[c] +=
 /// sum g_pre (may be null); with noise, grad_noise[n, p] = strength * sum_c g_pre and

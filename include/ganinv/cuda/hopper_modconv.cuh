@@ -6,6 +6,7 @@
 #pragma once
 
 #include "ganinv/cuda/device_buffer.hpp"
+#include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/cuda/hopper_conv.cuh"
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/cuda/modconv_aux.cuh"
@@ -59,6 +60,8 @@ inline int hopper_tile_cols(const nn::ModConvShape& sh, bool grad_input, int num
     if (depth < 16 && !forced) return 0;  // a 32/64-element K slice would be mostly padding
     return choose_tile_cols(sh.batch * sh.in_h * sh.in_w, static_cast<int>(cols), num_sms, forced);
 }
+
+constexpr int kGradStyleReplicas = 32;  ///< copies of grad_s the grad-input epilogue spreads its atomics over
 
 template <class Operand>
 constexpr int slice_elems() {
@@ -211,9 +214,24 @@ void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x,
         dx[t] = up2 ? t % k : pad - t % k;
     }
     GradInputStore store;
-    store.grad_x = grad_x, store.s = s, store.x = x, store.grad_s = grad_s;
+    store.grad_x = grad_x, store.s = s, store.x = x;
     store.cols = C, store.plane = H * W;
+    // Spread the style-gradient atomics over copies of grad_s (see GradInputStore), summed below.
+    const long long blocks = (static_cast<long long>(N) * H * W + kBM - 1) / kBM * ((C + bn - 1) / bn);
+    store.replicas = static_cast<int>(std::min<long long>(kGradStyleReplicas, std::max<long long>(1, blocks / 64)));
+    store.replica_stride = static_cast<long long>(N) * C;
+    DeviceTensor copies;
+    if (store.replicas > 1) {
+        copies = DeviceTensor({store.replicas * store.replica_stride}, pool);
+        GANINV_CUDA_CHECK(cudaMemsetAsync(copies.data(), 0, copies.bytes(), stream));
+        store.grad_s = copies.data();
+    } else {
+        store.grad_s = grad_s;
+    }
     run_conv_gemm<Operand>(gp, wt, k * k, dy, dx, up2 ? 2 : 1, H, W, C, bn, store, stream);
+    if (store.replicas > 1)
+        launch_1d(cuda::kernels::sum_replicas<float>, store.replica_stride, stream, copies.data(), store.replicas,
+                  store.replica_stride, grad_s);
 }
 
 }  // namespace ganinv::cuda::hopper

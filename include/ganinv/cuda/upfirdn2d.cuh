@@ -10,6 +10,8 @@
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/nn/upfirdn2d.hpp"
 
+#include <algorithm>
+
 namespace ganinv::cuda {
 
 struct FirGeom {
@@ -51,27 +53,33 @@ struct FirEpilogue {
 
 namespace kernels {
 
-/// UP / DOWN: compile-time factors (0 = take them from the geometry at run time).
-template <int UP, int DOWN, class T = float>
+/// Grid: (pixel blocks, planes), both grid-strided. UP / DOWN: compile-time factors, KF: a
+/// compile-time square filter size (0 = all from the geometry at run time). The plane comes from
+/// the grid so that no thread divides 64-bit indices, and with KF the taps unroll: the generic
+/// form spent its time on index arithmetic (0.76 ms for a 1024^2 x 32-channel FIR on an H100).
+template <int UP, int DOWN, int KF, class T = float>
 __global__ void upfirdn2d_fwd(const T* x, int planes, FirGeom g, const float* f, FirEpilogue epi, float* y) {
     const int up = UP ? UP : g.up, down = DOWN ? DOWN : g.down;
+    const int fh = KF ? KF : g.fh, fw = KF ? KF : g.fw;
     const int out_hw = g.out_h * g.out_w;
     const int up_h = g.in_h * up, up_w = g.in_w * up;
-    GANINV_GRID_STRIDE(i, static_cast<long long>(planes) * out_hw) {
-        const int plane = static_cast<int>(i / out_hw);
-        const int o = static_cast<int>(i - static_cast<long long>(plane) * out_hw);
+    for (int plane = blockIdx.y; plane < planes; plane += gridDim.y)
+    for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < out_hw; o += gridDim.x * blockDim.x) {
+        const long long i = static_cast<long long>(plane) * out_hw + o;
         const int oy = o / g.out_w, ox = o - oy * g.out_w;
         const T* xp = x + static_cast<long long>(plane) * g.in_h * g.in_w;
         float acc = 0.0f;
-        for (int a = 0; a < g.fh; ++a) {
+#pragma unroll
+        for (int a = 0; a < fh; ++a) {
             const int uy = oy * down + a - g.pad_y0;
             if (uy < 0 || uy >= up_h || uy % up != 0) continue;
-            const int iy = uy / up, ka = g.flip ? a : g.fh - 1 - a;
-            for (int b = 0; b < g.fw; ++b) {
+            const int iy = uy / up, ka = g.flip ? a : fh - 1 - a;
+#pragma unroll
+            for (int b = 0; b < fw; ++b) {
                 const int ux = ox * down + b - g.pad_x0;
                 if (ux < 0 || ux >= up_w || ux % up != 0) continue;
-                const int kb = g.flip ? b : g.fw - 1 - b;
-                acc += f[ka * g.fw + kb] * g.gain * xp[iy * g.in_w + ux / up];
+                const int kb = g.flip ? b : fw - 1 - b;
+                acc += f[ka * fw + kb] * g.gain * xp[iy * g.in_w + ux / up];
             }
         }
         if (epi.plane_scale) acc *= epi.plane_scale[plane];
@@ -86,30 +94,33 @@ __global__ void upfirdn2d_fwd(const T* x, int planes, FirGeom g, const float* f,
     }
 }
 
-/// gx = adjoint(gy) * plane_scale[plane] (overwrites gx).
-template <int UP, int DOWN, class T = float>
+/// gx = adjoint(gy) * plane_scale[plane] (overwrites gx). Grid and templates as the forward.
+template <int UP, int DOWN, int KF, class T = float>
 __global__ void upfirdn2d_bwd(const T* gy, int planes, FirGeom g, const float* f, const float* plane_scale, float* gx) {
     const int up = UP ? UP : g.up, down = DOWN ? DOWN : g.down;
+    const int fh = KF ? KF : g.fh, fw = KF ? KF : g.fw;
     const int in_hw = g.in_h * g.in_w, out_hw = g.out_h * g.out_w;
-    GANINV_GRID_STRIDE(i, static_cast<long long>(planes) * in_hw) {
-        const int plane = static_cast<int>(i / in_hw);
-        const int q = static_cast<int>(i - static_cast<long long>(plane) * in_hw);
+    for (int plane = blockIdx.y; plane < planes; plane += gridDim.y)
+    for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < in_hw; q += gridDim.x * blockDim.x) {
+        const long long i = static_cast<long long>(plane) * in_hw + q;
         const int iy = q / g.in_w, ix = q - iy * g.in_w;
         const T* gp = gy + static_cast<long long>(plane) * out_hw;
         float acc = 0.0f;
-        for (int a = 0; a < g.fh; ++a) {
+#pragma unroll
+        for (int a = 0; a < fh; ++a) {
             const int ty = iy * up + g.pad_y0 - a;  // = oy * down
             if (ty < 0 || ty % down != 0) continue;
             const int oy = ty / down;
             if (oy >= g.out_h) continue;
-            const int ka = g.flip ? a : g.fh - 1 - a;
-            for (int b = 0; b < g.fw; ++b) {
+            const int ka = g.flip ? a : fh - 1 - a;
+#pragma unroll
+            for (int b = 0; b < fw; ++b) {
                 const int tx = ix * up + g.pad_x0 - b;
                 if (tx < 0 || tx % down != 0) continue;
                 const int ox = tx / down;
                 if (ox >= g.out_w) continue;
-                const int kb = g.flip ? b : g.fw - 1 - b;
-                acc += f[ka * g.fw + kb] * g.gain * gp[oy * g.out_w + ox];
+                const int kb = g.flip ? b : fw - 1 - b;
+                acc += f[ka * fw + kb] * g.gain * gp[oy * g.out_w + ox];
             }
         }
         gx[i] = plane_scale ? acc * plane_scale[plane] : acc;
@@ -126,26 +137,45 @@ inline void check_fir_size(Index planes, const FirGeom& g) {
 }
 }  // namespace detail
 
+namespace detail {
+/// Launches kernel<UP, DOWN, KF> for the geometry's factors (1/2 compile-time, others at run
+/// time) and a compile-time 4x4 filter (the [1,3,3,1] resampling filter) where it applies.
+template <template <int, int, int, class> class K, class... Args>
+void launch_fir(const FirGeom& g, Index planes, Index pixels, cudaStream_t stream, Args&&... args) {
+    if (planes <= 0 || pixels <= 0) return;
+    const dim3 grid(blocks_for(pixels, 4096), static_cast<unsigned>(std::min<Index>(planes, 65535)));
+    const bool f4 = g.fh == 4 && g.fw == 4;
+    auto go = [&](auto kernel) {
+        kernel<<<grid, kBlock, 0, stream>>>(std::forward<Args>(args)...);
+        GANINV_CUDA_CHECK_LAUNCH();
+    };
+    if (g.up == 1 && g.down == 1) f4 ? go(K<1, 1, 4, float>::fn) : go(K<1, 1, 0, float>::fn);
+    else if (g.up == 2 && g.down == 1) f4 ? go(K<2, 1, 4, float>::fn) : go(K<2, 1, 0, float>::fn);
+    else if (g.up == 1 && g.down == 2) f4 ? go(K<1, 2, 4, float>::fn) : go(K<1, 2, 0, float>::fn);
+    else go(K<0, 0, 0, float>::fn);
+}
+template <int UP, int DOWN, int KF, class T>
+struct FirForward {
+    static constexpr auto fn = kernels::upfirdn2d_fwd<UP, DOWN, KF, T>;
+};
+template <int UP, int DOWN, int KF, class T>
+struct FirBackward {
+    static constexpr auto fn = kernels::upfirdn2d_bwd<UP, DOWN, KF, T>;
+};
+}  // namespace detail
+
 inline void upfirdn2d_forward(const float* x, Index planes, const FirGeom& g, const float* f, float* y,
                               cudaStream_t stream, const FirEpilogue& epi = {}) {
     detail::check_fir_size(planes, g);
-    const Index n = planes * g.out_h * g.out_w;
-    const int p = static_cast<int>(planes);
-    if (g.up == 1 && g.down == 1) launch_1d(kernels::upfirdn2d_fwd<1, 1, float>, n, stream, x, p, g, f, epi, y);
-    else if (g.up == 2 && g.down == 1) launch_1d(kernels::upfirdn2d_fwd<2, 1, float>, n, stream, x, p, g, f, epi, y);
-    else if (g.up == 1 && g.down == 2) launch_1d(kernels::upfirdn2d_fwd<1, 2, float>, n, stream, x, p, g, f, epi, y);
-    else launch_1d(kernels::upfirdn2d_fwd<0, 0, float>, n, stream, x, p, g, f, epi, y);
+    detail::launch_fir<detail::FirForward>(g, planes, Index{g.out_h} * g.out_w, stream, x, static_cast<int>(planes), g,
+                                           f, epi, y);
 }
 
 inline void upfirdn2d_backward(const float* gy, Index planes, const FirGeom& g, const float* f, float* gx,
                                cudaStream_t stream, const float* plane_scale = nullptr) {
     detail::check_fir_size(planes, g);
-    const Index n = planes * g.in_h * g.in_w;
-    const int p = static_cast<int>(planes);
-    if (g.up == 1 && g.down == 1) launch_1d(kernels::upfirdn2d_bwd<1, 1, float>, n, stream, gy, p, g, f, plane_scale, gx);
-    else if (g.up == 2 && g.down == 1) launch_1d(kernels::upfirdn2d_bwd<2, 1, float>, n, stream, gy, p, g, f, plane_scale, gx);
-    else if (g.up == 1 && g.down == 2) launch_1d(kernels::upfirdn2d_bwd<1, 2, float>, n, stream, gy, p, g, f, plane_scale, gx);
-    else launch_1d(kernels::upfirdn2d_bwd<0, 0, float>, n, stream, gy, p, g, f, plane_scale, gx);
+    detail::launch_fir<detail::FirBackward>(g, planes, Index{g.in_h} * g.in_w, stream, gy, static_cast<int>(planes), g,
+                                            f, plane_scale, gx);
 }
 
 }  // namespace ganinv::cuda
