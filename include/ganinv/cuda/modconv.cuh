@@ -39,16 +39,6 @@ struct ModconvContext {
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
 
-/// The noise + bias + activation that follow a synthesis conv, fused into its last pass.
-struct ModconvFusedEpilogue {
-    float* out = nullptr;  ///< [N, O, OH, OW]: bias_act(y + strength * noise + bias)
-    const float* noise = nullptr;  ///< [N or 1, OH, OW] or null
-    bool noise_per_sample = false;
-    const float* strength = nullptr;
-    const float* bias = nullptr;
-    nn::BiasActParams act{};
-};
-
 /// The style variant used for a shape: `requested` unless automatic. The rule comes from the
 /// measurements in docs/cuda.md (benchmarks/gpu, both variants per shape).
 inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode requested) {
@@ -162,9 +152,8 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     const float* dscale = (!fold && sh.demodulate) ? dcoefs : nullptr;
 
     if (pointwise_modconv_eligible(sh)) {  // ToRGB: memory-bound, FP32 in every mode
-        PointwiseEpilogue pe;
-        if (fused) pe = {fused->out, fused->noise, fused->noise_per_sample, fused->strength, fused->bias, fused->act};
-        pointwise_modconv_forward(x, w, s, sh.demodulate ? dcoefs : nullptr, sh, y, pe, stream);
+        pointwise_modconv_forward(x, w, s, sh.demodulate ? dcoefs : nullptr, sh, y, fused ? *fused : ModconvFusedEpilogue{},
+                                  stream);
         return;
     }
     if (const int bn = sh.up == 1 ? detail::wgmma_tile_cols(ctx, sh, false, fold) : 0) {

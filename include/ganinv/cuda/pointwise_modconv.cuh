@@ -27,10 +27,10 @@ inline bool pointwise_modconv_eligible(const nn::ModConvShape& sh) {
     return sh.kernel == 1 && sh.up == 1 && sh.out_channels <= kPointwiseMaxOut && sh.in_channels <= kPointwiseMaxIn;
 }
 
-/// The noise + bias + activation written beside y (out2 null: y only).
-struct PointwiseEpilogue {
-    float* out2 = nullptr;
-    const float* noise = nullptr;
+/// The noise + bias + activation that follow a synthesis conv, fused into its last pass.
+struct ModconvFusedEpilogue {
+    float* out = nullptr;  ///< [N, O, OH, OW]: bias_act(y + strength * noise + bias)
+    const float* noise = nullptr;  ///< [N or 1, OH, OW] or null
     bool noise_per_sample = false;
     const float* strength = nullptr;
     const float* bias = nullptr;
@@ -45,7 +45,7 @@ template <int O>
 __global__ void __launch_bounds__(kBlock) pointwise_modconv_forward(const float* __restrict__ x, const float* __restrict__ w,
                                                                     const float* __restrict__ s, const float* __restrict__ d,
                                                                     int C, long long P, int groups, float* __restrict__ y,
-                                                                    PointwiseEpilogue epi) {
+                                                                    ModconvFusedEpilogue epi) {
     extern __shared__ float sm[];
     float* ws = sm;                // [O][C]
     float* part = sm + O * C;      // [groups][tile][O]
@@ -87,13 +87,13 @@ __global__ void __launch_bounds__(kBlock) pointwise_modconv_forward(const float*
     for (int i = 0; i < kPixelsPerLane; ++i) {
         const long long p = split.pixel(i);
         if (p >= P) continue;
-        const float nz = epi.out2 && epi.noise ? *epi.strength * epi.noise[(epi.noise_per_sample ? n * P : 0) + p] : 0.0f;
+        const float nz = epi.out && epi.noise ? *epi.strength * epi.noise[(epi.noise_per_sample ? n * P : 0) + p] : 0.0f;
 #pragma unroll
         for (int o = 0; o < O; ++o) {
             const float v = acc[i][o] * (d ? d[n * O + o] : 1.0f);
             const long long idx = (static_cast<long long>(n) * O + o) * P + p;
             y[idx] = v;
-            if (epi.out2) epi.out2[idx] = gemm::apply_bias_act(v + nz + (epi.bias ? epi.bias[o] : 0.0f), epi.act);
+            if (epi.out) epi.out[idx] = gemm::apply_bias_act(v + nz + (epi.bias ? epi.bias[o] : 0.0f), epi.act);
         }
     }
 }
@@ -187,7 +187,7 @@ inline dim3 pointwise_grid(const nn::ModConvShape& sh, int groups) {
 template <int O>
 struct PointwiseForward {
     static void run(const float* x, const float* w, const float* s, const float* d, const nn::ModConvShape& sh, float* y,
-                    const PointwiseEpilogue& epi, cudaStream_t stream) {
+                    const ModconvFusedEpilogue& epi, cudaStream_t stream) {
         const int C = static_cast<int>(sh.in_channels), groups = channel_groups(C);
         const std::size_t smem = sizeof(float) * O * (C + (groups > 1 ? groups * pixel_tile(groups) : 0));
         kernels::pointwise_modconv_forward<O><<<pointwise_grid(sh, groups), kBlock, smem, stream>>>(
@@ -213,9 +213,9 @@ struct PointwiseBackward {
 
 }  // namespace detail
 
-/// y (and epi.out2) of a pointwise_modconv_eligible shape; d may be null (no demodulation).
+/// y (and epi.out) of a pointwise_modconv_eligible shape; d may be null (no demodulation).
 inline void pointwise_modconv_forward(const float* x, const float* w, const float* s, const float* d,
-                                      const nn::ModConvShape& sh, float* y, const PointwiseEpilogue& epi,
+                                      const nn::ModConvShape& sh, float* y, const ModconvFusedEpilogue& epi,
                                       cudaStream_t stream) {
     detail::with_pointwise_out<detail::PointwiseForward>(static_cast<int>(sh.out_channels), x, w, s, d, sh, y, epi, stream);
 }
