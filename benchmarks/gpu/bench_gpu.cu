@@ -14,7 +14,7 @@
 
 #include <ganinv/core/json.hpp>
 #include <ganinv/core/rng.hpp>
-#include <ganinv/cuda/backend.hpp>
+#include <ganinv/backend/cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/models/stylegan2.hpp>
 

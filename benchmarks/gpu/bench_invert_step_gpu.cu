@@ -5,8 +5,8 @@
 // Usage: bench_invert_step_gpu [--quick] [--json OUT.json] [--precision fp32|tf32|bf16]
 #include "../invert_step_impl.hpp"
 
-#include <ganinv/cuda/backend.hpp>
-#include <ganinv/cuda/loss_ops.cuh>
+#include <ganinv/backend/cuda.cuh>
+#include <ganinv/backend/cuda_buffer_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
 
 #include <cstring>

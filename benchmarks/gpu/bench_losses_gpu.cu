@@ -13,7 +13,7 @@
 
 #include <ganinv/core/json.hpp>
 #include <ganinv/core/rng.hpp>
-#include <ganinv/cuda/network_losses.cuh>
+#include <ganinv/loss/network_losses_cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
 
 #include <algorithm>

@@ -2,8 +2,8 @@
 // has the options); same rows and numbers as invert_table on the CPU, in a fraction of the time.
 #include "../invert_table_impl.hpp"
 
-#include <ganinv/cuda/backend.hpp>
-#include <ganinv/cuda/loss_ops.cuh>
+#include <ganinv/backend/cuda.cuh>
+#include <ganinv/backend/cuda_buffer_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
 
 #include <cstdio>

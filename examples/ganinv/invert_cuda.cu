@@ -3,14 +3,14 @@
 #include "invert_cuda.hpp"
 #include "invert_dispatch.hpp"
 
-#include <ganinv/cuda/backend.hpp>
-#include <ganinv/cuda/loss_ops.cuh>
+#include <ganinv/backend/cuda.cuh>
+#include <ganinv/backend/cuda_buffer_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/loss/any_loss.hpp>
 #include <ganinv/loss/pixel.hpp>
 #include <ganinv/models/stylegan2.hpp>
 #if GANINV_CLI_HAS_CUDNN
-#include <ganinv/cuda/network_losses.cuh>
+#include <ganinv/loss/network_losses_cuda.cuh>
 #endif
 
 namespace ganinv::cli {

@@ -8,7 +8,7 @@
 #include "cuda_check_close.hpp"
 
 #include <ganinv/core/rng.hpp>
-#include <ganinv/cuda/network_losses.cuh>
+#include <ganinv/loss/network_losses_cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/io/safetensors.hpp>
 

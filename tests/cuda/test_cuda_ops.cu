@@ -7,7 +7,7 @@
 
 #include "cpu_reference.hpp"
 
-#include <ganinv/cuda/backend.hpp>
+#include <ganinv/backend/cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/io/safetensors.hpp>
 

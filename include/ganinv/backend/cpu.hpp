@@ -1,6 +1,6 @@
 /// @file cpu.hpp
 /// @brief The `Cpu` backend policy: host tensors and the operations the generator is written
-///        against (Eigen GEMMs + OpenMP). `Cuda` (cuda/backend.hpp) provides the same members
+///        against (Eigen GEMMs + OpenMP). `Cuda` (backend/cuda.cuh) provides the same members
 ///        over device memory, so `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template.
 #pragma once
 

@@ -1,7 +1,7 @@
-/// @file backend.hpp
+/// @file cuda.cuh
 /// @brief Concept `Backend`: where tensors live and the operations the generator needs.
 ///
-/// Satisfied by: ganinv::Cpu (backend/cpu.hpp), ganinv::Cuda (cuda/backend.hpp).
+/// Satisfied by: ganinv::Cpu (backend/cpu.hpp), ganinv::Cuda (backend/cuda.cuh).
 #pragma once
 
 #include "ganinv/core/tensor.hpp"

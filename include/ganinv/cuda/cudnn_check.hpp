@@ -2,7 +2,7 @@
 /// @brief cuDNN error handling, next to check.hpp's CUDA runtime checks: `ganinv::CudnnError`
 ///        and `GANINV_CUDNN_CHECK(call)`, which turns a failed cuDNN call into an exception
 ///        naming file:line, the call, the status name and cuDNN's own description of the last
-///        error. Only the CUDA losses (cuda/network_losses.cuh) use cuDNN; the generator does not.
+///        error. Only the CUDA losses (loss/network_losses_cuda.cuh) use cuDNN; the generator does not.
 #pragma once
 
 #include "ganinv/core/error.hpp"

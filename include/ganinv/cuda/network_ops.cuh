@@ -1,6 +1,6 @@
 /// @file network_ops.cuh
-/// @brief The non-convolution layers of the CUDA VGG16 and face-ResNet twins (cuda/vgg16.cuh,
-///        cuda/face_resnet.cuh): bias + ReLU epilogues (with an optional pre-activation copy or
+/// @brief The non-convolution layers of the CUDA VGG16 and face-ResNet twins (models/vgg16_cuda.cuh,
+///        models/face_resnet_cuda.cuh): bias + ReLU epilogues (with an optional pre-activation copy or
 ///        residual add), the ReLU mask of the backward, max pooling (any window and stride) whose
 ///        backward recomputes each window's winner instead of storing it, the face ResNet's
 ///        down-sampling residual (2x2 average-pool shortcut with zero channels, bottom/right zero

@@ -101,11 +101,11 @@ struct IdentityOptions {
     bool cache_target = true;    ///< reuse the target's descriptor while the target stays the same
 };
 
-/// The Cpu implementation; `Identity<Cuda>` is a specialisation in ganinv/cuda/network_losses.cuh.
+/// The Cpu implementation; `Identity<Cuda>` is a specialisation in ganinv/loss/network_losses_cuda.cuh.
 template <class Backend = Cpu>
 class Identity {
     static_assert(std::is_same_v<Backend, Cpu>,
-                  "ganinv::Identity: for the Cuda backend include <ganinv/cuda/network_losses.cuh> from a .cu file");
+                  "ganinv::Identity: for the Cuda backend include <ganinv/loss/network_losses_cuda.cuh> from a .cu file");
 
 public:
     using backend_type = Backend;

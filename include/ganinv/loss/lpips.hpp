@@ -34,11 +34,11 @@ struct LpipsOptions {
     bool cache_target = true;  ///< reuse the target's features while the target stays the same
 };
 
-/// The Cpu implementation; `Lpips<Cuda>` is a specialisation in ganinv/cuda/network_losses.cuh.
+/// The Cpu implementation; `Lpips<Cuda>` is a specialisation in ganinv/loss/network_losses_cuda.cuh.
 template <class Backend = Cpu>
 class Lpips {
     static_assert(std::is_same_v<Backend, Cpu>,
-                  "ganinv::Lpips: for the Cuda backend include <ganinv/cuda/network_losses.cuh> from a .cu file");
+                  "ganinv::Lpips: for the Cuda backend include <ganinv/loss/network_losses_cuda.cuh> from a .cu file");
 
 public:
     using backend_type = Backend;

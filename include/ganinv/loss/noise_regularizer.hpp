@@ -11,7 +11,7 @@
 ///
 /// Not a `Loss` (it looks at noise maps, not images): evaluate(maps, grads) -> LossResult. One
 /// template for both backends: the per-plane work is BufferOps<B>::add_noise_regularizer
-/// (detail/noise_reg_plane.hpp on the host; a kernel in cuda/loss_ops.cuh).
+/// (detail/noise_reg_plane.hpp on the host; a kernel in backend/cuda_buffer_ops.cuh).
 #pragma once
 
 #include "ganinv/backend/cpu_fwd.hpp"

@@ -35,11 +35,11 @@ struct VggPerceptualOptions {
     bool cache_target = true;     ///< reuse the target's features while the target stays the same
 };
 
-/// The Cpu implementation; `VggPerceptual<Cuda>` is a specialisation in ganinv/cuda/network_losses.cuh.
+/// The Cpu implementation; `VggPerceptual<Cuda>` is a specialisation in ganinv/loss/network_losses_cuda.cuh.
 template <class Backend = Cpu>
 class VggPerceptual {
     static_assert(std::is_same_v<Backend, Cpu>,
-                  "ganinv::VggPerceptual: for the Cuda backend include <ganinv/cuda/network_losses.cuh> from a .cu file");
+                  "ganinv::VggPerceptual: for the Cuda backend include <ganinv/loss/network_losses_cuda.cuh> from a .cu file");
 
 public:
     using backend_type = Backend;

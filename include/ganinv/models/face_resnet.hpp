@@ -103,7 +103,7 @@ public:
         return net;
     }
 
-    /// The layers, for the CUDA twin (cuda/face_resnet.cuh), which runs the same list.
+    /// The layers, for the CUDA twin (models/face_resnet_cuda.cuh), which runs the same list.
     const Conv& stem() const { return stem_; }
     const std::vector<Block>& blocks() const { return blocks_; }
     const Tensor<float>& fc() const { return fc_; }

@@ -147,7 +147,7 @@ public:
     }
 
     /// Conv layers a forward must run to reach every tap; throws unless `input` is an
-    /// [N, 3, H, W] batch large enough for them (shared with the CUDA twin, cuda/vgg16.cuh).
+    /// [N, 3, H, W] batch large enough for them (shared with the CUDA twin, models/vgg16_cuda.cuh).
     static int depth_for(std::span<const VggTap> taps, const Shape& input) {
         GANINV_CHECK(input.size() == 4 && input[1] == 3, ShapeError, "Vgg16: input must be [N, 3, H, W], got ",
                      shape_to_string(input));

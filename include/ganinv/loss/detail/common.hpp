@@ -8,7 +8,7 @@
 #include "ganinv/concepts/loss.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
-#include "ganinv/loss/detail/buffer_ops_cpu.hpp"
+#include "ganinv/backend/cpu_buffer_ops.hpp"
 
 #include <cstring>
 #include <string>

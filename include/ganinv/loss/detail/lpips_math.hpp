@@ -1,6 +1,6 @@
 /// @file lpips_math.hpp
 /// @brief LPIPS' per-position math, written once for the Cpu loops (loss/lpips.hpp) and the
-///        CUDA kernels (cuda/loss_heads.cuh): channel unit-normalisation, and the weighted
+///        CUDA kernels (loss/detail/heads_cuda.cuh): channel unit-normalisation, and the weighted
 ///        squared distance of normalised features with its gradient w.r.t. the raw features.
 ///        Channel c of a position sits at x[c * stride] (NCHW: stride = H * W).
 #pragma once

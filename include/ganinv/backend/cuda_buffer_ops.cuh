@@ -1,8 +1,8 @@
-/// @file loss_ops.cuh
+/// @file cuda_buffer_ops.cuh
 /// @brief `BufferOps<Cuda>`: the buffer arithmetic of the losses on device tensors — pixel-loss
 ///        reductions (plain and masked), masking, area down-sampling and RGB->gray with their
 ///        adjoints, scale and add, the noise regulariser — with the members and semantics of `BufferOps<Cpu>`
-///        (loss/detail/buffer_ops_cpu.hpp). Including it makes Mse/L1/Charbonnier<Cuda>,
+///        (backend/cpu_buffer_ops.hpp). Including it makes Mse/L1/Charbonnier<Cuda>,
 ///        Masked, Degraded, Weighted, Sum, WeightedLossSum and NoiseRegularizer over Cuda work.
 ///
 /// Include from a .cu file. Work goes to the stream of the input tensor's memory pool (the
@@ -11,9 +11,9 @@
 /// float rounding.
 #pragma once
 
-#include "ganinv/cuda/backend.hpp"
+#include "ganinv/backend/cuda.cuh"
 #include "ganinv/cuda/launch.cuh"
-#include "ganinv/loss/detail/buffer_ops_cpu.hpp"
+#include "ganinv/backend/cpu_buffer_ops.hpp"
 
 #include <vector>
 

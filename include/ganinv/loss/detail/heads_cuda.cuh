@@ -1,4 +1,4 @@
-/// @file loss_heads.cuh
+/// @file heads_cuda.cuh
 /// @brief The heads of the CUDA network losses and their bookkeeping: LPIPS' channel
 ///        normalisation and per-layer distance + gradient (the per-position math of
 ///        loss/detail/lpips_math.hpp, shared with the CPU), the per-layer mean squared error of

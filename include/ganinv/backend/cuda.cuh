@@ -1,4 +1,4 @@
-/// @file backend.hpp
+/// @file cuda.cuh
 /// @brief The `Cuda` backend policy: device tensors and the operations the generator is written
 ///        against, with exactly the members of `Cpu` (backend/cpu.hpp), same signatures, device
 ///        pointers. `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template.

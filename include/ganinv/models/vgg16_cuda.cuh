@@ -1,4 +1,4 @@
-/// @file vgg16.cuh
+/// @file vgg16_cuda.cuh
 /// @brief `CudaVgg16`: the VGG16 feature trunk of models/vgg16.hpp on the GPU — the same layer
 ///        table (kVgg16Convs), taps (VggTap), depth and size checks (Vgg16::depth_for) and the
 ///        same weights (uploaded from a `Vgg16`), with cuDNN for the 3x3 convolutions (forward
@@ -11,7 +11,7 @@
 /// `Vgg16::set_reference_precision` does on the CPU (see TrunkConvs for exactly what is double).
 #pragma once
 
-#include "ganinv/cuda/backend.hpp"
+#include "ganinv/backend/cuda.cuh"
 #include "ganinv/cuda/cudnn_conv.hpp"
 #include "ganinv/cuda/network_ops.cuh"
 #include "ganinv/models/vgg16.hpp"

@@ -1,7 +1,7 @@
 /// @file noise_reg_plane.hpp
 /// @brief The official projector's noise regulariser on one [H, W] plane, with its gradient:
 ///        the Cpu reference (BufferOps<Cpu> loops over planes; the CUDA kernel in
-///        cuda/loss_ops.cuh does the same arithmetic, levels in double, one block per plane).
+///        backend/cuda_buffer_ops.cuh does the same arithmetic, levels in double, one block per plane).
 #pragma once
 
 #include "ganinv/core/tensor.hpp"

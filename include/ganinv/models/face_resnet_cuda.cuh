@@ -1,4 +1,4 @@
-/// @file face_resnet.cuh
+/// @file face_resnet_cuda.cuh
 /// @brief `CudaFaceResNet`: the dlib face-recognition ResNet of models/face_resnet.hpp on the
 ///        GPU — the same layer list and folded weights (uploaded from a `FaceResNet`: stem(),
 ///        blocks(), fc()), cuDNN for the convolutions (forward, backward-data), our kernels for
@@ -8,7 +8,7 @@
 ///        `FaceResNet::set_reference_precision` does on the CPU (TrunkConvs, cuda/network_ops.cuh).
 #pragma once
 
-#include "ganinv/cuda/backend.hpp"
+#include "ganinv/backend/cuda.cuh"
 #include "ganinv/cuda/cudnn_conv.hpp"
 #include "ganinv/cuda/input_stage.cuh"
 #include "ganinv/cuda/network_ops.cuh"

@@ -1,4 +1,4 @@
-/// @file network_losses.cuh
+/// @file network_losses_cuda.cuh
 /// @brief `Lpips<Cuda>`, `VggPerceptual<Cuda>` and `Identity<Cuda>`: the perceptual and identity
 ///        losses on device tensors, with the semantics of their Cpu versions (loss/lpips.hpp,
 ///        loss/vgg_perceptual.hpp, loss/identity.hpp), whose options, constants, tap lists,
@@ -16,10 +16,10 @@
 /// switch drops the cached target features, which were computed in the other precision.
 #pragma once
 
-#include "ganinv/cuda/face_resnet.cuh"
+#include "ganinv/models/face_resnet_cuda.cuh"
 #include "ganinv/cuda/input_stage.cuh"
-#include "ganinv/cuda/loss_heads.cuh"
-#include "ganinv/cuda/vgg16.cuh"
+#include "ganinv/loss/detail/heads_cuda.cuh"
+#include "ganinv/models/vgg16_cuda.cuh"
 #include "ganinv/loss/identity.hpp"
 #include "ganinv/loss/lpips.hpp"
 #include "ganinv/loss/vgg_perceptual.hpp"

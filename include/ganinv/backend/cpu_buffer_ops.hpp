@@ -1,14 +1,14 @@
-/// @file buffer_ops_cpu.hpp
+/// @file cpu_buffer_ops.hpp
 /// @brief `BufferOps<Cpu>`: the per-backend buffer arithmetic the losses and their wrappers are
 ///        written against (pixel-loss reductions, masking, the degradation operators, sums and
-///        scales). `BufferOps<Cuda>` (cuda/loss_ops.cuh) has the same members over device tensors,
+///        scales). `BufferOps<Cuda>` (backend/cuda_buffer_ops.cuh) has the same members over device tensors,
 ///        so Mse, Masked, Degraded, Weighted and Sum are one template per backend.
 #pragma once
 
 #include "ganinv/backend/cpu_fwd.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
-#include "ganinv/loss/detail/noise_reg_plane.hpp"
+#include "ganinv/nn/noise_reg_plane.hpp"
 
 #include <cstring>
 #include <type_traits>
@@ -21,11 +21,11 @@ template <class>
 inline constexpr bool dependent_false = false;
 
 /// Buffer arithmetic per backend. The primary template is never defined: a backend provides a
-/// specialisation (Cpu below; Cuda in ganinv/cuda/loss_ops.cuh, which a .cu file must include).
+/// specialisation (Cpu below; Cuda in ganinv/backend/cuda_buffer_ops.cuh, which a .cu file must include).
 template <class Backend>
 struct BufferOps {
     static_assert(dependent_false<Backend>,
-                  "ganinv: no BufferOps for this backend; for Cuda include <ganinv/cuda/loss_ops.cuh> "
+                  "ganinv: no BufferOps for this backend; for Cuda include <ganinv/backend/cuda_buffer_ops.cuh> "
                   "(from a .cu file) before using a loss");
 };
 
