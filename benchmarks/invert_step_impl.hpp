@@ -12,6 +12,7 @@
 #include <ganinv/invert/objective.hpp>
 #include <ganinv/loss/pixel.hpp>
 #include <ganinv/models/stylegan2.hpp>
+#include <ganinv/invert/projector_schedule.hpp>
 #include <ganinv/optim/adam.hpp>
 
 #include <iostream>

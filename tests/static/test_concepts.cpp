@@ -13,7 +13,31 @@
 #include <ganinv/optim/optim.hpp>
 
 namespace ganinv {
+static_assert(BackendMemory<Cpu>);
+static_assert(BackendLayerOps<Cpu>);
+static_assert(BackendBufferOps<Cpu>);
 static_assert(Backend<Cpu>);
+
+// The concept is not vacuous: a type that has the memory operations but none of the layer
+// operations, or no BufferOps, is not a backend.
+struct MemoryOnlyBackend {
+    using Buffer = Tensor<float>;
+    static constexpr const char* name = "memory-only";
+    Buffer empty(const Shape& s) const { return Buffer(s); }
+    Buffer zeros(const Shape& s) const { return Buffer(s, 0.0f); }
+    Buffer upload(const Tensor<float>& h) const { return h; }
+    Tensor<float> download(const Buffer& b) const { return b; }
+    void fill(Buffer& b, float v) const { b.fill(v); }
+    void copy(const float*, float*, Index) const {}
+    void synchronize() const {}
+};
+static_assert(BackendMemory<MemoryOnlyBackend>);
+static_assert(!BackendLayerOps<MemoryOnlyBackend>);
+static_assert(!BackendBufferOps<MemoryOnlyBackend>);
+static_assert(!Backend<MemoryOnlyBackend>);
+struct CpuWithoutBufferOps : Cpu {};
+static_assert(BackendLayerOps<CpuWithoutBufferOps>);
+static_assert(!Backend<CpuWithoutBufferOps>);
 static_assert(Generator<StyleGAN2<Cpu>>);
 static_assert(StyleGenerator<StyleGAN2<Cpu>>);
 static_assert(LatentSpace<ZSpace, StyleGAN2<Cpu>>);

@@ -4,6 +4,7 @@
 #include "test_support.hpp"
 
 #include <ganinv/core/rng.hpp>
+#include <ganinv/invert/projector_schedule.hpp>
 #include <ganinv/optim/optim.hpp>
 
 #include <algorithm>

@@ -1,9 +1,12 @@
 /// @file cpu.hpp
 /// @brief The `Cpu` backend policy: host tensors and the operations the generator is written
 ///        against (Eigen GEMMs + OpenMP). `Cuda` (backend/cuda.cuh) provides the same members
-///        over device memory, so `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template.
+///        over device memory, so `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template. The losses'
+///        half, `BufferOps<Cpu>`, is in cpu_buffer_ops.hpp (Eigen-free, included here);
+///        concepts/backend.hpp lists every operation.
 #pragma once
 
+#include "ganinv/backend/cpu_buffer_ops.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear.hpp"

@@ -5,7 +5,9 @@
 ///        so Mse, Masked, Degraded, Weighted and Sum are one template per backend.
 #pragma once
 
+#include "ganinv/backend/buffer_ops.hpp"
 #include "ganinv/backend/cpu_fwd.hpp"
+#include "ganinv/core/color.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/noise_reg_plane.hpp"
@@ -16,23 +18,6 @@
 
 namespace ganinv {
 namespace detail {
-
-template <class>
-inline constexpr bool dependent_false = false;
-
-/// Buffer arithmetic per backend. The primary template is never defined: a backend provides a
-/// specialisation (Cpu below; Cuda in ganinv/backend/cuda_buffer_ops.cuh, which a .cu file must include).
-template <class Backend>
-struct BufferOps {
-    static_assert(dependent_false<Backend>,
-                  "ganinv: no BufferOps for this backend; for Cuda include <ganinv/backend/cuda_buffer_ops.cuh> "
-                  "(from a .cu file) before using a loss");
-};
-
-/// BT.601 luma weights (io/image_ops.hpp's to_channels uses the same).
-struct LumaWeights {
-    static constexpr float r = 0.299f, g = 0.587f, b = 0.114f;
-};
 
 /// Offset of the mask plane for image n, channel c: the mask is [N or 1, 1 or C, H, W].
 inline Index mask_plane(Index n, Index c, Index mask_n, Index mask_c, Index hw) {

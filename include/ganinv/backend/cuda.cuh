@@ -1,14 +1,17 @@
 /// @file cuda.cuh
 /// @brief The `Cuda` backend policy: device tensors and the operations the generator is written
 ///        against, with exactly the members of `Cpu` (backend/cpu.hpp), same signatures, device
-///        pointers. `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template.
+///        pointers, plus the losses' `BufferOps<Cuda>` (cuda_buffer_ops.cuh, included here).
+///        `StyleGAN2<Cpu>` and `StyleGAN2<Cuda>` are one template; concepts/backend.hpp lists
+///        every operation.
 ///
-/// Include from a CUDA translation unit (.cu): it holds kernels. A `Cuda` is built from an
+/// Include from a CUDA translation unit (.cu): it includes kernels (cuda/*.cuh). A `Cuda` is built from an
 /// explicit cudaStream_t; every launch, copy and memset goes to that stream. It owns (shared
 /// between its copies) a caching MemoryPool bound to that stream and a pinned staging buffer, so
 /// two backends on two streams — two generators — share nothing. No global state.
 #pragma once
 
+#include "ganinv/backend/cuda_buffer_ops.cuh"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/elementwise.cuh"

@@ -2,198 +2,28 @@
 /// @brief `BufferOps<Cuda>`: the buffer arithmetic of the losses on device tensors — pixel-loss
 ///        reductions (plain and masked), masking, area down-sampling and RGB->gray with their
 ///        adjoints, scale and add, the noise regulariser — with the members and semantics of `BufferOps<Cpu>`
-///        (backend/cpu_buffer_ops.hpp). Including it makes Mse/L1/Charbonnier<Cuda>,
-///        Masked, Degraded, Weighted, Sum, WeightedLossSum and NoiseRegularizer over Cuda work.
+///        (backend/cpu_buffer_ops.hpp); the kernels are in cuda/buffer_kernels.cuh. backend/cuda.cuh
+///        includes it, so Mse/L1/Charbonnier<Cuda>, Masked, Degraded, Weighted, Sum,
+///        WeightedLossSum and NoiseRegularizer over Cuda work wherever `Cuda` does.
 ///
-/// Include from a .cu file. Work goes to the stream of the input tensor's memory pool (the
+/// CUDA translation units only (.cu). Work goes to the stream of the input tensor's memory pool (the
 /// backend's stream). Per-image sums accumulate in double in a fixed order (partials per
 /// block, then a sequential pass), so results are deterministic and match the Cpu loops to
 /// float rounding.
 #pragma once
 
-#include "ganinv/backend/cuda.cuh"
-#include "ganinv/cuda/launch.cuh"
-#include "ganinv/backend/cpu_buffer_ops.hpp"
+#include "ganinv/cuda/buffer_kernels.cuh"
+#include "ganinv/cuda/device_buffer.hpp"
+#include "ganinv/cuda/elementwise.cuh"
+#include "ganinv/backend/buffer_ops.hpp"
 
+#include <algorithm>
+#include <memory>
 #include <vector>
 
 namespace ganinv {
-namespace cuda::kernels {
 
-/// grid (chunks, N): block (chunk, n) reduces its share of image n's m = C*HW values into
-/// partial_acc[n * chunks + chunk] (and the selected count into partial_count). grad gets
-/// f'(d) * grad_scale on selected values, 0 elsewhere.
-template <class L>
-__global__ void pixel_loss_partials(L loss, const float* pred, const float* target, const float* mask, long long mask_n,
-                                    long long mask_c, long long C, long long HW, float grad_scale, float* grad,
-                                    double* partial_acc, double* partial_count) {
-    const long long n = blockIdx.y, m = C * HW, chunks = gridDim.x;
-    const float* p = pred + n * m;
-    const float* t = target + n * m;
-    double acc = 0.0, count = 0.0;
-    for (long long i = blockIdx.x * static_cast<long long>(kBlock) + threadIdx.x; i < m; i += chunks * kBlock) {
-        bool on = true;
-        if (mask) {
-            const long long c = i / HW, j = i - c * HW;
-            on = mask[((mask_n == 1 ? 0 : n) * mask_c + (mask_c == 1 ? 0 : c)) * HW + j] > 0.0f;
-        }
-        const double d = static_cast<double>(p[i]) - static_cast<double>(t[i]);
-        if (on) {
-            acc += loss.pointwise(d);
-            count += 1.0;
-        }
-        if (grad) grad[n * m + i] = on ? static_cast<float>(loss.pointwise_grad(d) * grad_scale) : 0.0f;
-    }
-    acc = block_sum<double>(acc);
-    count = block_sum<double>(count);
-    if (threadIdx.x == 0) {
-        partial_acc[n * chunks + blockIdx.x] = acc;
-        partial_count[n * chunks + blockIdx.x] = count;
-    }
-}
-
-/// per_image[n] = (sum of partials) * norm[n], norm = 1 / count (0 for an empty selection).
-__global__ void pixel_loss_finish(const double* partial_acc, const double* partial_count, long long batch,
-                                  long long chunks, double* per_image, float* norm) {
-    GANINV_GRID_STRIDE(n, batch) {
-        double acc = 0.0, count = 0.0;
-        for (long long k = 0; k < chunks; ++k) {
-            acc += partial_acc[n * chunks + k];
-            count += partial_count[n * chunks + k];
-        }
-        const double inv = count > 0.0 ? 1.0 / count : 0.0;
-        per_image[n] = acc * inv;
-        norm[n] = static_cast<float>(inv);
-    }
-}
-
-__global__ void scale_per_image(float* x, long long batch, long long m, const float* norm) {
-    GANINV_GRID_STRIDE(i, batch * m) x[i] *= norm[i / m];
-}
-
-__global__ void scale_all(float* x, long long n, float w) {
-    GANINV_GRID_STRIDE(i, n) x[i] *= w;
-}
-
-__global__ void apply_binary_mask(const float* x, const float* mask, long long N, long long C, long long HW,
-                                  long long mask_n, long long mask_c, float* out) {
-    GANINV_GRID_STRIDE(i, N * C * HW) {
-        const long long j = i % HW, nc = i / HW, c = nc % C, n = nc / C;
-        out[i] = mask[((mask_n == 1 ? 0 : n) * mask_c + (mask_c == 1 ? 0 : c)) * HW + j] > 0.0f ? x[i] : 0.0f;
-    }
-}
-
-__global__ void area_downsample(const float* x, long long planes, long long OH, long long OW, int k, float* y) {
-    const float inv = 1.0f / static_cast<float>(k * k);
-    const long long W = OW * k;
-    GANINV_GRID_STRIDE(o, planes * OH * OW) {
-        const long long j = o % OW, pi = o / OW, i = pi % OH, p = pi / OH;
-        float acc = 0.0f;  // same order as the Cpu loop: rows a, then columns b
-        for (int a = 0; a < k; ++a)
-            for (int b = 0; b < k; ++b) acc += x[(p * OH * k + i * k + a) * W + j * k + b];
-        y[o] = acc * inv;
-    }
-}
-
-__global__ void area_downsample_backward(const float* gy, long long planes, long long OH, long long OW, int k,
-                                         float* gx) {
-    const float inv = 1.0f / static_cast<float>(k * k);
-    const long long H = OH * k, W = OW * k;
-    GANINV_GRID_STRIDE(o, planes * H * W) {
-        const long long x = o % W, py = o / W, y = py % H, p = py / H;
-        gx[o] = gy[(p * OH + y / k) * OW + x / k] * inv;
-    }
-}
-
-__global__ void to_gray(const float* x, long long N, long long HW, float* y) {
-    using W = ganinv::detail::LumaWeights;
-    GANINV_GRID_STRIDE(o, N * HW) {
-        const long long n = o / HW, i = o - n * HW;
-        y[o] = W::r * x[(n * 3) * HW + i] + W::g * x[(n * 3 + 1) * HW + i] + W::b * x[(n * 3 + 2) * HW + i];
-    }
-}
-
-__global__ void to_gray_backward(const float* gy, long long N, long long HW, float* gx) {
-    using W = ganinv::detail::LumaWeights;
-    GANINV_GRID_STRIDE(o, N * HW) {
-        const long long n = o / HW, i = o - n * HW;
-        const float g = gy[o];
-        gx[(n * 3) * HW + i] = W::r * g;
-        gx[(n * 3 + 1) * HW + i] = W::g * g;
-        gx[(n * 3 + 2) * HW + i] = W::b * g;
-    }
-}
-
-/// The pyramid of one noise map: level l is h[l] x w[l] at offset[l] of a plane's workspace.
-struct NoiseRegLevels {
-    static constexpr int kMax = 32;
-    int count = 0;
-    long long h[kMax], w[kMax], offset[kMax];
-    long long total = 0;  ///< doubles per plane
-};
-
-/// One block per plane n: the projector's noise regulariser (levels in double, as the CPU),
-/// value into value[n], gradient (nullable) into grad. ws/gws: count * total doubles each.
-__global__ void noise_reg_planes(const float* maps, NoiseRegLevels L, double* ws, double* gws, float* grad,
-                                 double* value) {
-    const long long n = blockIdx.x, H = L.h[0], W = L.w[0];
-    double* a = ws + n * L.total;
-    for (long long i = threadIdx.x; i < H * W; i += kBlock) a[i] = maps[n * H * W + i];
-    __syncthreads();
-    __shared__ double cx[NoiseRegLevels::kMax], cy[NoiseRegLevels::kMax];
-    for (int l = 0; l < L.count; ++l) {
-        const long long h = L.h[l], w = L.w[l];
-        const double* al = a + L.offset[l];
-        double sx = 0.0, sy = 0.0;
-        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
-            const long long y = i / w, x = i - y * w;
-            sx += al[i] * al[y * w + (x + w - 1) % w];
-            sy += al[i] * al[((y + h - 1) % h) * w + x];
-        }
-        sx = block_sum<double>(sx);
-        sy = block_sum<double>(sy);
-        if (threadIdx.x == 0) {
-            cx[l] = sx / static_cast<double>(h * w);
-            cy[l] = sy / static_cast<double>(h * w);
-        }
-        if (l + 1 < L.count) {  // 2x2 average pool, odd sizes floored
-            const long long ow = L.w[l + 1];
-            double* next = a + L.offset[l + 1];
-            for (long long o = threadIdx.x; o < L.h[l + 1] * ow; o += kBlock) {
-                const long long i = o / ow, j = o - i * ow;
-                next[o] = 0.25 * (al[2 * i * w + 2 * j] + al[2 * i * w + 2 * j + 1] + al[(2 * i + 1) * w + 2 * j] +
-                                  al[(2 * i + 1) * w + 2 * j + 1]);
-            }
-        }
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-        double reg = 0.0;
-        for (int l = 0; l < L.count; ++l) reg += cx[l] * cx[l] + cy[l] * cy[l];
-        value[n] = reg;
-    }
-    if (!grad) return;
-    // Coarsest level first: each level's own term, plus the pooling adjoint of the level above.
-    double* g = gws + n * L.total;
-    for (int l = L.count - 1; l >= 0; --l) {
-        const long long h = L.h[l], w = L.w[l];
-        const double* al = a + L.offset[l];
-        const double kx = 2.0 * cx[l] / static_cast<double>(h * w), ky = 2.0 * cy[l] / static_cast<double>(h * w);
-        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
-            const long long y = i / w, x = i - y * w;
-            double v = 0.0;
-            if (l + 1 < L.count && y < 2 * L.h[l + 1] && x < 2 * L.w[l + 1])
-                v = 0.25 * g[L.offset[l + 1] + (y / 2) * L.w[l + 1] + x / 2];
-            v += kx * (al[y * w + (x + w - 1) % w] + al[y * w + (x + 1) % w]) +
-                 ky * (al[((y + h - 1) % h) * w + x] + al[((y + 1) % h) * w + x]);
-            if (l == 0) grad[n * H * W + i] = static_cast<float>(v);
-            else g[L.offset[l] + i] = v;
-        }
-        __syncthreads();
-    }
-}
-
-}  // namespace cuda::kernels
+struct Cuda;
 
 namespace detail {
 

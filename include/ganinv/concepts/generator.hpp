@@ -6,7 +6,7 @@
 #pragma once
 
 #include "ganinv/core/tensor.hpp"
-#include "ganinv/models/stylegan2_cache.hpp"
+#include "ganinv/concepts/generator_inputs.hpp"
 
 #include <concepts>
 

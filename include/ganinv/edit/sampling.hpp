@@ -9,7 +9,7 @@
 #include "ganinv/core/rng.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/edit/directions.hpp"
-#include "ganinv/models/stylegan2_cache.hpp"
+#include "ganinv/concepts/generator_inputs.hpp"
 
 #include <algorithm>
 #include <cmath>

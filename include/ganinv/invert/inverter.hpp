@@ -8,8 +8,10 @@
 #include "ganinv/concepts/latent_space.hpp"
 #include "ganinv/concepts/loss.hpp"
 #include "ganinv/concepts/optimizer.hpp"
+#include "ganinv/core/view.hpp"
 #include "ganinv/invert/objective.hpp"
 #include "ganinv/invert/options.hpp"
+#include "ganinv/invert/projector_schedule.hpp"
 #include "ganinv/optim/adam.hpp"
 
 #include <chrono>
@@ -43,6 +45,11 @@ public:
 
     const InverterOptions& options() const { return objective_.options(); }
     InverterObjective<G, Space, LossT>& objective() { return objective_; }
+
+    /// Targets in the caller's memory (any strides, e.g. interleaved images or rows of an
+    /// Eigen matrix through core/eigen_view.hpp): gathered once into the host tensor the
+    /// backend's upload reads; the view is not kept.
+    InversionResult run(const TensorView<const float, 4>& targets) { return run(to_tensor(targets)); }
 
     /// Inverts targets [N, C, R, R] in [-1, 1] (the generator's resolution and channel count).
     InversionResult run(const Tensor<float>& targets) {

@@ -5,7 +5,6 @@
 ///        r / (rows / images).
 #pragma once
 
-#include "ganinv/backend/cpu.hpp"
 #include "ganinv/concepts/latent_space.hpp"
 #include "ganinv/concepts/optimizer.hpp"
 #include "ganinv/invert/options.hpp"

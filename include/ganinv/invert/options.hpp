@@ -2,10 +2,11 @@
 /// @brief Settings, progress reports and results of an inversion run.
 #pragma once
 
+#include "ganinv/concepts/generator_inputs.hpp"
 #include "ganinv/concepts/loss.hpp"
+#include "ganinv/invert/projector_schedule.hpp"
 #include "ganinv/latent/statistics.hpp"
 #include "ganinv/metrics/metrics.hpp"
-#include "ganinv/models/stylegan2_cache.hpp"
 
 #include <functional>
 #include <optional>
@@ -30,7 +31,7 @@ struct InverterOptions {
 
     // Noise maps.
     bool optimize_noise = false;             ///< noise maps become variables (official projector: yes)
-    double noise_regularization = 1e5;       ///< weight of the projector's noise regulariser
+    double noise_regularization = kProjectorNoiseWeight;  ///< weight of the projector's noise regulariser
     NoiseMode fixed_noise = NoiseMode::constant;  ///< noise when not optimised
 
     // Adam and the official projector schedule.

@@ -6,6 +6,7 @@
 
 #include "ganinv/concepts/latent_space.hpp"
 #include "ganinv/latent/statistics.hpp"
+#include "ganinv/models/stylegan2_cache.hpp"
 
 #include <vector>
 

@@ -6,7 +6,6 @@
 #include "ganinv/core/numpy_rng.hpp"
 #include "ganinv/core/rng.hpp"
 #include "ganinv/core/tensor.hpp"
-#include "ganinv/models/stylegan2_cache.hpp"
 
 #include <cmath>
 #include <optional>

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "ganinv/concepts/loss.hpp"
+#include "ganinv/core/color.hpp"
 #include "ganinv/loss/detail/common.hpp"
 
 #include <concepts>
@@ -59,7 +60,7 @@ template <class Backend = Cpu>
 struct ToGray {
     using backend_type = Backend;
     using Buffer = typename detail::BufferOps<Backend>::Buffer;
-    static constexpr float kR = detail::LumaWeights::r, kG = detail::LumaWeights::g, kB = detail::LumaWeights::b;
+    static constexpr float kR = LumaWeights::r, kG = LumaWeights::g, kB = LumaWeights::b;
 
     std::string name() const { return "gray"; }
     Shape output_shape(const Shape& s) const {

@@ -101,7 +101,7 @@ struct IdentityOptions {
     bool cache_target = true;    ///< reuse the target's descriptor while the target stays the same
 };
 
-/// The Cpu implementation; `Identity<Cuda>` is a specialisation in ganinv/loss/network_losses_cuda.cuh.
+/// The Cpu implementation; `Identity<Cuda>` is a specialisation in ganinv/loss/identity_cuda.cuh.
 template <class Backend = Cpu>
 class Identity {
     static_assert(std::is_same_v<Backend, Cpu>,

@@ -34,7 +34,7 @@ struct LpipsOptions {
     bool cache_target = true;  ///< reuse the target's features while the target stays the same
 };
 
-/// The Cpu implementation; `Lpips<Cuda>` is a specialisation in ganinv/loss/network_losses_cuda.cuh.
+/// The Cpu implementation; `Lpips<Cuda>` is a specialisation in ganinv/loss/lpips_cuda.cuh.
 template <class Backend = Cpu>
 class Lpips {
     static_assert(std::is_same_v<Backend, Cpu>,

@@ -5,7 +5,7 @@
 ///
 /// The math lives in backend-free pointwise functions (`pointwise`, `pointwise_grad`, callable on
 /// the host and in CUDA kernels), which Masked<L> also uses to normalise by the mask area; the
-/// loops are the backend's `BufferOps<B>::pixel_loss` (buffer_ops_cpu.hpp, backend/cuda_buffer_ops.cuh).
+/// loops are the backend's `BufferOps<B>::pixel_loss` (backend/cpu_buffer_ops.hpp, backend/cuda_buffer_ops.cuh).
 #pragma once
 
 #include "ganinv/core/host_device.hpp"

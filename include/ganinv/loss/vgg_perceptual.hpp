@@ -35,7 +35,7 @@ struct VggPerceptualOptions {
     bool cache_target = true;     ///< reuse the target's features while the target stays the same
 };
 
-/// The Cpu implementation; `VggPerceptual<Cuda>` is a specialisation in ganinv/loss/network_losses_cuda.cuh.
+/// The Cpu implementation; `VggPerceptual<Cuda>` is a specialisation in ganinv/loss/vgg_perceptual_cuda.cuh.
 template <class Backend = Cpu>
 class VggPerceptual {
     static_assert(std::is_same_v<Backend, Cpu>,

@@ -1,13 +1,13 @@
 /// @file resample.hpp
 /// @brief Differentiable separable resampling of NCHW planes: y = Wy * x * Wx^T with the sparse
-///        per-axis weights of io/image_ops.hpp (exact area averaging) or bilinear ones, and its
+///        per-axis weights of core/axis_weights.hpp (exact area averaging) or bilinear ones, and its
 ///        adjoint, so losses can shrink their inputs (the projector's 256x256 area down-sampling,
 ///        the face crop's resize to 150x150) and still pass gradients back to the full image.
 #pragma once
 
+#include "ganinv/core/axis_weights.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
-#include "ganinv/io/image_ops.hpp"
 
 #include <algorithm>
 #include <cmath>

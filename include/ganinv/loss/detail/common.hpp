@@ -1,6 +1,7 @@
 /// @file common.hpp
 /// @brief Pieces every loss shares: argument checks with readable messages, the result of a
-///        one-term loss (buffer arithmetic per backend is `BufferOps`, buffer_ops_cpu.hpp), gray->RGB
+///        one-term loss (the buffer arithmetic per backend, `BufferOps`, is part of the Backend contract:
+///        backend/buffer_ops.hpp; the Cpu half is included here because it is Eigen-free), gray->RGB
 ///        replication and a cache for target features.
 #pragma once
 
@@ -18,6 +19,12 @@
 
 namespace ganinv {
 namespace detail {
+
+/// Whether Lpips<B>, VggPerceptual<B> and Identity<B> exist in this translation unit: the Cpu
+/// versions always do; loss/network_losses_cuda.cuh (cuDNN) sets it for Cuda. build_loss
+/// (loss/loss_spec.hpp) asks it before naming a network loss.
+template <class B>
+inline constexpr bool network_losses_defined = std::is_same_v<B, Cpu>;
 
 /// Throws unless pred and target are non-empty [N, C, H, W] tensors of one shape.
 template <class Buffer>
@@ -76,21 +83,27 @@ inline Tensor<float> gray_to_rgb_backward(Tensor<float> g, Index channels) {
     return out;
 }
 
+/// True when two host tensors of one shape hold the same bits (the TargetCache key test for
+/// Tensor<float>; device tensors have theirs beside their kernels, loss/detail/heads_cuda.cuh).
+inline bool same_bits(const Tensor<float>& a, const Tensor<float>& b) {
+    return std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.numel())) == 0;
+}
+
 /// Remembers the last target and what a loss derived from it (features, descriptors): an
 /// inversion evaluates one target hundreds of times, so its features are computed once. The
-/// check is a byte comparison of the whole target, far cheaper than a network pass.
-template <class Value>
+/// check is a bit comparison of the whole target (`same_bits(key, target)`, found for `Key` by
+/// argument-dependent lookup), far cheaper than a network pass. `Key` is the target's tensor
+/// type: Tensor<float> for the Cpu losses, cuda::DeviceTensor for the Cuda ones.
+template <class Value, class Key = Tensor<float>>
 class TargetCache {
 public:
     bool enabled = true;
 
-    const Value* find(const Tensor<float>& target) const {
+    const Value* find(const Key& target) const {
         if (!enabled || !valid_ || key_.shape() != target.shape()) return nullptr;
-        return std::memcmp(key_.data(), target.data(), sizeof(float) * static_cast<std::size_t>(target.numel())) == 0
-                   ? &value_
-                   : nullptr;
+        return same_bits(key_, target) ? &value_ : nullptr;
     }
-    const Value& store(const Tensor<float>& target, Value v) {
+    const Value& store(const Key& target, Value v) {
         value_ = std::move(v);
         if (enabled) {
             key_ = target;
@@ -101,7 +114,7 @@ public:
     void clear() { valid_ = false; }
 
 private:
-    Tensor<float> key_;
+    Key key_;
     Value value_{};
     bool valid_ = false;
 };

@@ -2,8 +2,8 @@
 /// @brief The heads of the CUDA network losses and their bookkeeping: LPIPS' channel
 ///        normalisation and per-layer distance + gradient (the per-position math of
 ///        loss/detail/lpips_math.hpp, shared with the CPU), the per-layer mean squared error of
-///        VggPerceptual, deterministic per-image sums, and `DeviceTargetCache`, the device
-///        counterpart of detail::TargetCache.
+///        VggPerceptual, deterministic per-image sums, and `DeviceTargetCache`, detail::TargetCache
+///        keyed by a device tensor.
 ///
 /// Per-image sums: block (chunk, n) reduces its share of image n in double in a fixed order
 /// into partial[n * chunks + chunk]; a second kernel adds scale * (sum of the partials, in
@@ -12,6 +12,7 @@
 
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/network_ops.cuh"
+#include "ganinv/loss/detail/common.hpp"
 #include "ganinv/loss/detail/lpips_math.hpp"
 
 #include <algorithm>
@@ -132,36 +133,20 @@ inline void lpips_normalize(DeviceTensor& f) {
               static_cast<long long>(total));
 }
 
-/// detail::TargetCache for device targets: the key is a device copy of the last target, and a
-/// lookup compares it bit for bit on the device (one kernel plus a 4-byte read-back, far cheaper
-/// than a network pass). Correct whatever the caller does with the target's memory.
+/// True when two device tensors of one shape hold the same bits: one kernel and a 4-byte
+/// read-back, far cheaper than a network pass. The key test of detail::TargetCache for device
+/// targets (found by argument-dependent lookup), correct whatever the caller does with the
+/// target's memory since the key is the cache's own device copy.
+inline bool same_bits(const DeviceTensor& key, const DeviceTensor& target) {
+    PoolArray<unsigned> flag(target.pool(), 1);
+    GANINV_CUDA_CHECK(cudaMemsetAsync(flag.data(), 0, sizeof(unsigned), target.stream()));
+    launch_1d(kernels::bits_differ, target.numel(), target.stream(), key.data(), target.data(),
+              static_cast<long long>(target.numel()), flag.data());
+    return flag.download()[0] == 0;
+}
+
+/// The target cache of the Cuda losses: detail::TargetCache keyed by a device tensor.
 template <class Value>
-class DeviceTargetCache {
-public:
-    bool enabled = true;
-
-    const Value* find(const DeviceTensor& target) const {
-        if (!enabled || !valid_ || key_.shape() != target.shape()) return nullptr;
-        PoolArray<unsigned> flag(target.pool(), 1);
-        GANINV_CUDA_CHECK(cudaMemsetAsync(flag.data(), 0, sizeof(unsigned), target.stream()));
-        launch_1d(kernels::bits_differ, target.numel(), target.stream(), key_.data(), target.data(),
-                  static_cast<long long>(target.numel()), flag.data());
-        return flag.download()[0] == 0 ? &value_ : nullptr;
-    }
-    const Value& store(const DeviceTensor& target, Value v) {
-        value_ = std::move(v);
-        if (enabled) {
-            key_ = target;
-            valid_ = true;
-        }
-        return value_;
-    }
-    void clear() { valid_ = false; }
-
-private:
-    DeviceTensor key_;
-    Value value_{};
-    bool valid_ = false;
-};
+using DeviceTargetCache = ganinv::detail::TargetCache<Value, DeviceTensor>;
 
 }  // namespace ganinv::cuda
