@@ -24,10 +24,11 @@ int run_invert(const Args& a) {
     const std::string model = a.require("model"), out_dir = a.require("out");
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
+    cuda::CudaOptions cuda_options;  // --cuda-precision, parsed here once, before the GPU is touched
     if (const auto p = a.get("cuda-precision")) {
         if (device != "cuda") throw UsageError("--cuda-precision applies to --device cuda only");
         try {
-            (void)cuda::parse_precision(*p);
+            cuda_options.precision = cuda::parse_precision(*p);
         } catch (const ValueError& e) {
             throw UsageError(std::string("--cuda-precision: ") + e.what());
         }
@@ -46,7 +47,7 @@ int run_invert(const Args& a) {
 #endif
     if (device == "cuda") {
 #if GANINV_CLI_HAS_CUDA
-        gpu = std::make_unique<CudaInversion>(model, terms, a);
+        gpu = std::make_unique<CudaInversion>(model, terms, a, cuda_options);
         std::cerr << "device: " << gpu->device_name() << "\n";
         resolution = gpu->resolution();
         channels = gpu->img_channels();
@@ -57,7 +58,7 @@ int run_invert(const Args& a) {
 #endif
     } else {
         g.emplace(StyleGAN2<Cpu>::load(model));
-        loss.emplace(build_cpu_loss(terms, a));
+        loss.emplace(build_cli_loss<Cpu>(terms, a));
         resolution = g->resolution();
         channels = g->img_channels();
         invert_batch = [&](const InverterOptions& o, const Tensor<float>& t) {

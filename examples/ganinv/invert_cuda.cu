@@ -4,7 +4,6 @@
 #include "invert_dispatch.hpp"
 
 #include <ganinv/backend/cuda.cuh>
-#include <ganinv/backend/cuda_buffer_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/loss/any_loss.hpp>
 #include <ganinv/loss/pixel.hpp>
@@ -16,36 +15,6 @@
 namespace ganinv::cli {
 
 namespace {
-
-WeightedLossSum<Cuda> build_cuda_loss(const Cuda& backend, const std::vector<LossTermSpec>& terms, const Args& a) {
-    WeightedLossSum<Cuda> sum;
-    for (const LossTermSpec& t : terms) {
-        if (t.name == "mse") sum.add(AnyLoss<Cuda>(Mse<Cuda>{}), t.weight);
-        else if (t.name == "l1") sum.add(AnyLoss<Cuda>(L1<Cuda>{}), t.weight);
-        else if (t.name == "charbonnier") sum.add(AnyLoss<Cuda>(Charbonnier<Cuda>{}), t.weight);
-#if GANINV_CLI_HAS_CUDNN
-        else if (t.name == "lpips") {
-            if (!a.has("vgg-weights") || !a.has("lpips-weights"))
-                throw UsageError("--loss lpips needs --vgg-weights F and --lpips-weights F (see tools/README.md)");
-            sum.add(AnyLoss<Cuda>(Lpips<Cuda>::load(backend, *a.get("vgg-weights"), *a.get("lpips-weights"))), t.weight);
-        } else if (t.name == "vgg") {
-            if (!a.has("vgg-weights")) throw UsageError("--loss vgg needs --vgg-weights F (see tools/README.md)");
-            sum.add(AnyLoss<Cuda>(VggPerceptual<Cuda>::load(backend, *a.get("vgg-weights"))), t.weight);
-        }
-#endif
-        else
-            throw UsageError("--loss " + t.name + " with --device cuda needs the CUDA network losses, which this "
-                             "build does not have (CMake found no cuDNN); use --device cpu for it");
-    }
-    return sum;
-}
-
-/// --cuda-precision (validated by the command before the GPU is touched).
-cuda::CudaOptions cuda_options(const Args& a) {
-    cuda::CudaOptions o;
-    if (const auto p = a.get("cuda-precision")) o.precision = cuda::parse_precision(*p);
-    return o;
-}
 
 /// A readable refusal on machines without a usable GPU (before any stream or allocation).
 void require_cuda_device() {
@@ -66,8 +35,9 @@ struct CudaInversion::Impl {
     WeightedLossSum<Cuda> loss;
     std::string device;
 
-    Impl(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a)
-        : backend(stream, cuda_options(a)), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cuda_loss(backend, terms, a)) {
+    Impl(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a,
+         const cuda::CudaOptions& options)
+        : backend(stream, options), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cli_loss<Cuda>(terms, a, backend)) {
         int dev = 0;
         GANINV_CUDA_CHECK(cudaGetDevice(&dev));
         cudaDeviceProp prop{};
@@ -78,8 +48,9 @@ struct CudaInversion::Impl {
     }
 };
 
-CudaInversion::CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a)
-    : impl_((require_cuda_device(), std::make_unique<Impl>(model, terms, a))) {}
+CudaInversion::CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a,
+                             const cuda::CudaOptions& options)
+    : impl_((require_cuda_device(), std::make_unique<Impl>(model, terms, a, options))) {}
 CudaInversion::~CudaInversion() = default;
 
 Index CudaInversion::resolution() const { return impl_->generator.resolution(); }

@@ -7,6 +7,7 @@
 #include "cli.hpp"
 #include "loss_spec.hpp"
 
+#include <ganinv/cuda/options.hpp>
 #include <ganinv/invert/options.hpp>
 
 #include <filesystem>
@@ -20,8 +21,9 @@ namespace ganinv::cli {
 class CudaInversion {
 public:
     /// Throws CudaError when no CUDA device is usable, IoError/FormatError for a bad model file,
-    /// UsageError for a loss term the GPU does not have.
-    CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a);
+    /// UsageError for a loss term or weight file missing (the terms and files of the CPU path).
+    CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a,
+                  const cuda::CudaOptions& options);
     ~CudaInversion();
     CudaInversion(const CudaInversion&) = delete;
     CudaInversion& operator=(const CudaInversion&) = delete;

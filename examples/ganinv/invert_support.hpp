@@ -26,28 +26,10 @@
 
 namespace ganinv::cli {
 
-/// The weighted sum of the --loss terms on the CPU (the GPU twin is in invert_cuda.cu).
-inline WeightedLossSum<Cpu> build_cpu_loss(const std::vector<LossTermSpec>& terms, const Args& a) {
-    WeightedLossSum<Cpu> sum;
-    for (const LossTermSpec& t : terms) {
-        if (t.name == "mse") sum.add(AnyLoss<Cpu>(Mse<Cpu>{}), t.weight);
-        else if (t.name == "l1") sum.add(AnyLoss<Cpu>(L1<Cpu>{}), t.weight);
-        else if (t.name == "charbonnier") sum.add(AnyLoss<Cpu>(Charbonnier<Cpu>{}), t.weight);
-        else if (t.name == "lpips") {
-            if (!a.has("lpips-weights"))
-                throw UsageError("--loss lpips needs --lpips-weights F (and the VGG16 trunk, --vgg-weights F; see tools/README.md)");
-            sum.add(AnyLoss<Cpu>(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights"))), t.weight);
-        } else if (t.name == "vgg") {
-            if (!a.has("vgg-weights")) throw UsageError("--loss vgg needs --vgg-weights F (see tools/README.md)");
-            sum.add(AnyLoss<Cpu>(VggPerceptual<Cpu>::load(*a.get("vgg-weights"))), t.weight);
-        }
-    }
-    return sum;
-}
 
 /// "mse,lpips:0.5" -> weighted sum of the named terms (CPU).
 inline WeightedLossSum<Cpu> parse_loss_spec(const std::string& spec, const Args& a) {
-    return build_cpu_loss(parse_loss_terms(spec), a);
+    return build_cli_loss<Cpu>(parse_loss_terms(spec), a);
 }
 
 inline bool is_image_file(const std::filesystem::path& p) {

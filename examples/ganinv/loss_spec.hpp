@@ -1,46 +1,45 @@
 /// @file loss_spec.hpp
-/// @brief The --loss option ("mse,lpips:0.5"), parsed once into named, weighted terms that each
-///        backend then builds into its own WeightedLossSum.
+/// @brief The --loss option ("mse,lpips:0.5") on the command line: the library's parser and
+///        builder (ganinv/loss/loss_spec.hpp, the same for every backend) with the weight files
+///        taken from --vgg-weights / --lpips-weights and their ValueErrors reported as usage errors.
 #pragma once
 
 #include "cli.hpp"
 
-#include <stdexcept>
+#include <ganinv/loss/loss_spec.hpp>
+
 #include <string>
 #include <vector>
 
 namespace ganinv::cli {
 
-struct LossTermSpec {
-    std::string name;  ///< mse, l1, charbonnier, lpips, vgg
-    double weight = 1.0;
-};
+using ganinv::LossTermSpec;
 
 /// "mse,lpips:0.5" -> {{"mse", 1}, {"lpips", 0.5}}; unknown names and bad weights are UsageErrors.
 inline std::vector<LossTermSpec> parse_loss_terms(const std::string& spec) {
-    std::vector<LossTermSpec> terms;
-    std::size_t start = 0;
-    while (start <= spec.size()) {
-        const std::size_t comma = spec.find(',', start);
-        const std::string item = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
-        if (item.empty()) throw UsageError("--loss: empty term in '" + spec + "'");
-        const auto colon = item.find(':');
-        LossTermSpec t{item.substr(0, colon), 1.0};
-        if (colon != std::string::npos) {
-            try {
-                std::size_t used = 0;
-                t.weight = std::stod(item.substr(colon + 1), &used);
-                if (used != item.size() - colon - 1) throw std::invalid_argument("trailing");
-            } catch (const std::exception&) {
-                throw UsageError("--loss: bad weight in '" + item + "'");
-            }
-        }
-        if (t.name != "mse" && t.name != "l1" && t.name != "charbonnier" && t.name != "lpips" && t.name != "vgg")
-            throw UsageError("--loss: unknown term '" + t.name + "' (mse, l1, charbonnier, lpips, vgg)");
-        terms.push_back(std::move(t));
+    try {
+        return ganinv::parse_loss_terms(spec, "--loss");
+    } catch (const ValueError& e) {
+        throw UsageError(e.what());
     }
-    return terms;
+}
+
+inline LossWeightFiles loss_weight_files(const Args& a) {
+    LossWeightFiles f;
+    if (const auto v = a.get("vgg-weights")) f.vgg = *v;
+    if (const auto l = a.get("lpips-weights")) f.lpips = *l;
+    return f;
+}
+
+/// The --loss terms on `backend` (Cpu or Cuda: the same terms and files on both). A missing
+/// weight file or a term this build lacks is a UsageError.
+template <class B>
+WeightedLossSum<B> build_cli_loss(const std::vector<LossTermSpec>& terms, const Args& a, const B& backend = {}) {
+    try {
+        return build_loss<B>(terms, loss_weight_files(a), backend);
+    } catch (const ValueError& e) {
+        throw UsageError(e.what());
+    }
 }
 
 }  // namespace ganinv::cli

@@ -9,6 +9,7 @@
 
 #include <ganinv/core/rng.hpp>
 #include <ganinv/loss/network_losses_cuda.cuh>
+#include <ganinv/loss/loss_spec.hpp>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/io/safetensors.hpp>
 
@@ -374,4 +375,22 @@ TEST_CASE("CUDA network losses reject bad input clearly", "[cuda][losses][errors
         CHECK(std::string(e.what()).find("test_cuda_network_losses.cu") != std::string::npos);
         CHECK(std::string(e.what()).find("CUDNN_STATUS") != std::string::npos);
     }
+}
+
+TEST_CASE("build_loss<Cuda> accepts the terms and files of build_loss<Cpu> and gives the same values",
+          "[cuda][losses][spec]") {
+    // Only the LPIPS linear weights (the test file records its trunk): the Cpu accepts this, so
+    // the Cuda must too (before the shared builder it demanded --vgg-weights).
+    LossWeightFiles files;
+    files.lpips = data_dir() / "lpips" / "lpips_vgg_weights.safetensors";
+    cuda::Stream stream;
+    Cuda b = make_backend(stream.get());
+    WeightedLossSum<Cuda> gpu = build_loss<Cuda>("mse,lpips:0.5", files, b);
+    WeightedLossSum<Cpu> cpu = build_loss<Cpu>("mse,lpips:0.5", files);
+    CHECK(gpu.name() == cpu.name());
+    const Tensor<float> x = images({2, 3, 32, 32}, 5), y = images({2, 3, 32, 32}, 6);
+    const LossResult rg = gpu.evaluate(b.upload(x), b.upload(y), nullptr), rc = cpu.evaluate(x, y, nullptr);
+    CHECK_CLOSE("mse+lpips", Precision::fp32, "spec value", vec(rg.per_image), vec(rc.per_image), 1e-5);
+    REQUIRE_THROWS_WITH(build_loss<Cuda>("lpips", LossWeightFiles{}, b), Catch::Contains("needs --lpips-weights"));
+    REQUIRE_THROWS_WITH(build_loss<Cuda>("vgg", files, b), Catch::Contains("needs --vgg-weights"));
 }

@@ -2,6 +2,7 @@
 // VggPerceptual, their gradients against finite differences, and their error messages.
 #include "test_loss_support.hpp"
 
+#include <ganinv/loss/loss_spec.hpp>
 #include <ganinv/loss/lpips.hpp>
 #include <ganinv/loss/vgg_perceptual.hpp>
 #include <ganinv/models/vgg16.hpp>
@@ -252,4 +253,31 @@ TEST_CASE("VGG losses report bad inputs and wrong weight files clearly", "[loss]
     VggPerceptualOptions o;
     o.layers = {"conv1_1", "pool3"};
     REQUIRE_THROWS_WITH(VggPerceptual<>(Vgg16::hash_rule(), o), Catch::Matchers::Contains("no layer 'pool3'"));
+}
+
+// ---------------------------------------------------------------- build_loss (loss/loss_spec.hpp)
+TEST_CASE("build_loss reads a spec into weighted terms, with the LPIPS trunk found from the weights file",
+          "[loss][spec]") {
+    const std::filesystem::path lin_file = data_dir() / "lpips" / "lpips_vgg_weights.safetensors";
+    const std::vector<LossTermSpec> terms = parse_loss_terms("mse,lpips:0.5");
+    REQUIRE(terms.size() == 2);
+    CHECK(terms[1].name == "lpips");
+    CHECK(terms[1].weight == 0.5);
+    // Only the linear weights: the test file records its trunk (the fixtures' hash-rule VGG16),
+    // so no --vgg-weights is needed, on any backend.
+    LossWeightFiles files;
+    files.lpips = lin_file;
+    WeightedLossSum<Cpu> sum = build_loss<Cpu>(terms, files);
+    CHECK(sum.name() == "mse+lpips");
+    Rng rng(3);
+    const Tensor<float> a = random_image({1, 3, 32, 32}, rng), b = random_image({1, 3, 32, 32}, rng);
+    Lpips<Cpu> lpips(Vgg16::hash_rule(), Lpips<Cpu>::load_lin(lin_file));
+    const double expected = Mse<Cpu>{}.evaluate(a, b, nullptr).per_image[0] + 0.5 * lpips.evaluate(a, b, nullptr).per_image[0];
+    CHECK(sum.evaluate(a, b, nullptr).per_image[0] == Approx(expected).epsilon(1e-12));
+
+    REQUIRE_THROWS_WITH(build_loss<Cpu>("lpips", LossWeightFiles{}), Catch::Contains("needs --lpips-weights"));
+    REQUIRE_THROWS_WITH(build_loss<Cpu>("vgg", files), Catch::Contains("needs --vgg-weights"));
+    REQUIRE_THROWS_WITH(parse_loss_terms("mse,ssim"), Catch::Contains("unknown term 'ssim'"));
+    REQUIRE_THROWS_WITH(parse_loss_terms("mse:x", "--loss"), Catch::Contains("--loss: bad weight in 'mse:x'"));
+    REQUIRE_THROWS_AS(parse_loss_terms("mse,"), ValueError);
 }
