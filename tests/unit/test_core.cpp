@@ -1,10 +1,12 @@
 // Tests of the core: tensors and views, JSON, RNG, half-precision conversions.
 #include "test_support.hpp"
 
+#include <ganinv/core/eigen_view.hpp>
 #include <ganinv/core/half.hpp>
 #include <ganinv/core/json.hpp>
 #include <ganinv/core/rng.hpp>
 #include <ganinv/core/tensor.hpp>
+#include <ganinv/core/view.hpp>
 
 #include <cmath>
 #include <limits>
@@ -94,4 +96,34 @@ TEST_CASE("half and bfloat16 conversions are exact where representable", "[core]
     REQUIRE(half_bits_to_float(0x0001) == Approx(5.9604645e-08f));
     REQUIRE(bfloat16_bits_to_float(0x3F80) == 1.0f);
     REQUIRE(std::isinf(half_bits_to_float(float_to_half_bits(1e6f))));
+}
+
+// ---------------------------------------------------------------- views of user memory
+TEST_CASE("as_view borrows Eigen memory: the view's pointer is the caller's, strides follow storage order",
+          "[core][view]") {
+    std::vector<float> user(2 * 12);
+    for (std::size_t i = 0; i < user.size(); ++i) user[i] = static_cast<float>(i);
+    Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> rows(user.data(), 2, 12);
+    const TensorView<float, 2> v = as_view(rows);
+    REQUIRE(v.data() == user.data());
+    REQUIRE(v.stride(0) == 12);
+    REQUIRE(v.stride(1) == 1);
+    // Rows of flattened images as [N, C, H, W], still the caller's memory.
+    const TensorView<float, 4> img = reshape_view<4>(v, {2, 3, 2, 2});
+    REQUIRE(img.data() == user.data());
+    REQUIRE(img(1, 2, 1, 0) == user[12 + 2 * 4 + 2]);
+    user[12 + 2 * 4 + 2] = -5.0f;  // a write through the caller's buffer is seen by the view
+    REQUIRE(img(1, 2, 1, 0) == -5.0f);
+
+    Eigen::MatrixXf col_major(3, 4);  // column-major: element (r, c) at r + 3 c
+    for (int c = 0; c < 4; ++c)
+        for (int r = 0; r < 3; ++r) col_major(r, c) = static_cast<float>(10 * r + c);
+    const TensorView<float, 2> cv = as_view(col_major);
+    REQUIRE(cv.data() == col_major.data());
+    REQUIRE(cv(2, 1) == 21.0f);
+    const Tensor<float> copy = to_tensor(cv);  // the gather of a strided view is row-major
+    REQUIRE(copy.shape() == Shape{3, 4});
+    REQUIRE(copy[2 * 4 + 1] == 21.0f);
+    // Column-major rows are not contiguous: reshaping them into images is refused.
+    REQUIRE_THROWS_AS(reshape_view<4>(cv, {3, 1, 2, 2}), ShapeError);
 }

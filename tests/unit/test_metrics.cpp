@@ -4,6 +4,7 @@
 #include "test_support.hpp"
 
 #include <ganinv/core/json.hpp>
+#include <ganinv/core/rng.hpp>
 #include <ganinv/io/image.hpp>
 #include <ganinv/metrics/metrics.hpp>
 
@@ -115,4 +116,33 @@ TEST_CASE("metrics reject mismatched or unusable input", "[metrics][errors]") {
     REQUIRE_THROWS_AS(ssim(tiny, tiny, DataRange::signed_unit()), ShapeError);  // smaller than 11x11
     REQUIRE_THROWS_AS(psnr(a, a, DataRange{0.0}), ValueError);
     REQUIRE_THROWS_AS(compare_images(load("camera_small.png"), load("astronaut_small.png")), ShapeError);
+}
+
+TEST_CASE("metrics read views of the caller's interleaved images in place, with the tensors' values",
+          "[metrics][view]") {
+    const Index N = 2, C = 3, H = 5, W = 4;
+    Rng rng(17);
+    Tensor<float> a({N, C, H, W}), b({N, C, H, W});
+    for (float& v : a.values()) v = static_cast<float>(rng.uniform() * 2 - 1);
+    for (float& v : b.values()) v = static_cast<float>(rng.uniform() * 2 - 1);
+    // The app's layout: N x H x W x C, interleaved; the views see NCHW through strides.
+    auto interleave = [&](const Tensor<float>& t) {
+        std::vector<float> out(static_cast<std::size_t>(t.numel()));
+        for (Index n = 0; n < N; ++n)
+            for (Index c = 0; c < C; ++c)
+                for (Index i = 0; i < H * W; ++i)
+                    out[static_cast<std::size_t>((n * H * W + i) * C + c)] = t[(n * C + c) * H * W + i];
+        return out;
+    };
+    std::vector<float> ua = interleave(a), ub = interleave(b);
+    const TensorView<const float, 4> va(ua.data(), {N, C, H, W}, {H * W * C, 1, W * C, C});
+    const TensorView<const float, 4> vb(ub.data(), {N, C, H, W}, {H * W * C, 1, W * C, C});
+    REQUIRE(mse(va, vb) == mse(a, b));
+    REQUIRE(mae(va, vb) == mae(a, b));
+    REQUIRE(psnr(va, vb, DataRange::signed_unit()) == psnr(a, b, DataRange::signed_unit()));
+    // No copy was taken: a change to the caller's buffer shows in the next call.
+    ua[0] += 0.5f;
+    REQUIRE(mse(va, vb)[0] != mse(a, b)[0]);
+    REQUIRE(mse(va, vb)[1] == mse(a, b)[1]);
+    REQUIRE_THROWS_AS(mse(va, TensorView<const float, 4>(ub.data(), {N, C, H, W - 1})), ShapeError);
 }

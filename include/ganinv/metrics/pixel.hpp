@@ -99,4 +99,45 @@ inline std::vector<double> psnr(const Tensor<float>& a, const Tensor<float>& b, 
     return out;
 }
 
+// ---------------------------------------------------------------- on borrowed memory
+// The same metrics on views of the caller's memory [N, C, H, W], any strides (for example
+// interleaved H x W x C images seen as NCHW): read in place, nothing is copied.
+
+namespace detail {
+
+/// sum over image n of f(a - b), visiting the four indices in NCHW order (as the Tensor loops).
+template <class F>
+std::vector<double> per_image_sums(const TensorView<const float, 4>& a, const TensorView<const float, 4>& b,
+                                   const char* what, F f) {
+    GANINV_CHECK(a.shape() == b.shape(), ShapeError, what, ": images of shapes ", shape_to_string(a.shape()), " and ",
+                 shape_to_string(b.shape()), " differ");
+    GANINV_CHECK(a.numel() > 0, ShapeError, what, ": empty batch, shape ", shape_to_string(a.shape()));
+    const Index per = a.dim(1) * a.dim(2) * a.dim(3);
+    std::vector<double> out;
+    for (Index n = 0; n < a.dim(0); ++n) {
+        double s = 0;
+        for (Index c = 0; c < a.dim(1); ++c)
+            for (Index y = 0; y < a.dim(2); ++y)
+                for (Index x = 0; x < a.dim(3); ++x) s += f(static_cast<double>(a(n, c, y, x)) - b(n, c, y, x));
+        out.push_back(s / static_cast<double>(per));
+    }
+    return out;
+}
+
+}  // namespace detail
+
+inline std::vector<double> mse(const TensorView<const float, 4>& a, const TensorView<const float, 4>& b) {
+    return detail::per_image_sums(a, b, "mse", [](double d) { return d * d; });
+}
+inline std::vector<double> mae(const TensorView<const float, 4>& a, const TensorView<const float, 4>& b) {
+    return detail::per_image_sums(a, b, "mae", [](double d) { return std::fabs(d); });
+}
+inline std::vector<double> psnr(const TensorView<const float, 4>& a, const TensorView<const float, 4>& b,
+                                DataRange range) {
+    detail::check_range(range, "psnr");
+    std::vector<double> out = mse(a, b);
+    for (double& v : out) v = psnr_from_mse(v, range);
+    return out;
+}
+
 }  // namespace ganinv::metrics
