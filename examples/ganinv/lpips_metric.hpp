@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace ganinv::cli {
 
@@ -23,7 +24,8 @@ inline Lpips<Cpu> load_lpips(const std::string& lin_file, const std::optional<st
     std::optional<std::filesystem::path> vgg;
     if (vgg_file) vgg = *vgg_file;
     try {
-        return Lpips<Cpu>(lpips_trunk(lin_file, vgg), Lpips<Cpu>::load_lin(lin_file));
+        Vgg16 trunk = lpips_trunk(lin_file, vgg);  // first: a file without a trunk is a usage error
+        return Lpips<Cpu>(std::move(trunk), Lpips<Cpu>::load_lin(lin_file));
     } catch (const ValueError& e) {
         throw UsageError(e.what());
     }

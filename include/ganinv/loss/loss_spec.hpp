@@ -17,6 +17,7 @@
 #include "ganinv/loss/vgg_perceptual.hpp"
 #include "ganinv/models/vgg16.hpp"
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -123,9 +124,9 @@ WeightedLossSum<B> build_loss(const std::vector<LossTermSpec>& terms, const Loss
                 if (!files.lpips)
                     throw ValueError("--loss lpips needs --lpips-weights F (and the VGG16 trunk, --vgg-weights F; see "
                                      "tools/README.md)");
-                sum.add(AnyLoss<B>(detail::make_loss_on<Lpips<B>>(backend, lpips_trunk(*files.lpips, files.vgg),
-                                                                  Lpips<Cpu>::load_lin(*files.lpips))),
-                        t.weight);
+                Vgg16 trunk = lpips_trunk(*files.lpips, files.vgg);  // first: its error names the missing trunk
+                std::array<Tensor<float>, 5> lin = Lpips<Cpu>::load_lin(*files.lpips);
+                sum.add(AnyLoss<B>(detail::make_loss_on<Lpips<B>>(backend, std::move(trunk), std::move(lin))), t.weight);
             }
         } else if (t.name == "vgg") {
             detail::require_network_losses<B>(t.name);
