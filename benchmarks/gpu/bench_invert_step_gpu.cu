@@ -6,7 +6,6 @@
 #include "../invert_step_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
-#include <ganinv/backend/cuda_buffer_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
 
 #include <cstring>

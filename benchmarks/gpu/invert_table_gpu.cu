@@ -3,7 +3,6 @@
 #include "../invert_table_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
-#include <ganinv/backend/cuda_buffer_ops.cuh>
 #include <ganinv/cuda/stream.hpp>
 
 #include <cstdio>

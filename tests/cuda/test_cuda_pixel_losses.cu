@@ -7,7 +7,7 @@
 
 #include "cpu_reference_losses.hpp"
 
-#include <ganinv/backend/cuda_buffer_ops.cuh>
+#include <ganinv/backend/cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/loss/noise_regularizer.hpp>
 
