@@ -1,6 +1,5 @@
 // Must NOT compile: L-BFGS needs gradients, and this loss has none. The test expects the
 // Inverter's readable static_assert message in the compiler output.
-include <ganinv/backend/cpu.hpp>
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/loss/pixel.hpp>

@@ -3,7 +3,6 @@
 // determinism, and recovery of known codes on the demo model.
 #include "test_support.hpp"
 
-include <ganinv/backend/cpu.hpp>
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/loss/pixel.hpp>
