@@ -116,3 +116,5 @@ put("image", "crash_gif_17921x21071.gif", b"GIF89a" + struct.pack("<HH", 17921, 
     b"\x00\x00\x00\xff\xff\xff" + b"\x2c" + struct.pack("<HHHH", 0, 0, 17921, 21071) + b"\x00" +
     b"\x02\x02\x44\x01\x00" + b"\x3b")
 put("image", "crash_jpeg_dht_overflow.jpg", bytes.fromhex("ffd8ffc401a20048d9"))
+# Found by fuzz_image on the first fix: 0xFF fill bytes before the SOI code, skipped by stb.
+put("image", "crash_jpeg_dht_after_fill_bytes.jpg", bytes.fromhex("ffffd8ffc400ff0048d9d8ffc400ff0048d9"))

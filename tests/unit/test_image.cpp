@@ -572,6 +572,10 @@ TEST_CASE("JPEG Huffman tables stb would overflow are refused before decoding", 
     const auto crash = bytes_of({0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA2, 0x00, 0x48, 0xD9});
     REQUIRE_THROWS_AS(decode_image(crash, "dht.jpg"), FormatError);
     REQUIRE_THROWS_WITH(decode_image(crash, "dht.jpg"), Catch::Contains("dht.jpg") && Catch::Contains("Huffman"));
+    // Found by fuzz_image: fill bytes before the SOI code, which stb skips like any marker's.
+    const auto filled = bytes_of({0xFF, 0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0xFF, 0x00, 0x48, 0xD9, 0xD8, 0xFF, 0xC4, 0x00,
+                                  0xFF, 0x00, 0x48, 0xD9});
+    REQUIRE_THROWS_WITH(decode_image(filled, "filled.jpg"), Catch::Contains("Huffman"));
     // A complete segment whose 16 counts sum to 257 (one over stb's array).
     std::vector<unsigned char> over = bytes_of({0xFF, 0xD8, 0xFF, 0xC4});
     const std::size_t len = 2 + 17 + 257;

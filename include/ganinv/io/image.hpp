@@ -119,8 +119,12 @@ namespace detail {
 /// walked as stb walks them (lengths for headers, byte scan through entropy-coded data) and a
 /// truncated DHT segment or a table with more than 256 codes is refused before stb sees the file.
 inline void check_jpeg_huffman_tables(std::span<const unsigned char> b, const std::string& name) {
-    if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return;  // not a JPEG
-    std::size_t i = 2;
+    // stb takes any run of 0xFF before the SOI code as the marker (ff ff d8 is a JPEG to it), so
+    // the same run is skipped here (the fuzzer found this way past a check of b[0..1] == ff d8).
+    std::size_t i = 0;
+    while (i < b.size() && b[i] == 0xFF) ++i;
+    if (i == 0 || i >= b.size() || b[i] != 0xD8) return;  // not a JPEG
+    ++i;
     while (i < b.size()) {
         if (b[i] != 0xFF) {  // entropy-coded data between markers
             ++i;
