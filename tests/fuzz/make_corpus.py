@@ -118,3 +118,5 @@ put("image", "crash_gif_17921x21071.gif", b"GIF89a" + struct.pack("<HH", 17921, 
 put("image", "crash_jpeg_dht_overflow.jpg", bytes.fromhex("ffd8ffc401a20048d9"))
 # Found by fuzz_image on the first fix: 0xFF fill bytes before the SOI code, skipped by stb.
 put("image", "crash_jpeg_dht_after_fill_bytes.jpg", bytes.fromhex("ffffd8ffc400ff0048d9d8ffc400ff0048d9"))
+# Found by fuzz_image: a PNM width of 70 digits, which stb accumulates into an int.
+put("image", "crash_pnm_width_overflow.pgm", b"P5" + b"2" * 70 + b"\n5")

@@ -599,3 +599,18 @@ TEST_CASE("JPEG Huffman tables stb would overflow are refused before decoding", 
     REQUIRE(flat.width == 9);
     REQUIRE(std::abs(static_cast<int>(flat.at(4, 4, 1)) - 200) <= 2);
 }
+
+TEST_CASE("PNM header fields stb would overflow are refused before decoding", "[io][image][reliability]") {
+    // Found by fuzz_image: stb accumulates "2222222222..." into an int (signed overflow).
+    const std::string text = "P5" + std::string(70, '2') + "\n5";
+    const std::vector<unsigned char> pnm(text.begin(), text.end());
+    REQUIRE_THROWS_WITH(decode_image(pnm, "long.pgm"), Catch::Contains("long.pgm") && Catch::Contains("width is too large"));
+    const std::string comment = "P6 # a comment\n 3 99999999999 255\n";
+    REQUIRE_THROWS_WITH(decode_image(std::vector<unsigned char>(comment.begin(), comment.end()), "c.ppm"),
+                        Catch::Contains("height is too large"));
+    // Ordinary headers (comments included) still decode.
+    const std::string ok = std::string("P5\n# made by hand\n2 1\n255\n") + '\x10' + '\x20';
+    const Image img = decode_image(std::vector<unsigned char>(ok.begin(), ok.end()), "ok.pgm");
+    REQUIRE(img.width == 2);
+    REQUIRE(img.at(1, 0) == 0x20);
+}

@@ -158,6 +158,30 @@ inline void check_jpeg_huffman_tables(std::span<const unsigned char> b, const st
     }
 }
 
+/// stb_image 2.27 reads the width, height and maximum value of a binary PNM (P5/P6) into an int
+/// with no overflow check (signed overflow, UB, on "P5 2222222222..."; found by fuzz_image).
+/// The same fields are read here the way stb reads them (white space and # comments between
+/// them) and any value above stb's own dimension limit of 2^24 is refused before stb sees it.
+inline void check_pnm_header(std::span<const unsigned char> b, const std::string& name) {
+    if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;
+    std::size_t i = 2;
+    const auto space = [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    for (int field = 0; field < 3; ++field) {
+        for (;;) {  // white space, then a comment to the end of its line, repeatedly
+            while (i < b.size() && space(b[i])) ++i;
+            if (i >= b.size() || b[i] != '#') break;
+            while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+        }
+        std::uint64_t value = 0;
+        for (; i < b.size() && b[i] >= '0' && b[i] <= '9'; ++i) {
+            value = value * 10 + (b[i] - '0');
+            GANINV_CHECK(value <= (std::uint64_t{1} << 24), FormatError, "load_image: '", name,
+                         "': corrupt PNM header: ", field == 0 ? "width" : field == 1 ? "height" : "maximum value",
+                         " is too large");
+        }
+    }
+}
+
 }  // namespace detail
 
 /// Decodes an encoded image held in memory; `name` only labels the messages. The size the header
@@ -174,8 +198,9 @@ inline Image decode_image(std::span<const unsigned char> bytes, const std::strin
         const char* reason = stbi_failure_reason();
         throw FormatError(concat("load_image: cannot decode '", name, "': ", reason ? reason : "unknown"));
     };
-    // stb parses the JPEG tables while reading the header too, so the guard comes first.
+    // stb parses the JPEG tables and PNM fields while reading the header too: the guards go first.
     detail::check_jpeg_huffman_tables(bytes, name);
+    detail::check_pnm_header(bytes, name);
     int w = 0, h = 0, c = 0;
     if (stbi_info_from_memory(bytes.data(), size, &w, &h, &c) == 0) fail();
     const std::uint64_t pixels = static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h);
