@@ -4,6 +4,9 @@
 #pragma once
 
 #include <ganinv/core/error.hpp>
+#include <ganinv/io/image.hpp>
+
+#include <cstdint>
 
 #include <functional>
 #include <map>
@@ -46,6 +49,8 @@ public:
     }
     double number(const std::string& name, double fallback) const;
     long long integer(const std::string& name, long long fallback) const;
+    /// --max-pixels of the commands that load images (max_pixels_option()), or the library default.
+    std::uint64_t max_pixels() const;
     const std::vector<std::string>& positionals() const { return positionals_; }
 
     std::map<std::string, std::vector<std::string>> values_;
@@ -59,6 +64,13 @@ struct Command {
     std::vector<OptionSpec> options;
     std::function<int(const Args&)> run;
 };
+
+/// The option every command that decodes user images declares: the pixel limit is checked from
+/// the file's header before decoding (io/image.hpp).
+inline OptionSpec max_pixels_option() {
+    return {"max-pixels", "N", concat("refuse input images above N pixels, checked before decoding (default ",
+                                      kDefaultMaxImagePixels, " = 8192x8192)")};
+}
 
 /// Registers a subcommand (called from a static initialiser in its cmd_*.cpp).
 bool register_command(Command c);
@@ -91,6 +103,12 @@ inline long long Args::integer(const std::string& name, long long fallback) cons
     } catch (const std::exception&) {
         throw UsageError("--" + name + " expects an integer, got '" + *v + "'");
     }
+}
+
+inline std::uint64_t Args::max_pixels() const {
+    const long long v = integer("max-pixels", static_cast<long long>(kDefaultMaxImagePixels));
+    if (v < 1) throw UsageError("--max-pixels must be >= 1, got " + std::to_string(v));
+    return static_cast<std::uint64_t>(v);
 }
 
 }  // namespace ganinv::cli

@@ -15,6 +15,7 @@
 #include <ganinv/edit/stylespace.hpp>
 
 #include <iostream>
+#include <sstream>
 
 namespace ganinv::cli {
 namespace {
@@ -47,7 +48,7 @@ Code load_code(StyleGAN2<Cpu>& g, const std::string& spec, const std::string& op
         throw FormatError("--" + option + " '" + spec + "' has no tensor 'ws' (it holds: " + names +
                           "); give a code written by ganinv invert or restore, or 'generate --out-tensor'");
     }
-    const Tensor<float> ws = f.load("ws");
+    const Tensor<float> ws = load_nonempty(f, "ws");
     const Index L = g.num_ws(), D = g.w_dim();
     const Shape& s = ws.shape();
     if (!((s.size() == 3 && s[1] == L && s[2] == D) || (s.size() == 2 && s[0] == L && s[1] == D)))
@@ -57,7 +58,7 @@ Code load_code(StyleGAN2<Cpu>& g, const std::string& spec, const std::string& op
     c.ws = Tensor<float>({1, L, D});
     std::copy(ws.data(), ws.data() + L * D, c.ws.data());
     if (f.contains("styles")) {
-        const Tensor<float> st = f.load("styles");
+        const Tensor<float> st = load_nonempty(f, "styles");
         if (st.numel() < g.style_dim() || st.numel() % g.style_dim() != 0)
             throw ShapeError(concat("--", option, " '", spec, "': styles has shape ", shape_to_string(st.shape()),
                                     " but this generator's style_dim is ", g.style_dim()));
@@ -322,7 +323,7 @@ int run_edit(const Args& a) {
     if (a.has("report")) {
         std::optional<metrics::Comparison> fit;
         if (a.has("target")) {
-            TargetSet ts = load_targets({std::filesystem::path(*a.get("target"))}, g, true);
+            TargetSet ts = load_targets({std::filesystem::path(*a.get("target"))}, g, true, a.max_pixels());
             if (!ts.failures.empty()) throw IoError(ts.failures.front());
             Tensor<float> rc = recon;
             for (float& v : rc.values()) v = std::fmin(1.0f, std::fmax(-1.0f, v));
@@ -330,7 +331,7 @@ int run_edit(const Args& a) {
             fit = m[0];
             save_png(d / "target.png", tensor_to_image(ts.images));
         }
-        std::ofstream h(d / "report.html");
+        std::ostringstream h;
         html::begin_page(h, "ganinv edit report");
         h << "<p>model <code>" << html::escape(model) << "</code>, code <b>" << html::escape(base.label)
           << "</b>; alphas in standard deviations of sampled codes along each direction / channel.</p>\n";
@@ -362,6 +363,7 @@ int run_edit(const Args& a) {
             html::figure(h, "", html::png_data_uri(d / "mix.png"), "style mixing");
         }
         html::end_page(h);
+        write_file_atomically(d / "report.html", h.str());
         std::cout << "wrote " << (d / "report.html").string() << "\n";
     }
     return 0;
@@ -390,6 +392,7 @@ const bool registered = register_command(Command{
         {"scale", "S", "enlarge the images S times in the pictures (default: about 96 pixels)"},
         {"report", "", "write DIR/report.html (static, images embedded)"},
         {"target", "IMG", "the image the code was inverted from: shown in the report with the fit"},
+        max_pixels_option(),
     },
     run_edit});
 

@@ -74,7 +74,7 @@ int run_generate(const Args& a) {
                      shape_to_string(z_used.shape()), "; this generator needs [N, ", g.z_dim(), "]");
         for (Index k = 0; k < z_used.dim(0); ++k) tags.push_back(zero_pad(k));
     }
-    if (z_used.numel() > 0) {
+    if (!a.has("ws")) {
         expect_finite(z_used.values(), "z");
         ws = g.mapping(z_used, {psi, cutoff});
     } else {
@@ -88,6 +88,7 @@ int run_generate(const Args& a) {
     }
 
     const Index n = ws.dim(0), batch = std::max<long long>(1, a.integer("batch", 8));
+    GANINV_CHECK(n > 0, ShapeError, "no codes to generate from (ws has shape ", shape_to_string(ws.shape()), ")");
     Tensor<float> images({n, g.img_channels(), g.resolution(), g.resolution()});
     const Index per = g.num_ws() * g.w_dim(), img_per = images.numel() / n;
     for (Index b0 = 0; b0 < n; b0 += batch) {

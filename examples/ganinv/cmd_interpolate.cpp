@@ -99,7 +99,7 @@ Tensor<float> key_code(StyleGAN2<Cpu>& g, const KeySpec& k, EditSpace space, con
             else if (f.entries().size() == 1) name = f.entries()[0].name;
             else throw ValueError(concat(what, " has no tensor 'z' or 'ws'; name one as FILE.safetensors:TENSOR"));
         }
-        const Tensor<float> t = f.load(name);
+        const Tensor<float> t = load_nonempty(f, name);
         const bool is_z = t.numel() % g.z_dim() == 0 && t.shape().back() == g.z_dim() && t.rank() <= 2 &&
                           (name == "z" || space == EditSpace::z);
         if (is_z) {

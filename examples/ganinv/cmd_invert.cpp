@@ -69,7 +69,7 @@ int run_invert(const Args& a) {
     std::optional<Lpips<Cpu>> lpips_metric;
     if (a.has("lpips-weights")) lpips_metric.emplace(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights")));
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
-    TargetSet targets = load_targets(paths, resolution, channels, !a.has("no-resize"));
+    TargetSet targets = load_targets(paths, resolution, channels, !a.has("no-resize"), a.max_pixels());
     for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
     for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
     if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
@@ -143,6 +143,7 @@ const bool registered = register_command(Command{
         {"device", "DEV", "cpu (default) or cuda"},
         {"cuda-precision", "P", "--device cuda: fp32 (default, exact), tf32 or bf16 tensor-core convolutions (wgmma on Hopper)"},
         {"report", "", "also write DIR/report.html (static page with every picture and the metrics)"},
+        max_pixels_option(),
     },
     run_invert});
 

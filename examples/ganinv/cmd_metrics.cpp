@@ -19,7 +19,7 @@ namespace {
 int run_metrics(const Args& a) {
     const auto& files = a.positionals();
     if (files.size() != 2) throw UsageError("expected two image files: REFERENCE.png TEST.png");
-    Image ref = load_image(files[0]), test = load_image(files[1]);
+    Image ref = load_image(files[0], a.max_pixels()), test = load_image(files[1], a.max_pixels());
     if (ref.channels == 4) ref = convert_channels(ref, 3);  // alpha is not part of the picture's quality
     if (test.channels == 4) test = convert_channels(test, 3);
     if (a.has("gray")) {
@@ -84,6 +84,7 @@ const bool registered = register_command(Command{
         {"vgg-weights", "V.safetensors", "VGG16 trunk for --lpips (torchvision features converted to safetensors)"},
         {"face-weights", "F.safetensors", "also the identity similarity: cosine and Euclidean distance of the dlib "
                                           "face descriptors (face-api face_recognition weights)"},
+        max_pixels_option(),
     },
     run_metrics});
 

@@ -71,7 +71,7 @@ std::vector<Item> load_items(const Args& a, Task task, const StyleGAN2<Cpu>& g, 
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
     std::vector<Item> items;
     if (!a.has("observed")) {
-        TargetSet ts = load_targets(paths, g, true);
+        TargetSet ts = load_targets(paths, g, true, a.max_pixels());
         for (const auto& msg : ts.warnings) std::cerr << "warning: " << msg << "\n";
         if (!ts.failures.empty()) throw IoError(ts.failures.front());
         for (std::size_t i = 0; i < ts.names.size(); ++i) {
@@ -89,7 +89,7 @@ std::vector<Item> load_items(const Args& a, Task task, const StyleGAN2<Cpu>& g, 
     // Observations: their size and channels must be what the forward model produces.
     const Index side = task == Task::superres ? R / factor : R;
     for (std::size_t i = 0; i < paths.size(); ++i) {
-        const Image img = load_image(paths[i]);
+        const Image img = load_image(paths[i], a.max_pixels());
         if (img.width != side || img.height != side)
             throw ShapeError(concat("--observed: '", paths[i].string(), "' is ", img.width, "x", img.height, "; ",
                                     task == Task::superres ? "the low-res input must be " : "the input must be ", side,
@@ -192,13 +192,14 @@ void write_summary(const std::filesystem::path& d, const std::vector<Item>& item
     for (std::size_t c = 0; c < cols.size(); ++c) means.set(cols[c].key, std::isfinite(mean[c]) ? Json(mean[c]) : Json());
     root.set("images", images);
     root.set("mean", means);
-    std::ofstream(d / "summary.json") << root.dump() << "\n";
-    std::ofstream(d / "summary.md")
-        << "# ganinv restore --task " << task_name(task) << "\n\n" << header << "\n\nPSNR in dB on [-1, 1] images; baseline: "
+    write_file_atomically(d / "summary.json", root.dump() + "\n");
+    std::ostringstream md;
+    md << "# ganinv restore --task " << task_name(task) << "\n\n" << header << "\n\nPSNR in dB on [-1, 1] images; baseline: "
         << baseline_name(task)
         << ". `fit PSNR` compares the degraded result with the observation. Comparison strips: input | baseline | "
            "result"
         << (items.empty() || items[0].truth.numel() == 0 ? "" : " | ground truth") << ".\n\n```\n" << table.str() << "```\n";
+    write_file_atomically(d / "summary.md", md.str());
 }
 
 int run_restore(const Args& a) {
@@ -309,6 +310,7 @@ const bool registered = register_command(Command{
         {"optimize-noise", "", "optimise the noise maps too"},
         {"lbfgs-history", "K", "L-BFGS history size (default 10)"},
         {"batch", "B", "images restored together (default 8; random holes go one at a time)"},
+        max_pixels_option(),
     },
     run_restore});
 

@@ -12,6 +12,15 @@
 
 namespace ganinv::cli {
 
+/// Tensor `name` of a user's file; an empty one (a zero-row batch) is refused here, with the file
+/// and tensor named, because every command divides by the batch size or reads the first row.
+inline Tensor<float> load_nonempty(const SafetensorsFile& f, const std::string& name) {
+    const SafetensorsEntry& e = f.entry(name);
+    GANINV_CHECK(shape_numel(e.shape) > 0, ShapeError, "'", f.path().string(), "': tensor '", name, "' is empty (shape ",
+                 shape_to_string(e.shape), "); give at least one code");
+    return f.load(name);
+}
+
 /// Loads "path.safetensors[:name]" (name defaults to `default_name`, or the file's only tensor).
 inline Tensor<float> load_tensor_arg(const std::string& arg, const std::string& default_name) {
     std::string path = arg, name;
@@ -22,7 +31,7 @@ inline Tensor<float> load_tensor_arg(const std::string& arg, const std::string& 
     }
     const SafetensorsFile f(path);
     if (name.empty()) name = f.contains(default_name) || f.entries().size() != 1 ? default_name : f.entries()[0].name;
-    return f.load(name);
+    return load_nonempty(f, name);
 }
 
 /// "out.png" for a single image, else "out_0003.png" / "out_seed0042.png".

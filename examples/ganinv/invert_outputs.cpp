@@ -126,14 +126,15 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         images.push_back(j);
     }
     root.set("images", images);
-    std::ofstream(d / "summary.json") << root.dump() << "\n";
-    std::ostringstream table;
+    // Checked, all-or-nothing writes: a full disk is an error naming the file, never an empty summary.
+    write_file_atomically(d / "summary.json", root.dump() + "\n");
+    std::ostringstream table, md;
     print_summary(table, rows);
-    std::ofstream(d / "summary.md") << "# ganinv invert\n\nmodel `" << model << "`, space `" << space << "`, optimizer `"
-                                    << optimizer << "`, " << o.steps << " steps, seed " << o.seed << "\n\n```" << table.str()
-                                    << "```\n";
+    md << "# ganinv invert\n\nmodel `" << model << "`, space `" << space << "`, optimizer `" << optimizer << "`, "
+       << o.steps << " steps, seed " << o.seed << "\n\n```" << table.str() << "```\n";
+    write_file_atomically(d / "summary.md", md.str());
     if (!report) return;
-    std::ofstream h(d / "report.html");
+    std::ostringstream h;
     html::begin_page(h, "ganinv inversion report");
     h << "<p>model <code>" << escape(model) << "</code>, space <b>" << escape(space) << "</b>, optimizer <b>"
       << escape(optimizer) << "</b>, " << o.steps << " steps, seed " << o.seed
@@ -162,6 +163,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
           << " loss curve\"></div>\n";
     }
     html::end_page(h);
+    write_file_atomically(d / "report.html", h.str());
 }
 
 }  // namespace ganinv::cli

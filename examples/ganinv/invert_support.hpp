@@ -63,12 +63,13 @@ struct TargetSet {
 
 /// Loads every readable image, converts channels and (unless forbidden) resizes to the generator;
 /// unreadable files are reported, not fatal, so one bad file does not stop a batch.
-inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, Index R, Index C, bool allow_resize) {
+inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, Index R, Index C, bool allow_resize,
+                              std::uint64_t max_pixels = kDefaultMaxImagePixels) {
     TargetSet ts;
     std::vector<Tensor<float>> loaded;
     for (const auto& p : paths) {
         try {
-            const Image img = load_image(p);
+            const Image img = load_image(p, max_pixels);
             Tensor<float> t = image_to_tensor(img, static_cast<int>(C));
             if (img.channels != C && !(img.channels == 4 && C == 3))
                 ts.warnings.push_back(concat(p.string(), ": converted ", img.channels, " channel(s) to ", C));
@@ -101,8 +102,9 @@ inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, I
     return ts;
 }
 
-inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, const StyleGAN2<Cpu>& g, bool allow_resize) {
-    return load_targets(paths, g.resolution(), g.img_channels(), allow_resize);
+inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, const StyleGAN2<Cpu>& g, bool allow_resize,
+                              std::uint64_t max_pixels = kDefaultMaxImagePixels) {
+    return load_targets(paths, g.resolution(), g.img_channels(), allow_resize, max_pixels);
 }
 
 inline Tensor<float> slice_batch(const Tensor<float>& t, Index b0, Index nb) {
@@ -135,7 +137,9 @@ inline InverterOptions inverter_options_from_args(const Args& a) {
     } else {
         o.init.kind = InitKind::given;
         const SafetensorsFile f(init);
-        o.init.codes = f.load(f.contains("ws") ? "ws" : (f.contains("z") ? "z" : f.entries().at(0).name));
+        GANINV_CHECK(f.contains("ws") || f.contains("z") || f.entries().size() == 1, FormatError, "--init '", init,
+                     "' holds no tensor 'ws' or 'z' (and not exactly one tensor)");
+        o.init.codes = load_nonempty(f, f.contains("ws") ? "ws" : (f.contains("z") ? "z" : f.entries().at(0).name));
     }
     return o;
 }

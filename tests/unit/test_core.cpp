@@ -127,3 +127,25 @@ TEST_CASE("as_view borrows Eigen memory: the view's pointer is the caller's, str
     // Column-major rows are not contiguous: reshaping them into images is refused.
     REQUIRE_THROWS_AS(reshape_view<4>(cv, {3, 1, 2, 2}), ShapeError);
 }
+
+TEST_CASE("Json refuses numbers beyond double instead of returning inf", "[core][json][reliability]") {
+    // Before the fix strtod's inf came through: 1e999 parsed as an infinite number.
+    REQUIRE_THROWS_WITH(Json::parse("1e999"), Catch::Contains("out of range") && Catch::Contains("1e999"));
+    REQUIRE_THROWS_WITH(Json::parse(R"({"lr_multiplier": -1e999})"), Catch::Contains("out of range"));
+    REQUIRE_THROWS_AS(Json::parse("[1, 2e400]"), FormatError);
+    // Underflow is a representable value (0 or a subnormal), not an error.
+    REQUIRE(Json::parse("1e-999").as_number() == 0.0);
+    REQUIRE(Json::parse("1.7976931348623157e308").as_number() == std::numeric_limits<double>::max());
+}
+
+TEST_CASE("shape_numel refuses element counts beyond 64 bits", "[core][reliability]") {
+    // 274177 * 67280421310721 = 2^64 + 1: the old signed product overflowed (UB) and came out as 1.
+    REQUIRE_THROWS_AS(shape_numel(Shape{274177, 67280421310721}), ShapeError);
+    REQUIRE_THROWS_WITH(shape_numel(Shape{Index{1} << 32, Index{1} << 31}), Catch::Contains("64-bit"));
+    REQUIRE(shape_numel(Shape{Index{1} << 31, Index{1} << 31}) == Index{1} << 62);
+    REQUIRE(shape_numel(Shape{0, 7}) == 0);
+    Index out = 0;
+    REQUIRE_FALSE(checked_mul(Index{1} << 62, Index{2}, out));
+    REQUIRE(checked_mul(Index{1} << 61, Index{2}, out));
+    REQUIRE(out == Index{1} << 62);
+}

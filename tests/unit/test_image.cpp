@@ -510,3 +510,107 @@ TEST_CASE("bundled Fashion-MNIST images match the dataset", "[io][idx][data]") {
         CHECK(load_image(png_dir / name).pixels == dataset[i].pixels);
     }
 }
+
+namespace {
+
+std::vector<unsigned char> bytes_of(std::initializer_list<int> v) {
+    std::vector<unsigned char> b;
+    for (int x : v) b.push_back(static_cast<unsigned char>(x));
+    return b;
+}
+void put_be32(std::vector<unsigned char>& b, std::uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<unsigned char>((v >> s) & 0xFF));
+}
+/// A PNG signature and IHDR chunk declaring width x height 8-bit gray, then IEND: enough for the
+/// header check (stb does not verify CRCs).
+std::vector<unsigned char> png_header_only(std::uint32_t width, std::uint32_t height) {
+    std::vector<unsigned char> b = bytes_of({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A});
+    put_be32(b, 13);
+    for (char c : std::string("IHDR")) b.push_back(static_cast<unsigned char>(c));
+    put_be32(b, width);
+    put_be32(b, height);
+    for (int x : {8, 0, 0, 0, 0}) b.push_back(static_cast<unsigned char>(x));
+    put_be32(b, 0);  // CRC
+    put_be32(b, 0);
+    for (char c : std::string("IEND")) b.push_back(static_cast<unsigned char>(c));
+    put_be32(b, 0);
+    return b;
+}
+std::vector<unsigned char> encode_jpeg(const Image& img) {
+    std::vector<unsigned char> out;
+    const auto append = [](void* ctx, void* data, int size) {
+        auto* v = static_cast<std::vector<unsigned char>*>(ctx);
+        v->insert(v->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + size);
+    };
+    REQUIRE(stbi_write_jpg_to_func(append, &out, img.width, img.height, img.channels, img.pixels.data(), 90) != 0);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("image size limit is checked from the header before decoding", "[io][image][reliability]") {
+    // 16000 x 16000 (256 Mpx): the all-zero PNG of the finding was decoded and inverted at 1.27 GB.
+    const auto big = png_header_only(16000, 16000);
+    REQUIRE_THROWS_AS(decode_image(big, "big.png"), FormatError);
+    REQUIRE_THROWS_WITH(decode_image(big, "big.png"),
+                        Catch::Contains("big.png") && Catch::Contains("16000x16000") && Catch::Contains("--max-pixels"));
+    // A tiny GIF whose screen declares 17921 x 21071 (cost 385 MB before failing).
+    std::vector<unsigned char> gif = bytes_of({'G', 'I', 'F', '8', '9', 'a', 0x01, 0x46, 0x4F, 0x52, 0x80, 0, 0,
+                                               0, 0, 0, 255, 255, 255, 0x2C, 0, 0, 0, 0, 0x01, 0x46, 0x4F, 0x52, 0,
+                                               2, 2, 0x44, 0x01, 0, 0x3B});
+    REQUIRE_THROWS_WITH(decode_image(gif, "screen.gif"), Catch::Contains("17921x21071"));
+    // The limit is the caller's: exactly at the limit passes, one pixel less refuses.
+    const Image small = make_image(10, 10, 1, 7);
+    const auto dir = test::temp_dir("image_limit");
+    save_png(dir / "s.png", small);
+    REQUIRE(load_image(dir / "s.png", 100).width == 10);
+    REQUIRE_THROWS_WITH(load_image(dir / "s.png", 99), Catch::Contains("10x10") && Catch::Contains("limit of 99"));
+}
+
+TEST_CASE("JPEG Huffman tables stb would overflow are refused before decoding", "[io][image][reliability]") {
+    // The 9-byte input of the finding: a DHT segment whose counts (read past the end) sum over 256.
+    const auto crash = bytes_of({0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA2, 0x00, 0x48, 0xD9});
+    REQUIRE_THROWS_AS(decode_image(crash, "dht.jpg"), FormatError);
+    REQUIRE_THROWS_WITH(decode_image(crash, "dht.jpg"), Catch::Contains("dht.jpg") && Catch::Contains("Huffman"));
+    // Found by fuzz_image: fill bytes before the SOI code, which stb skips like any marker's.
+    const auto filled = bytes_of({0xFF, 0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0xFF, 0x00, 0x48, 0xD9, 0xD8, 0xFF, 0xC4, 0x00,
+                                  0xFF, 0x00, 0x48, 0xD9});
+    REQUIRE_THROWS_WITH(decode_image(filled, "filled.jpg"), Catch::Contains("Huffman"));
+    // A complete segment whose 16 counts sum to 257 (one over stb's array).
+    std::vector<unsigned char> over = bytes_of({0xFF, 0xD8, 0xFF, 0xC4});
+    const std::size_t len = 2 + 17 + 257;
+    over.push_back(static_cast<unsigned char>(len >> 8));
+    over.push_back(static_cast<unsigned char>(len & 0xFF));
+    over.push_back(0x00);
+    for (int k = 0; k < 15; ++k) over.push_back(16);  // 240 codes
+    over.push_back(17);                               // + 17 = 257
+    over.insert(over.end(), 257, 0);
+    over.push_back(0xFF);
+    over.push_back(0xD9);
+    REQUIRE_THROWS_WITH(decode_image(over, "over.jpg"), Catch::Contains("257 codes"));
+    // Real JPEGs (baseline, with their standard tables) still decode.
+    Image img = make_image(24, 16, 3);
+    for (std::size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<std::uint8_t>(i * 7 % 251);
+    const Image back = decode_image(encode_jpeg(img), "ok.jpg");
+    REQUIRE(back.width == 24);
+    REQUIRE(back.height == 16);
+    REQUIRE(back.channels == 3);
+    const Image flat = decode_image(encode_jpeg(make_image(9, 9, 1, 200)), "flat.jpg");  // stb writes YCbCr
+    REQUIRE(flat.width == 9);
+    REQUIRE(std::abs(static_cast<int>(flat.at(4, 4, 1)) - 200) <= 2);
+}
+
+TEST_CASE("PNM header fields stb would overflow are refused before decoding", "[io][image][reliability]") {
+    // Found by fuzz_image: stb accumulates "2222222222..." into an int (signed overflow).
+    const std::string text = "P5" + std::string(70, '2') + "\n5";
+    const std::vector<unsigned char> pnm(text.begin(), text.end());
+    REQUIRE_THROWS_WITH(decode_image(pnm, "long.pgm"), Catch::Contains("long.pgm") && Catch::Contains("width is too large"));
+    const std::string comment = "P6 # a comment\n 3 99999999999 255\n";
+    REQUIRE_THROWS_WITH(decode_image(std::vector<unsigned char>(comment.begin(), comment.end()), "c.ppm"),
+                        Catch::Contains("height is too large"));
+    // Ordinary headers (comments included) still decode.
+    const std::string ok = std::string("P5\n# made by hand\n2 1\n255\n") + '\x10' + '\x20';
+    const Image img = decode_image(std::vector<unsigned char>(ok.begin(), ok.end()), "ok.pgm");
+    REQUIRE(img.width == 2);
+    REQUIRE(img.at(1, 0) == 0x20);
+}

@@ -4,7 +4,9 @@
 #include <ganinv/core/half.hpp>
 #include <ganinv/io/safetensors.hpp>
 
+#include <array>
 #include <fstream>
+#include <vector>
 
 using namespace ganinv;
 
@@ -133,4 +135,63 @@ TEST_CASE("safetensors rejects malformed files with clear messages", "[safetenso
         SafetensorsFile f(write_raw("missing", "{" + ok_entry + "}", two));
         REQUIRE_THROWS_WITH(f.load("mapping.fc0.weight"), Catch::Contains("mapping.fc0.weight"));
     }
+}
+
+TEST_CASE("safetensors sizes from the header are computed with checked arithmetic", "[safetensors][reliability]") {
+    SECTION("numel * element size wrapping around 2^64 is refused, not allocated") {
+        // [2^52, 1024] F32 needs 2^64 bytes: the old unchecked product wrapped to 0 and matched
+        // data_offsets [0, 0]; loading then threw std::length_error (not a ganinv::Error).
+        const auto p = write_raw("wrap", R"({"t":{"dtype":"F32","shape":[4503599627370496,1024],"data_offsets":[0,0]}})",
+                                 "");
+        REQUIRE_THROWS_AS(SafetensorsFile(p), FormatError);
+        REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("'t'") && Catch::Contains("2^64"));
+    }
+    SECTION("an element count beyond 64 bits is refused") {
+        // 274177 * 67280421310721 = 2^64 + 1, which wrapped to one element matching one U8 byte.
+        const auto p =
+            write_raw("numel", R"({"t":{"dtype":"U8","shape":[274177,67280421310721],"data_offsets":[0,1]}})", "x");
+        REQUIRE_THROWS_AS(SafetensorsFile(p), FormatError);
+    }
+    SECTION("every pair of non-empty ranges is compared, not only neighbours") {
+        // An empty tensor between two overlapping ones hid the overlap; so could a long range
+        // covering later ones. (header, first and second tensor named in the message)
+        const std::vector<std::array<std::string, 3>> cases = {
+            {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+             R"("e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+             R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+             "a", "b"},
+            {R"({"big":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+             R"("x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+             R"("y":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+             "big", "x"},
+        };
+        for (const auto& [header, first, second] : cases) {
+            const auto p = write_raw("overlap_" + first, header, floats({1, 2, 3, 4}));
+            REQUIRE_THROWS_WITH(SafetensorsFile(p), Catch::Contains("'" + first + "' and '" + second + "' overlap"));
+        }
+    }
+    SECTION("empty tensors anywhere and adjacent ranges are fine") {
+        SafetensorsFile f(write_raw("adjacent",
+                                    R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                    R"("e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]},)"
+                                    R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                    floats({1, 2})));
+        REQUIRE(f.load("b")[0] == 2.0f);
+        REQUIRE(f.load("e").numel() == 0);
+    }
+}
+
+TEST_CASE("safetensors writes are checked and all-or-nothing", "[safetensors][reliability]") {
+    SafetensorsWriter w;
+    w.add("t", Tensor<float>({4}, 1.0f));
+    // ENOSPC: the old writer reported "failed writing X" without the reason.
+    REQUIRE_THROWS_WITH(w.write("/dev/full"), Catch::Contains("/dev/full") && Catch::Contains("No space left on device"));
+    const auto dir = test::temp_dir("st_write");
+    REQUIRE_THROWS_WITH(w.write(dir / "missing" / "x.safetensors"),
+                        Catch::Contains("x.safetensors") && Catch::Contains("No such file or directory"));
+    w.write(dir / "ok.safetensors");
+    REQUIRE(SafetensorsFile(dir / "ok.safetensors").load("t")[3] == 1.0f);
+    std::size_t files = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+    REQUIRE(files == 1);  // no temporary file left behind
 }

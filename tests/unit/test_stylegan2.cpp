@@ -5,6 +5,9 @@
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/models/stylegan2.hpp>
 
+#include <chrono>
+#include <functional>
+
 using namespace ganinv;
 
 namespace {
@@ -249,4 +252,76 @@ TEST_CASE("StyleGAN2 rejects bad models and inputs with clear messages", "[style
     wn.write(dir / "nan.safetensors");
     REQUIRE_THROWS_WITH(StyleGAN2<Cpu>::load(dir / "nan.safetensors"),
                         Catch::Contains("synthesis.b8.conv0.weight") && Catch::Contains("non-finite"));
+}
+
+namespace {
+
+/// The tiny generator's tensors written under a config edited by `edit` (a hostile or wrong file).
+std::filesystem::path tiny_with_config(const std::string& name, const std::function<void(Json&)>& edit) {
+    const SafetensorsFile src(test::data_dir() / "stylegan2_tiny" / "generator.safetensors");
+    Json cfg = Json::parse(*src.metadata("config"));
+    edit(cfg);
+    SafetensorsWriter w;
+    for (const auto& e : src.entries()) w.add(e.name, src.load(e.name));
+    w.set_metadata("config", cfg.dump());
+    const auto path = test::temp_dir("sg2_cfg_" + name) / "g.safetensors";
+    w.write(path);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("StyleGAN2 configs are validated against the file before anything is built", "[stylegan2][errors][reliability]") {
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    // Built the parameter list until std::bad_alloc (~95 s) before the fix.
+    const auto huge_mapping = tiny_with_config("mapping", [](Json& c) { c.set("mapping_layers", std::int64_t{1000000000}); });
+    REQUIRE_THROWS_WITH(StyleGAN2<Cpu>::load(huge_mapping),
+                        Catch::Contains("g.safetensors") && Catch::Contains("mapping_layers 1000000000"));
+    // Built a 20000 x 20000 filter (1.57 GB) before comparing it with the file.
+    const auto huge_filter = tiny_with_config("filter", [](Json& c) {
+        c.set("resample_filter", Json(Json::Array(20000, Json(1))));
+    });
+    REQUIRE_THROWS_WITH(StyleGAN2<Cpu>::load(huge_filter), Catch::Contains("resample_filter has 20000 taps"));
+    REQUIRE(std::chrono::duration<double>(Clock::now() - t0).count() < 20.0);
+    // Fewer mapping layers than the file holds, or a w_dim that disagrees with the tensors.
+    const auto fewer = tiny_with_config("fewer", [](Json& c) { c.set("mapping_layers", std::int64_t{3}); });
+    REQUIRE_THROWS_WITH(StyleGAN2<Cpu>::load(fewer), Catch::Contains("mapping_layers = 3") &&
+                                                         Catch::Contains("mapping.fc3.weight"));
+    const auto wdim = tiny_with_config("wdim", [](Json& c) { c.set("w_dim", std::int64_t{4096}); });
+    REQUIRE_THROWS_WITH(StyleGAN2<Cpu>::load(wdim), Catch::Contains("mapping.fc0.weight") &&
+                                                        Catch::Contains("the config implies [4096, 64]"));
+    // A filter tensor in the file of another size than the config's taps.
+    const auto taps = tiny_with_config("taps", [](Json& c) { c.set("resample_filter", Json(Json::Array{1, 2, 1})); });
+    REQUIRE_THROWS_WITH(StyleGAN2<Cpu>::load(taps), Catch::Contains("resample_filter") && Catch::Contains("[3, 3]"));
+}
+
+TEST_CASE("StyleGAN2 config fields are range-checked with messages about the field", "[stylegan2][errors][reliability]") {
+    const auto base = [] { return Json::parse(StyleGAN2Config{}.to_json().dump()); };
+    const auto parse_with = [&](const char* key, Json value) {
+        Json j = base();
+        j.set(key, std::move(value));
+        return StyleGAN2Config::from_json(j);
+    };
+    REQUIRE_THROWS_WITH(parse_with("num_fp16_res", std::int64_t{-5}), Catch::Contains("num_fp16_res -5"));
+    REQUIRE(parse_with("num_fp16_res", std::int64_t{4}).num_fp16_res == 4);
+    // img_resolution 3 used to be reported as a num_ws mismatch.
+    const std::string res3 = [&] {
+        try {
+            parse_with("img_resolution", std::int64_t{3});
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    }();
+    REQUIRE_THAT(res3, Catch::Contains("resolution 3") && !Catch::Contains("num_ws"));
+    REQUIRE_THROWS_WITH(parse_with("img_resolution", std::int64_t{1} << 40), Catch::Contains("resolution"));
+    REQUIRE_THROWS_WITH(parse_with("w_dim", std::int64_t{1} << 30), Catch::Contains("w_dim"));
+    REQUIRE_THROWS_WITH(parse_with("channel_max", std::int64_t{1} << 30), Catch::Contains("channel_max"));
+    REQUIRE_THROWS_WITH(parse_with("img_channels", std::int64_t{100}), Catch::Contains("img_channels"));
+    REQUIRE_THROWS_WITH(parse_with("lr_multiplier", 0.0), Catch::Contains("lr_multiplier"));
+    REQUIRE_THROWS_WITH(parse_with("w_avg_beta", 2.0), Catch::Contains("w_avg_beta"));
+    REQUIRE_THROWS_WITH(parse_with("resample_filter", Json::Array{1, -1}), Catch::Contains("sum to zero"));
+    REQUIRE_THROWS_WITH(parse_with("num_ws", std::int64_t{7}), Catch::Contains("num_ws = 7"));
+    REQUIRE_THROWS_AS(StyleGAN2Config::from_json(Json(Json::Array{})), FormatError);
 }

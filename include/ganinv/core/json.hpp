@@ -258,6 +258,9 @@ private:
         char* end = nullptr;
         const double d = std::strtod(tok.c_str(), &end);
         if (end != tok.c_str() + tok.size()) fail(concat("malformed number '", tok, "'"));
+        // strtod turns 1e999 into inf; JSON has no infinities, so a number beyond double is an
+        // error, like "Infinity" above. (Underflow towards 0, e.g. 1e-999, is a fine value.)
+        if (!std::isfinite(d)) fail(concat("number '", tok, "' is out of range"));
         return d;
     }
 

@@ -34,12 +34,19 @@ inline std::string shape_to_string(std::span<const Index> shape) {
     return s + "]";
 }
 
+/// a * b, or false when the product does not fit in T (sizes read from files go through this).
+template <std::integral T>
+[[nodiscard]] bool checked_mul(T a, T b, T& out) {
+    return !__builtin_mul_overflow(a, b, &out);
+}
+
+/// The element count of a shape; ShapeError for a negative dimension or a count beyond Index.
 inline Index shape_numel(std::span<const Index> shape) {
     Index n = 1;
-    for (Index d : shape) {
-        GANINV_CHECK(d >= 0, ShapeError, "negative dimension in shape ", shape_to_string(shape));
-        n *= d;
-    }
+    for (Index d : shape) GANINV_CHECK(d >= 0, ShapeError, "negative dimension in shape ", shape_to_string(shape));
+    for (Index d : shape)
+        GANINV_CHECK(checked_mul(n, d, n), ShapeError, "shape ", shape_to_string(shape),
+                     " has more elements than a 64-bit count holds");
     return n;
 }
 

@@ -9,13 +9,13 @@
 #pragma once
 
 #include "ganinv/core/error.hpp"
+#include "ganinv/io/file_write.hpp"
 #include "ganinv/io/image.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -216,11 +216,11 @@ inline std::vector<std::uint8_t> encode_gif(const std::vector<Image>& frames, co
 
 inline void save_gif(const std::filesystem::path& path, const std::vector<Image>& frames, const GifOptions& opts = {}) {
     const std::vector<std::uint8_t> bytes = encode_gif(frames, opts);
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    GANINV_CHECK(out.good(), IoError, "save_gif: cannot open '", path.string(), "' for writing");
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    GANINV_CHECK(out.good(), IoError, "save_gif: error while writing '", path.string(), "'");
+    try {
+        write_file_atomically(path, bytes);
+    } catch (const IoError& e) {
+        throw IoError(concat("save_gif: ", e.what()));
+    }
 }
 
 }  // namespace ganinv

@@ -6,6 +6,7 @@
 
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
+#include "ganinv/io/file_write.hpp"
 
 #include <stb_image.h>
 #include <stb_image_write.h>
@@ -18,6 +19,7 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -105,22 +107,114 @@ inline Image convert_channels(const Image& img, int channels) {
     return out;
 }
 
-/// Decodes an image file. Gray+alpha files become gray (alpha dropped); 16-bit files are reduced
-/// to 8 bits by stb. Missing/unreadable file -> IoError, undecodable content -> FormatError.
-inline Image load_image(const std::filesystem::path& path) {
-    // Reading the bytes ourselves (instead of stbi_load) keeps non-ASCII paths working and lets
-    // "missing" and "corrupt" be told apart.
-    const std::vector<unsigned char> bytes = detail::read_file_bytes(path, "load_image");
-    GANINV_CHECK(!bytes.empty(), FormatError, "load_image: '", path.string(), "' is empty");
-    GANINV_CHECK(bytes.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), FormatError,
-                 "load_image: '", path.string(), "' is too large for the decoder");
-    int w = 0, h = 0, c = 0;
-    std::unique_ptr<stbi_uc, void (*)(void*)> data(
-        stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &c, 0), stbi_image_free);
-    if (!data) {
-        const char* reason = stbi_failure_reason();
-        throw FormatError(concat("load_image: cannot decode '", path.string(), "': ", reason ? reason : "unknown"));
+/// The default pixel limit of the image loaders: 64 Mpx (8192 x 8192). The decoded 8-bit image
+/// and its float tensor cost ~16 bytes a pixel, so a few hundred bytes of compressed input must
+/// not be able to ask for gigabytes; callers that do want larger inputs pass a higher limit.
+inline constexpr std::uint64_t kDefaultMaxImagePixels = std::uint64_t{8192} * 8192;
+
+namespace detail {
+
+/// stb_image 2.27 fills a 257-entry array from a JPEG DHT table's 16 code counts without checking
+/// that they sum to at most 256 (9 bytes, ffd8ffc401a20048d9, write past it). The segments are
+/// walked as stb walks them (lengths for headers, byte scan through entropy-coded data) and a
+/// truncated DHT segment or a table with more than 256 codes is refused before stb sees the file.
+inline void check_jpeg_huffman_tables(std::span<const unsigned char> b, const std::string& name) {
+    // stb takes any run of 0xFF before the SOI code as the marker (ff ff d8 is a JPEG to it), so
+    // the same run is skipped here (the fuzzer found this way past a check of b[0..1] == ff d8).
+    std::size_t i = 0;
+    while (i < b.size() && b[i] == 0xFF) ++i;
+    if (i == 0 || i >= b.size() || b[i] != 0xD8) return;  // not a JPEG
+    ++i;
+    while (i < b.size()) {
+        if (b[i] != 0xFF) {  // entropy-coded data between markers
+            ++i;
+            continue;
+        }
+        while (i < b.size() && b[i] == 0xFF) ++i;  // fill bytes
+        if (i >= b.size()) return;
+        const unsigned marker = b[i++];
+        // Byte stuffing (FF00), TEM, SOI and the restart markers carry no length; EOI ends the image.
+        if (marker == 0x00 || marker == 0x01 || marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+        if (marker == 0xD9 || i + 2 > b.size()) return;
+        const std::size_t len = (std::size_t{b[i]} << 8) | b[i + 1];
+        if (marker == 0xC4) {
+            GANINV_CHECK(len >= 2 && i + len <= b.size(), FormatError, "load_image: '", name,
+                         "': corrupt JPEG: Huffman table segment (DHT) is truncated");
+            std::size_t p = i + 2;
+            const std::size_t end = i + len;
+            while (p < end) {
+                GANINV_CHECK(p + 17 <= end, FormatError, "load_image: '", name,
+                             "': corrupt JPEG: Huffman table header runs past its segment");
+                std::size_t codes = 0;
+                for (std::size_t k = 1; k <= 16; ++k) codes += b[p + k];
+                GANINV_CHECK(codes <= 256, FormatError, "load_image: '", name, "': corrupt JPEG: Huffman table declares ",
+                             codes, " codes (at most 256)");
+                p += 17 + codes;
+            }
+            GANINV_CHECK(p == end, FormatError, "load_image: '", name,
+                         "': corrupt JPEG: Huffman table runs past its segment");
+        }
+        i += len;
     }
+}
+
+/// stb_image 2.27 reads the width, height and maximum value of a binary PNM (P5/P6) into an int
+/// with no overflow check (signed overflow, UB, on "P5 2222222222..."; found by fuzz_image).
+/// The same fields are read here the way stb reads them (white space and # comments between
+/// them) and any value above stb's own dimension limit of 2^24 is refused before stb sees it.
+inline void check_pnm_header(std::span<const unsigned char> b, const std::string& name) {
+    if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;
+    std::size_t i = 2;
+    const auto space = [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    for (int field = 0; field < 3; ++field) {
+        for (;;) {  // white space, then a comment to the end of its line, repeatedly
+            while (i < b.size() && space(b[i])) ++i;
+            if (i >= b.size() || b[i] != '#') break;
+            while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+        }
+        std::uint64_t value = 0;
+        for (; i < b.size() && b[i] >= '0' && b[i] <= '9'; ++i) {
+            value = value * 10 + (b[i] - '0');
+            GANINV_CHECK(value <= (std::uint64_t{1} << 24), FormatError, "load_image: '", name,
+                         "': corrupt PNM header: ", field == 0 ? "width" : field == 1 ? "height" : "maximum value",
+                         " is too large");
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Decodes an encoded image held in memory; `name` only labels the messages. The size the header
+/// declares is checked against `max_pixels` before any pixel is decoded. Gray+alpha becomes gray
+/// (alpha dropped); 16-bit images are reduced to 8 bits by stb. Undecodable content, or an image
+/// above the limit -> FormatError.
+inline Image decode_image(std::span<const unsigned char> bytes, const std::string& name,
+                          std::uint64_t max_pixels = kDefaultMaxImagePixels) {
+    GANINV_CHECK(!bytes.empty(), FormatError, "load_image: '", name, "' is empty");
+    GANINV_CHECK(bytes.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), FormatError,
+                 "load_image: '", name, "' is too large for the decoder");
+    const int size = static_cast<int>(bytes.size());
+    const auto fail = [&] {
+        const char* reason = stbi_failure_reason();
+        throw FormatError(concat("load_image: cannot decode '", name, "': ", reason ? reason : "unknown"));
+    };
+    // stb parses the JPEG tables and PNM fields while reading the header too: the guards go first.
+    detail::check_jpeg_huffman_tables(bytes, name);
+    detail::check_pnm_header(bytes, name);
+    int w = 0, h = 0, c = 0;
+    if (stbi_info_from_memory(bytes.data(), size, &w, &h, &c) == 0) fail();
+    const std::uint64_t pixels = static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h);
+    GANINV_CHECK(w > 0 && h > 0 && pixels <= max_pixels, FormatError, "load_image: '", name, "' declares ", w, "x",
+                 h, " pixels (", pixels, "), above the limit of ", max_pixels,
+                 " pixels (raise it with --max-pixels, or the max_pixels argument)");
+    std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(bytes.data(), size, &w, &h, &c, 0),
+                                                   stbi_image_free);
+    if (!data) fail();
+    // The decoder may disagree with its own header parser (a GIF frame larger than the screen):
+    // the limit holds for what was decoded as well.
+    GANINV_CHECK(w > 0 && h > 0 && static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h) <= max_pixels &&
+                     c >= 1 && c <= 4,
+                 FormatError, "load_image: '", name, "' decoded to an unusable ", w, "x", h, "x", c, " image");
     Image img{w, h, c, {}};
     img.pixels.assign(data.get(), data.get() + img.pixel_count() * static_cast<std::size_t>(c));
     if (c == 2) {  // gray + alpha: keep the gray plane so that channels stay in {1, 3, 4}
@@ -131,10 +225,20 @@ inline Image load_image(const std::filesystem::path& path) {
     return img;
 }
 
-/// Writes `img` as PNG. Invalid image -> ShapeError; unwritable path -> IoError.
+/// Decodes an image file (see decode_image). Missing/unreadable file -> IoError, undecodable
+/// content or more than `max_pixels` pixels -> FormatError.
+inline Image load_image(const std::filesystem::path& path, std::uint64_t max_pixels = kDefaultMaxImagePixels) {
+    // Reading the bytes ourselves (instead of stbi_load) keeps non-ASCII paths working and lets
+    // "missing" and "corrupt" be told apart.
+    const std::vector<unsigned char> bytes = detail::read_file_bytes(path, "load_image");
+    return decode_image(bytes, path.string(), max_pixels);
+}
+
+/// Writes `img` as PNG, all-or-nothing (file_write.hpp). Invalid image -> ShapeError; unwritable
+/// path or full disk -> IoError naming the file and the system's reason.
 inline void save_png(const std::filesystem::path& path, const Image& img) {
     expect_valid_image(img, concat("save_png('", path.string(), "')"));
-    // Encoding to memory and writing with a stream gives errno-independent, path-naming errors.
+    // Encoding to memory first: stb's own file writer reports no reason for a failure.
     std::vector<unsigned char> encoded;
     const auto append = [](void* context, void* data, int size) {
         auto* buffer = static_cast<std::vector<unsigned char>*>(context);
@@ -144,11 +248,11 @@ inline void save_png(const std::filesystem::path& path, const Image& img) {
     const int ok = stbi_write_png_to_func(append, &encoded, img.width, img.height, img.channels, img.pixels.data(),
                                           static_cast<int>(img.row_bytes()));
     GANINV_CHECK(ok != 0 && !encoded.empty(), IoError, "save_png: PNG encoding failed for '", path.string(), "'");
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    GANINV_CHECK(out.good(), IoError, "save_png: cannot open '", path.string(), "' for writing");
-    out.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));
-    out.flush();
-    GANINV_CHECK(out.good(), IoError, "save_png: error while writing '", path.string(), "'");
+    try {
+        write_file_atomically(path, encoded);
+    } catch (const IoError& e) {
+        throw IoError(concat("save_png: ", e.what()));
+    }
 }
 
 /// [1, channels, H, W] float tensor with values pixel/127.5 - 1 in [-1, 1]. `channels` is 1 or 3:

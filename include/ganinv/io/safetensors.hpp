@@ -8,6 +8,7 @@
 #include "ganinv/core/half.hpp"
 #include "ganinv/core/json.hpp"
 #include "ganinv/core/tensor.hpp"
+#include "ganinv/io/file_write.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -147,16 +148,19 @@ private:
             GANINV_CHECK(index_.emplace(name, entries_.size() - 1).second, FormatError, "'", path_.string(),
                          "': tensor '", name, "' appears twice");
         }
+        // Every pair of non-empty ranges must be disjoint: sorted by start, each range must begin
+        // at or after the furthest end seen so far (comparing neighbours only would miss
+        // [0, 8) [4, 4) [4, 12), or a long range covering several short ones).
         std::vector<const SafetensorsEntry*> by_offset;
-        for (const auto& e : entries_) by_offset.push_back(&e);
+        for (const auto& e : entries_)
+            if (e.begin != e.end) by_offset.push_back(&e);
         std::sort(by_offset.begin(), by_offset.end(),
                   [](const auto* a, const auto* b) { return a->begin < b->begin; });
-        for (std::size_t i = 1; i < by_offset.size(); ++i) {
-            const auto* prev = by_offset[i - 1];
-            const auto* cur = by_offset[i];
-            GANINV_CHECK(cur->begin >= prev->end || cur->begin == cur->end || prev->begin == prev->end, FormatError,
-                         "'", path_.string(), "': tensors '", prev->name, "' and '", cur->name,
-                         "' overlap in the data section");
+        const SafetensorsEntry* furthest = nullptr;
+        for (const auto* cur : by_offset) {
+            GANINV_CHECK(!furthest || cur->begin >= furthest->end, FormatError, "'", path_.string(), "': tensors '",
+                         furthest->name, "' and '", cur->name, "' overlap in the data section");
+            if (!furthest || cur->end > furthest->end) furthest = cur;
         }
     }
 
@@ -183,7 +187,11 @@ private:
         GANINV_CHECK(esize != 0, FormatError, where, " has unknown dtype '", e.dtype, "'");
         GANINV_CHECK(e.begin <= e.end && e.end <= data_size_, FormatError, where, ": data offsets [", e.begin, ", ",
                      e.end, ") are out of range (data section holds ", data_size_, " bytes)");
-        const auto expected_bytes = static_cast<std::uint64_t>(shape_numel(e.shape)) * esize;
+        // Checked products: a shape like [2^52, 1024] must not wrap around to match the offsets.
+        std::uint64_t expected_bytes = esize;
+        for (const Index d : e.shape)
+            GANINV_CHECK(checked_mul(expected_bytes, static_cast<std::uint64_t>(d), expected_bytes), FormatError, where,
+                         ": shape ", shape_to_string(e.shape), " of ", e.dtype, " needs more than 2^64 bytes");
         GANINV_CHECK(e.end - e.begin == expected_bytes, FormatError, where, ": shape ", shape_to_string(e.shape),
                      " of ", e.dtype, " needs ", expected_bytes, " bytes but the offsets span ", e.end - e.begin);
         return e;
@@ -268,13 +276,12 @@ public:
         if (header.is_null()) header = Json{Json::Object{}};
         std::string text = header.dump();
         while (text.size() % 8 != 0) text += ' ';  // keeps the data section 8-byte aligned
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        GANINV_CHECK(out.good(), IoError, "cannot open '", path.string(), "' for writing");
+        AtomicFileWriter out(path);
         unsigned char len[8];
         std::uint64_t n = text.size();
         for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xFF);
-        out.write(reinterpret_cast<const char*>(len), 8);
-        out.write(text.data(), static_cast<std::streamsize>(text.size()));
+        out.write(len, 8);
+        out.write(text);
         std::vector<unsigned char> buf;
         for (const auto& t : tensors_) {
             buf.resize(t.values.size() * 4);
@@ -282,9 +289,9 @@ public:
                 const auto u = std::bit_cast<std::uint32_t>(t.values[i]);
                 for (int b = 0; b < 4; ++b) buf[4 * i + b] = static_cast<unsigned char>((u >> (8 * b)) & 0xFF);
             }
-            out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+            out.write(buf.data(), buf.size());
         }
-        GANINV_CHECK(out.good(), IoError, "failed writing '", path.string(), "'");
+        out.commit();
     }
 
 private:

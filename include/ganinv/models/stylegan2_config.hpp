@@ -9,6 +9,7 @@
 #include "ganinv/core/tensor.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,27 +37,56 @@ struct StyleGAN2Config {
     /// One w per conv layer plus one for the last ToRGB.
     Index num_ws() const { return 2 * (log2_resolution() - 2) + 2; }
 
+    /// Upper bounds far above any published StyleGAN2 (1024 px, 8 mapping layers, 512 channels,
+    /// 4 taps) that keep a hostile config from allocating before the file is compared with it.
+    static constexpr Index kMaxResolution = 16384, kMaxDim = 16384, kMaxMappingLayers = 64, kMaxChannels = 16384,
+                           kMaxFilterTaps = 16, kMaxImgChannels = 4;
+
     void validate() const {
         GANINV_CHECK(architecture == "skip", ValueError, "unsupported StyleGAN2 architecture '", architecture,
                      "' (only 'skip' is implemented)");
         GANINV_CHECK(c_dim == 0, ValueError, "conditional generators (c_dim = ", c_dim, ") are not supported");
-        GANINV_CHECK(img_resolution >= 4 && (img_resolution & (img_resolution - 1)) == 0, ValueError,
-                     "unsupported resolution ", img_resolution, ": must be a power of two >= 4");
-        GANINV_CHECK(z_dim >= 1 && w_dim >= 1, ValueError, "z_dim and w_dim must be positive");
-        GANINV_CHECK(img_channels >= 1, ValueError, "img_channels must be positive");
-        GANINV_CHECK(mapping_layers >= 1, ValueError, "mapping_layers must be >= 1");
-        GANINV_CHECK(channel_base >= 1 && channel_max >= 1 && channels_at(img_resolution) >= 1, ValueError,
-                     "channel_base ", channel_base, " / channel_max ", channel_max, " leave no channels at ",
-                     img_resolution, "x", img_resolution);
-        GANINV_CHECK(resample_filter.size() >= 1, ValueError, "empty resample_filter");
-        if (conv_clamp) GANINV_CHECK(*conv_clamp > 0, ValueError, "conv_clamp must be positive");
+        GANINV_CHECK(img_resolution >= 4 && img_resolution <= kMaxResolution && (img_resolution & (img_resolution - 1)) == 0,
+                     ValueError, "unsupported resolution ", img_resolution, " (img_resolution): must be a power of two in [4, ",
+                     kMaxResolution, "]");
+        GANINV_CHECK(z_dim >= 1 && z_dim <= kMaxDim && w_dim >= 1 && w_dim <= kMaxDim, ValueError, "z_dim ", z_dim,
+                     " and w_dim ", w_dim, " must be in [1, ", kMaxDim, "]");
+        GANINV_CHECK(img_channels >= 1 && img_channels <= kMaxImgChannels, ValueError, "img_channels ", img_channels,
+                     " must be in [1, ", kMaxImgChannels, "]");
+        GANINV_CHECK(mapping_layers >= 1 && mapping_layers <= kMaxMappingLayers, ValueError, "mapping_layers ",
+                     mapping_layers, " must be in [1, ", kMaxMappingLayers, "]");
+        GANINV_CHECK(channel_base >= 1 && channel_max >= 1 && channel_max <= kMaxChannels &&
+                         channels_at(img_resolution) >= 1,
+                     ValueError, "channel_base ", channel_base, " / channel_max ", channel_max,
+                     " leave no channels at ", img_resolution, "x", img_resolution, " (channel_max must be in [1, ",
+                     kMaxChannels, "])");
+        GANINV_CHECK(num_fp16_res >= 0 && num_fp16_res <= log2_resolution(), ValueError, "num_fp16_res ",
+                     num_fp16_res, " must be in [0, ", log2_resolution(), "] for a ", img_resolution, "x",
+                     img_resolution, " generator");
+        GANINV_CHECK(!resample_filter.empty() && static_cast<Index>(resample_filter.size()) <= kMaxFilterTaps,
+                     ValueError, "resample_filter has ", resample_filter.size(), " taps, must have 1 to ",
+                     kMaxFilterTaps);
+        double taps_sum = 0;
+        for (float t : resample_filter) {
+            GANINV_CHECK(std::isfinite(t), ValueError, "resample_filter holds a non-finite tap");
+            taps_sum += t;
+        }
+        GANINV_CHECK(taps_sum != 0.0, ValueError, "resample_filter taps sum to zero");
+        if (conv_clamp)
+            GANINV_CHECK(std::isfinite(*conv_clamp) && *conv_clamp > 0, ValueError, "conv_clamp must be positive");
+        GANINV_CHECK(std::isfinite(lr_multiplier) && lr_multiplier > 0, ValueError, "lr_multiplier ", lr_multiplier,
+                     " must be positive");
+        GANINV_CHECK(w_avg_beta >= 0 && w_avg_beta <= 1, ValueError, "w_avg_beta ", w_avg_beta, " must be in [0, 1]");
     }
 
     /// Parses the JSON of generator.json / the safetensors `config` metadata. Missing optional
-    /// fields take the official defaults; a stated num_ws must agree with the resolution.
+    /// fields take the official defaults; a stated num_ws must agree with the resolution (checked
+    /// after validate(), so that a bad resolution is reported as such).
     static StyleGAN2Config from_json(const Json& j) {
         StyleGAN2Config c;
+        std::optional<Index> stated_num_ws;
         try {
+            GANINV_CHECK(j.is_object(), FormatError, "expected a JSON object");
             auto get_int = [&](const char* key, Index& dst) {
                 if (const Json* v = j.find(key); v && !v->is_null()) dst = v->as_int();
             };
@@ -74,17 +104,20 @@ struct StyleGAN2Config {
             if (const Json* v = j.find("lr_multiplier")) c.lr_multiplier = static_cast<float>(v->as_number());
             if (const Json* v = j.find("w_avg_beta")) c.w_avg_beta = static_cast<float>(v->as_number());
             if (const Json* v = j.find("resample_filter")) {
+                const Json::Array& taps = v->as_array();
+                GANINV_CHECK(static_cast<Index>(taps.size()) <= kMaxFilterTaps, FormatError, "resample_filter has ",
+                             taps.size(), " taps, must have 1 to ", kMaxFilterTaps);
                 c.resample_filter.clear();
-                for (const Json& t : v->as_array()) c.resample_filter.push_back(static_cast<float>(t.as_number()));
+                for (const Json& t : taps) c.resample_filter.push_back(static_cast<float>(t.as_number()));
             }
-            if (const Json* v = j.find("num_ws")) {
-                GANINV_CHECK(v->as_int() == c.num_ws(), ValueError, "config says num_ws = ", v->as_int(),
-                             " but a ", c.img_resolution, "x", c.img_resolution, " generator has ", c.num_ws());
-            }
+            if (const Json* v = j.find("num_ws")) stated_num_ws = v->as_int();
         } catch (const FormatError& e) {
             throw FormatError(concat("StyleGAN2 config: ", e.what()));
         }
         c.validate();
+        GANINV_CHECK(!stated_num_ws || *stated_num_ws == c.num_ws(), ValueError, "config says num_ws = ",
+                     stated_num_ws.value_or(0), " but a ", c.img_resolution, "x", c.img_resolution, " generator has ",
+                     c.num_ws());
         return c;
     }
 

@@ -93,9 +93,21 @@ inline std::pair<StyleGAN2Config, NamedTensors> load_stylegan2_params(const Safe
     }
     GANINV_CHECK(file.contains("mapping.fc0.weight") && file.contains("synthesis.b4.const"), FormatError, "'",
                  file.path().string(), "' does not hold StyleGAN2 generator weights (no mapping.fc0.weight / synthesis.b4.const)");
+    // Every tensor the config implies is compared with the file's header before anything is
+    // allocated or read: a config that disagrees with the weights fails here, cheaply.
+    const std::vector<ParamSpec> specs = stylegan2_param_specs(cfg);
+    GANINV_CHECK(!file.contains(concat("mapping.fc", cfg.mapping_layers, ".weight")), FormatError, "'",
+                 file.path().string(), "': the config says mapping_layers = ", cfg.mapping_layers,
+                 " but the file holds mapping.fc", cfg.mapping_layers, ".weight");
+    for (const auto& spec : specs) {
+        if (spec.kind == ParamKind::filter && !file.contains(spec.name)) continue;
+        const SafetensorsEntry& e = file.entry(spec.name);  // names the file and the missing tensor
+        GANINV_CHECK(e.shape == spec.shape, ShapeError, "'", file.path().string(), "': tensor '", spec.name,
+                     "' has shape ", shape_to_string(e.shape), " but the config implies ", shape_to_string(spec.shape));
+    }
     NamedTensors params;
     const Tensor<float> filter = nn::make_resample_filter(cfg.resample_filter);
-    for (const auto& spec : stylegan2_param_specs(cfg)) {
+    for (const auto& spec : specs) {
         if (spec.kind == ParamKind::filter && !file.contains(spec.name)) {
             params.add(spec.name, filter);
             continue;
