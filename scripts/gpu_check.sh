@@ -14,7 +14,7 @@
 # Env:   GANINV_GPU_PREBUILT=DIR  take DIR/test_cuda and DIR/bench_gpu instead of building
 #        GPU_CHECK_QUICK=1        short benchmark (fewer repetitions)
 #        GPU_CHECK_BENCH_PRECISIONS=fp32,tf32,bf16
-# Build dependencies: CUDA toolkit, CMake, a C++20 host compiler, and Eigen / xtensor / Catch2 /
+# Build dependencies: CUDA toolkit, CMake, a C++20 host compiler, and Eigen / Catch2 /
 # stb — from the system, or from .gpudeps/ (scripts/gpu_deps.sh packs them on a Debian machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."

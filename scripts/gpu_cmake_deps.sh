@@ -5,7 +5,7 @@
 deps=()
 if [ -d "$root/.gpudeps" ]; then
   _d="$root/.gpudeps"
-  deps=(-DEigen3_DIR="$_d/lib/cmake/Eigen3" -Dxtensor_DIR="$_d/lib/cmake/xtensor" -DCatch2_DIR="$_d/lib/cmake/Catch2"
+  deps=(-DEigen3_DIR="$_d/lib/cmake/Eigen3" -DCatch2_DIR="$_d/lib/cmake/Catch2"
         -DSTB_INCLUDE_DIR="$_d/include/stb" -DSTB_LIBRARY="$_d/lib/libstb.a")
   # cuDNN: the packed headers; the library is the machine's own (/usr/lib/x86_64-linux-gnu).
   [ -e "$_d/include/cudnn.h" ] && deps+=(-DCUDNN_INCLUDE_DIR="$_d/include")
