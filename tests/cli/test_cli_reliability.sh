@@ -44,10 +44,10 @@ check "invert a 16000x16000 PNG header" 1 "declares 16000x16000 pixels .*above t
   "$bin" invert --model "$model" --image "$corpus/image/crash_png_16000x16000.png" --out "$work/inv_big" --steps 1
 check "metrics: a GIF screen of 17921x21071" 1 "17921x21071" -- \
   "$bin" metrics "$corpus/image/crash_gif_17921x21071.gif" "$corpus/image/valid_2x1.gif"
-check "metrics --max-pixels below the image" 1 "declares 4x3 pixels \(12\), above the limit of 11" -- \
-  "$bin" metrics --max-pixels 11 "$corpus/image/valid_gray_4x3.png" "$corpus/image/valid_gray_4x3.png"
-check "metrics --max-pixels at the image" 0 "PSNR" -- \
-  "$bin" metrics --max-pixels 12 "$corpus/image/valid_gray_4x3.png" "$corpus/image/valid_gray_4x3.png"
+fm="$corpus/../../data/fmnist/test_0000.png"  # 28x28
+check "metrics --max-pixels below the image" 1 "declares 28x28 pixels \(784\), above the limit of 783" -- \
+  "$bin" metrics --max-pixels 783 "$fm" "$fm"
+check "metrics --max-pixels at the image" 0 "PSNR" -- "$bin" metrics --max-pixels 784 "$fm" "$fm"
 check "--max-pixels must be positive" 2 "--max-pixels must be >= 1" -- \
   "$bin" metrics --max-pixels 0 "$corpus/image/valid_gray_4x3.png" "$corpus/image/valid_gray_4x3.png"
 check "invert --help lists --max-pixels" 0 "--max-pixels N" -- "$bin" invert --help
