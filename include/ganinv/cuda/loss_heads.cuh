@@ -12,6 +12,7 @@
 
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/network_ops.cuh"
+#include "ganinv/cuda/optim_kernels.cuh"
 #include "ganinv/loss/detail/lpips_math.hpp"
 
 #include <algorithm>
@@ -114,6 +115,11 @@ public:
     }
     /// Waits for the stream; the per-image values.
     std::vector<double> download() const { return acc_.download(); }
+    /// values[n] += weight * the value of image n, on the stream (nothing comes back).
+    void accumulate_into(float* values, float weight = 1.0f) const {
+        launch_1d(kernels::accumulate_values<>, batch_, pool_->stream(), acc_.data(), static_cast<long long>(batch_),
+                  weight, values);
+    }
 
 private:
     void finish(const PoolArray<double>& partial, Index chunks, double scale) {
@@ -148,10 +154,17 @@ public:
                   static_cast<long long>(target.numel()), flag.data());
         return flag.download()[0] == 0 ? &value_ : nullptr;
     }
+    /// The cached value for the buffer `target` itself (same device address and shape as the one
+    /// stored), without comparing contents: no read-back. Only for callers that never write into
+    /// a target once they passed it (the device inversion loop uploads it once per batch).
+    const Value* find_same_buffer(const DeviceTensor& target) const {
+        return enabled && valid_ && source_ == target.data() && key_.shape() == target.shape() ? &value_ : nullptr;
+    }
     const Value& store(const DeviceTensor& target, Value v) {
         value_ = std::move(v);
         if (enabled) {
             key_ = target;
+            source_ = target.data();
             valid_ = true;
         }
         return value_;
@@ -160,6 +173,7 @@ public:
 
 private:
     DeviceTensor key_;
+    const float* source_ = nullptr;
     Value value_{};
     bool valid_ = false;
 };
