@@ -74,6 +74,7 @@ int run_invert(const Args& a) {
     if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
 
     InverterOptions o = inverter_options_from_args(a);
+    o.w_statistics_cache = std::make_shared<LatentStatistics>();  // one generator: W statistics once, not per batch
     const Index batch = std::max<long long>(1, a.integer("batch", 8));
     const Index n = static_cast<Index>(targets.names.size());
     std::filesystem::create_directories(out_dir);
