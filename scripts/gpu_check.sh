@@ -52,7 +52,7 @@ if has build && [ -z "${GANINV_GPU_PREBUILT:-}" ]; then
   # bench_losses_gpu (the CUDA losses' benchmark) needs the project's dependencies: built here.
   ( cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_BUILD_EXAMPLES=OFF \
         -DGANINV_BUILD_BENCHMARKS=ON "${deps[@]}" > "$tmp/cfg.log" 2>&1 &&
-    cmake --build "$build" --target test_cuda -j"$jobs" > "$tmp/build.log" 2>&1 &&
+    cmake --build "$build" --target test_cuda test_cuda_device_loop -j"$jobs" > "$tmp/build.log" 2>&1 &&
     { ! grep -q "cuDNN found" "$tmp/cfg.log" ||
       cmake --build "$build" --target bench_losses_gpu -j"$jobs" >> "$tmp/build.log" 2>&1; } ) &
   ( cmake -S benchmarks/gpu -B "$bench_build" -DCMAKE_CUDA_ARCHITECTURES=90a > "$tmp/bcfg.log" 2>&1 &&
@@ -78,6 +78,19 @@ if has test && [ -x "$test_bin" ]; then
     77) add test SKIPPED "no CUDA device" ;;
     *) add test FAILED "rc=$rc: $res" ;;
   esac
+  # The device-resident inversion loop (issue 14) is its own binary (tests/CMakeLists.txt says why).
+  loop_bin="$(dirname "$test_bin")/test_cuda_device_loop"
+  if [ -x "$loop_bin" ]; then
+    t0=$(date +%s)
+    "$loop_bin" --durations yes > "$out/test_cuda_device_loop.log" 2>&1
+    rc=$?
+    res="$(grep -E "All tests passed|test cases:|SKIPPED" "$out/test_cuda_device_loop.log" | tail -1)"
+    case $rc in
+      0) add test_device_loop passed "$res ($(( $(date +%s) - t0 )) s)" ;;
+      77) add test_device_loop SKIPPED "no CUDA device" ;;
+      *) add test_device_loop FAILED "rc=$rc: $res" ;;
+    esac
+  fi
   # Largest measured error per (operation, precision): the numbers behind docs/cuda.md's bounds.
   grep '^ERRBOUND' "$out/test_cuda.log" | awk '{
       split($2,a,"="); split($3,b,"="); split($5,c,"="); k=a[2] " " b[2]; v=c[2]+0;

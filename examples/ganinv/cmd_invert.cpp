@@ -39,6 +39,7 @@ int run_invert(const Args& a) {
     const std::vector<LossTermSpec> terms = parse_loss_terms(a.get("loss").value_or("mse"));
     const Index batch = batch_option(a);
     InverterOptions o = inverter_options_from_args(a);
+    o.w_statistics_cache = std::make_shared<LatentStatistics>();  // one generator: W statistics once, not per batch
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
 
     // One of the two runs the batches: the CPU generator and loss, or their CUDA twins.

@@ -134,7 +134,8 @@ inline InverterOptions inverter_options_from_args(const Args& a) {
     o.wplus_spread_prior = a.number("wplus-spread-prior", 0.0);
     if (a.has("target-loss")) o.target_loss = a.number("target-loss", 0.0);
     o.patience = a.integer("patience", 0);
-    o.progress_every = 1;
+    // Every 1%: the device loop reads the loss back only at reports (a wait per report).
+    o.progress_every = std::max<Index>(1, o.steps / 100);
     const std::string init = a.get("init").value_or("mean");
     if (init == "mean" || init == "random") {
         o.init.kind = parse_init_kind(init);

@@ -2,6 +2,7 @@
 // differences for every space, every optimizer family on a small generator, stopping rules,
 // determinism, and recovery of known codes on the demo model.
 #include "test_support.hpp"
+#include "invert_fixtures.hpp"
 
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/invert/inverter.hpp>
@@ -10,33 +11,11 @@
 #include <ganinv/optim/optim.hpp>
 
 using namespace ganinv;
+using test::reachable_targets;
+using test::small_generator;
 using G = StyleGAN2<Cpu>;
 
 namespace {
-
-G small_generator() {
-    StyleGAN2Config cfg;
-    cfg.z_dim = 6;
-    cfg.w_dim = 5;
-    cfg.img_resolution = 8;
-    cfg.img_channels = 1;
-    cfg.mapping_layers = 2;
-    cfg.channel_base = 32;
-    cfg.channel_max = 6;
-    NamedTensors p = random_stylegan2_params(cfg, 5);
-    Rng rng(13);
-    for (auto& [name, t] : p.items())
-        if (!name.ends_with("resample_filter"))
-            for (float& v : t.values()) v += static_cast<float>(0.2 * rng.normal());
-    return G(cfg, p);
-}
-
-/// Targets the generator can produce exactly: images of random codes.
-Tensor<float> reachable_targets(G& g, Index n, std::uint64_t seed) {
-    Tensor<float> z({n, g.z_dim()});
-    Rng(seed).fill_normal(z.values());
-    return g.synthesis(g.mapping(z));
-}
 
 double mean(const std::vector<double>& v) {
     double s = 0;

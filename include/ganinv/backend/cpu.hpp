@@ -7,16 +7,19 @@
 #pragma once
 
 #include "ganinv/backend/cpu_buffer_ops.hpp"
+#include "ganinv/core/philox.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear.hpp"
 #include "ganinv/nn/modulated_conv.hpp"
+#include "ganinv/nn/optimizer_ops.hpp"
 #include "ganinv/nn/style_blocks.hpp"
 #include "ganinv/nn/upfirdn2d.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -235,6 +238,63 @@ struct Cpu {
                             const nn::Upfirdn2dParams& p, float* gx) const {
         nn::upfirdn2d_backward(gy, planes, h, w, f, fh, fw, p, gx);
     }
+
+    // ------------------------------------------------------------------ optimizer (invert/device_loop.hpp)
+    // Contracts shared with Cuda; the math per element/row is nn/optimizer_ops.hpp's.
+    /// ws[r, k*code_dim + j] = code[r, j] + noise_scale[step] * philox_normal(seed, step, r*code_dim + j), k < repeat.
+    void exploration_ws(const float* code, Index rows, Index code_dim, Index repeat, const nn::StepState& s,
+                        std::uint64_t seed, float* ws) const {
+        const auto step = static_cast<std::uint64_t>(*s.step);
+        const float scale = s.noise_scale[step];
+        for (Index i = 0; i < rows * code_dim; ++i) {
+            const float x = code[i] + (scale != 0.0f ? scale * philox_normal(seed, step, static_cast<std::uint64_t>(i)) : 0.0f);
+            const Index r = i / code_dim, j = i % code_dim;
+            for (Index k = 0; k < repeat; ++k) ws[(r * repeat + k) * code_dim + j] = x;
+        }
+    }
+    /// Adam (learning_rate[step], bias correction t = step + 1) on the rows of every segment whose running flag is set.
+    void adam_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::AdamConstants& c,
+                       const nn::StepState& s) const {
+        const nn::AdamStepSize sz = nn::adam_step_size(c, s.learning_rate[static_cast<Index>(*s.step)], *s.step);
+        for (const nn::ParamSegment& g : segs)
+            for (Index r = 0; r < rows; ++r) {
+                if (s.running[r] == 0.0f) continue;
+#pragma omp parallel for schedule(static) if (g.row_len > nn::kParallelMinWork)
+                for (Index j = r * g.row_len; j < (r + 1) * g.row_len; ++j)
+                    nn::adam_element(c, sz, g.grad[j] + (g.grad2 ? g.grad2_scale * g.grad2[j] : 0.0f), g.param[j], g.m[j], g.v[j]);
+            }
+    }
+    /// Every running row of every segment's param to zero mean / unit variance (double sums).
+    void renormalize_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::StepState& s) const {
+        for (const nn::ParamSegment& g : segs)
+            for (Index r = 0; r < rows; ++r) {
+                if (s.running[r] == 0.0f) continue;
+                float* x = g.param + r * g.row_len;
+                double mean = 0, sq = 0;
+                for (Index i = 0; i < g.row_len; ++i) mean += x[i];
+                mean /= static_cast<double>(g.row_len);
+                for (Index i = 0; i < g.row_len; ++i) sq += (x[i] - mean) * (x[i] - mean);
+                const double inv = 1.0 / std::sqrt(sq / static_cast<double>(g.row_len) + 1e-30);
+                for (Index i = 0; i < g.row_len; ++i) x[i] = static_cast<float>((x[i] - mean) * inv);
+            }
+    }
+    /// history[step, :] = values, the stop rule per row (nn::stop_update), then *step += 1: a step's last op.
+    void stop_and_advance(const float* values, Index rows, const nn::StopRule& rule, const nn::StopState& st,
+                          float* step) const {
+        const float t = *step;
+        for (Index r = 0; r < rows; ++r) {
+            st.history[static_cast<Index>(t) * rows + r] = values[r];
+            nn::stop_update(rule, values[r], t, st.best[r], st.since[r], st.stopped_at[r], st.running[r]);
+        }
+        *step = t + 1.0f;
+    }
+    /// Host memory that copy_to_host_async may write into (pinned on CUDA).
+    std::shared_ptr<float[]> host_buffer(Index n) const { return std::shared_ptr<float[]>(new float[static_cast<std::size_t>(std::max<Index>(n, 1))]); }
+    /// Starts dst[0, n) = src[0, n) (dst from host_buffer); complete after wait_host_copies().
+    void copy_to_host_async(const float* src, Index n, float* dst) const { copy(src, dst, n); }
+    /// Waits for the copies started by copy_to_host_async (not for other work).
+    void wait_host_copies() const {}
+
 private:
     static nn::LinearParams affine_linear(const nn::StyleAffine& l, Index w_dim) {
         nn::LinearParams p;

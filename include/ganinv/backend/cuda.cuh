@@ -17,7 +17,9 @@
 #include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/cuda/linear.cuh"
 #include "ganinv/cuda/modconv.cuh"
+#include "ganinv/cuda/optim_kernels.cuh"
 #include "ganinv/cuda/options.hpp"
+#include "ganinv/cuda/stream.hpp"
 #include "ganinv/cuda/style_blocks.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/nn/bias_act.hpp"
@@ -75,6 +77,8 @@ struct Cuda {
         std::memcpy(pinned, host.data(), b.bytes());
         GANINV_CUDA_CHECK(cudaMemcpyAsync(b.data(), pinned, b.bytes(), cudaMemcpyHostToDevice, stream()));
         GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        ++pool().traffic().uploads;
+        ++pool().traffic().syncs;
         return b;
     }
     /// Device -> host through pinned staging (waits for the stream).
@@ -85,6 +89,8 @@ struct Cuda {
         void* pinned = state_->staging->get(b.bytes());
         GANINV_CUDA_CHECK(cudaMemcpyAsync(pinned, b.data(), b.bytes(), cudaMemcpyDeviceToHost, stream()));
         GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        ++pool().traffic().downloads;
+        ++pool().traffic().syncs;
         std::memcpy(host.data(), pinned, b.bytes());
         return host;
     }
@@ -92,7 +98,10 @@ struct Cuda {
     void copy(const float* src, float* dst, Index n) const {
         if (n > 0) GANINV_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * static_cast<std::size_t>(n), cudaMemcpyDeviceToDevice, stream()));
     }
-    void synchronize() const { GANINV_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+    void synchronize() const {
+        GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        ++pool().traffic().syncs;
+    }
 
     // ------------------------------------------------------------------ elementwise
     void axpy(Index n, float alpha, const float* x, float* y) const {
@@ -234,6 +243,58 @@ struct Cuda {
         cuda::upfirdn2d_backward(gy, planes, cuda::FirGeom::make(h, w, fh, fw, p), f, gx, stream());
     }
 
+    // ------------------------------------------------------------------ optimizer (invert/device_loop.hpp)
+    // Same contracts as Cpu's; kernels in cuda/optim_kernels.cuh. Nothing here waits for the stream.
+    /// ws[r, k*code_dim + j] = code[r, j] + noise_scale[step] * philox_normal(seed, step, r*code_dim + j), k < repeat.
+    void exploration_ws(const float* code, Index rows, Index code_dim, Index repeat, const nn::StepState& s,
+                        std::uint64_t seed, float* ws) const {
+        cuda::exploration_ws(code, rows, code_dim, repeat, s, seed, ws, stream());
+    }
+    /// Adam (learning_rate[step], bias correction t = step + 1) on the rows of every segment whose running flag is set.
+    void adam_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::AdamConstants& c,
+                       const nn::StepState& s) const {
+        cuda::adam_segments(segs, rows, c, s, stream());
+    }
+    /// Every running row of every segment's param to zero mean / unit variance (double sums).
+    void renormalize_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::StepState& s) const {
+        cuda::renormalize_segments(segs, rows, s, stream());
+    }
+    /// history[step, :] = values, the stop rule per row (nn::stop_update), then *step += 1: a step's last op.
+    void stop_and_advance(const float* values, Index rows, const nn::StopRule& rule, const nn::StopState& st,
+                          float* step) const {
+        cuda::stop_and_advance(values, rows, rule, st, step, stream());
+    }
+    /// A captured step: capture once (nothing runs), then replay per step. Cpu has none: the
+    /// device loop detects StepGraph and runs plain calls without it.
+    using StepGraph = cuda::Graph;
+    template <class Fn>
+    void capture(StepGraph& graph, Fn&& fn) const { graph.capture(stream(), std::forward<Fn>(fn)); }
+    void replay(const StepGraph& graph) const { graph.launch(stream()); }
+    /// Pinned host memory that copy_to_host_async may write into.
+    std::shared_ptr<float[]> host_buffer(Index n) const {
+        void* p = nullptr;
+        GANINV_CUDA_CHECK(cudaMallocHost(&p, sizeof(float) * static_cast<std::size_t>(std::max<Index>(n, 1))));
+        return std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { (void)cudaFreeHost(q); });
+    }
+    /// Starts dst[0, n) = src[0, n) on the stream (dst from host_buffer); complete after wait_host_copies().
+    void copy_to_host_async(const float* src, Index n, float* dst) const {
+        if (n <= 0) return;
+        GANINV_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * static_cast<std::size_t>(n), cudaMemcpyDeviceToHost, stream()));
+        if (!state_->copied) {
+            cudaEvent_t e = nullptr;
+            GANINV_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+            state_->copied = std::shared_ptr<CUevent_st>(e, [](cudaEvent_t q) { (void)cudaEventDestroy(q); });
+        }
+        GANINV_CUDA_CHECK(cudaEventRecord(state_->copied.get(), stream()));
+        ++pool().traffic().downloads;
+    }
+    /// Waits (on an event, not the whole stream's future work) for the last copy_to_host_async.
+    void wait_host_copies() const {
+        if (!state_->copied) return;
+        GANINV_CUDA_CHECK(cudaEventSynchronize(state_->copied.get()));
+        ++pool().traffic().syncs;
+    }
+
 private:
     struct State {
         std::shared_ptr<cuda::MemoryPool> pool;
@@ -241,6 +302,7 @@ private:
         cuda::CudaOptions options;
         int num_sms = 132;
         bool wgmma = false;
+        std::shared_ptr<CUevent_st> copied;  ///< recorded after copy_to_host_async
     };
     /// Probes the wgmma path (synchronizes the stream once) unless the engine is portable.
     static bool wgmma_for(cuda::GemmEngine engine, cudaStream_t stream) {

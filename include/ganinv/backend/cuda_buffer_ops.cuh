@@ -51,9 +51,11 @@ struct BufferOps<Cuda> {
         return out;
     }
 
+    /// With `values_into`, values_into[n] += weight * value of image n on the device and nothing
+    /// comes back (the returned vector is empty); otherwise the values are read back.
     template <class L>
     static std::vector<double> pixel_loss(const L& loss, const Buffer& pred, const Buffer& target, const Buffer* mask,
-                                          Buffer* grad) {
+                                          Buffer* grad, float* values_into = nullptr, float weight = 1.0f) {
         static_assert(std::is_trivially_copyable_v<L>,
                       "BufferOps<Cuda>::pixel_loss: the loss object is passed to a kernel by value and must be "
                       "trivially copyable");
@@ -85,18 +87,29 @@ struct BufferOps<Cuda> {
         if (grad && mask)
             cuda::launch_1d(cuda::kernels::scale_per_image, N * m, s, grad->data(), ll(N), ll(m),
                             static_cast<const float*>(norm));
+        if (values_into) {
+            cuda::launch_1d(cuda::kernels::accumulate_values<>, N, s, static_cast<const double*>(per_image_dev), ll(N),
+                            weight, values_into);
+            pool.release(scratch);  // stream-ordered: reused only by later work on this stream
+            return {};
+        }
         std::vector<double> per_image(static_cast<std::size_t>(N));
         const cudaError_t copied =
             cudaMemcpyAsync(per_image.data(), per_image_dev, sizeof(double) * per_image.size(), cudaMemcpyDeviceToHost, s);
         const cudaError_t synced = copied == cudaSuccess ? cudaStreamSynchronize(s) : copied;
+        ++pool.traffic().downloads;
+        ++pool.traffic().syncs;
         pool.release(scratch);
         GANINV_CUDA_CHECK(synced);
         return per_image;
     }
 
     /// Same contract as BufferOps<Cpu>::add_noise_regularizer: one block per plane.
+    /// With `values_into`, values_into[n] += weight * value of image n on the device instead of
+    /// per_image (nothing comes back to the host).
     static void add_noise_regularizer(const Buffer& map, Index N, Index H, Index W, Buffer* grad,
-                                      std::vector<double>& per_image) {
+                                      std::vector<double>& per_image, float* values_into = nullptr,
+                                      float weight = 1.0f) {
         cuda::kernels::NoiseRegLevels L;
         for (Index h = H, w = W;;) {  // the CPU's do-while: stop after the level with h <= 8
             GANINV_CHECK(L.count < cuda::kernels::NoiseRegLevels::kMax, ShapeError,
@@ -121,10 +134,20 @@ struct BufferOps<Cuda> {
         cuda::kernels::noise_reg_planes<<<static_cast<unsigned>(N), cuda::kBlock, 0, s>>>(
             map.data(), L, ws, gws, grad ? grad->data() : nullptr, value);
         const cudaError_t launched = cudaGetLastError();
+        if (values_into) {
+            if (launched == cudaSuccess)
+                cuda::launch_1d(cuda::kernels::accumulate_values<>, N, s, static_cast<const double*>(value), ll(N), weight,
+                                values_into);
+            pool.release(scratch);
+            GANINV_CUDA_CHECK(launched);
+            return;
+        }
         std::vector<double> v(static_cast<std::size_t>(N));
         cudaError_t e = launched;
         if (e == cudaSuccess) e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
         if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+        ++pool.traffic().downloads;
+        ++pool.traffic().syncs;
         pool.release(scratch);
         GANINV_CUDA_CHECK(e);
         for (Index n = 0; n < N; ++n) per_image[static_cast<std::size_t>(n)] += v[static_cast<std::size_t>(n)];

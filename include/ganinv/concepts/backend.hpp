@@ -13,6 +13,7 @@
 #pragma once
 
 #include "ganinv/backend/buffer_ops.hpp"
+#include "ganinv/concepts/backend_optimizer.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear_params.hpp"
@@ -106,6 +107,6 @@ concept BackendBufferOps = requires(typename detail::BufferOps<B>::Buffer& buf, 
 /// Everything a backend provides. Further groups (the optimizer steps of a device-resident
 /// inversion loop) are added here as one more `&&`.
 template <class B>
-concept Backend = BackendMemory<B> && BackendLayerOps<B> && BackendBufferOps<B>;
+concept Backend = BackendMemory<B> && BackendLayerOps<B> && BackendBufferOps<B> && BackendOptimizerOps<B>;
 
 }  // namespace ganinv

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <mutex>
 
@@ -42,6 +43,14 @@ public:
 
     cudaStream_t stream() const { return stream_; }
 
+    /// Host round trips on this stream, counted where they happen (Cuda::upload/download/
+    /// synchronize, the losses' read-backs) and cudaMallocs: the device inversion loop's tests
+    /// assert that its steps add none between progress reports. Counting only, never reset here.
+    struct Traffic {
+        std::uint64_t uploads = 0, downloads = 0, syncs = 0, mallocs = 0;
+    };
+    Traffic& traffic() { return traffic_; }
+
     /// A block of at least `bytes` (256-byte aligned, as cudaMalloc gives).
     Block allocate(std::size_t bytes) {
         const std::size_t want = round_up(std::max<std::size_t>(bytes, 1));
@@ -56,6 +65,7 @@ public:
             }
         }
         void* p = nullptr;
+        ++traffic_.mallocs;
         cudaError_t e = cudaMalloc(&p, want);
         if (e != cudaSuccess) {
             (void)cudaGetLastError();
@@ -124,6 +134,7 @@ private:
 
     cudaStream_t stream_;
     bool caching_;
+    Traffic traffic_;
     mutable std::mutex mutex_;
     std::multimap<std::size_t, void*> free_;
     std::size_t in_use_ = 0, peak_in_use_ = 0, reserved_ = 0, peak_reserved_ = 0;

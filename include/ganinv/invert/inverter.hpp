@@ -9,6 +9,7 @@
 #include "ganinv/concepts/loss.hpp"
 #include "ganinv/concepts/optimizer.hpp"
 #include "ganinv/core/view.hpp"
+#include "ganinv/invert/device_loop.hpp"
 #include "ganinv/invert/objective.hpp"
 #include "ganinv/invert/options.hpp"
 #include "ganinv/invert/projector_schedule.hpp"
@@ -16,6 +17,7 @@
 
 #include <chrono>
 #include <limits>
+#include <string>
 #include <type_traits>
 
 namespace ganinv {
@@ -45,6 +47,8 @@ public:
 
     const InverterOptions& options() const { return objective_.options(); }
     InverterObjective<G, Space, LossT>& objective() { return objective_; }
+    /// Where the last run's steps ran: "host", or "device, graph" / "device, plain (...)" (device_loop.hpp).
+    const std::string& launch_mode() const { return launch_mode_; }
 
     /// Targets in the caller's memory (any strides, e.g. interleaved images or rows of an
     /// Eigen matrix through core/eigen_view.hpp): gathered once into the host tensor the
@@ -61,8 +65,20 @@ public:
         InversionResult res;
         res.stopped_at.assign(static_cast<std::size_t>(n), o.steps);
         Stopper stop(o, n);
+        bool on_device = false;
+        launch_mode_ = "host";
 
-        if constexpr (kFirstOrder) {
+        if constexpr (std::is_same_v<Opt, Adam>) {
+            if (DeviceAdamLoop<G, Space, LossT>::supported(o, n)) {
+                DeviceAdamLoop<G, Space, LossT> loop(objective_, opt_.options());
+                params = loop.run(params, res);
+                launch_mode_ = "device, " + loop.launch_mode();
+                on_device = true;
+            }
+        }
+        if (on_device) {
+            // DeviceAdamLoop ran the steps and filled the history, steps_run and stopped_at.
+        } else if constexpr (kFirstOrder) {
             opt_.reset(n, params.dim(1));
             const ProjectorSchedule sched = ProjectorSchedule::official(std::max<Index>(o.steps, 1));
             Rng rng(o.seed ^ 0x5EEDULL);
@@ -110,7 +126,7 @@ public:
             params = opt_.best();
         }
         objective_.finish(params, res);
-        res.stopped_at = stop.stopped_at(res.steps_run);
+        if (!on_device) res.stopped_at = stop.stopped_at(res.steps_run);
         res.evaluations = objective_.evaluations();
         res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return res;
@@ -183,6 +199,7 @@ private:
 
     InverterObjective<G, Space, LossT> objective_;
     Opt opt_;
+    std::string launch_mode_ = "host";
 };
 
 }  // namespace ganinv

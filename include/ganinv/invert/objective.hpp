@@ -40,6 +40,12 @@ public:
     const std::vector<LossTerm>& last_terms() const { return terms_; }
     Index evaluations() const { return evaluations_; }
     Index code_dim() const { return code_dim_; }
+    // The pieces the device loop (invert/device_loop.hpp) runs on the generator's backend.
+    G& generator() { return g_; }
+    LossT& loss() { return loss_; }
+    const Tensor<float>& targets() const { return targets_; }
+    const std::vector<Index>& noise_resolutions() const { return noise_res_; }
+    void count_evaluations(Index k) { evaluations_ += k; }
 
     void set_targets(const Tensor<float>& t) {
         GANINV_CHECK(t.rank() == 4 && t.dim(0) >= 1, ShapeError, "inverter: targets must be [N, C, H, W], got ",
@@ -51,8 +57,15 @@ public:
         expect_finite(t.values(), "inverter targets");
         targets_ = t;
         const bool need_stats = Space::w_like || o_.init.kind == InitKind::mean || o_.w_avg_prior > 0;
-        if (need_stats && stats_.samples != o_.w_statistics_samples)
-            stats_ = estimate_w_statistics(g_, o_.w_statistics_samples);
+        if (need_stats && stats_.samples != o_.w_statistics_samples) {
+            LatentStatistics* shared = o_.w_statistics_cache.get();
+            if (shared && shared->samples == o_.w_statistics_samples) {
+                stats_ = *shared;  // computed by an earlier batch with this generator
+            } else {
+                stats_ = estimate_w_statistics(g_, o_.w_statistics_samples);
+                if (shared) *shared = stats_;
+            }
+        }
     }
 
     /// [N, code_dim + noise_dim]: the space's initial code, then N(0, 1) noise maps normalised

@@ -9,6 +9,7 @@
 #include "ganinv/metrics/metrics.hpp"
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct InverterOptions {
     std::uint64_t seed = 0;      ///< exploration noise, random init, noise-map init, CMA sampling
     LatentInit init{};           ///< start from the mean w (default), a random code, or given codes
     Index w_statistics_samples = 10000;  ///< z samples behind the mean w and w_std (as the projector)
+    /// Shared between runs with ONE generator (e.g. the batches of a command): the first run that
+    /// needs the statistics fills it, later runs reuse it instead of mapping the samples again.
+    std::shared_ptr<LatentStatistics> w_statistics_cache;
 
     // Noise maps.
     bool optimize_noise = false;             ///< noise maps become variables (official projector: yes)
@@ -47,6 +51,10 @@ struct InverterOptions {
     std::optional<double> target_loss;     ///< an image stops once its loss <= this
     Index patience = 0;                    ///< stop after this many steps without relative gain; 0 = off
     double min_relative_improvement = 1e-4;
+
+    // Where Adam runs (W and W+ without priors; invert/device_loop.hpp).
+    bool device_loop = true;   ///< parameters, moments, schedule, stop state on the generator's backend
+    bool device_graph = true;  ///< on CUDA: capture the step once as a graph and replay it
 
     Index eval_batch = 64;  ///< most rows per generator call (population evaluation)
     Index progress_every = 1;

@@ -29,19 +29,38 @@ public:
 
     std::string name() const { return impl_->name(); }
     LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) { return impl_->evaluate(pred, target, grad); }
+    /// Whether the wrapped loss keeps its values in backend memory (evaluate_on_device works).
+    bool values_on_device() const { return impl_->values_on_device(); }
+    /// values[n] += weight * value of image n in backend memory (the wrapped loss's
+    /// evaluate_on_device); a ValueError when !values_on_device().
+    void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values, float weight = 1.0f) {
+        impl_->evaluate_on_device(pred, target, grad, values, weight);
+    }
 
 private:
     struct Concept {
         virtual ~Concept() = default;
         virtual std::string name() const = 0;
         virtual LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) = 0;
+        virtual bool values_on_device() const = 0;
+        virtual void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values,
+                                        float weight) = 0;
     };
     template <class L>
     struct Model final : Concept {
+        static constexpr bool kOnDevice = requires(L& l, const Buffer& b, Buffer* g, float* v) {
+            l.evaluate_on_device(b, b, g, v, 1.0f);
+        };
         explicit Model(L l) : loss(std::move(l)) {}
         std::string name() const override { return loss.name(); }
         LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) override {
             return loss.evaluate(pred, target, grad);
+        }
+        bool values_on_device() const override { return kOnDevice; }
+        void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values,
+                                float weight) override {
+            if constexpr (kOnDevice) loss.evaluate_on_device(pred, target, grad, values, weight);
+            else throw ValueError("AnyLoss: '" + loss.name() + "' returns its values on the host (no evaluate_on_device)");
         }
         L loss;
     };
@@ -70,10 +89,9 @@ public:
     LossResult evaluate(const Buffer& pred, const Buffer& target, Buffer* grad) {
         GANINV_CHECK(!parts_.empty(), ValueError, "WeightedLossSum: no loss terms were added");
         LossResult total;
-        Buffer part_grad;
         for (std::size_t k = 0; k < parts_.size(); ++k) {
             auto& p = parts_[k];
-            const LossResult r = p.loss.evaluate(pred, target, grad ? &part_grad : nullptr);
+            const LossResult r = p.loss.evaluate(pred, target, grad ? &part_grad_ : nullptr);
             if (total.per_image.empty()) total.per_image.assign(r.per_image.size(), 0.0);
             for (std::size_t i = 0; i < r.per_image.size(); ++i) total.per_image[i] += p.weight * r.per_image[i];
             for (const auto& t : r.terms) {
@@ -81,23 +99,45 @@ public:
                 for (double& v : wt.per_image) v *= p.weight;
                 total.terms.push_back(std::move(wt));
             }
-            if (grad) {
-                if (k == 0) {
-                    *grad = part_grad;
-                    detail::BufferOps<Backend>::scale(*grad, static_cast<float>(p.weight));
-                } else {
-                    detail::BufferOps<Backend>::add(*grad, part_grad, static_cast<float>(p.weight));
-                }
-            }
+            if (grad) accumulate_grad(grad, k, p.weight);
         }
         return total;
     }
 
+    /// Whether every term keeps its values in backend memory.
+    bool values_on_device() const {
+        for (const auto& p : parts_)
+            if (!p.loss.values_on_device()) return false;
+        return !parts_.empty();
+    }
+    /// values[n] += weight * the weighted sum of image n's terms in backend memory (no read-back);
+    /// grad as in evaluate. Only when values_on_device().
+    void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values, float weight = 1.0f) {
+        GANINV_CHECK(!parts_.empty(), ValueError, "WeightedLossSum: no loss terms were added");
+        for (std::size_t k = 0; k < parts_.size(); ++k) {
+            auto& p = parts_[k];
+            p.loss.evaluate_on_device(pred, target, grad ? &part_grad_ : nullptr, values,
+                                      weight * static_cast<float>(p.weight));
+            if (grad) accumulate_grad(grad, k, p.weight);
+        }
+    }
+
 private:
+    /// grad = weight * part_grad_ for the first term, += for the others.
+    void accumulate_grad(Buffer* grad, std::size_t k, double weight) {
+        if (k == 0) {
+            *grad = part_grad_;
+            detail::BufferOps<Backend>::scale(*grad, static_cast<float>(weight));
+        } else {
+            detail::BufferOps<Backend>::add(*grad, part_grad_, static_cast<float>(weight));
+        }
+    }
+
     struct Part {
         AnyLoss<Backend> loss;
         double weight;
     };
+    Buffer part_grad_;  ///< kept between calls: a captured step keeps its address
     std::vector<Part> parts_;
 };
 

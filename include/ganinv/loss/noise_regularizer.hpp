@@ -36,9 +36,34 @@ public:
     /// all share N. per_image[n] sums image n's regulariser over all maps. grads (nullable)
     /// receives one gradient per map, shaped like it.
     LossResult evaluate(const std::vector<Buffer>& maps, std::vector<Buffer>* grads) const {
+        std::vector<double> per_image;
+        for_each_map(maps, grads, [&](const Buffer& m, Index N, Index H, Index W, Buffer* g) {
+            per_image.resize(static_cast<std::size_t>(N), 0.0);
+            detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, g, per_image);
+        });
+        return detail::single_term(name(), std::move(per_image));
+    }
+
+    /// values[n] += weight * image n's regulariser, kept in backend memory (no read-back): for the
+    /// device inversion loop, on backends whose BufferOps can (CUDA). grads as in evaluate().
+    void evaluate_on_device(const std::vector<Buffer>& maps, std::vector<Buffer>* grads, float weight, float* values) const
+        requires requires(const Buffer& b, Buffer* g, std::vector<double>& v, float* out) {
+            detail::BufferOps<Backend>::add_noise_regularizer(b, 1, 1, 1, g, v, out, 1.0f);
+        }
+    {
+        std::vector<double> unused;
+        for_each_map(maps, grads, [&](const Buffer& m, Index N, Index H, Index W, Buffer* g) {
+            detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, g, unused, values, weight);
+        });
+    }
+
+private:
+    /// Checks the maps (shared batch, non-empty planes), sizes *grads, and calls
+    /// fn(map, N, H, W, grad or null) for each.
+    template <class Fn>
+    static void for_each_map(const std::vector<Buffer>& maps, std::vector<Buffer>* grads, Fn&& fn) {
         GANINV_CHECK(!maps.empty(), ValueError, "NoiseRegularizer: no noise maps given");
         const Index N = batch_of(maps[0], 0);
-        std::vector<double> per_image(static_cast<std::size_t>(N), 0.0);
         if (grads) grads->resize(maps.size());
         for (std::size_t k = 0; k < maps.size(); ++k) {
             const Buffer& m = maps[k];
@@ -47,12 +72,10 @@ public:
             const Index H = m.shape()[m.shape().size() - 2], W = m.shape().back();
             GANINV_CHECK(H >= 1 && W >= 1, ShapeError, "NoiseRegularizer: noise map ", k, " is empty");
             if (grads) detail::BufferOps<Backend>::ensure((*grads)[k], m.shape(), m);
-            detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, grads ? &(*grads)[k] : nullptr, per_image);
+            fn(m, N, H, W, grads ? &(*grads)[k] : nullptr);
         }
-        return detail::single_term(name(), std::move(per_image));
     }
 
-private:
     static Index batch_of(const Buffer& m, std::size_t k) {
         const Shape& s = m.shape();
         GANINV_CHECK(s.size() == 2 || s.size() == 3 || (s.size() == 4 && s[1] == 1), ShapeError,

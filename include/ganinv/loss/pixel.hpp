@@ -40,6 +40,18 @@ public:
         check_pair(pred, target, self.name());
         return single_term(self.name(), BufferOps<Backend>::pixel_loss(self, pred, target, nullptr, grad));
     }
+    /// values[n] += weight * the value of image n, kept in backend memory (no read-back, no wait):
+    /// for the device inversion loop, on backends whose BufferOps can (CUDA). grad as in evaluate.
+    void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values,
+                            float weight = 1.0f) const
+        requires requires(const Derived& d, const Buffer& b, Buffer* g, float* v) {
+            BufferOps<Backend>::pixel_loss(d, b, b, nullptr, g, v, 1.0f);
+        }
+    {
+        const Derived& self = static_cast<const Derived&>(*this);
+        check_pair(pred, target, self.name());
+        BufferOps<Backend>::pixel_loss(self, pred, target, nullptr, grad, values, weight);
+    }
 };
 
 }  // namespace detail

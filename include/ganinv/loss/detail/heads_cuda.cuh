@@ -12,6 +12,7 @@
 
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/network_ops.cuh"
+#include "ganinv/cuda/optim_kernels.cuh"
 #include "ganinv/loss/detail/common.hpp"
 #include "ganinv/loss/detail/lpips_math.hpp"
 
@@ -115,6 +116,11 @@ public:
     }
     /// Waits for the stream; the per-image values.
     std::vector<double> download() const { return acc_.download(); }
+    /// values[n] += weight * the value of image n, on the stream (nothing comes back).
+    void accumulate_into(float* values, float weight = 1.0f) const {
+        launch_1d(kernels::accumulate_values<>, batch_, pool_->stream(), acc_.data(), static_cast<long long>(batch_),
+                  weight, values);
+    }
 
 private:
     void finish(const PoolArray<double>& partial, Index chunks, double scale) {

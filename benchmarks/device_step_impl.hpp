@@ -1,0 +1,86 @@
+/// @file device_step_impl.hpp
+/// @brief Time per step of whole `Inverter` runs with Adam (the projector's loop as the
+///        `ganinv invert` tool runs it: schedule, exploration noise, stop rule, progress), measured
+///        as the official projector is timed (tools: official_projector_timing.py): ms/step =
+///        (t(long run) - t(short run)) / (long - short), so setup (W statistics, cuDNN plans, the
+///        graph capture, the final render and metrics) cancels. bench_device_step (Cpu: the device
+///        loop vs the host loop of before) and bench_device_step_gpu (Cuda) are this template.
+#pragma once
+
+#include "bench_common.hpp"
+
+#include <ganinv/core/json.hpp>
+#include <ganinv/invert/inverter.hpp>
+#include <ganinv/models/stylegan2.hpp>
+#include <ganinv/invert/projector_schedule.hpp>
+#include <ganinv/optim/adam.hpp>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace ganinv::bench {
+
+struct StepTiming {
+    double ms_per_step = 0, setup_s = 0;
+    std::string mode;
+};
+
+/// `make_loss()` builds a fresh loss for every run (network losses are not copied).
+template <class Space, class G, class MakeLoss>
+StepTiming time_inverter_steps(G& g, MakeLoss&& make_loss, InverterOptions o, const Tensor<float>& targets,
+                               Index short_steps, Index long_steps) {
+    using LossT = decltype(make_loss());
+    StepTiming r;
+    auto run = [&](Index steps) {
+        o.steps = steps;
+        g.backend().synchronize();
+        const auto t0 = std::chrono::steady_clock::now();
+        Inverter<G, Space, LossT, Adam> inv(g, make_loss(), Adam(ProjectorSchedule{}.adam_options()), o);
+        (void)inv.run(targets);
+        g.backend().synchronize();
+        r.mode = inv.launch_mode();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    (void)run(short_steps);  // warm-up: W statistics into o.w_statistics_cache, cuDNN, the pool
+    const double ts = run(short_steps), tl = run(long_steps);
+    r.ms_per_step = (tl - ts) / static_cast<double>(long_steps - short_steps) * 1e3;
+    r.setup_s = ts - static_cast<double>(short_steps) * r.ms_per_step * 1e-3;
+    return r;
+}
+
+/// The random-weight official configuration of a resolution (channel_base 16384 below 512).
+inline StyleGAN2Config official_config(Index res) {
+    StyleGAN2Config c;
+    c.img_resolution = res;
+    c.channel_base = res >= 512 ? 32768 : 16384;
+    c.channel_max = 512;
+    c.z_dim = c.w_dim = 512;
+    return c;
+}
+
+/// Images of random codes of g (reachable targets), on the host.
+template <class G>
+Tensor<float> random_targets(G& g, Index n, std::uint64_t seed) {
+    Tensor<float> z({n, g.z_dim()});
+    Rng(seed).fill_normal(z.values());
+    return g.backend().download(g.synthesis(g.mapping(g.backend().upload(z))));
+}
+
+inline Json step_json(const std::string& config, const std::string& objective, const std::string& precision,
+                      Index batch, const StepTiming& t) {
+    Json j{Json::Object{}};
+    j.set("config", config);
+    j.set("objective", objective);
+    j.set("precision", precision);
+    j.set("batch", static_cast<std::int64_t>(batch));
+    j.set("ms_per_step", t.ms_per_step);
+    j.set("ms_per_image_step", t.ms_per_step / static_cast<double>(batch));
+    j.set("setup_s", t.setup_s);
+    j.set("launch_mode", t.mode);
+    return j;
+}
+
+}  // namespace ganinv::bench

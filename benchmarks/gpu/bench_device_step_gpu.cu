@@ -1,0 +1,152 @@
+// GPU: time per step of whole Adam inversions (benchmarks/device_step_impl.hpp) with the loop on
+// the device (invert/device_loop.hpp: one CUDA graph per step) at the official 256x256 and
+// 1024x1024 random-weight configurations, batch 1 and 8, for the official projector's objective
+// (W + noise maps + VGG16 feature distance at <= 256x256 + the noise regulariser) and W+ with MSE,
+// in fp32 / tf32 (and bf16 for W+ MSE: the cuDNN VGG refuses bf16). Prints the table, writes JSON
+// with FLOPs per step (generator fwd+bwd = 2x forward, VGG fwd + data-bwd = 2x forward, as
+// bench_gpu counts) for the floor; official_projector_timing.py times the official code the same way.
+// Usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32,bf16]
+//        [--batches 1,8] [--host-loop]
+#include "../device_step_impl.hpp"
+
+#include <ganinv/backend/cuda.cuh>
+#include <ganinv/loss/network_losses_cuda.cuh>
+#include <ganinv/cuda/stream.hpp>
+#include <ganinv/loss/pixel.hpp>
+#include <ganinv/loss/vgg_perceptual.hpp>
+#include <ganinv/models/stylegan2_config.hpp>
+#include <ganinv/models/vgg16.hpp>
+
+#include <cstring>
+#include <sstream>
+
+using namespace ganinv;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string x; std::getline(ss, x, ',');) if (!x.empty()) out.push_back(x);
+    return out;
+}
+
+/// The official projector's VGG taps: the five pooling inputs (13 convs), after ReLU.
+VggPerceptualOptions official_vgg() {
+    VggPerceptualOptions v;
+    v.layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"};
+    v.max_size = 256;
+    return v;
+}
+
+double synthesis_forward_flops(const StyleGAN2Config& cfg, Index batch) {
+    double f = 0;
+    for (const auto& l : SynthesisPlan(cfg).layers) {
+        const double in_px = static_cast<double>(l.resolution / l.up) * static_cast<double>(l.resolution / l.up);
+        f += 2.0 * static_cast<double>(batch * l.out_channels * l.in_channels * l.kernel * l.kernel) * in_px;
+    }
+    return f;
+}
+
+double vgg_forward_flops(Index size, Index batch) {
+    double f = 0;
+    Index s = size;
+    for (const auto& c : kVgg16Convs) {
+        if (c.pool_before) s /= 2;
+        f += 2.0 * static_cast<double>(batch * c.in * c.out * 9) * static_cast<double>(s * s);
+    }
+    return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string json_path = "bench_device_step_gpu.json", res_list = "256,1024", prec_list = "fp32,tf32,bf16",
+                batch_list = "1,8";
+    bool quick = false, host_loop = false;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else if (!std::strcmp(argv[i], "--host-loop")) host_loop = true;
+        else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+        else if (!std::strcmp(argv[i], "--res") && i + 1 < argc) res_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--precisions") && i + 1 < argc) prec_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) batch_list = argv[++i];
+        else {
+            std::cerr << "usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] "
+                         "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop]\n";
+            return 2;
+        }
+    }
+    try {
+        int count = 0;
+        if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+            std::puts("SKIPPED: no CUDA device");
+            return 77;
+        }
+        using G = StyleGAN2<Cuda>;
+        cuda::Stream stream;
+        cudaDeviceProp prop{};
+        GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+        std::vector<bench::Row> rows;
+        for (const std::string& rs : split(res_list)) {
+            const Index res = std::stoll(rs);
+            const StyleGAN2Config cfg = bench::official_config(res);
+            const Index s1 = quick ? 5 : 10, s2 = quick ? 20 : (res >= 1024 ? 50 : 110);
+            for (const std::string& prec : split(prec_list)) {
+                cuda::CudaOptions co;
+                co.precision = cuda::parse_precision(prec);
+                const Cuda backend(stream, co);
+                G g = G::random(cfg, 1, backend);
+                // The VGG runs in tf32 when the generator runs bf16 (cuDNN's BF16 is refused).
+                cuda::CudaOptions vo = co;
+                if (vo.precision == cuda::Precision::bf16) vo.precision = cuda::Precision::tf32;
+                const Cuda vgg_backend = backend.with_options(vo);
+                const Vgg16 trunk = Vgg16::hash_rule();
+                for (const std::string& bs : split(batch_list)) {
+                    const Index batch = std::stoll(bs);
+                    const Tensor<float> t = bench::random_targets(g, batch, 7);
+                    for (const bool official : {true, false}) {
+                        if (official && prec == "bf16") continue;
+                        InverterOptions o;
+                        o.optimize_noise = official;
+                        o.eval_batch = batch;
+                        o.device_loop = !host_loop;
+                        o.w_statistics_cache = std::make_shared<LatentStatistics>();
+                        bench::StepTiming st;
+                        double flops = 2.0 * synthesis_forward_flops(cfg, batch);
+                        if (official) {
+                            auto vgg = [&] { return VggPerceptual<Cuda>(vgg_backend, trunk, official_vgg()); };
+                            st = bench::time_inverter_steps<WSpace>(g, vgg, o, t, s1, s2);
+                            flops += 2.0 * vgg_forward_flops(std::min<Index>(res, 256), batch);
+                        } else {
+                            auto mse = [] { return Mse<Cuda>{}; };
+                            st = bench::time_inverter_steps<WPlusSpace>(g, mse, o, t, s1, s2);
+                        }
+                        const std::string config = concat(res, "x", res, " random (cb ", cfg.channel_base, ")");
+                        const std::string obj = official ? "W + noise + VGG (official)" : "W+, MSE";
+                        bench::Row r;
+                        r.cells = {config, obj, prec, std::to_string(batch), bench::fmt(st.ms_per_step),
+                                   bench::fmt(st.ms_per_step / static_cast<double>(batch)),
+                                   bench::fmt(flops / st.ms_per_step * 1e-9, 1), bench::fmt(st.setup_s, 2), st.mode};
+                        r.json = bench::step_json(config, official ? "official" : "wplus_mse", prec, batch, st);
+                        r.json.set("resolution", static_cast<std::int64_t>(res));
+                        r.json.set("gflop_per_step", flops * 1e-9);
+                        r.json.set("device", std::string(prop.name));
+                        rows.push_back(r);
+                        std::cout << "." << std::flush;
+                    }
+                }
+            }
+        }
+        std::cout << "\nAdam inversion step on " << prop.name << " (" << (host_loop ? "host loop" : "device loop")
+                  << "; ms/step = (t(long) - t(short)) / steps)\n";
+        bench::print_table({"config", "objective", "precision", "batch", "ms/step", "ms/image-step", "TFLOP/s",
+                            "setup s", "launch"},
+                           rows);
+        bench::write_json(json_path, "device_step_gpu", rows);
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "bench_device_step_gpu: " << e.what() << "\n";
+        return 1;
+    }
+}

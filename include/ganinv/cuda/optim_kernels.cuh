@@ -1,0 +1,159 @@
+/// @file optim_kernels.cuh
+/// @brief Kernels and thin launchers behind Cuda's optimizer operations (the device-resident
+///        inversion loop, invert/device_loop.hpp): exploration noise into ws, Adam over a table
+///        of parameter segments, per-row re-normalisation, the stop rule + loss history + step
+///        counter. The math per element / row is nn/optimizer_ops.hpp's, shared with Cpu.
+///
+/// Every launch reads the step index and the running flags from device memory and takes the
+/// segment table by value, so a CUDA graph that captured them stays valid from step to step.
+#pragma once
+
+#include "ganinv/core/philox.hpp"
+#include "ganinv/cuda/check.hpp"
+#include "ganinv/cuda/launch.cuh"
+#include "ganinv/nn/optimizer_ops.hpp"
+
+#include <span>
+
+namespace ganinv::cuda {
+
+/// At most this many segments per launch (the code block and 17 noise maps at 1024^2 fit).
+inline constexpr int kMaxParamSegments = 32;
+struct ParamSegmentTable {
+    nn::ParamSegment seg[kMaxParamSegments];
+    int count = 0;
+};
+
+namespace kernels {
+
+template <int = 0>  // a template: defined once however many TUs include this
+__global__ void exploration_ws(const float* code, long long rows, long long code_dim, long long repeat,
+                               nn::StepState s, unsigned long long seed, float* ws) {
+    const auto step = static_cast<unsigned long long>(*s.step);
+    const float scale = s.noise_scale[step];
+    const long long n = rows * code_dim;
+    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<long long>(gridDim.x) * blockDim.x) {
+        const float x = code[i] + (scale != 0.0f ? scale * philox_normal(seed, step, static_cast<unsigned long long>(i)) : 0.0f);
+        const long long r = i / code_dim, j = i - r * code_dim;
+        for (long long k = 0; k < repeat; ++k) ws[(r * repeat + k) * code_dim + j] = x;
+    }
+}
+
+/// grid (blocks per row, rows, segments).
+template <int = 0>  // a template: defined once however many TUs include this
+__global__ void adam_segments(ParamSegmentTable t, nn::AdamConstants c, nn::StepState s) {
+    const nn::ParamSegment& g = t.seg[blockIdx.z];
+    const long long r = blockIdx.y;
+    if (s.running[r] == 0.0f) return;
+    const float step = *s.step;
+    const nn::AdamStepSize sz = nn::adam_step_size(c, s.learning_rate[static_cast<long long>(step)], step);
+    const long long base = r * g.row_len;
+    for (long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; j < g.row_len;
+         j += static_cast<long long>(gridDim.x) * blockDim.x) {
+        const float grad = g.grad[base + j] + (g.grad2 ? g.grad2_scale * g.grad2[base + j] : 0.0f);
+        nn::adam_element(c, sz, grad, g.param[base + j], g.m[base + j], g.v[base + j]);
+    }
+}
+
+/// grid (rows, segments): one block per row of a segment; double sums in a fixed order.
+template <int = 0>  // a template: defined once however many TUs include this
+__global__ void renormalize_segments(ParamSegmentTable t, nn::StepState s) {
+    const nn::ParamSegment& g = t.seg[blockIdx.y];
+    const long long r = blockIdx.x;
+    if (s.running[r] == 0.0f) return;
+    float* x = g.param + r * g.row_len;
+    __shared__ double red[kBlock / 32];
+    __shared__ double mean_s, inv_s;
+    double acc = 0;
+    for (long long i = threadIdx.x; i < g.row_len; i += blockDim.x) acc += x[i];
+    acc = warp_sum(acc);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double m = 0;
+        for (int w = 0; w < kBlock / 32; ++w) m += red[w];
+        mean_s = m / static_cast<double>(g.row_len);
+    }
+    __syncthreads();
+    const double mean = mean_s;
+    acc = 0;
+    for (long long i = threadIdx.x; i < g.row_len; i += blockDim.x) acc += (x[i] - mean) * (x[i] - mean);
+    acc = warp_sum(acc);
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double sq = 0;
+        for (int w = 0; w < kBlock / 32; ++w) sq += red[w];
+        inv_s = 1.0 / sqrt(sq / static_cast<double>(g.row_len) + 1e-30);
+    }
+    __syncthreads();
+    const double inv = inv_s;
+    for (long long i = threadIdx.x; i < g.row_len; i += blockDim.x) x[i] = static_cast<float>((x[i] - mean) * inv);
+}
+
+/// out[n] += weight * v[n] (per-image values that stay on the device).
+template <int = 0>  // a template: defined once however many TUs include this
+__global__ void accumulate_values(const double* v, long long n, float weight, float* out) {
+    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<long long>(gridDim.x) * blockDim.x)
+        out[i] += weight * static_cast<float>(v[i]);
+}
+
+/// One block: history, stop rule per row, then the step counter (after every row read it).
+template <int = 0>  // a template: defined once however many TUs include this
+__global__ void stop_and_advance(const float* values, long long rows, nn::StopRule rule, nn::StopState st, float* step) {
+    const float t = *step;
+    for (long long r = threadIdx.x; r < rows; r += blockDim.x) {
+        st.history[static_cast<long long>(t) * rows + r] = values[r];
+        nn::stop_update(rule, values[r], t, st.best[r], st.since[r], st.stopped_at[r], st.running[r]);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) *step = t + 1.0f;
+}
+
+}  // namespace kernels
+
+inline ParamSegmentTable segment_table(std::span<const nn::ParamSegment> segs, const char* what) {
+    GANINV_CHECK(static_cast<Index>(segs.size()) <= kMaxParamSegments, ShapeError, what, ": ", segs.size(),
+                 " parameter segments, at most ", kMaxParamSegments, " per launch");
+    ParamSegmentTable t;
+    for (const nn::ParamSegment& g : segs) t.seg[t.count++] = g;
+    return t;
+}
+
+inline void exploration_ws(const float* code, Index rows, Index code_dim, Index repeat, const nn::StepState& s,
+                           std::uint64_t seed, float* ws, cudaStream_t stream) {
+    launch_1d(kernels::exploration_ws<>, rows * code_dim, stream, code, static_cast<long long>(rows),
+              static_cast<long long>(code_dim), static_cast<long long>(repeat), s,
+              static_cast<unsigned long long>(seed), ws);
+}
+
+inline void adam_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::AdamConstants& c,
+                          const nn::StepState& s, cudaStream_t stream) {
+    if (segs.empty() || rows <= 0) return;
+    GANINV_CHECK(rows <= 65535, ShapeError, "adam_segments: ", rows, " rows exceed the grid's 65535");
+    Index longest = 0;
+    for (const nn::ParamSegment& g : segs) longest = std::max(longest, g.row_len);
+    const dim3 grid(blocks_for(longest, 1024), static_cast<unsigned>(rows), static_cast<unsigned>(segs.size()));
+    kernels::adam_segments<><<<grid, kBlock, 0, stream>>>(segment_table(segs, "adam_segments"), c, s);
+    GANINV_CUDA_CHECK_LAUNCH();
+}
+
+inline void renormalize_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::StepState& s,
+                                 cudaStream_t stream) {
+    if (segs.empty() || rows <= 0) return;
+    GANINV_CHECK(rows < (Index{1} << 31), ShapeError, "renormalize_segments: too many rows (", rows, ")");
+    const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(segs.size()));
+    kernels::renormalize_segments<><<<grid, kBlock, 0, stream>>>(segment_table(segs, "renormalize_segments"), s);
+    GANINV_CUDA_CHECK_LAUNCH();
+}
+
+inline void stop_and_advance(const float* values, Index rows, const nn::StopRule& rule, const nn::StopState& st,
+                             float* step, cudaStream_t stream) {
+    kernels::stop_and_advance<><<<1, kBlock, 0, stream>>>(values, static_cast<long long>(rows), rule, st, step);
+    GANINV_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace ganinv::cuda

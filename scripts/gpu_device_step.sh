@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Issue 14 on a GPU machine: the device-resident Adam loop's tests and its benchmark next to the
+# official projector, in one call:
+#   build   configure build-gpu (Release, sm_90a, .gpudeps/ when present), build test_cuda,
+#           test_cuda_device_loop and bench_device_step_gpu
+#   test    test_cuda_device_loop, then the whole test_cuda
+#   bench   bench_device_step_gpu (256 and 1024, batch 1 and 8, fp32/tf32/bf16), gemm_peak.py, the
+#           official projector's project() (official_projector_timing.py, $GANINV_OFFICIAL_DIR =
+#           a checkout of stylegan2-ada-pytorch next to the script; skipped when absent), joined
+# Logs, JSON and tables go to $OUT (or ./gpu_check_out/device_step).
+# Usage: scripts/gpu_device_step.sh [build,test,bench]
+# Env: GPU_CHECK_QUICK=1, GANINV_OFFICIAL_DIR, GPU_DEVICE_STEP_TEST_FILTER (a Catch2 filter for test_cuda)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out="${OUT:-$root/gpu_check_out}/device_step"
+mkdir -p "$out"
+steps="${1:-build,test,bench}"
+has() { [[ ",$steps," == *",$1,"* ]]; }
+say() { echo "[gpu_device_step] $*" | tee -a "$out/summary.log"; }
+export PATH="$PATH:/usr/local/cuda/bin"
+export GANINV_TEST_DATA_DIR="$root/tests/data"
+build=build-gpu
+status=0
+quick=()
+[ -n "${GPU_CHECK_QUICK:-}" ] && quick=(--quick)
+
+if has build; then
+  t0=$(date +%s)
+  source scripts/gpu_cmake_deps.sh
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_BUILD_EXAMPLES=OFF \
+    -DGANINV_BUILD_BENCHMARKS=ON "${deps[@]}" > "$out/build.log" 2>&1 &&
+  cmake --build "$build" --target test_cuda test_cuda_device_loop bench_device_step_gpu -j"$(nproc)" >> "$out/build.log" 2>&1
+  rc=$?
+  say "build rc=$rc in $(( $(date +%s) - t0 )) s"
+  [ $rc -ne 0 ] && { grep -E "error" "$out/build.log" | head -20; exit 1; }
+fi
+
+if has test; then
+  t0=$(date +%s)
+  "$build/tests/test_cuda_device_loop" --durations yes > "$out/test_device_loop.log" 2>&1; rc=$?
+  say "test_cuda_device_loop: rc=$rc $(grep -E "All tests passed|test cases" "$out/test_device_loop.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  [ $rc -ne 0 ] && { grep -B3 -A12 "FAILED" "$out/test_device_loop.log" | head -60; status=1; }
+  t0=$(date +%s)
+  filter=(${GPU_DEVICE_STEP_TEST_FILTER:+"$GPU_DEVICE_STEP_TEST_FILTER"})
+  "$build/tests/test_cuda" "${filter[@]}" > "$out/test_cuda.log" 2>&1; rc=$?
+  say "test_cuda ${GPU_DEVICE_STEP_TEST_FILTER:-(all)}: rc=$rc $(grep -E "All tests passed|test cases" "$out/test_cuda.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  [ $rc -ne 0 ] && { grep -B3 -A12 "FAILED" "$out/test_cuda.log" | head -60; status=1; }
+fi
+
+if has bench; then
+  t0=$(date +%s)
+  python3 benchmarks/gpu/gemm_peak.py --out "$out/gemm_peak.json" > "$out/bench.log" 2>&1
+  "$build/benchmarks/gpu/bench_device_step_gpu" "${quick[@]}" --json "$out/device_step_gpu.json" >> "$out/bench.log" 2>&1
+  rc=$?
+  say "bench_device_step_gpu rc=$rc ($(( $(date +%s) - t0 )) s)"
+  [ $rc -ne 0 ] && { tail -5 "$out/bench.log"; status=1; }
+  official=()
+  od="${GANINV_OFFICIAL_DIR:-}"
+  if [ -n "$od" ] && [ -d "$od/stylegan2-ada-pytorch" ]; then
+    for res in 256 1024; do
+      t0=$(date +%s)
+      ( cd "$out" && PYTHONPATH="$od/stylegan2-ada-pytorch" timeout 300 python3 "$od/official_projector_timing.py" \
+          --res "$res" --short 10 --long 60 > "$out/official_$res.json" 2> "$out/official_$res.err" )
+      say "official projector $res: rc=$? $(tail -1 "$out/official_$res.json") ($(( $(date +%s) - t0 )) s)"
+      official+=("$out/official_$res.json")
+    done
+  fi
+  python3 benchmarks/gpu/join_device_step.py "$out/device_step_gpu.json" --official "${official[@]}" \
+    --peak "$out/gemm_peak.json" --out "$out/device_step_joined.json" > "$out/device_step_table.md" 2>> "$out/bench.log"
+  cat "$out/device_step_table.md" | tee -a "$out/summary.log"
+fi
+exit $status

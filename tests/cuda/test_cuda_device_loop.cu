@@ -1,0 +1,210 @@
+// The device-resident Adam loop (invert/device_loop.hpp) on CUDA: the whole loop against the host
+// Adam loop with the same exploration noise on the same GPU generator (50 steps), the graph replay
+// against plain launches, and the host traffic of the step path counted in the backend's pool:
+// nothing between progress reports but the report's own two copies and one event wait.
+#include "cuda_catch.hpp"
+#include "device_loop_reference.hpp"
+
+#include <ganinv/concepts/backend_optimizer.hpp>
+#include <ganinv/backend/cuda.cuh>
+#include <ganinv/cuda/stream.hpp>
+#include <ganinv/invert/inverter.hpp>
+#include <ganinv/loss/any_loss.hpp>
+#include <ganinv/loss/pixel.hpp>
+#include <ganinv/models/stylegan2.hpp>
+#include <ganinv/optim/optim.hpp>
+#if GANINV_TEST_HAS_CUDNN
+#include <ganinv/loss/network_losses_cuda.cuh>
+#endif
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace ganinv;
+using GC = StyleGAN2<Cuda>;
+
+static_assert(BackendOptimizerOps<Cuda>);
+
+namespace {
+
+Cuda loop_backend(cudaStream_t s) {
+    cuda::CudaOptions o;
+    o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;
+    return Cuda(s, o);
+}
+
+GC loop_generator(const Cuda& b) {
+    StyleGAN2Config c;
+    c.img_resolution = 64;
+    c.channel_base = 2048;
+    c.channel_max = 64;
+    c.z_dim = c.w_dim = 64;
+    c.mapping_layers = 2;
+    return GC::random(c, 7, b);
+}
+
+Tensor<float> loop_targets(GC& g, Index n, std::uint64_t seed) {
+    Tensor<float> z({n, g.z_dim()});
+    Rng(seed).fill_normal(z.values());
+    return g.backend().download(g.synthesis(g.mapping(g.backend().upload(z))));
+}
+
+InverterOptions loop_options(bool noise) {
+    InverterOptions o;
+    o.steps = 50;
+    o.seed = 9;
+    o.w_statistics_samples = 500;
+    o.optimize_noise = noise;
+    o.learning_rate = 0.05;
+    return o;
+}
+
+template <class Space, class LossT>
+InversionResult run_loop(GC& g, LossT loss, const InverterOptions& o, const Tensor<float>& t, std::string* mode) {
+    Inverter<GC, Space, LossT, Adam> inv(g, std::move(loss), Adam(ProjectorSchedule{}.adam_options()), o);
+    InversionResult r = inv.run(t);
+    if (mode) *mode = inv.launch_mode();
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("device Adam loop on CUDA follows the host Adam loop over 50 steps", "[cuda][device_loop]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Tensor<float> t = loop_targets(g, 2, 31);
+    for (const bool noise : {true, false}) {
+        const InverterOptions o = loop_options(noise);
+        const test::ReferenceRun ref = noise ? test::reference_adam_run<WSpace>(g, Mse<Cuda>{}, o, t)
+                                             : test::reference_adam_run<WPlusSpace>(g, Mse<Cuda>{}, o, t);
+        std::string mode;
+        const InversionResult r = noise ? run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode)
+                                        : run_loop<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode);
+        const double err = test::relative_l2(r.params, ref.params);
+        INFO((noise ? "W + noise maps" : "W+") << ", " << mode << ": relative L2 of the final rows " << err);
+        CHECK(mode == "device, graph");
+        REQUIRE(r.loss_history.size() == 50);
+        CHECK(err < 1e-3);
+        for (std::size_t s : {std::size_t{0}, std::size_t{25}, std::size_t{49}})
+            for (std::size_t i = 0; i < 2; ++i) CHECK(std::fabs(r.loss_history[s][i] / ref.history[s][i] - 1.0) < 1e-3);
+        CHECK(ref.history.back()[0] < ref.history.front()[0]);
+    }
+}
+
+TEST_CASE("device Adam loop: graph replay equals plain launches", "[cuda][device_loop][graph]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Tensor<float> t = loop_targets(g, 2, 32);
+    InverterOptions o = loop_options(true);
+    std::string mode_graph, mode_plain;
+    const InversionResult a = run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode_graph);
+    o.device_graph = false;
+    const InversionResult b = run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode_plain);
+    CHECK(mode_graph == "device, graph");
+    CHECK(mode_plain == "device, plain (device_graph off)");
+    Index same = 0;
+    for (Index i = 0; i < a.params.numel(); ++i) same += a.params[i] == b.params[i];
+    const double err = test::relative_l2(a.params, b.params);
+    INFO("graph vs plain: relative L2 " << err << ", " << same << " of " << a.params.numel() << " entries bit-equal");
+    CHECK(err <= 1e-5);
+    for (std::size_t s = 0; s < a.loss_history.size(); ++s)
+        for (std::size_t i = 0; i < 2; ++i) CHECK(std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0) < 1e-5);
+}
+
+namespace {
+
+/// The pool's counters at every progress report of a device-loop run.
+template <class Space, class LossT>
+std::vector<cuda::MemoryPool::Traffic> traffic_at_reports(GC& g, LossT loss, const Tensor<float>& t, bool noise,
+                                                          std::string* mode) {
+    InverterOptions o = loop_options(noise);
+    o.steps = 40;
+    o.progress_every = 10;
+    std::vector<cuda::MemoryPool::Traffic> at;
+    o.on_progress = [&](const InversionProgress&) { at.push_back(g.backend().pool().traffic()); };
+    (void)run_loop<Space>(g, std::move(loss), o, t, mode);
+    return at;
+}
+
+void check_quiet_between_reports(const std::vector<cuda::MemoryPool::Traffic>& at) {
+    REQUIRE(at.size() == 4);
+    for (std::size_t k = 1; k < at.size(); ++k) {
+        INFO("reports " << k << " -> " << k + 1);
+        CHECK(at[k].uploads - at[k - 1].uploads == 0);
+        CHECK(at[k].downloads - at[k - 1].downloads == 2);  // the report: values and stop steps
+        CHECK(at[k].syncs - at[k - 1].syncs == 1);          // its event wait
+        CHECK(at[k].mallocs - at[k - 1].mallocs == 0);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("device Adam loop: no host transfer, wait or allocation between progress reports", "[cuda][device_loop]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Tensor<float> t = loop_targets(g, 2, 33);
+    std::string mode;
+    SECTION("W + noise maps, MSE + noise regulariser") {
+        check_quiet_between_reports(traffic_at_reports<WSpace>(g, Mse<Cuda>{}, t, true, &mode));
+        CHECK(mode == "device, graph");
+    }
+    SECTION("W+, MSE") {
+        check_quiet_between_reports(traffic_at_reports<WPlusSpace>(g, Mse<Cuda>{}, t, false, &mode));
+        CHECK(mode == "device, graph");
+    }
+#if GANINV_TEST_HAS_CUDNN
+    SECTION("W + noise maps, VGG feature distance (cuDNN) + noise regulariser") {
+        VggPerceptual<Cuda> vgg(g.backend(), Vgg16::hash_rule());
+        check_quiet_between_reports(traffic_at_reports<WSpace>(g, std::move(vgg), t, true, &mode));
+        CHECK(mode == "device, graph");
+    }
+#endif
+    SECTION("plain launches too (device_graph off)") {
+        InverterOptions o = loop_options(true);
+        o.steps = 30;
+        o.progress_every = 10;
+        o.device_graph = false;
+        std::vector<cuda::MemoryPool::Traffic> at;
+        o.on_progress = [&](const InversionProgress&) { at.push_back(g.backend().pool().traffic()); };
+        (void)run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode);
+        REQUIRE(at.size() == 3);
+        for (std::size_t k = 1; k < at.size(); ++k) {
+            CHECK(at[k].uploads - at[k - 1].uploads == 0);
+            CHECK(at[k].downloads - at[k - 1].downloads == 2);
+            CHECK(at[k].syncs - at[k - 1].syncs == 1);
+        }
+    }
+}
+
+TEST_CASE("WeightedLossSum<Cuda> keeps its values on the device when every term can", "[cuda][device_loop]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    Cuda& b = g.backend();
+    Tensor<float> ph({2, 3, 16, 16}), th({2, 3, 16, 16});
+    Rng(41).fill_normal(ph.values());
+    Rng(42).fill_normal(th.values());
+    const Cuda::Buffer pred = b.upload(ph), target = b.upload(th);
+    WeightedLossSum<Cuda> sum;
+    sum.add(AnyLoss<Cuda>(Mse<Cuda>{}), 0.5);
+    sum.add(AnyLoss<Cuda>(L1<Cuda>{}), 2.0);
+    REQUIRE(sum.values_on_device());
+    Cuda::Buffer g_host, g_dev;
+    const LossResult r = sum.evaluate(pred, target, &g_host);
+    Cuda::Buffer values = b.zeros({2});
+    sum.evaluate_on_device(pred, target, &g_dev, values.data(), 3.0f);
+    const Tensor<float> v = b.download(values);
+    for (Index i = 0; i < 2; ++i)
+        CHECK(std::fabs(v[i] - 3.0 * r.per_image[static_cast<std::size_t>(i)]) <=
+              1e-5 * std::fabs(3.0 * r.per_image[static_cast<std::size_t>(i)]));
+    CHECK(test::relative_l2(b.download(g_dev), b.download(g_host)) <= 1e-6);
+
+    // The inverter captures its step with it (the CLI's run-time loss).
+    const Tensor<float> t = loop_targets(g, 2, 34);
+    InverterOptions o = loop_options(false);
+    o.steps = 10;
+    std::string mode;
+    const InversionResult res = run_loop<WPlusSpace>(g, sum, o, t, &mode);
+    CHECK(mode == "device, graph");
+    CHECK(res.loss_history.back()[0] < res.loss_history.front()[0]);
+}
