@@ -13,6 +13,7 @@
 #pragma once
 
 #include "ganinv/cuda/buffer_kernels.cuh"
+#include "ganinv/cuda/optim_kernels.cuh"
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/backend/buffer_ops.hpp"
