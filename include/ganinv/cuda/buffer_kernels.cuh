@@ -11,6 +11,9 @@
 #include "ganinv/core/color.hpp"
 #include "ganinv/cuda/launch.cuh"
 
+// The non-template kernels below are `static`: this header reaches every .cu file that includes
+// backend/cuda.cuh (through BufferOps<Cuda>), and a plain __global__ function defined in a header
+// would be defined again in each of them (multiple definitions when one binary links several).
 namespace ganinv {
 namespace cuda::kernels {
 
@@ -47,7 +50,7 @@ __global__ void pixel_loss_partials(L loss, const float* pred, const float* targ
 }
 
 /// per_image[n] = (sum of partials) * norm[n], norm = 1 / count (0 for an empty selection).
-__global__ void pixel_loss_finish(const double* partial_acc, const double* partial_count, long long batch,
+static __global__ void pixel_loss_finish(const double* partial_acc, const double* partial_count, long long batch,
                                   long long chunks, double* per_image, float* norm) {
     GANINV_GRID_STRIDE(n, batch) {
         double acc = 0.0, count = 0.0;
@@ -61,15 +64,15 @@ __global__ void pixel_loss_finish(const double* partial_acc, const double* parti
     }
 }
 
-__global__ void scale_per_image(float* x, long long batch, long long m, const float* norm) {
+static __global__ void scale_per_image(float* x, long long batch, long long m, const float* norm) {
     GANINV_GRID_STRIDE(i, batch * m) x[i] *= norm[i / m];
 }
 
-__global__ void scale_all(float* x, long long n, float w) {
+static __global__ void scale_all(float* x, long long n, float w) {
     GANINV_GRID_STRIDE(i, n) x[i] *= w;
 }
 
-__global__ void apply_binary_mask(const float* x, const float* mask, long long N, long long C, long long HW,
+static __global__ void apply_binary_mask(const float* x, const float* mask, long long N, long long C, long long HW,
                                   long long mask_n, long long mask_c, float* out) {
     GANINV_GRID_STRIDE(i, N * C * HW) {
         const long long j = i % HW, nc = i / HW, c = nc % C, n = nc / C;
@@ -77,7 +80,7 @@ __global__ void apply_binary_mask(const float* x, const float* mask, long long N
     }
 }
 
-__global__ void area_downsample(const float* x, long long planes, long long OH, long long OW, int k, float* y) {
+static __global__ void area_downsample(const float* x, long long planes, long long OH, long long OW, int k, float* y) {
     const float inv = 1.0f / static_cast<float>(k * k);
     const long long W = OW * k;
     GANINV_GRID_STRIDE(o, planes * OH * OW) {
@@ -89,7 +92,7 @@ __global__ void area_downsample(const float* x, long long planes, long long OH, 
     }
 }
 
-__global__ void area_downsample_backward(const float* gy, long long planes, long long OH, long long OW, int k,
+static __global__ void area_downsample_backward(const float* gy, long long planes, long long OH, long long OW, int k,
                                          float* gx) {
     const float inv = 1.0f / static_cast<float>(k * k);
     const long long H = OH * k, W = OW * k;
@@ -99,7 +102,7 @@ __global__ void area_downsample_backward(const float* gy, long long planes, long
     }
 }
 
-__global__ void to_gray(const float* x, long long N, long long HW, float* y) {
+static __global__ void to_gray(const float* x, long long N, long long HW, float* y) {
     using W = ganinv::LumaWeights;
     GANINV_GRID_STRIDE(o, N * HW) {
         const long long n = o / HW, i = o - n * HW;
@@ -107,7 +110,7 @@ __global__ void to_gray(const float* x, long long N, long long HW, float* y) {
     }
 }
 
-__global__ void to_gray_backward(const float* gy, long long N, long long HW, float* gx) {
+static __global__ void to_gray_backward(const float* gy, long long N, long long HW, float* gx) {
     using W = ganinv::LumaWeights;
     GANINV_GRID_STRIDE(o, N * HW) {
         const long long n = o / HW, i = o - n * HW;
@@ -128,7 +131,7 @@ struct NoiseRegLevels {
 
 /// One block per plane n: the projector's noise regulariser (levels in double, as the CPU),
 /// value into value[n], gradient (nullable) into grad. ws/gws: count * total doubles each.
-__global__ void noise_reg_planes(const float* maps, NoiseRegLevels L, double* ws, double* gws, float* grad,
+static __global__ void noise_reg_planes(const float* maps, NoiseRegLevels L, double* ws, double* gws, float* grad,
                                  double* value) {
     const long long n = blockIdx.x, H = L.h[0], W = L.w[0];
     double* a = ws + n * L.total;
