@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The HTML reports render in a real browser: writes an edit report and an inversion report, renders
 # both with headless Chromium (scripts/check_report.sh) and checks that the screenshots are
-# non-trivial PNGs. Exits 77 (CTest: skipped) when Chromium is not installed, as on CI.
+# non-trivial PNGs. Exits 77 (CTest: skipped) when Chromium is not installed; scripts/test.sh
+# installs it (scripts/install_deps.sh test), so there the test runs.
 # Usage: test_report_render.sh GANINV_BINARY MODEL WORK_DIR
 set -u
 bin="$1"; model="$2"; work="$3"
@@ -9,7 +10,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 render="$here/../../scripts/check_report.sh"
 data="$here/../data"
 if ! command -v chromium > /dev/null 2>&1 && ! command -v chromium-browser > /dev/null 2>&1 && ! command -v google-chrome > /dev/null 2>&1; then
-  echo "SKIPPED: chromium not installed"
+  echo "SKIPPED: chromium not installed, the HTML reports were not rendered (Debian: apt-get install chromium, or scripts/install_deps.sh test)"
   exit 77
 fi
 rm -rf "$work"; mkdir -p "$work"
