@@ -78,6 +78,41 @@ Image preview_grid(StyleGAN2<Cpu>& g, const edit::Directions& d, const std::vect
     return canvas;
 }
 
+/// The --preview options, checked before the directions are computed (and their file written).
+struct PreviewArgs {
+    std::filesystem::path path;
+    std::vector<std::uint32_t> seeds;
+    Index rows = 0;  ///< only when --preview-rows is given; its upper bound needs the directions
+    int steps = 7, scale = 4;
+    double range = 3.0;
+};
+
+std::optional<PreviewArgs> preview_args(const Args& a) {
+    if (!a.has("preview")) return std::nullopt;
+    PreviewArgs p;
+    p.path = image_output_option(a, "preview");
+    for (const std::string& s : a.all("preview-seed")) {
+        try {
+            const long long v = std::stoll(s);
+            if (v < 0 || v > 0xFFFFFFFFLL) throw std::out_of_range("seed");
+            p.seeds.push_back(static_cast<std::uint32_t>(v));
+        } catch (const std::exception&) {
+            throw UsageError("--preview-seed expects integers in [0, 2^32), got '" + s + "'");
+        }
+    }
+    if (p.seeds.empty()) p.seeds.push_back(0);
+    p.rows = a.integer("preview-rows", 1);
+    if (p.rows < 1) throw UsageError("--preview-rows must be >= 1");
+    const long long steps = a.integer("preview-steps", 7), scale = a.integer("scale", 4);
+    p.range = a.number("preview-range", 3.0);
+    if (steps < 1 || steps > 31) throw UsageError("--preview-steps must be in [1, 31]");
+    if (scale < 1 || scale > 16) throw UsageError("--scale must be in [1, 16]");
+    if (!(p.range > 0) || !std::isfinite(p.range)) throw UsageError("--preview-range must be positive");
+    p.steps = static_cast<int>(steps);
+    p.scale = static_cast<int>(scale);
+    return p;
+}
+
 int run_directions(const Args& a) {
     const std::string model = a.require("model"), method = a.require("method"), out = a.require("out");
     if (method != "sefa" && method != "ganspace") throw UsageError("--method must be sefa or ganspace");
@@ -91,6 +126,8 @@ int run_directions(const Args& a) {
     if (count < 1) throw UsageError("--count must be >= 1");
     if (samples < 2) throw UsageError("--samples must be >= 2");
     const auto seed = static_cast<std::uint64_t>(a.integer("seed", 0));
+    const std::optional<PreviewArgs> preview = preview_args(a);
+    const Truncation trunc{static_cast<float>(a.number("truncation-psi", 1.0)), std::nullopt};
 
     StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
     layers = layers.resolved(g.num_ws(), "--layers");
@@ -118,6 +155,9 @@ int run_directions(const Args& a) {
         d = edit::ganspace(g, o);
     }
     d.info["generator"] = model;
+    // The preview's row count is checked against the directions before their file is written.
+    const Index rows = preview && a.has("preview-rows") ? preview->rows : std::min<Index>(5, d.count());
+    if (preview && rows > d.count()) throw UsageError(concat("--preview-rows must be in [1, ", d.count(), "]"));
     const std::filesystem::path out_path(out);
     ensure_parent_dir(out_path);
     edit::save_directions(out_path, d);
@@ -132,33 +172,14 @@ int run_directions(const Args& a) {
         std::printf("\n");
     }
 
-    if (a.has("preview")) {
-        std::vector<std::uint32_t> seeds;
-        for (const std::string& s : a.all("preview-seed")) {
-            try {
-                const long long v = std::stoll(s);
-                if (v < 0 || v > 0xFFFFFFFFLL) throw std::out_of_range("seed");
-                seeds.push_back(static_cast<std::uint32_t>(v));
-            } catch (const std::exception&) {
-                throw UsageError("--preview-seed expects integers in [0, 2^32), got '" + s + "'");
-            }
-        }
-        if (seeds.empty()) seeds.push_back(0);
-        const long long rows = a.integer("preview-rows", std::min<long long>(5, d.count()));
-        const long long steps = a.integer("preview-steps", 7), scale = a.integer("scale", 4);
-        const double range = a.number("preview-range", 3.0);
-        if (rows < 1 || rows > d.count()) throw UsageError(concat("--preview-rows must be in [1, ", d.count(), "]"));
-        if (steps < 1 || steps > 31) throw UsageError("--preview-steps must be in [1, 31]");
-        if (scale < 1 || scale > 16) throw UsageError("--scale must be in [1, 16]");
-        if (!(range > 0) || !std::isfinite(range)) throw UsageError("--preview-range must be positive");
-        const Truncation trunc{static_cast<float>(a.number("truncation-psi", 1.0)), std::nullopt};
-        const Image grid = preview_grid(g, d, seeds, rows, static_cast<int>(steps), range, static_cast<int>(scale),
+    if (preview) {
+        const Image grid = preview_grid(g, d, preview->seeds, rows, preview->steps, preview->range, preview->scale,
                                         trunc, method == "sefa" ? "D" : "PC");
-        const std::filesystem::path p(*a.get("preview"));
-        ensure_parent_dir(p);
-        save_png(p, g.img_channels() == 1 ? convert_channels(grid, 1) : grid);  // gray: a third of the bytes
-        std::cout << "wrote " << p.string() << " (rows: directions 0.." << rows - 1 << " x " << seeds.size()
-                  << " seed(s); columns: " << -range << " .. +" << range << " stddev)\n";
+        ensure_parent_dir(preview->path);
+        save_image(preview->path, g.img_channels() == 1 ? convert_channels(grid, 1) : grid);  // gray: a third of the bytes
+        std::cout << "wrote " << preview->path.string() << " (rows: directions 0.." << rows - 1 << " x "
+                  << preview->seeds.size() << " seed(s); columns: " << -preview->range << " .. +" << preview->range
+                  << " stddev)\n";
     }
     return 0;
 }
@@ -167,7 +188,9 @@ const bool registered = register_command(Command{
     "directions",
     "Find editing directions in W (SeFa or GANSpace) and save them; optional preview grid.",
     "--model M.safetensors --method sefa|ganspace [--layers a:b] [--count K] --out D.safetensors\n"
-    "       [--preview P.png [--preview-seed N ...] [--preview-rows R] [--preview-steps S] [--preview-range A]]",
+    "       [--torgb skip|final|all] [--samples N] [--seed S]\n"
+    "       [--preview P.png [--preview-seed N ...] [--preview-rows R] [--preview-steps S] [--preview-range A]\n"
+    "        [--scale S] [--truncation-psi P]]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"method", "NAME", "sefa (closed form, from the style-affine weights) or ganspace (PCA of sampled w)"},
@@ -177,7 +200,7 @@ const bool registered = register_command(Command{
         {"samples", "N", "sampled w: PCA (ganspace, default 100000) / stddev estimate (sefa, default 10000)"},
         {"seed", "S", "seed of the sampled z (default 0)"},
         {"out", "D.safetensors", "output: 'directions' [K, w_dim], 'stddev', 'eigenvalues', ... + metadata"},
-        {"preview", "P.png", "write a grid: rows = top directions, columns = -A..+A stddev"},
+        {"preview", "P.png", "write a grid (PNG, JPEG or BMP by extension): rows = top directions, columns = -A..+A stddev"},
         {"preview-seed", "N", "seed(s) of the previewed codes (default 0)", true},
         {"preview-rows", "R", "directions shown (default min(5, K))"},
         {"preview-steps", "S", "columns (default 7)"},

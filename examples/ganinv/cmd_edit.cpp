@@ -116,9 +116,10 @@ std::vector<Index> parse_indices(const std::string& s, const std::string& spec) 
 }
 
 int run_edit(const Args& a) {
-    const std::string model = a.require("model"), out_dir = a.require("out");
+    const std::string model = a.require("model"), out_dir = output_dir_option(a);
     if (a.has("code") == a.has("seed")) throw UsageError("give exactly one of --code C.safetensors and --seed N");
     if (a.has("mix-layers") && !a.has("mix")) throw UsageError("--mix-layers needs --mix CODE");
+    if (a.has("target") && !a.has("report")) throw UsageError("--target is shown in the report: give --report too");
     const std::vector<float> alphas = parse_alphas(a.get("alphas").value_or("-3,-1.5,0,1.5,3"));
     const long long samples = a.integer("samples", 10000), scale = a.integer("scale", 0);
     if (samples < 2) throw UsageError("--samples must be >= 2");
@@ -227,6 +228,24 @@ int run_edit(const Args& a) {
     }
     if (rows.empty() && !a.has("mix"))
         throw UsageError("nothing to do: give --direction, --stylespace and/or --mix");
+    // Every input is read before the first file is written: a bad --mix or --target leaves no
+    // half-filled DIR behind.
+    edit::LayerRange mix_layers;
+    std::optional<Code> other;
+    if (a.has("mix")) {
+        try {
+            mix_layers = edit::parse_layer_range(a.get("mix-layers").value_or(concat(g.num_ws() / 2, ":")))
+                             .resolved(g.num_ws(), "--mix-layers");
+        } catch (const ValueError& e) {
+            throw UsageError(e.what());
+        }
+        other = load_code(g, *a.get("mix"), "mix");
+    }
+    std::optional<TargetSet> target;
+    if (a.has("target")) {
+        target = load_targets({std::filesystem::path(*a.get("target"))}, g, true, a.max_pixels());
+        if (!target->failures.empty()) throw IoError(target->failures.front());
+    }
 
     const std::filesystem::path d(out_dir);
     std::filesystem::create_directories(d);
@@ -248,7 +267,14 @@ int run_edit(const Args& a) {
             std::copy(st.data(), st.data() + g.style_dim(), all_styles.data() + (static_cast<Index>(r) * A + j) * g.style_dim());
             std::copy(ws.data(), ws.data() + ws.numel(), all_ws.data() + (static_cast<Index>(r) * A + j) * ws.numel());
         }
-        const Tensor<float> imgs = g.synthesis_from_styles(batch);
+        Tensor<float> imgs = g.synthesis_from_styles(batch);
+        // An edit that leaves the styles as they are (alpha 0) is the unedited image itself: drawn
+        // again inside a batch of another size it would differ in the last float bits (batched
+        // convolutions add in another order), and the change table would say ~144 dB, not inf.
+        const Index img_size = recon.numel(), style_dim = g.style_dim();
+        for (Index j = 0; j < A; ++j)
+            if (std::equal(batch.data() + j * style_dim, batch.data() + (j + 1) * style_dim, base.styles.data()))
+                std::copy(recon.data(), recon.data() + img_size, imgs.data() + j * img_size);
         cells.push_back(tensor_to_images(imgs));
         std::vector<double> ch;
         for (Index j = 0; j < A; ++j) {
@@ -293,16 +319,9 @@ int run_edit(const Args& a) {
                   << " alphas) and edits.safetensors\n";
     }
 
-    std::optional<Code> other;
     std::string mix_range;
-    if (a.has("mix")) {
-        other = load_code(g, *a.get("mix"), "mix");
-        edit::LayerRange mr;
-        try {
-            mr = edit::parse_layer_range(a.get("mix-layers").value_or(concat(g.num_ws() / 2, ":"))).resolved(g.num_ws(), "--mix-layers");
-        } catch (const ValueError& e) {
-            throw UsageError(e.what());
-        }
+    if (other) {
+        const edit::LayerRange& mr = mix_layers;
         const Tensor<float> mixed_ws = edit::mix_styles(base.ws, other->ws, mr.begin, mr.end);
         Tensor<float> mixed = base.styles;
         const Tensor<float> moved = g.styles(mixed_ws);
@@ -322,9 +341,8 @@ int run_edit(const Args& a) {
 
     if (a.has("report")) {
         std::optional<metrics::Comparison> fit;
-        if (a.has("target")) {
-            TargetSet ts = load_targets({std::filesystem::path(*a.get("target"))}, g, true, a.max_pixels());
-            if (!ts.failures.empty()) throw IoError(ts.failures.front());
+        if (target) {
+            const TargetSet& ts = *target;
             Tensor<float> rc = recon;
             for (float& v : rc.values()) v = std::fmin(1.0f, std::fmax(-1.0f, v));
             const auto m = metrics::compare(rc, ts.images, metrics::DataRange::signed_unit());
@@ -339,14 +357,15 @@ int run_edit(const Args& a) {
         html::figure(h, fit ? "reconstruction" : "unedited", html::png_data_uri(d / "base.png"), "unedited image",
                      4 * static_cast<int>(R));
         if (fit)
-            html::table(h, {"", "PSNR dB", "SSIM", "MSE"},
+            html::table(h, {"", "PSNR dB (float)", "SSIM (float)", "MSE (float)"},
                         {{"reconstruction vs target", html::fixed(fit->psnr, 2), html::fixed(fit->ssim, 4),
                           html::fixed(fit->mse, 5)}});
         if (!rows.empty()) {
             h << "<h2>Edits</h2>\n<p class=\"note\">Rows: edits; columns: alpha.</p>\n";
             html::figure(h, "", html::png_data_uri(d / "edits.png"), "edit grid");
-            h << "<h2>Change per edit</h2>\n<p class=\"note\">PSNR (dB) of each edited image against the unedited one: "
-                 "lower = larger change; inf at alpha 0.</p>\n";
+            h << "<h2>Change per edit</h2>\n<p class=\"note\">PSNR (dB) of each edited image against the unedited one, on "
+                 "float images in [-1, 1]: lower = larger change; inf at alpha 0, where the edit is the unedited "
+                 "image.</p>\n";
             std::vector<std::string> header{"edit"};
             for (const auto& l : alpha_labels) header.push_back("alpha " + l);
             std::vector<std::vector<std::string>> cells_txt;
@@ -374,7 +393,8 @@ const bool registered = register_command(Command{
     "Edit a latent code: W directions (SeFa, GANSpace, files), StyleSpace channels, style mixing.",
     "--model M.safetensors (--code C.safetensors | --seed N) --out DIR\n"
     "       [--direction sefa:K|ganspace:K|D.safetensors[:K] ...] [--alphas a,b,...] [--layers a:b]\n"
-    "       [--stylespace LAYER:CHANNEL ...] [--mix CODE|seed:N [--mix-layers a:b]] [--report [--target IMG]]",
+    "       [--stylespace LAYER:CHANNEL ...] [--mix CODE|seed:N [--mix-layers a:b]] [--report [--target IMG]]\n"
+    "       [--samples N] [--stats-seed S] [--scale S] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"code", "C.safetensors", "the code to edit: tensor 'ws' (and 'styles' for S-space codes), as invert writes"},

@@ -33,7 +33,9 @@ Tensor<float> ws_from_tensor(const Tensor<float>& t, Index num_ws, Index w_dim) 
 
 int run_generate(const Args& a) {
     const std::string model = a.require("model");
-    const std::string out = a.require("out");
+    const std::filesystem::path out_path = image_output_option(a, "out");
+    (void)batch_option(a);
+    if (a.has("grid-columns") && a.integer("grid-columns", 1) < 1) throw UsageError("--grid-columns must be >= 1");
     const int sources = static_cast<int>(a.has("seed")) + static_cast<int>(a.has("z")) + static_cast<int>(a.has("ws"));
     if (sources != 1) throw UsageError("give exactly one of --seed, --z, --ws");
     if (a.has("count") && !a.has("seed")) throw UsageError("--count goes with --seed");
@@ -99,17 +101,16 @@ int run_generate(const Args& a) {
         std::copy(img.data(), img.data() + nb * img_per, images.data() + b0 * img_per);
     }
 
-    const std::filesystem::path out_path(out);
     ensure_parent_dir(out_path);
     const std::vector<Image> pictures = tensor_to_images(images);
     if (a.has("grid")) {
         const int cols = static_cast<int>(a.integer("grid-columns", static_cast<long long>(std::ceil(std::sqrt(static_cast<double>(n))))));
-        save_png(out_path, make_grid(pictures, std::max(1, cols), 2, 0));
+        save_image(out_path, make_grid(pictures, std::max(1, cols), 2, 0));
         std::cout << "wrote " << out_path.string() << " (grid of " << n << ")\n";
     } else {
         for (Index k = 0; k < n; ++k) {
             const auto p = numbered_path(out_path, tags[static_cast<std::size_t>(k)], static_cast<std::size_t>(n));
-            save_png(p, pictures[static_cast<std::size_t>(k)]);
+            save_image(p, pictures[static_cast<std::size_t>(k)]);
             std::cout << "wrote " << p.string() << "\n";
         }
     }
@@ -133,8 +134,8 @@ const bool registered = register_command(Command{
     "generate",
     "Generate images from seeds, z vectors or ws codes.",
     "--model M.safetensors (--seed N [--count K] | --z F.safetensors[:TENSOR] | --ws F.safetensors[:TENSOR])\n"
-    "       [--truncation-psi P] [--truncation-cutoff C] [--noise-mode const|none|random] --out OUT.png\n"
-    "       [--out-tensor OUT.safetensors] [--grid]",
+    "       [--truncation-psi P] [--truncation-cutoff C] [--noise-mode const|none|random] [--noise-seed S]\n"
+    "       --out OUT.png|OUT.jpg|OUT.bmp [--out-tensor OUT.safetensors] [--grid [--grid-columns K]] [--batch B]",
     {
         {"model", "M.safetensors", "generator weights (safetensors with config metadata)"},
         {"seed", "N", "first seed: z = numpy RandomState(N).randn(z_dim), as the official scripts"},
@@ -145,7 +146,8 @@ const bool registered = register_command(Command{
         {"truncation-cutoff", "C", "truncate only the first C layers (default all)"},
         {"noise-mode", "MODE", "const (default), none or random"},
         {"noise-seed", "S", "seed of random noise maps (default 0)"},
-        {"out", "OUT.png", "output PNG; several images get _seedNNNN / _NNNN suffixes"},
+        {"out", "OUT.png", "output image, PNG, JPEG or BMP by its extension (.png, .jpg, .bmp); several images "
+                           "get _seedNNNN / _NNNN suffixes"},
         {"out-tensor", "F.safetensors", "also write the raw float32 images ('img', NCHW, unclamped) and 'ws'"},
         {"grid", "", "write all images as one grid PNG"},
         {"grid-columns", "K", "columns of the grid (default sqrt(N))"},

@@ -118,7 +118,12 @@ Tensor<float> key_code(StyleGAN2<Cpu>& g, const KeySpec& k, EditSpace space, con
 }
 
 int run_interpolate(const Args& a) {
-    const std::string model = a.require("model"), out = a.require("out");
+    const std::string model = a.require("model");
+    const std::filesystem::path out_path = image_output_option(a, "out", true);
+    if (a.has("gif") && std::filesystem::path(*a.get("gif")).extension() != ".gif")
+        throw UsageError("--gif '" + *a.get("gif") + "': the animation is a GIF; name it *.gif");
+    const long long delay = a.integer("delay", 8);
+    if (delay < 0 || delay > 65535) throw UsageError("--delay must be in [0, 65535] hundredths of a second");
     if (!a.has("from") || !a.has("to")) throw UsageError("give both --from and --to");
     EditSpace space;
     try {
@@ -165,19 +170,18 @@ int run_interpolate(const Args& a) {
 
     std::vector<Image> pictures;
     for (const Image& img : tensor_to_images(images)) pictures.push_back(upscale(img, static_cast<int>(scale)));
-    const std::filesystem::path out_path(out);
     ensure_parent_dir(out_path);
     auto write_gif = [&](const std::filesystem::path& p) {
         ensure_parent_dir(p);
         GifOptions opts;
-        opts.delay_cs = static_cast<int>(a.integer("delay", 8));
+        opts.delay_cs = static_cast<int>(delay);
         save_gif(p, pictures, opts);
         std::cout << "wrote " << p.string() << " (GIF, " << frames << " frames)\n";
     };
     if (out_path.extension() == ".gif") {
         write_gif(out_path);
     } else {
-        save_png(out_path, hconcat(pictures, 2, 255));
+        save_image(out_path, hconcat(pictures, 2, 255));
         std::cout << "wrote " << out_path.string() << " (strip of " << frames << " frames, " << keys.size()
                   << " keys, " << edit::to_string(space) << " space)\n";
     }
@@ -189,7 +193,8 @@ const bool registered = register_command(Command{
     "interpolate",
     "Interpolate between latent codes (slerp in Z, lerp in W/W+/S) into a strip PNG or a GIF.",
     "--model M.safetensors --from (seed N | F.safetensors[:TENSOR]) [--via ...] --to (...)\n"
-    "       [--space z|w|wplus|s] [--frames K] --out OUT.png|OUT.gif [--gif G.gif] [--scale S]",
+    "       [--space z|w|wplus|s] [--frames K] --out OUT.png|OUT.jpg|OUT.bmp|OUT.gif [--gif G.gif] [--scale S]\n"
+    "       [--delay CS] [--truncation-psi P] [--noise-mode const|none|random] [--noise-seed S]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"from", "SPEC", "first key: 'seed N' (numpy RandomState(N) z) or a safetensors file with z or ws", true},
@@ -197,7 +202,7 @@ const bool registered = register_command(Command{
         {"to", "SPEC", "last key", true},
         {"space", "SPACE", "z (slerp), w (default), wplus or s (lerp of the per-layer styles)"},
         {"frames", "K", "number of frames along the whole path (default 8)"},
-        {"out", "OUT", "OUT.png: frames side by side; OUT.gif: an animation"},
+        {"out", "OUT", "OUT.png (or .jpg, .bmp): frames side by side; OUT.gif: an animation"},
         {"gif", "G.gif", "also write the animation"},
         {"scale", "S", "enlarge every frame S times, nearest neighbour (default 1)"},
         {"delay", "CS", "GIF frame delay in 1/100 s (default 8)"},

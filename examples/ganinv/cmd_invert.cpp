@@ -21,7 +21,7 @@ namespace ganinv::cli {
 namespace {
 
 int run_invert(const Args& a) {
-    const std::string model = a.require("model"), out_dir = a.require("out");
+    const std::string model = a.require("model"), out_dir = output_dir_option(a);
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
     if (const auto p = a.get("cuda-precision")) {
@@ -32,9 +32,13 @@ int run_invert(const Args& a) {
             throw UsageError(std::string("--cuda-precision: ") + e.what());
         }
     }
-    const std::string space = a.get("space").value_or("wplus");
-    const std::string optimizer = a.get("optimizer").value_or("adam");
+    // Every argument is checked here, before the model is loaded and before DIR is created.
+    const std::string space = space_option(a, "wplus");
+    const std::string optimizer = optimizer_option(a, true, "invert");
     const std::vector<LossTermSpec> terms = parse_loss_terms(a.get("loss").value_or("mse"));
+    const Index batch = batch_option(a);
+    InverterOptions o = inverter_options_from_args(a);
+    const std::vector<std::filesystem::path> paths = collect_image_paths(a);
 
     // One of the two runs the batches: the CPU generator and loss, or their CUDA twins.
     std::function<InversionResult(const InverterOptions&, const Tensor<float>&)> invert_batch;
@@ -67,16 +71,12 @@ int run_invert(const Args& a) {
     // LPIPS as a reported metric whenever its weights are given (whatever the loss).
     std::optional<Lpips<Cpu>> lpips_metric;
     if (a.has("lpips-weights")) lpips_metric.emplace(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights")));
-    const std::vector<std::filesystem::path> paths = collect_image_paths(a);
     TargetSet targets = load_targets(paths, resolution, channels, !a.has("no-resize"), a.max_pixels());
     for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
     for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
     if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
 
-    InverterOptions o = inverter_options_from_args(a);
-    const Index batch = std::max<long long>(1, a.integer("batch", 8));
     const Index n = static_cast<Index>(targets.names.size());
-    std::filesystem::create_directories(out_dir);
     std::vector<ImageSummary> summary;
     for (Index b0 = 0, bi = 1; b0 < n; b0 += batch, ++bi) {
         const Index nb = std::min(batch, n - b0);
@@ -86,6 +86,8 @@ int run_invert(const Args& a) {
         const InversionResult r = invert_batch(o, t);
         bar.finish();
         const auto names = std::vector<std::string>(targets.names.begin() + b0, targets.names.begin() + b0 + nb);
+        // DIR appears with the first results: a run that fails before them leaves nothing behind.
+        std::filesystem::create_directories(out_dir);
         auto s = write_outputs(out_dir, names, t, r, a.has("report"));
         if (lpips_metric) {  // the summary's LPIPS column: target vs the (clamped) reconstruction
             Tensor<float> recon = r.reconstruction;
@@ -110,7 +112,12 @@ const bool registered = register_command(Command{
     "Find the latent codes of images (GAN inversion) and write codes, reconstructions and reports.",
     "--model M.safetensors (--image A.png [B.png ...] | --dir D) --out DIR\n"
     "       [--space z|w|wplus|s] [--loss mse,lpips:W,...] [--optimizer adam|lbfgs|cmaes|basincma]\n"
-    "       [--steps N] [--seed S] [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--optimize-noise] [--batch B]",
+    "       [--steps N] [--seed S] [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--optimize-noise] [--batch B]\n"
+    "       [--init mean|random|C.safetensors] [--lpips-weights F [--vgg-weights F]] [--no-resize] [--max-pixels N] [--report]\n"
+    "       Adam: [--lr LR] [--no-schedule]  noise: [--noise-regularization W]\n"
+    "       priors: [--w-avg-prior W] [--wplus-spread-prior W]  stopping: [--target-loss L] [--patience K]\n"
+    "       CMA-ES, BasinCMA: [--population P] [--sigma S] [--inner-steps K] [--final-steps K]\n"
+    "       L-BFGS: [--lbfgs-history K]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"image", "FILE", "image files to invert (PNG, JPEG, BMP)", true},

@@ -204,13 +204,10 @@ void write_summary(const std::filesystem::path& d, const std::vector<Item>& item
 
 int run_restore(const Args& a) {
     const Task task = restore::parse_task(a.require("task"));
-    const std::string model = a.require("model"), out_dir = a.require("out");
-    const std::string space = a.get("space").value_or("w");
-    const std::string optimizer = a.get("optimizer").value_or("adam");
-    if (optimizer != "adam" && optimizer != "lbfgs")
-        throw UsageError("unknown optimizer '" + optimizer + "' for restore (adam or lbfgs: the losses have gradients)");
-    if (space != "w" && space != "wplus" && space != "z" && space != "s")
-        throw UsageError("unknown space '" + space + "' (z, w, wplus or s)");
+    const std::string model = a.require("model"), out_dir = output_dir_option(a);
+    const std::string space = space_option(a, "w");
+    const std::string optimizer = optimizer_option(a, false, "restore");
+    const Index batch_arg = batch_option(a);
     const Index factor = a.integer("factor", 4);
     if (task != Task::superres && a.has("factor")) throw UsageError("--factor is an option of --task superres");
     if (task != Task::inpaint && (a.has("mask") || a.has("hole"))) throw UsageError("--mask and --hole are options of --task inpaint");
@@ -236,7 +233,7 @@ int run_restore(const Args& a) {
     const std::vector<Item> items = load_items(a, task, g, factor, hole, o.seed);
     // Different holes cannot share a batch (the loss holds one mask), so random holes go one by one.
     const bool shared_mask = task != Task::inpaint || hole.kind != restore::HoleSpec::Kind::random;
-    const Index batch = shared_mask ? std::max<long long>(1, a.integer("batch", 8)) : 1;
+    const Index batch = shared_mask ? batch_arg : 1;
     const Index n = static_cast<Index>(items.size());
     const std::filesystem::path d(out_dir);
     std::filesystem::create_directories(d);
@@ -285,7 +282,9 @@ const bool registered = register_command(Command{
     "Restore images through inversion: inpainting, super-resolution or colorization, scored against baselines.",
     "--task inpaint|superres|colorize --model M.safetensors (--image A.png ... | --dir D) --out DIR\n"
     "       [--hole center:F|random:F | --mask M.png] [--factor K] [--observed]\n"
-    "       [--space z|w|wplus|s] [--optimizer adam|lbfgs] [--steps N] [--seed S] [--batch B]",
+    "       [--space z|w|wplus|s] [--optimizer adam|lbfgs] [--steps N] [--seed S] [--batch B]\n"
+    "       [--init mean|random|C.safetensors] [--lr LR] [--optimize-noise] [--w-avg-prior W]\n"
+    "       [--wplus-spread-prior W] [--lbfgs-history K] [--max-pixels N]",
     {
         {"task", "TASK", "inpaint (Masked<Mse>), superres (Degraded<Mse, area down-sampling>) or colorize "
                          "(Degraded<Mse, RGB->gray>, needs an RGB generator)"},

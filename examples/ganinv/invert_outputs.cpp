@@ -64,6 +64,8 @@ std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vecto
         if (!r.metrics_fixed_noise.empty()) s.fixed_noise = r.metrics_fixed_noise[static_cast<std::size_t>(i)];
         s.steps = r.stopped_at.empty() ? r.steps_run : r.stopped_at[static_cast<std::size_t>(i)];
         s.seconds = r.seconds / static_cast<double>(n);
+        s.batch_seconds = r.seconds;
+        s.batch_size = n;
         s.final_loss = hist.empty() ? 0.0 : hist.back();
         rows.push_back(s);
     }
@@ -81,17 +83,20 @@ void write_overview(const std::string& dir, const std::vector<ImageSummary>& row
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
     const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
     const bool lpips = !rows.empty() && rows[0].lpips.has_value();
-    os << "\n" << std::left << std::setw(24) << "image" << std::right << std::setw(10) << "PSNR dB" << std::setw(9) << "SSIM";
+    // The scores are those of the float images, which the 8-bit PNGs only approximate, and the
+    // images of a batch are optimised together: both headers say so.
+    os << "\n" << std::left << std::setw(24) << "" << std::right << std::setw(19) << "float [-1, 1]" << "\n";
+    os << std::left << std::setw(24) << "image" << std::right << std::setw(10) << "PSNR dB" << std::setw(9) << "SSIM";
     if (lpips) os << std::setw(9) << "LPIPS";
     if (noise) os << std::setw(16) << "PSNR fixed-noise";
-    os << std::setw(12) << "final loss" << std::setw(8) << "steps" << std::setw(10) << "time s" << "\n";
+    os << std::setw(12) << "final loss" << std::setw(8) << "steps" << std::setw(16) << "s (batch / n)" << "\n";
     double psnr = 0, ssim = 0;
     for (const auto& r : rows) {
         os << std::left << std::setw(24) << r.name.substr(0, 23) << std::right << std::setw(10) << fixed(r.m.psnr, 2)
            << std::setw(9) << fixed(r.m.ssim, 4);
         if (lpips) os << std::setw(9) << fixed(*r.lpips, 4);
         if (noise) os << std::setw(16) << fixed(r.fixed_noise->psnr, 2);
-        os << std::setw(12) << std::setprecision(4) << r.final_loss << std::setw(8) << r.steps << std::setw(10)
+        os << std::setw(12) << std::setprecision(4) << r.final_loss << std::setw(8) << r.steps << std::setw(16)
            << fixed(r.seconds, 2) << "\n";
         psnr += r.m.psnr;
         ssim += r.m.ssim;
@@ -99,6 +104,9 @@ void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
     if (!rows.empty())
         os << std::left << std::setw(24) << "mean" << std::right << std::setw(10) << fixed(psnr / static_cast<double>(rows.size()), 2)
            << std::setw(9) << fixed(ssim / static_cast<double>(rows.size()), 4) << "\n";
+    os << "PSNR/SSIM: reconstruction clamped to [-1, 1] vs the float target (data range 2), before 8-bit\n"
+          "rounding; `ganinv metrics --model M --code NAME.safetensors TARGET` gives these numbers, `ganinv\n"
+          "metrics` on two PNGs the 8-bit ones. s (batch / n): the batch's wall time divided by its images.\n";
 }
 
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
@@ -111,6 +119,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
     root.set("steps", static_cast<std::int64_t>(o.steps));
     root.set("seed", static_cast<std::int64_t>(o.seed));
     root.set("optimize_noise", o.optimize_noise);
+    root.set("metrics_domain", "float: reconstruction clamped to [-1, 1] vs the target, data range 2");
     Json::Array images;
     for (const auto& r : rows) {
         Json j{Json::Object{}};
@@ -122,7 +131,9 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         if (r.lpips) j.set("lpips", *r.lpips);
         j.set("final_loss", r.final_loss);
         j.set("steps", static_cast<std::int64_t>(r.steps));
-        j.set("seconds", r.seconds);
+        j.set("seconds", r.seconds);  // batch_seconds / batch_size: images of a batch run together
+        j.set("batch_seconds", r.batch_seconds);
+        j.set("batch_size", static_cast<std::int64_t>(r.batch_size));
         images.push_back(j);
     }
     root.set("images", images);
@@ -140,7 +151,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
       << escape(optimizer) << "</b>, " << o.steps << " steps, seed " << o.seed
       << (o.optimize_noise ? ", noise maps optimised" : "") << "</p>\n";
     const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
-    std::vector<std::string> header{"image", "PSNR dB", "SSIM", "MSE"};
+    std::vector<std::string> header{"image", "PSNR dB (float)", "SSIM (float)", "MSE (float)"};
     if (!rows.empty() && rows[0].lpips) header.push_back("LPIPS");
     if (noise) header.push_back("PSNR fixed noise");
     header.push_back("steps");
@@ -155,6 +166,8 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         cells.push_back(std::move(c));
     }
     html::table(h, header, cells);
+    h << "<p class=\"note\">Scores of the float images: the reconstruction clamped to [-1, 1] against the target "
+         "(data range 2), before 8-bit rounding; <code>ganinv metrics</code> on the PNGs scores their 8-bit pixels.</p>\n";
     h << "<p>Each comparison shows target | reconstruction | |difference| x4"
       << (noise ? " | reconstruction with the generator's fixed noise" : "") << ".</p>\n";
     for (const auto& r : rows) {

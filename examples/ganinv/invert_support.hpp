@@ -58,7 +58,12 @@ inline bool is_image_file(const std::filesystem::path& p) {
 
 inline std::vector<std::filesystem::path> collect_image_paths(const Args& a) {
     std::vector<std::filesystem::path> paths;
-    for (const auto& s : a.all("image")) paths.emplace_back(s);
+    for (const auto& s : a.all("image")) {
+        if (std::filesystem::is_directory(s))
+            throw UsageError("--image '" + s + "' is a directory, not an image file; use --dir " + s +
+                             " to take every image in it");
+        paths.emplace_back(s);
+    }
     if (a.has("dir")) {
         const std::filesystem::path d(*a.get("dir"));
         if (!std::filesystem::is_directory(d)) throw IoError("--dir '" + d.string() + "' is not a directory");
@@ -197,7 +202,9 @@ struct ImageSummary {
     std::optional<metrics::Comparison> fixed_noise;
     std::optional<double> lpips;  ///< LPIPS(target, reconstruction) when the weights were given
     Index steps = 0;
-    double seconds = 0;
+    double seconds = 0;        ///< the batch's wall time divided by its size (one batch is one optimisation)
+    double batch_seconds = 0;  ///< wall time of the image's whole batch
+    Index batch_size = 1;
     double final_loss = 0;
 };
 

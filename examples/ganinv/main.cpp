@@ -71,12 +71,22 @@ Args parse_args(const Command& cmd, int argc, char** argv, int first) {
 
 }  // namespace ganinv::cli
 
+#ifndef GANINV_VERSION
+#error "GANINV_VERSION is set by examples/CMakeLists.txt from the CMake project version"
+#endif
+
 namespace {
+
+#if GANINV_CLI_HAS_CUDA
+constexpr bool kCudaBuilt = true;
+#else
+constexpr bool kCudaBuilt = false;
+#endif
 
 void print_overview(std::FILE* out) {
     std::fprintf(out, "ganinv: GAN inversion with StyleGAN2 generators\n\nusage: ganinv COMMAND [options]\n\ncommands:\n");
     for (const auto& [name, c] : ganinv::cli::commands()) std::fprintf(out, "  %-12s %s\n", name.c_str(), c.summary.c_str());
-    std::fprintf(out, "\nRun 'ganinv COMMAND --help' for the options of a command.\n");
+    std::fprintf(out, "\nRun 'ganinv COMMAND --help' for the options of a command, 'ganinv --version' for the version.\n");
 }
 
 }  // namespace
@@ -90,6 +100,10 @@ int main(int argc, char** argv) {
     const std::string name = argv[1];
     if (name == "--help" || name == "-h" || name == "help") {
         print_overview(stdout);
+        return 0;
+    }
+    if (name == "--version") {
+        std::printf("ganinv %s (--device cuda: %s)\n", GANINV_VERSION, kCudaBuilt ? "built in" : "not built");
         return 0;
     }
     const auto it = commands().find(name);

@@ -614,3 +614,33 @@ TEST_CASE("PNM header fields stb would overflow are refused before decoding", "[
     REQUIRE(img.width == 2);
     REQUIRE(img.at(1, 0) == 0x20);
 }
+
+TEST_CASE("save_image writes the format its extension names, or nothing", "[io][image]") {
+    const fs::path dir = test::temp_dir("io_formats");
+    Image img = make_image(24, 16, 3);
+    for (int y = 0; y < img.height; ++y)
+        for (int x = 0; x < img.width; ++x)
+            for (int c = 0; c < 3; ++c) img.at(x, y, c) = static_cast<std::uint8_t>(x * 10 + y * 3 + c * 40);
+    const auto head = [](const fs::path& p, std::size_t n) {
+        std::ifstream in(p, std::ios::binary);
+        std::string s(n, '\0');
+        in.read(s.data(), static_cast<std::streamsize>(n));
+        return s;
+    };
+    save_image(dir / "a.png", img);
+    save_image(dir / "a.BMP", img);
+    save_image(dir / "a.jpeg", img);
+    CHECK(head(dir / "a.png", 4) == "\x89PNG");
+    CHECK(head(dir / "a.BMP", 2) == "BM");
+    CHECK(head(dir / "a.jpeg", 3) == "\xff\xd8\xff");
+    CHECK(load_image(dir / "a.png").pixels == img.pixels);  // lossless
+    CHECK(load_image(dir / "a.BMP").pixels == img.pixels);  // lossless
+    const Image jpeg = load_image(dir / "a.jpeg");
+    REQUIRE((jpeg.width == 24 && jpeg.height == 16 && jpeg.channels == 3));
+    int worst = 0;
+    for (std::size_t i = 0; i < img.pixels.size(); ++i) worst = std::max(worst, std::abs(jpeg.pixels[i] - img.pixels[i]));
+    CHECK(worst <= 24);  // lossy, quality 95
+    CHECK_THROWS_AS(save_image(dir / "a.tiff", img), ValueError);
+    CHECK_FALSE(fs::exists(dir / "a.tiff"));
+    CHECK(image_format_for("x/y.JPG") == ImageFormat::jpeg);
+}

@@ -116,3 +116,33 @@ TEST_CASE("metrics reject mismatched or unusable input", "[metrics][errors]") {
     REQUIRE_THROWS_AS(psnr(a, a, DataRange{0.0}), ValueError);
     REQUIRE_THROWS_AS(compare_images(load("camera_small.png"), load("astronaut_small.png")), ShapeError);
 }
+
+TEST_CASE("compare_images on 8-bit pixels equals the float path, reports progress, ignores alpha", "[metrics]") {
+    const Image a = load("astronaut_small.png"), b = load("astronaut_small_noise.png");
+    // The same pair as raw 0..255 floats through the tensor functions (data range 255).
+    const auto raw = [](const Image& img) {
+        Tensor<float> t({1, img.channels, img.height, img.width});
+        const Index plane = static_cast<Index>(img.pixel_count());
+        for (Index i = 0; i < plane; ++i)
+            for (Index c = 0; c < img.channels; ++c) t[c * plane + i] = img.pixels[static_cast<std::size_t>(i * img.channels + c)];
+        return t;
+    };
+    const Comparison want = compare(raw(a), raw(b), DataRange::uint8())[0];
+    Index last_done = -1, last_total = 0;
+    bool monotonic = true;
+    const Comparison got = compare_images(a, b, {}, [&](Index done, Index total) {
+        monotonic = monotonic && done > last_done && done <= total;
+        last_done = done;
+        last_total = total;
+    });
+    REQUIRE(got.mse == want.mse);
+    REQUIRE(got.mae == want.mae);
+    REQUIRE(got.ssim == Approx(want.ssim).epsilon(1e-12));
+    REQUIRE(monotonic);
+    REQUIRE(last_total == 3 * a.height);
+    REQUIRE(last_done == last_total);
+    // An alpha channel is not part of the picture: RGBA vs RGB scores the colour channels.
+    const Comparison rgba = compare_images(convert_channels(a, 4), b);
+    REQUIRE(rgba.mse == got.mse);
+    REQUIRE(rgba.ssim == got.ssim);
+}

@@ -1,6 +1,6 @@
 /// @file image.hpp
-/// @brief 8-bit images: loading (PNG/JPEG/BMP/TGA/GIF/PSD/HDR/PNM through stb_image), PNG
-///        writing, and the conversions between an `Image` and the library's float NCHW layout in
+/// @brief 8-bit images: loading (PNG/JPEG/BMP/TGA/GIF/PSD/HDR/PNM through stb_image), writing
+///        PNG, JPEG or BMP as the file name's extension says, and the conversions between an `Image` and the library's float NCHW layout in
 ///        [-1, 1], using exactly the pixel formula of the official StyleGAN2 code.
 #pragma once
 
@@ -12,6 +12,7 @@
 #include <stb_image_write.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -234,25 +235,85 @@ inline Image load_image(const std::filesystem::path& path, std::uint64_t max_pix
     return decode_image(bytes, path.string(), max_pixels);
 }
 
-/// Writes `img` as PNG, all-or-nothing (file_write.hpp). Invalid image -> ShapeError; unwritable
-/// path or full disk -> IoError naming the file and the system's reason.
-inline void save_png(const std::filesystem::path& path, const Image& img) {
-    expect_valid_image(img, concat("save_png('", path.string(), "')"));
-    // Encoding to memory first: stb's own file writer reports no reason for a failure.
+/// The formats the writers produce. The file name's extension picks one (image_format_for).
+enum class ImageFormat { png, jpeg, bmp };
+
+inline const char* to_string(ImageFormat f) {
+    switch (f) {
+        case ImageFormat::png: return "PNG";
+        case ImageFormat::jpeg: return "JPEG";
+        case ImageFormat::bmp: return "BMP";
+    }
+    return "?";
+}
+
+/// .png, .jpg/.jpeg or .bmp (any case) -> the format; anything else is a ValueError naming the
+/// file, so that no writer ever puts one format's bytes under another format's name.
+inline ImageFormat image_format_for(const std::filesystem::path& path) {
+    std::string ext = path.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (ext == ".png") return ImageFormat::png;
+    if (ext == ".jpg" || ext == ".jpeg") return ImageFormat::jpeg;
+    if (ext == ".bmp") return ImageFormat::bmp;
+    throw ValueError(concat("'", path.string(), "': cannot tell the image format from the extension '", ext,
+                            "'; use .png, .jpg/.jpeg or .bmp"));
+}
+
+/// Quality of the JPEG writer (stb's scale, 1-100): high enough that reconstructions keep their
+/// detail; PNG remains the lossless choice.
+inline constexpr int kDefaultJpegQuality = 95;
+
+/// `img` encoded in memory as PNG, JPEG (alpha dropped: JPEG has none) or BMP.
+inline std::vector<unsigned char> encode_image(const Image& img, ImageFormat format,
+                                               int jpeg_quality = kDefaultJpegQuality) {
+    expect_valid_image(img, concat("encode_image (", to_string(format), ")"));
+    GANINV_CHECK(jpeg_quality >= 1 && jpeg_quality <= 100, ValueError, "encode_image: JPEG quality must be in [1, 100], got ",
+                 jpeg_quality);
     std::vector<unsigned char> encoded;
     const auto append = [](void* context, void* data, int size) {
         auto* buffer = static_cast<std::vector<unsigned char>*>(context);
         const auto* bytes = static_cast<const unsigned char*>(data);
         buffer->insert(buffer->end(), bytes, bytes + size);
     };
-    const int ok = stbi_write_png_to_func(append, &encoded, img.width, img.height, img.channels, img.pixels.data(),
-                                          static_cast<int>(img.row_bytes()));
-    GANINV_CHECK(ok != 0 && !encoded.empty(), IoError, "save_png: PNG encoding failed for '", path.string(), "'");
+    int ok = 0;
+    if (format == ImageFormat::png)
+        ok = stbi_write_png_to_func(append, &encoded, img.width, img.height, img.channels, img.pixels.data(),
+                                    static_cast<int>(img.row_bytes()));
+    else if (format == ImageFormat::jpeg)
+        ok = stbi_write_jpg_to_func(append, &encoded, img.width, img.height, img.channels, img.pixels.data(), jpeg_quality);
+    else
+        ok = stbi_write_bmp_to_func(append, &encoded, img.width, img.height, img.channels, img.pixels.data());
+    GANINV_CHECK(ok != 0 && !encoded.empty(), IoError, "encode_image: ", to_string(format), " encoding of a ",
+                 img.width, "x", img.height, "x", img.channels, " image failed");
+    return encoded;
+}
+
+namespace detail {
+
+/// Writes encoded bytes all-or-nothing (file_write.hpp); `what` names the caller in the messages,
+/// which also name the file and the system's reason.
+inline void write_encoded(const std::filesystem::path& path, const std::vector<unsigned char>& encoded, const char* what) {
     try {
         write_file_atomically(path, encoded);
     } catch (const IoError& e) {
-        throw IoError(concat("save_png: ", e.what()));
+        throw IoError(concat(what, ": ", e.what()));
     }
+}
+
+}  // namespace detail
+
+/// Writes `img` as PNG, whatever the extension. Invalid image -> ShapeError; unwritable path -> IoError.
+inline void save_png(const std::filesystem::path& path, const Image& img) {
+    expect_valid_image(img, concat("save_png('", path.string(), "')"));
+    detail::write_encoded(path, encode_image(img, ImageFormat::png), "save_png");
+}
+
+/// Writes `img` in the format its extension names (image_format_for): an unknown extension is a
+/// ValueError before anything is written. Invalid image -> ShapeError; unwritable path -> IoError.
+inline void save_image(const std::filesystem::path& path, const Image& img, int jpeg_quality = kDefaultJpegQuality) {
+    const ImageFormat format = image_format_for(path);
+    expect_valid_image(img, concat("save_image('", path.string(), "')"));
+    detail::write_encoded(path, encode_image(img, format, jpeg_quality), "save_image");
 }
 
 /// [1, channels, H, W] float tensor with values pixel/127.5 - 1 in [-1, 1]. `channels` is 1 or 3:

@@ -8,6 +8,8 @@
 #include "ganinv/metrics/pixel.hpp"
 #include "ganinv/metrics/ssim.hpp"
 
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace ganinv::metrics {
@@ -29,15 +31,59 @@ inline std::vector<Comparison> compare(const Tensor<float>& a, const Tensor<floa
     return out;
 }
 
-/// Scores of two 8-bit images of equal size and channel count, in pixel units (data range 255,
-/// so MSE/MAE are in grey levels). An alpha channel is ignored. Gray vs RGB is a ShapeError:
-/// convert one of them first if that comparison is meant.
-inline Comparison compare_images(const Image& a, const Image& b, const SsimOptions& opts = {}) {
-    const Tensor<float> ta = detail::raw_pixels(a, "compare_images: first image");
-    const Tensor<float> tb = detail::raw_pixels(b, "compare_images: second image");
-    GANINV_CHECK(ta.shape() == tb.shape(), ShapeError, "compare_images: a ", a.width, "x", a.height, "x", a.channels,
-                 " image cannot be compared with a ", b.width, "x", b.height, "x", b.channels, " one");
-    return compare(ta, tb, DataRange::uint8(), opts)[0];
+/// Reports the progress of a long comparison: `done` of `total` work units (rows of all planes).
+using ProgressFn = std::function<void(Index done, Index total)>;
+
+/// Scores of two 8-bit images of equal size, in pixel units (data range 255, so MSE/MAE are in
+/// grey levels). An alpha channel is ignored (RGBA vs RGB compares the colour channels). Gray vs
+/// RGB is a ShapeError: convert one of them first if that comparison is meant.
+///
+/// Works on the 8-bit pixels in place, without a float copy of either image: MSE and MAE are
+/// exact integer sums, SSIM streams rows (ssim.hpp), so an image of 64 Mpx needs no memory beyond
+/// its own pixels and a few rows. `progress` (optional) is called between blocks of rows.
+inline Comparison compare_images(const Image& a, const Image& b, const SsimOptions& opts = {},
+                                 const ProgressFn& progress = {}) {
+    expect_valid_image(a, "compare_images: first image");
+    expect_valid_image(b, "compare_images: second image");
+    const int ca = a.channels == 4 ? 3 : a.channels, cb = b.channels == 4 ? 3 : b.channels;
+    GANINV_CHECK(ca == cb && a.width == b.width && a.height == b.height, ShapeError, "compare_images: a ", a.width,
+                 "x", a.height, "x", a.channels, " image cannot be compared with a ", b.width, "x", b.height, "x",
+                 b.channels, " one");
+    const Index h = a.height, w = a.width, planes = ca;
+    detail::check_ssim_size(h, w, opts);
+    const auto k = detail::gaussian_kernel(opts);
+    const Index total = planes * h;
+
+    // 8-bit differences: the sums are integers far below 2^63, so they are exact in any order.
+    std::int64_t sum_sq = 0, sum_abs = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum_sq, sum_abs) if (h * w > 65536)
+    for (Index y = 0; y < h; ++y) {
+        const std::uint8_t* pa = a.pixels.data() + static_cast<std::size_t>(y) * a.row_bytes();
+        const std::uint8_t* pb = b.pixels.data() + static_cast<std::size_t>(y) * b.row_bytes();
+        for (Index x = 0; x < w; ++x)
+            for (Index c = 0; c < planes; ++c) {
+                const int d = static_cast<int>(pa[x * a.channels + c]) - static_cast<int>(pb[x * b.channels + c]);
+                sum_sq += d * d;
+                sum_abs += d < 0 ? -d : d;
+            }
+    }
+    const double count = static_cast<double>(h) * static_cast<double>(w) * static_cast<double>(planes);
+    Comparison m;
+    m.mse = static_cast<double>(sum_sq) / count;
+    m.mae = static_cast<double>(sum_abs) / count;
+    m.psnr = psnr_from_mse(m.mse, DataRange::uint8());
+
+    const Index pad = opts.radius();
+    double total_ssim = 0;
+    for (Index c = 0; c < planes; ++c) {
+        const detail::PlaneReader<std::uint8_t> ra{a.pixels.data() + c, w, a.channels}, rb{b.pixels.data() + c, w, b.channels};
+        total_ssim += detail::ssim_plane_mean(ra, rb, h, w, DataRange::uint8().value, opts, k, [&](Index rows_done) {
+            // The cropped border rows count as done with the plane's first and last block.
+            if (progress) progress(c * h + rows_done + (rows_done == h - 2 * pad ? 2 * pad : pad), total);
+        });
+    }
+    m.ssim = total_ssim / static_cast<double>(planes);
+    return m;
 }
 
 }  // namespace ganinv::metrics

@@ -6,7 +6,6 @@
 
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
-#include "ganinv/io/image.hpp"
 
 #include <cmath>
 #include <limits>
@@ -40,20 +39,6 @@ inline Index per_image(const Tensor<float>& a, const Tensor<float>& b, const cha
 inline void check_range(DataRange r, const char* what) {
     GANINV_CHECK(r.value > 0 && std::isfinite(r.value), ValueError, what, ": data range must be positive, got ",
                  r.value);
-}
-
-/// An 8-bit image as a [1, C, H, W] tensor of raw values 0..255 (alpha dropped), for metrics in
-/// pixel units. Unlike image_to_tensor there is no rescaling, so 255 is the data range.
-inline Tensor<float> raw_pixels(const Image& img, const char* what) {
-    expect_valid_image(img, what);
-    const int c = img.channels == 4 ? 3 : img.channels;
-    Tensor<float> t({1, c, img.height, img.width});
-    const Index plane = static_cast<Index>(img.pixel_count());
-    for (Index i = 0; i < plane; ++i)
-        for (int k = 0; k < c; ++k)
-            t[k * plane + i] = img.pixels[static_cast<std::size_t>(i) * static_cast<std::size_t>(img.channels) +
-                                          static_cast<std::size_t>(k)];
-    return t;
 }
 
 }  // namespace detail

@@ -13,12 +13,16 @@
 ///    removes every value the border handling touched;
 ///  - multichannel images: the per-channel means are averaged;
 ///  - all arithmetic in double precision (scikit-image promotes uint8 to float64).
+///
+/// The map is streamed row by row (detail::ssim_rows): a few rows of doubles per thread instead
+/// of five full-size double planes, so an 8000x8000 image costs no more than its own pixels.
 #pragma once
 
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/metrics/pixel.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -58,48 +62,105 @@ inline Index reflect_index(Index i, Index n) {
     return i < n ? i : period - 1 - i;
 }
 
-/// Separable correlation of an h x w plane with `k` along rows (axis 0) then columns.
-inline std::vector<double> gaussian_filter(const std::vector<double>& x, Index h, Index w, const std::vector<double>& k) {
-    const Index r = static_cast<Index>(k.size() / 2);
-    std::vector<double> tmp(x.size()), out(x.size());
-    for (Index y = 0; y < h; ++y)
-        for (Index c = 0; c < w; ++c) {
-            double s = 0;
-            for (Index j = -r; j <= r; ++j) s += k[static_cast<std::size_t>(j + r)] * x[static_cast<std::size_t>(reflect_index(y + j, h) * w + c)];
-            tmp[static_cast<std::size_t>(y * w + c)] = s;
+/// One plane of an image read as doubles: element (y, x) is data[(y * width + x) * step], so the
+/// same code reads a planar float tensor (step 1) and one channel of interleaved 8-bit pixels
+/// (step = channels) without converting the whole image first.
+template <class T>
+struct PlaneReader {
+    const T* data;
+    Index width;
+    Index step;
+    double operator()(Index y, Index x) const { return static_cast<double>(data[(y * width + x) * step]); }
+};
+
+/// Rows [y0, y1) of the SSIM map of one plane pair (h x w), streamed: each output row reads the
+/// 2r + 1 input rows around it once (Gaussian along rows, axis 0, then along columns, as
+/// scipy.ndimage.gaussian_filter does) and keeps 11 rows of w doubles per thread, so memory does
+/// not grow with the image height. `sink(y, row)` receives each finished row (w values); it is
+/// called from several threads at once, for distinct rows.
+template <class ReaderA, class ReaderB, class Sink>
+void ssim_rows(const ReaderA& a, const ReaderB& b, Index h, Index w, double range, const SsimOptions& o,
+               const std::vector<double>& k, Index y0, Index y1, Sink&& sink) {
+    const Index r = static_cast<Index>(k.size() / 2), taps = static_cast<Index>(k.size());
+    const auto padded = static_cast<std::size_t>(w + 2 * r), width = static_cast<std::size_t>(w);
+    const double c1 = (o.k1 * range) * (o.k1 * range), c2 = (o.k2 * range) * (o.k2 * range);
+#pragma omp parallel if ((y1 - y0) * w > 65536)
+    {
+        // m[q]: moment q (x, y, xx, yy, xy) after the row filter, in a row padded by reflection so
+        // that the column filter needs no index checks; u[q]: after both filters.
+        std::vector<std::vector<double>> m(5, std::vector<double>(padded)), u(5, std::vector<double>(width));
+        std::vector<double> out(width);
+#pragma omp for schedule(static)
+        for (Index y = y0; y < y1; ++y) {
+            for (auto& v : m) std::fill(v.begin(), v.end(), 0.0);
+            // Loops over x inside the taps: every sum still adds its taps in order, and the inner
+            // loop runs along a row, where the compiler can vectorise it.
+            for (Index t = 0; t < taps; ++t) {
+                const Index row = reflect_index(y + t - r, h);
+                const double kt = k[static_cast<std::size_t>(t)];
+                double *mx = m[0].data() + r, *my = m[1].data() + r, *mxx = m[2].data() + r, *myy = m[3].data() + r,
+                       *mxy = m[4].data() + r;
+                for (Index x = 0; x < w; ++x) {
+                    const double p = a(row, x), q = b(row, x);
+                    mx[x] += kt * p;
+                    my[x] += kt * q;
+                    mxx[x] += kt * (p * p);
+                    myy[x] += kt * (q * q);
+                    mxy[x] += kt * (p * q);
+                }
+            }
+            for (auto& v : m)
+                for (Index i = 0; i < r; ++i) {
+                    v[static_cast<std::size_t>(i)] = v[static_cast<std::size_t>(r + reflect_index(i - r, w))];
+                    v[static_cast<std::size_t>(r + w + i)] = v[static_cast<std::size_t>(r + reflect_index(w + i, w))];
+                }
+            for (std::size_t q = 0; q < 5; ++q) {
+                double* acc = u[q].data();
+                const double* src = m[q].data();
+                std::fill(acc, acc + w, 0.0);
+                for (Index t = 0; t < taps; ++t) {
+                    const double kt = k[static_cast<std::size_t>(t)];
+                    for (Index x = 0; x < w; ++x) acc[x] += kt * src[x + t];
+                }
+            }
+            for (std::size_t x = 0; x < width; ++x) {
+                const double ux = u[0][x], uy = u[1][x];
+                const double vx = u[2][x] - ux * ux, vy = u[3][x] - uy * uy, vxy = u[4][x] - ux * uy;
+                const double a1 = 2 * ux * uy + c1, a2 = 2 * vxy + c2;
+                const double b1 = ux * ux + uy * uy + c1, b2 = vx + vy + c2;
+                out[x] = (a1 * a2) / (b1 * b2);
+            }
+            sink(y, static_cast<const double*>(out.data()));
         }
-    for (Index y = 0; y < h; ++y)
-        for (Index c = 0; c < w; ++c) {
-            double s = 0;
-            for (Index j = -r; j <= r; ++j) s += k[static_cast<std::size_t>(j + r)] * tmp[static_cast<std::size_t>(y * w + reflect_index(c + j, w))];
-            out[static_cast<std::size_t>(y * w + c)] = s;
-        }
-    return out;
+    }
 }
 
-/// SSIM map of one plane pair (h x w values each).
-inline std::vector<double> ssim_plane(const float* a, const float* b, Index h, Index w, double range,
-                                      const SsimOptions& o, const std::vector<double>& k) {
-    const std::size_t n = static_cast<std::size_t>(h * w);
-    std::vector<double> x(n), y(n), xx(n), yy(n), xy(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        x[i] = a[i];
-        y[i] = b[i];
-        xx[i] = x[i] * x[i];
-        yy[i] = y[i] * y[i];
-        xy[i] = x[i] * y[i];
+/// Mean of one plane pair's SSIM map over the interior (filter radius cropped from every side),
+/// in blocks of rows; `after_block(rows_done)` runs between blocks (progress reports). The row
+/// sums are added in row order, so the result does not depend on the number of threads.
+template <class ReaderA, class ReaderB, class AfterBlock>
+double ssim_plane_mean(const ReaderA& a, const ReaderB& b, Index h, Index w, double range, const SsimOptions& o,
+                       const std::vector<double>& k, AfterBlock&& after_block) {
+    const Index pad = o.radius(), block = 256;
+    std::vector<double> row_sum(static_cast<std::size_t>(h), 0.0);
+    for (Index y0 = pad; y0 < h - pad; y0 += block) {
+        const Index y1 = std::min(h - pad, y0 + block);
+        ssim_rows(a, b, h, w, range, o, k, y0, y1, [&](Index y, const double* s) {
+            double sum = 0;
+            for (Index x = pad; x < w - pad; ++x) sum += s[x];
+            row_sum[static_cast<std::size_t>(y)] = sum;
+        });
+        after_block(y1 - pad);
     }
-    const auto ux = gaussian_filter(x, h, w, k), uy = gaussian_filter(y, h, w, k);
-    const auto uxx = gaussian_filter(xx, h, w, k), uyy = gaussian_filter(yy, h, w, k), uxy = gaussian_filter(xy, h, w, k);
-    const double c1 = (o.k1 * range) * (o.k1 * range), c2 = (o.k2 * range) * (o.k2 * range);
-    std::vector<double> s(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const double vx = uxx[i] - ux[i] * ux[i], vy = uyy[i] - uy[i] * uy[i], vxy = uxy[i] - ux[i] * uy[i];
-        const double a1 = 2 * ux[i] * uy[i] + c1, a2 = 2 * vxy + c2;
-        const double b1 = ux[i] * ux[i] + uy[i] * uy[i] + c1, b2 = vx + vy + c2;
-        s[i] = (a1 * a2) / (b1 * b2);
-    }
-    return s;
+    double sum = 0;
+    for (double v : row_sum) sum += v;
+    return sum / static_cast<double>((h - 2 * pad) * (w - 2 * pad));
+}
+
+inline void check_ssim_size(Index h, Index w, const SsimOptions& o) {
+    const Index win = 2 * o.radius() + 1;
+    GANINV_CHECK(h >= win && w >= win, ShapeError, "ssim: images of ", h, "x", w, " are smaller than the ", win, "x",
+                 win, " window");
 }
 
 inline void check_ssim_input(const Tensor<float>& a, const Tensor<float>& b, DataRange range, const SsimOptions& o) {
@@ -108,9 +169,7 @@ inline void check_ssim_input(const Tensor<float>& a, const Tensor<float>& b, Dat
     GANINV_CHECK(a.rank() == 4 && a.numel() > 0, ShapeError, "ssim: expected a batch [N, C, H, W], got shape ",
                  shape_to_string(a.shape()));
     check_range(range, "ssim");
-    const Index win = 2 * o.radius() + 1;
-    GANINV_CHECK(a.dim(2) >= win && a.dim(3) >= win, ShapeError, "ssim: images of ", a.dim(2), "x", a.dim(3),
-                 " are smaller than the ", win, "x", win, " window");
+    check_ssim_size(a.dim(2), a.dim(3), o);
 }
 
 }  // namespace detail
@@ -123,8 +182,12 @@ inline Tensor<float> ssim_map(const Tensor<float>& a, const Tensor<float>& b, Da
     const Index h = a.dim(2), w = a.dim(3), planes = a.dim(0) * a.dim(1);
     Tensor<float> out(a.shape());
     for (Index p = 0; p < planes; ++p) {
-        const auto s = detail::ssim_plane(a.data() + p * h * w, b.data() + p * h * w, h, w, range.value, opts, k);
-        for (Index i = 0; i < h * w; ++i) out[p * h * w + i] = static_cast<float>(s[static_cast<std::size_t>(i)]);
+        float* dst = out.data() + p * h * w;
+        detail::ssim_rows(detail::PlaneReader<float>{a.data() + p * h * w, w, 1},
+                          detail::PlaneReader<float>{b.data() + p * h * w, w, 1}, h, w, range.value, opts, k, 0, h,
+                          [&](Index y, const double* s) {
+                              for (Index x = 0; x < w; ++x) dst[y * w + x] = static_cast<float>(s[x]);
+                          });
     }
     return out;
 }
@@ -135,17 +198,15 @@ inline std::vector<double> ssim(const Tensor<float>& a, const Tensor<float>& b, 
                                 const SsimOptions& opts = {}) {
     detail::check_ssim_input(a, b, range, opts);
     const auto k = detail::gaussian_kernel(opts);
-    const Index c = a.dim(1), h = a.dim(2), w = a.dim(3), pad = opts.radius();
+    const Index c = a.dim(1), h = a.dim(2), w = a.dim(3);
     std::vector<double> out;
     for (Index n = 0; n < a.dim(0); ++n) {
         double total = 0;
         for (Index ch = 0; ch < c; ++ch) {
             const Index off = (n * c + ch) * h * w;
-            const auto s = detail::ssim_plane(a.data() + off, b.data() + off, h, w, range.value, opts, k);
-            double sum = 0;
-            for (Index y = pad; y < h - pad; ++y)
-                for (Index x = pad; x < w - pad; ++x) sum += s[static_cast<std::size_t>(y * w + x)];
-            total += sum / static_cast<double>((h - 2 * pad) * (w - 2 * pad));
+            total += detail::ssim_plane_mean(detail::PlaneReader<float>{a.data() + off, w, 1},
+                                             detail::PlaneReader<float>{b.data() + off, w, 1}, h, w, range.value,
+                                             opts, k, [](Index) {});
         }
         out.push_back(total / static_cast<double>(c));
     }
