@@ -55,8 +55,10 @@ check "the JPEG that overflows stb's Huffman table" 1 "Huffman table" -- \
   "$bin" invert --model "$model" --image "$corpus/image/crash_jpeg_dht_overflow.jpg" --out "$work/inv_jpg" --steps 1
 
 # --- full disk: the error names the file and the reason; nothing half-written stays behind
-check "generate onto /dev/full" 1 "'/dev/full': No space left on device" -- \
-  "$bin" generate --model "$model" --seed 1 --out /dev/full
+# A .png name for the full device: the image format comes from the extension (cli_details).
+ln -sf /dev/full "$work/full.png"
+check "generate onto /dev/full" 1 "full.png': No space left on device" -- \
+  "$bin" generate --model "$model" --seed 1 --out "$work/full.png"
 check "generate --out-tensor onto /dev/full" 1 "'/dev/full': No space left on device" -- \
   "$bin" generate --model "$model" --seed 1 --out "$work/ok.png" --out-tensor /dev/full
 # RLIMIT_FSIZE (ulimit -f, in 512-byte blocks) makes any write past 2 KB fail with EFBIG, the way
