@@ -1,6 +1,8 @@
 // The ganinv command-line tool: dispatches to the registered subcommands.
 #include "cli.hpp"
 
+#include <ganinv/core/eigen.hpp>
+
 #include <cstdio>
 #include <iostream>
 
@@ -93,6 +95,12 @@ void print_overview(std::FILE* out) {
 
 int main(int argc, char** argv) {
     using namespace ganinv::cli;
+    // A tool built with the CUDA sources compiled for another SIMD level than the C++ ones would
+    // free Eigen memory wrongly somewhere later (ganinv/core/eigen.hpp): refuse to start instead.
+    if (const std::string mismatch = ganinv::eigen_abi_mismatch(); !mismatch.empty()) {
+        std::fprintf(stderr, "ganinv: this build is broken: %s\n", mismatch.c_str());
+        return 70;
+    }
     if (argc < 2) {
         print_overview(stderr);
         return 2;

@@ -1,6 +1,7 @@
 // Tests of the core: tensors and views, JSON, RNG, half-precision conversions.
 #include "test_support.hpp"
 
+#include <ganinv/core/eigen.hpp>
 #include <ganinv/core/eigen_view.hpp>
 #include <ganinv/core/half.hpp>
 #include <ganinv/core/json.hpp>
@@ -148,4 +149,18 @@ TEST_CASE("shape_numel refuses element counts beyond 64 bits", "[core][reliabili
     REQUIRE_FALSE(checked_mul(Index{1} << 62, Index{2}, out));
     REQUIRE(checked_mul(Index{1} << 61, Index{2}, out));
     REQUIRE(out == Index{1} << 62);
+}
+
+TEST_CASE("eigen_abi_mismatch: every TU of this binary agrees, and a disagreement names both TUs", "[core][eigen]") {
+    // This TU recorded itself before main(); so did every other one that includes ganinv's Eigen.
+    REQUIRE_FALSE(ganinv::detail::eigen_abi_records().empty());
+    CHECK(ganinv::eigen_abi_mismatch().empty());
+    const std::vector<ganinv::EigenAbi> agree = {{32, 0, "a.cpp"}, {32, 0, "b.cpp"}};
+    CHECK(ganinv::eigen_abi_mismatch(agree).empty());
+    // What an nvcc TU without -Xcompiler=-march=native records next to -march=native C++ TUs.
+    const std::vector<ganinv::EigenAbi> mixed = {{32, 0, "main.cpp"}, {32, 0, "cmd.cpp"}, {16, 1, "invert_cuda.cu"}};
+    const std::string message = ganinv::eigen_abi_mismatch(mixed);
+    CHECK(message.find("main.cpp (EIGEN_MAX_ALIGN_BYTES 32, EIGEN_MALLOC_ALREADY_ALIGNED 0)") != std::string::npos);
+    CHECK(message.find("invert_cuda.cu (EIGEN_MAX_ALIGN_BYTES 16, EIGEN_MALLOC_ALREADY_ALIGNED 1)") != std::string::npos);
+    CHECK(message.find("-Xcompiler") != std::string::npos);
 }

@@ -7,7 +7,7 @@
 
 #include "ganinv/core/tensor.hpp"
 
-#include <Eigen/Core>
+#include "ganinv/core/eigen.hpp"
 
 #include <type_traits>
 

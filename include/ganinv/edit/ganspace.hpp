@@ -16,6 +16,7 @@
 #include "ganinv/edit/sampling.hpp"
 
 #include <Eigen/Dense>
+#include "ganinv/core/eigen.hpp"
 
 #include <cmath>
 #include <cstdint>

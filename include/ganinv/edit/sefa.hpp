@@ -23,6 +23,7 @@
 #include "ganinv/models/stylegan2_config.hpp"
 
 #include <Eigen/Dense>
+#include "ganinv/core/eigen.hpp"
 
 #include <cmath>
 #include <string>

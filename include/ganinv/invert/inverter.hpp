@@ -8,6 +8,7 @@
 #include "ganinv/concepts/latent_space.hpp"
 #include "ganinv/concepts/loss.hpp"
 #include "ganinv/concepts/optimizer.hpp"
+#include "ganinv/core/eigen.hpp"
 #include "ganinv/core/view.hpp"
 #include "ganinv/invert/device_loop.hpp"
 #include "ganinv/invert/objective.hpp"
@@ -43,7 +44,11 @@ class Inverter {
 
 public:
     Inverter(G& generator, LossT loss, Opt optimizer = {}, InverterOptions options = {}, Space space = {})
-        : objective_(generator, std::move(loss), std::move(space), options), opt_(std::move(optimizer)) {}
+        : objective_(generator, std::move(loss), std::move(space), options), opt_(std::move(optimizer)) {
+        // Mixed .cu/.cpp programs whose TUs disagree on Eigen's alignment would crash later, far
+        // from the cause (core/eigen.hpp).
+        if (const std::string mismatch = eigen_abi_mismatch(); !mismatch.empty()) throw ValueError(mismatch);
+    }
 
     const InverterOptions& options() const { return objective_.options(); }
     InverterObjective<G, Space, LossT>& objective() { return objective_; }

@@ -14,7 +14,7 @@
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/linear.hpp"
 
-#include <Eigen/Core>
+#include "ganinv/core/eigen.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -7,7 +7,7 @@
 #include "ganinv/nn/bias_act.hpp"
 #include "ganinv/nn/linear_params.hpp"
 
-#include <Eigen/Core>
+#include "ganinv/core/eigen.hpp"
 
 #include <cmath>
 #include <vector>

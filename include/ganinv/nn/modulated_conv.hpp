@@ -13,7 +13,7 @@
 #include "ganinv/nn/modconv_shape.hpp"
 #include "ganinv/nn/upfirdn2d.hpp"
 
-#include <Eigen/Core>
+#include "ganinv/core/eigen.hpp"
 
 #include <cmath>
 #include <vector>

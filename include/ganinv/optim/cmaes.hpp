@@ -19,6 +19,7 @@
 #include "ganinv/core/tensor.hpp"
 
 #include <Eigen/Dense>
+#include "ganinv/core/eigen.hpp"
 
 #include <algorithm>
 #include <cmath>
