@@ -4,6 +4,7 @@
 // Usage: bench_device_step [--quick] [--json OUT.json]
 #include "../device_step_impl.hpp"
 
+#include <ganinv/backend/cpu.hpp>
 #include <ganinv/loss/pixel.hpp>
 
 #include <cstring>
