@@ -4,6 +4,7 @@
 #                                  cmake, g++, make, Eigen 3.4, stb
 #   scripts/install_deps.sh test   everything the test suite uses (scripts/test.sh): the demo's
 #                                  packages, Catch2, python3 + numpy + torch (converter tests),
+#                                  python3-venv + python3-dev + pytest (the Python package test),
 #                                  dataset-fashion-mnist (the bundled images are checked against
 #                                  it) and chromium (cli_report_renders renders the HTML reports)
 # Without an argument: test (everything). Runs apt-get only when something is missing (sudo when
@@ -13,7 +14,7 @@ what="${1:-test}"
 demo=(cmake g++ make libeigen3-dev libstb-dev)
 case "$what" in
   demo) packages=("${demo[@]}") ;;
-  test) packages=("${demo[@]}" catch2 python3 python3-numpy python3-torch dataset-fashion-mnist chromium) ;;
+  test) packages=("${demo[@]}" catch2 python3 python3-numpy python3-torch python3-venv python3-dev python3-pytest dataset-fashion-mnist chromium) ;;
   *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
 esac
 missing=()

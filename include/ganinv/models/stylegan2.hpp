@@ -73,11 +73,41 @@ public:
         const Index n = batch_of(z, z_dim(), "z");
         MapCache local;
         MapCache& c = cache ? *cache : local;
+        c.z = z;
+        return map_rows(z.data(), n, trunc, c);
+    }
+
+    /// ws [N, num_ws, w_dim] from z [N, z_dim] in the caller's host memory, read in place (no
+    /// copy; host backends only, no cache: a forward pass). The Python bindings hand NumPy and
+    /// PyTorch arrays through here without copying them.
+    Buffer mapping(TensorView<const float, 2> z, const Truncation& trunc = {})
+        requires std::same_as<Buffer, Tensor<float>>
+    {
+        GANINV_CHECK(z.is_contiguous() && z.dim(0) > 0 && z.dim(1) == z_dim(), ShapeError,
+                     "z: expected a contiguous [N, ", z_dim(), "] array with N >= 1, got shape [", z.dim(0), ", ",
+                     z.dim(1), "]");
+        MapCache forward_only;
+        return map_rows(z.data(), z.dim(0), trunc, forward_only);
+    }
+
+    /// img [N, img_channels, R, R] from ws [N, num_ws, w_dim] in the caller's host memory, read in
+    /// place (no copy; host backends only, no cache: a forward pass).
+    Buffer synthesis(TensorView<const float, 3> ws, const NoiseInput<Backend>& noise = {})
+        requires std::same_as<Buffer, Tensor<float>>
+    {
+        GANINV_CHECK(ws.is_contiguous() && ws.dim(0) > 0 && ws.dim(1) == num_ws() && ws.dim(2) == w_dim(), ShapeError,
+                     "ws: expected a contiguous [N, ", num_ws(), ", ", w_dim(), "] array with N >= 1, got shape [",
+                     ws.dim(0), ", ", ws.dim(1), ", ", ws.dim(2), "]");
+        return synthesis_from_styles(styles_of_rows(ws.data(), ws.dim(0)), noise);
+    }
+
+private:
+    /// The mapping network on n rows of z at `z` (device memory of the backend).
+    Buffer map_rows(const float* z, Index n, const Truncation& trunc, MapCache& c) {
         c.trunc_psi = trunc.psi;
         c.trunc_cutoff = trunc.cutoff.value_or(num_ws());
-        c.z = z;
         c.x0 = backend_.empty({n, z_dim()});
-        backend_.normalize_2nd_moment(z.data(), n, z_dim(), c.x0.data());
+        backend_.normalize_2nd_moment(z, n, z_dim(), c.x0.data());
         c.acts.clear();
         const float* x = c.x0.data();
         for (Index i = 0; i < config_.mapping_layers; ++i) {
@@ -94,6 +124,16 @@ public:
             backend_.truncate(ws.data(), n, num_ws(), w_dim(), param("mapping.w_avg").data(), trunc.psi, c.trunc_cutoff);
         return ws;
     }
+
+    /// styles [n, style_dim] of n codes at `ws` (each [num_ws, w_dim], backend memory).
+    Buffer styles_of_rows(const float* ws, Index n) {
+        Buffer out = backend_.zeros({n, style_dim()});
+        const std::vector<nn::StyleAffine> affines = style_affines();
+        backend_.affine_styles(ws, n, num_ws(), w_dim(), affines, style_dim(), out.data());
+        return out;
+    }
+
+public:
 
     /// grad_z [N, z_dim] from grad_ws; accumulates mapping parameter gradients when given.
     Buffer mapping_backward(const MapCache& c, const Buffer& grad_ws, NamedTensors* param_grads = nullptr) {
@@ -120,11 +160,7 @@ public:
     // ------------------------------------------------------------------ styles (S space)
     /// styles [N, style_dim]: every layer's affine(w) (ToRGB styles before its weight gain).
     Buffer styles(const Buffer& ws) {
-        const Index n = batch_of(ws, num_ws() * w_dim(), "ws");
-        Buffer out = backend_.zeros({n, style_dim()});
-        const std::vector<nn::StyleAffine> affines = style_affines();
-        backend_.affine_styles(ws.data(), n, num_ws(), w_dim(), affines, style_dim(), out.data());
-        return out;
+        return styles_of_rows(ws.data(), batch_of(ws, num_ws() * w_dim(), "ws"));
     }
 
     /// grad_ws [N, num_ws, w_dim] from grad_styles; accumulates affine gradients when given.

@@ -1,0 +1,51 @@
+"""ganinv: GAN inversion (StyleGAN2) from ganinv's C++ core, on the CPU.
+
+Arrays cross without copies: float32, C-contiguous NumPy arrays and PyTorch CPU tensors are read
+in place; results are NumPy arrays that own the C++ buffers. The GIL is released while ganinv
+computes. Errors are ganinv.Error (and subclasses) with the C++ library's messages; a wrong dtype
+or shape is a ValueError (ganinv.ValueError / ganinv.ShapeError) naming the argument.
+
+    g = ganinv.Generator.load("models/fmnist32.safetensors")
+    ws = g.mapping(g.seed_z(42), psi=0.7)        # [1, num_ws, w_dim]
+    img = g.synthesis(ws)                         # [1, C, R, R] in [-1, 1]
+    res = ganinv.invert(g, img, steps=100)        # res.ws, res.images, res.psnr, ...
+"""
+
+from ._ganinv import (
+    Error,
+    FormatError,
+    Generator,
+    InversionResult,
+    IoError,
+    ShapeError,
+    ValueError,
+    __version__,
+    cuda_available,
+    image_to_tensor,
+    invert,
+    load_image,
+    load_tensors,
+    save_image,
+    save_tensors,
+)
+from . import edit, metrics
+
+__all__ = [
+    "Error",
+    "FormatError",
+    "Generator",
+    "InversionResult",
+    "IoError",
+    "ShapeError",
+    "ValueError",
+    "__version__",
+    "cuda_available",
+    "edit",
+    "image_to_tensor",
+    "invert",
+    "load_image",
+    "load_tensors",
+    "metrics",
+    "save_image",
+    "save_tensors",
+]
