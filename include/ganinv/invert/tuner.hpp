@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -72,6 +73,8 @@ public:
     }
 
     const TunerOptions& options() const { return o_; }
+    /// Replaces the progress callback (e.g. one progress bar per job).
+    void set_progress(std::function<void(Index, Index, double)> on_progress) { o_.on_progress = std::move(on_progress); }
     /// The names of the tuned tensors, in the generator's spec order.
     const std::vector<std::string>& tuned_params() const { return names_; }
     G& generator() { return g_; }
