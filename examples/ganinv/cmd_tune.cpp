@@ -17,7 +17,8 @@ struct TuneRow {
     std::string name, generator_file;
     metrics::Comparison before, after;
     std::optional<double> lpips_before, lpips_after;
-    double pivot_seconds = 0, tune_seconds = 0;  ///< the job's times divided by its images
+    double pivot_seconds = 0;  ///< its inversion batch's wall time / the batch's images
+    double tune_seconds = 0;   ///< its tuning job's wall time / the job's images
     Index tune_steps = 0;
 };
 
@@ -137,14 +138,14 @@ int run_tune(const Args& a) {
     for (const auto& t : terms) has_lpips |= t.name == "lpips";
     const TuneSettings s = tune_settings_from_args(a, has_lpips);
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
-    if (s.pivot_file && paths.size() != 1) throw UsageError("--pivot gives the code of one image; give one --image");
+    if (s.pivot_file && !std::filesystem::is_directory(*s.pivot_file) && paths.size() != 1)
+        throw UsageError("--pivot " + s.pivot_file->string() + " is one code for " + std::to_string(paths.size()) +
+                         " images; give one --image, or a folder of NAME.safetensors codes");
     if (s.shared) check_one_size(paths, a.max_pixels());
 
     StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
     const std::string config_text = *SafetensorsFile(model).metadata("config");  // load() checked it exists
     const WeightedLossSum<Cpu> loss = build_cli_loss<Cpu>(terms, a);
-    std::optional<Tensor<float>> given;
-    if (s.pivot_file) given = load_pivot_file(*s.pivot_file);
     std::optional<Lpips<Cpu>> lpips_metric;
     if (a.has("lpips-weights")) lpips_metric.emplace(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights")));
     TargetSet targets = load_targets(paths, g.resolution(), g.img_channels(), !a.has("no-resize"), a.max_pixels());
@@ -152,25 +153,43 @@ int run_tune(const Args& a) {
     for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
     if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
     if (s.shared && !targets.failures.empty()) throw IoError("--shared: every image must be readable (see above)");
+    std::optional<Tensor<float>> given;
+    if (s.pivot_file) given = load_given_pivots(*s.pivot_file, targets.names);
 
     TuneRunner<StyleGAN2<Cpu>, WeightedLossSum<Cpu>> runner(g, loss, s, config_text);
-    const std::filesystem::path dir(out_dir);
     const Index n = static_cast<Index>(targets.names.size());
+    PivotSet pivots;
+    if (given) {
+        pivots = {"given", *given, std::vector<std::vector<double>>(targets.names.size()),
+                  std::vector<double>(targets.names.size(), 0.0)};
+    } else {
+        std::optional<ProgressBar> bar;
+        Index bar_batch = 0;
+        pivots = runner.invert(targets.images, [&](Index batch, Index batches, const InversionProgress& p) {
+            if (batch != bar_batch) {
+                if (bar) bar->finish();
+                bar.emplace(concat("pivots, batch ", batch, "/", batches), s.pivot.steps);
+                bar_batch = batch;
+            }
+            bar->update(p);
+        });
+        if (bar) bar->finish();
+    }
+
+    const std::filesystem::path dir(out_dir);
     const Index per_job = s.shared ? n : 1;
     std::vector<TuneRow> rows;
     for (Index j0 = 0; j0 < n; j0 += per_job) {
         const Tensor<float> t = slice_batch(targets.images, j0, per_job);
         const std::string label = s.shared ? std::string("shared") : targets.names[static_cast<std::size_t>(j0)];
         const std::string generator_name = label + ".generator.safetensors";
-        ProgressBar pivot_bar(label + " pivot", s.pivot.steps);
         ProgressBar tune_bar(label + " tune", s.tune.steps);
         runner.set_tune_progress([&](Index step, Index total, double mean_loss) {
             const std::vector<double> v{mean_loss};
             tune_bar.update(InversionProgress{step, total, &v, nullptr, per_job});
         });
         std::filesystem::create_directories(dir);  // with the first results: a failed start leaves nothing
-        const TuneJobResult r = runner.run(t, given, dir / generator_name, label,
-                                           [&](const InversionProgress& p) { pivot_bar.update(p); });
+        const TuneResult r = runner.tune(t, slice_batch(pivots.ws, j0, per_job), dir / generator_name, label);
         tune_bar.finish();
         std::vector<double> lpips_before, lpips_after;
         if (lpips_metric) {  // clamped, as the pictures show them
@@ -178,27 +197,28 @@ int run_tune(const Args& a) {
                 for (float& v : x.values()) v = std::fmin(1.0f, std::fmax(-1.0f, v));
                 return x;
             };
-            lpips_before = lpips_metric->distance(clamped(r.tune.before), t);
-            lpips_after = lpips_metric->distance(clamped(r.tune.after), t);
+            lpips_before = lpips_metric->distance(clamped(r.before), t);
+            lpips_after = lpips_metric->distance(clamped(r.after), t);
         }
         for (Index i = 0; i < per_job; ++i) {
-            const auto k = static_cast<std::size_t>(i);
+            const auto k = static_cast<std::size_t>(i), image = static_cast<std::size_t>(j0 + i);
             TuneRow row;
-            row.name = targets.names[static_cast<std::size_t>(j0 + i)];
+            row.name = targets.names[image];
             row.generator_file = generator_name;
-            std::vector<double> history;
-            for (const auto& step : r.pivot.loss_history) history.push_back(step[k]);
-            write_image_outputs(dir, row.name, r.pivot.space, slice_batch(t, i, 1), slice_batch(r.pivot.ws, i, 1),
-                                history, slice_batch(r.tune.before, i, 1), slice_batch(r.tune.after, i, 1));
-            row.before = r.tune.metrics_before[k];
-            row.after = r.tune.metrics_after[k];
+            write_image_outputs(dir, row.name, pivots.space, slice_batch(t, i, 1), slice_batch(pivots.ws, j0 + i, 1),
+                                pivots.history[image], slice_batch(r.before, i, 1), slice_batch(r.after, i, 1));
+            row.before = r.metrics_before[k];
+            row.after = r.metrics_after[k];
             if (lpips_metric) row.lpips_before = lpips_before[k], row.lpips_after = lpips_after[k];
-            row.pivot_seconds = r.pivot.seconds / static_cast<double>(per_job);
-            row.tune_seconds = r.tune.seconds / static_cast<double>(per_job);
-            row.tune_steps = r.tune.steps_run;
+            row.pivot_seconds = pivots.seconds[image];
+            row.tune_seconds = r.seconds / static_cast<double>(per_job);
+            row.tune_steps = r.steps_run;
             rows.push_back(row);
         }
     }
+    std::vector<Image> strips;  // DIR/overview.png: every comparison strip, one per row
+    for (const auto& r : rows) strips.push_back(load_image(dir / (r.name + "_compare.png")));
+    save_png(dir / "overview.png", make_grid(strips, strips.size() > 8 ? 2 : 1, 6, 255));
     print_tune_summary(std::cout, rows);
     write_tune_summary(dir, rows, model, s, a.has("report"));
     std::cout << "tuned " << runner.tuned_tensors() << " tensor(s); wrote " << (s.shared ? 1 : n)
@@ -216,7 +236,7 @@ const bool registered = register_command(Command{
     "--model M.safetensors (--image A.png [B.png ...] | --dir D) --out DIR\n"
     "       [--pivot-steps 450] [--tune-steps 350] [--tune-lr 3e-4] [--space w|wplus] [--loss mse,lpips:1]\n"
     "       [--layers a:b] [--params all|torgb|biases] [--locality W] [--target-loss L] [--shared]\n"
-    "       [--pivot C.safetensors] [--seed S] [--lpips-weights F [--vgg-weights F]] [--device cpu|cuda]\n"
+    "       [--pivot C.safetensors|DIR] [--seed S] [--lpips-weights F [--vgg-weights F]] [--device cpu|cuda]\n"
     "       [--no-resize] [--max-pixels N] [--report]",
     {
         {"model", "M.safetensors", "generator weights"},
@@ -234,7 +254,8 @@ const bool registered = register_command(Command{
         {"locality", "W", "weight of PTI's locality regulariser (default 0: off, as PTI)"},
         {"target-loss", "L", "stop tuning once every image's LPIPS term (else its loss) is <= L (PTI: 0.06)"},
         {"shared", "", "tune one generator for all images (DIR/shared.generator.safetensors)"},
-        {"pivot", "C.safetensors", "use this code (tensor 'ws', as invert writes it) as the pivot of the one image"},
+        {"pivot", "C", "pivot codes instead of the inversion: a code file (tensor 'ws', as invert writes it) for one "
+                       "image, or invert's output folder (NAME.safetensors per image NAME)"},
         {"seed", "S", "random seed (default 0)"},
         {"lpips-weights", "F", "LPIPS v0.1 linear weights: the lpips term and LPIPS columns in the summary"},
         {"vgg-weights", "F", "VGG16 trunk weights for the lpips/vgg terms"},

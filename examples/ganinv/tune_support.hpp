@@ -27,7 +27,7 @@ struct TuneSettings {
     TunerOptions tune;         ///< the tuning; selection.last_w < 0 until the model is known
     std::string layers_text;   ///< --layers as given, for the messages
     bool shared = false;
-    std::optional<std::filesystem::path> pivot_file;  ///< --pivot: a code instead of the inversion
+    std::optional<std::filesystem::path> pivot_file;  ///< --pivot: a code file or a folder of them, instead of the inversion
 };
 
 inline TuneSettings tune_settings_from_args(const Args& a, bool loss_has_lpips) {
@@ -63,10 +63,7 @@ inline TuneSettings tune_settings_from_args(const Args& a, bool loss_has_lpips) 
         throw UsageError(std::string(a.has("layers") ? "--layers / --params: " : "--params: ") + e.what());
     }
     s.shared = a.has("shared");
-    if (const auto p = a.get("pivot")) {
-        if (s.shared) throw UsageError("--pivot gives one image's code; it does not go with --shared");
-        s.pivot_file = *p;
-    }
+    if (const auto p = a.get("pivot")) s.pivot_file = *p;
     return s;
 }
 
@@ -80,43 +77,89 @@ inline Tensor<float> load_pivot_file(const std::filesystem::path& path) {
     return ws;
 }
 
-/// One tuning job's results on the host.
-struct TuneJobResult {
-    InversionResult pivot;  ///< ws (and, when inverted, the loss history and seconds)
-    TuneResult tune;
+/// --pivot: one code file for one image, or a folder holding NAME.safetensors for every image
+/// NAME (what `ganinv invert --out DIR` wrote), stacked in the images' order.
+inline Tensor<float> load_given_pivots(const std::filesystem::path& path, const std::vector<std::string>& names) {
+    if (!std::filesystem::is_directory(path)) {
+        if (names.size() != 1)
+            throw UsageError("--pivot " + path.string() + " is one code for " + std::to_string(names.size()) +
+                             " images; give one --image, or a folder of NAME.safetensors codes");
+        return load_pivot_file(path);
+    }
+    std::vector<Tensor<float>> codes;
+    for (const auto& name : names) {
+        codes.push_back(load_pivot_file(path / (name + ".safetensors")));
+        GANINV_CHECK(codes.back().shape() == codes.front().shape(), ShapeError, "--pivot: ", name,
+                     ".safetensors holds ws of shape ", shape_to_string(codes.back().shape()), " but ", names.front(),
+                     ".safetensors ", shape_to_string(codes.front().shape()));
+    }
+    Shape shape = codes.front().shape();
+    shape[0] *= static_cast<Index>(codes.size());
+    Tensor<float> all(shape);
+    for (std::size_t i = 0; i < codes.size(); ++i)
+        std::copy(codes[i].data(), codes[i].data() + codes[i].numel(), all.data() + static_cast<Index>(i) * codes[i].numel());
+    return all;
+}
+
+/// The pivots of a set of images: codes, each image's inversion loss history, and its share of
+/// the inversion's wall time.
+struct PivotSet {
+    std::string space;
+    Tensor<float> ws;  ///< [N, num_ws, w_dim]
+    std::vector<std::vector<double>> history;
+    std::vector<double> seconds;
 };
 
-/// Runs the jobs of one `ganinv tune` on one generator: each job inverts its images (or takes the
-/// given code), tunes the generator from its original weights for them, and writes the tuned
-/// generator file with the model's own config metadata.
+/// Runs the steps of one `ganinv tune` on one generator: pivots by inversion (in batches, as
+/// `invert` runs them), then tuning jobs that each start from the original weights and end in a
+/// tuned generator file with the model's own config metadata.
 template <class G, class LossT>
 class TuneRunner {
 public:
+    static constexpr Index kPivotBatch = 8;  ///< images inverted together (invert's default --batch)
+
     TuneRunner(G& g, const LossT& loss, const TuneSettings& s, std::string config_text)
         : g_(g), loss_(loss), s_(s), config_text_(std::move(config_text)), tuner_(g, loss, s.tune) {}
 
     std::size_t tuned_tensors() const { return tuner_.tuned_params().size(); }
     void set_tune_progress(std::function<void(Index, Index, double)> f) { tuner_.set_progress(std::move(f)); }
 
-    TuneJobResult run(const Tensor<float>& targets, const std::optional<Tensor<float>>& given_pivots,
-                      const std::filesystem::path& generator_out, const std::string& tuned_for,
-                      const std::function<void(const InversionProgress&)>& on_pivot_progress) {
-        TuneJobResult r;
-        tuner_.restore_original();  // every job starts from the model as loaded
-        if (given_pivots) {
-            r.pivot.ws = *given_pivots;
-            r.pivot.space = "given";
-        } else {
+    /// Inverts targets [N, C, R, R] with the original weights; `progress(batch, batches, p)`.
+    PivotSet invert(const Tensor<float>& targets,
+                    const std::function<void(Index, Index, const InversionProgress&)>& progress) {
+        tuner_.restore_original();
+        const Index n = targets.dim(0), batches = (n + kPivotBatch - 1) / kPivotBatch;
+        PivotSet p;
+        p.space = s_.space;
+        p.ws = Tensor<float>({n, g_.num_ws(), g_.w_dim()});
+        const Index per = g_.num_ws() * g_.w_dim();
+        for (Index b = 0; b < batches; ++b) {
+            const Index b0 = b * kPivotBatch, nb = std::min(kPivotBatch, n - b0);
             InverterOptions o = s_.pivot;
-            o.on_progress = on_pivot_progress;
+            o.on_progress = [&](const InversionProgress& ip) { progress(b + 1, batches, ip); };
             const Adam adam(ProjectorSchedule{}.adam_options());
-            r.pivot = s_.space == "w" ? run_inverter<WSpace>(g_, loss_, adam, o, targets)
-                                      : run_inverter<WPlusSpace>(g_, loss_, adam, o, targets);
+            const Tensor<float> t = slice_batch(targets, b0, nb);
+            const InversionResult r = s_.space == "w" ? run_inverter<WSpace>(g_, loss_, adam, o, t)
+                                                      : run_inverter<WPlusSpace>(g_, loss_, adam, o, t);
+            std::copy(r.ws.data(), r.ws.data() + nb * per, p.ws.data() + b0 * per);
+            for (Index i = 0; i < nb; ++i) {
+                std::vector<double> h;
+                for (const auto& step : r.loss_history) h.push_back(step[static_cast<std::size_t>(i)]);
+                p.history.push_back(std::move(h));
+                p.seconds.push_back(r.seconds / static_cast<double>(nb));
+            }
         }
-        r.tune = tuner_.run(targets, r.pivot.ws);
+        return p;
+    }
+
+    /// Tunes the original weights for targets and their pivots; writes the generator file.
+    TuneResult tune(const Tensor<float>& targets, const Tensor<float>& pivots, const std::filesystem::path& generator_out,
+                    const std::string& tuned_for) {
+        tuner_.restore_original();
+        TuneResult r = tuner_.run(targets, pivots);
         save_stylegan2(g_, generator_out, config_text_,
                        {{"tuned_for", tuned_for}, {"tuned_tensors", to_string(s_.tune.selection.kinds)},
-                        {"tune_steps", std::to_string(r.tune.steps_run)}});
+                        {"tune_steps", std::to_string(r.steps_run)}});
         return r;
     }
 

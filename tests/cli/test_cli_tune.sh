@@ -48,7 +48,10 @@ check "tune --shared" 0 "wrote 1 generator file" -- "$bin" tune --model "$model"
 for f in shared.generator.safetensors test_0000.safetensors test_0001.safetensors test_0001_compare.png; do exists "$work/shared/$f"; done
 absent "$work/shared/test_0000.generator.safetensors"
 check "tune per image" 0 "wrote 2 generator files?" -- "$bin" tune --model "$model" --image "$a" "$b" --out "$work/each" --pivot-steps 5 --tune-steps 3
-for f in test_0000.generator.safetensors test_0001.generator.safetensors; do exists "$work/each/$f"; done
+for f in test_0000.generator.safetensors test_0001.generator.safetensors overview.png; do exists "$work/each/$f"; done
+# invert's (or tune's) output folder as the pivots of several images.
+check "tune --pivot DIR --shared" 0 "wrote 1 generator file" -- "$bin" tune --model "$model" --image "$a" "$b" --pivot "$work/each" --tune-steps 2 --shared --out "$work/fromdir"
+exists "$work/fromdir/shared.generator.safetensors"
 
 # ---------------------------------------------------------------- bad input, before any output
 "$bin" invert --model "$tiny" --image "$a" --out "$work/tiny" --steps 1 > /dev/null 2>&1
@@ -59,11 +62,12 @@ absent "$work/no2"
 check "--shared with images of different sizes" 2 "--shared tunes one generator on images of one size.*28x28.*150x100" -- "$bin" tune --model "$model" --image "$a" "$data/edit/coffee_small.png" --shared --out "$work/no3"
 absent "$work/no3"
 check "unknown --params" 2 "unknown set of tuned tensors 'convs'" -- "$bin" tune --model "$model" --image "$a" --params convs --out "$work/no4"
-check "--pivot with two images" 2 "--pivot gives the code of one image" -- "$bin" tune --model "$model" --image "$a" "$b" --pivot "$code" --out "$work/no5"
-check "--pivot and --shared" 2 "does not go with --shared" -- "$bin" tune --model "$model" --image "$a" --pivot "$code" --shared --out "$work/no6"
+check "--pivot file with two images" 2 "is one code for 2 images" -- "$bin" tune --model "$model" --image "$a" "$b" --pivot "$code" --out "$work/no5"
+check "--pivot folder without an image's code" 1 "test_0001.safetensors" -- "$bin" tune --model "$model" --image "$a" "$b" --pivot "$work/one" --out "$work/no6"
+absent "$work/no6"
 check "bad --space" 2 "--space must be w or wplus" -- "$bin" tune --model "$model" --image "$a" --space z --out "$work/no7"
 check "--device cuda is not wired yet" 2 "runs on the CPU only so far" -- "$bin" tune --model "$model" --image "$a" --device cuda --out "$work/no8"
-for d in no4 no5 no6 no7 no8; do absent "$work/$d"; done
+for d in no4 no5 no7 no8; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -10,7 +10,9 @@
 #include "ganinv/models/stylegan2_config.hpp"
 #include "ganinv/models/stylegan2_params.hpp"
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
