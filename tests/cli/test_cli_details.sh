@@ -92,7 +92,7 @@ for cmd in $("$bin" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/
   done
 done
 # The README's synopses are the tool's own (whitespace aside).
-for cmd in invert generate; do
+for cmd in invert generate tune; do
   want=$("$bin" "$cmd" --help | awk '/^$/ { exit } { print }' | sed 's/^usage: //' | tr -s ' \n' ' ' | sed 's/ $//')
   got=$(awk -v c="ganinv $cmd " 'index($0, c) == 1 { on = 1 } on && /^```/ { exit } on { print }' "$readme" | tr -s ' \n' ' ' | sed 's/ $//')
   [ "$got" = "$want" ] && ok || { fail "README's 'ganinv $cmd' synopsis differs from --help"; echo "  README: $got"; echo "  --help: $want"; }

@@ -1,14 +1,17 @@
 // The device-resident Adam loop (invert/device_loop.hpp) on CUDA: the whole loop against the host
 // Adam loop with the same exploration noise on the same GPU generator (50 steps), the graph replay
 // against plain launches, and the host traffic of the step path counted in the backend's pool:
-// nothing between progress reports but the report's own two copies and one event wait.
+// nothing between progress reports but the report's own two copies and one event wait. Also the
+// generator tuner (invert/tuner.hpp, issue 15): StyleGAN2<Cuda> against StyleGAN2<Cpu> over 20 steps.
 #include "cuda_catch.hpp"
 #include "device_loop_reference.hpp"
 
 #include <ganinv/concepts/backend_optimizer.hpp>
 #include <ganinv/backend/cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
+#include <ganinv/backend/cpu.hpp>
 #include <ganinv/invert/inverter.hpp>
+#include <ganinv/invert/tuner.hpp>
 #include <ganinv/loss/any_loss.hpp>
 #include <ganinv/loss/pixel.hpp>
 #include <ganinv/models/stylegan2.hpp>
@@ -207,4 +210,36 @@ TEST_CASE("WeightedLossSum<Cuda> keeps its values on the device when every term 
     const InversionResult res = run_loop<WPlusSpace>(g, sum, o, t, &mode);
     CHECK(mode == "device, graph");
     CHECK(res.loss_history.back()[0] < res.loss_history.front()[0]);
+}
+
+TEST_CASE("Tuner on CUDA follows the CPU tuner over 20 steps", "[cuda][tuner]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    StyleGAN2<Cpu> cpu = StyleGAN2<Cpu>::random(g.config(), 7);  // the same weights (same seed)
+    const Tensor<float> targets = loop_targets(g, 2, 31);
+    Tensor<float> z({2, g.z_dim()});
+    Rng(5).fill_normal(z.values());
+    const Tensor<float> pivots = cpu.mapping(z);
+    TunerOptions o;
+    o.steps = 20;
+    o.learning_rate = 3e-3;
+    o.locality_weight = 0.3;  // the regulariser's swap of weight buffers on the device too
+    o.locality_alpha = 5.0;
+    Tuner<GC, Mse<Cuda>> on_gpu(g, Mse<Cuda>{}, o);
+    Tuner<StyleGAN2<Cpu>, Mse<Cpu>> on_cpu(cpu, Mse<Cpu>{}, o);
+    const TuneResult rg = on_gpu.run(targets, pivots), rc = on_cpu.run(targets, pivots);
+    REQUIRE(rg.steps_run == 20);
+    REQUIRE(rc.steps_run == 20);
+    for (std::size_t s = 0; s < 20; ++s)
+        for (std::size_t i = 0; i < 2; ++i) {
+            INFO("step " << s << " image " << i << ": cuda " << rg.loss_history[s][i] << " cpu " << rc.loss_history[s][i]);
+            CHECK(std::fabs(rg.loss_history[s][i] / rc.loss_history[s][i] - 1.0) < 1e-3);
+        }
+    for (const std::string& name : on_cpu.tuned_params()) {
+        const double err = test::relative_l2(g.backend().download(g.param(name)), cpu.param(name));
+        INFO(name << ": relative L2 of the tuned tensor " << err);
+        CHECK(err < 1e-3);
+    }
+    CHECK(test::relative_l2(rg.after, rc.after) < 1e-3);
+    CHECK(rc.loss_history.back()[0] < rc.loss_history.front()[0]);
 }

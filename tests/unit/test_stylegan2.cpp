@@ -23,27 +23,6 @@ double dot(std::span<const float> a, std::span<const float> b) {
     return s;
 }
 
-/// Central differences at five step sizes; the closest to `analytic` is returned. A lrelu kink
-/// (or clamp edge) within one step spoils that step's estimate, but not all five.
-template <class Loss>
-double best_finite_difference(Loss&& loss, float* value, double analytic) {
-    const float keep = *value;
-    double best = 0, best_err = 1e300;
-    for (float eps : {1e-2f, 3e-3f, 1e-3f, 3e-4f, 1e-4f}) {
-        *value = keep + eps;
-        const double lp = loss();
-        *value = keep - eps;
-        const double lm = loss();
-        *value = keep;
-        const double fd = (lp - lm) / (2.0 * static_cast<double>(eps));
-        if (std::fabs(fd - analytic) < best_err) {
-            best_err = std::fabs(fd - analytic);
-            best = fd;
-        }
-    }
-    return best;
-}
-
 }  // namespace
 
 TEST_CASE("StyleGAN2 config, plan and loading", "[stylegan2]") {
@@ -176,7 +155,7 @@ TEST_CASE("StyleGAN2 gradients agree with central finite differences", "[stylega
         const Tensor<float> grad_z = g.mapping_backward(mc, grad_ws, &pg);
 
         auto check = [&](float* value, float analytic, const std::string& what) {
-            const double fd = best_finite_difference(loss, value, analytic);
+            const double fd = test::best_finite_difference(loss, value, analytic);
             INFO(what << (clamp ? " (clamped)" : "") << ": analytic " << analytic << " finite difference " << fd);
             // 1e-2: the strict bound (1e-4) is the official-fixture parity above; here float32 loss
             // noise at small steps and dense lrelu kinks at large ones limit what FD can resolve.
@@ -210,7 +189,7 @@ TEST_CASE("StyleGAN2 ws gradient agrees with finite differences, and S-space rou
     const Tensor<float> grad_ws = g.synthesis_backward_ws(cache, grad_out);
     auto loss = [&] { return dot(g.synthesis(ws, {NoiseMode::random, 5}).values(), grad_out.values()); };
     for (Index i = 0; i < ws.numel(); i += 3) {
-        const double fd = best_finite_difference(loss, &ws[i], grad_ws[i]);
+        const double fd = test::best_finite_difference(loss, &ws[i], grad_ws[i]);
         INFO("ws[" << i << "]: analytic " << grad_ws[i] << " finite difference " << fd);
         REQUIRE(std::fabs(fd - grad_ws[i]) <= 5e-3 * (1.0 + std::fabs(grad_ws[i])));
     }

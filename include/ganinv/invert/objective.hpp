@@ -219,19 +219,7 @@ private:
     }
 
     std::vector<metrics::Comparison> compare(const Tensor<float>& recon) const {
-        Tensor<float> clamped = recon;
-        for (float& v : clamped.values()) v = std::fmin(1.0f, std::fmax(-1.0f, v));
-        const metrics::SsimOptions ssim_opts{};
-        const Index window = 2 * ssim_opts.radius() + 1;
-        if (clamped.dim(2) >= window && clamped.dim(3) >= window)
-            return metrics::compare(clamped, targets_, metrics::DataRange::signed_unit(), ssim_opts);
-        // Images smaller than the SSIM window (tiny test generators): SSIM is undefined, report NaN.
-        std::vector<metrics::Comparison> out;
-        const auto e2 = metrics::mse(clamped, targets_), e1 = metrics::mae(clamped, targets_);
-        for (std::size_t i = 0; i < e2.size(); ++i)
-            out.push_back({e2[i], e1[i], metrics::psnr_from_mse(e2[i], metrics::DataRange::signed_unit()),
-                           std::numeric_limits<double>::quiet_NaN()});
-        return out;
+        return metrics::compare_reconstruction(recon, targets_);
     }
 
     void append_terms(const std::vector<LossTerm>& chunk_terms, Index r0, Index rows) {

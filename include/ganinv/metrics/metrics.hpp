@@ -8,8 +8,10 @@
 #include "ganinv/metrics/pixel.hpp"
 #include "ganinv/metrics/ssim.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 namespace ganinv::metrics {
@@ -28,6 +30,24 @@ inline std::vector<Comparison> compare(const Tensor<float>& a, const Tensor<floa
     const auto e2 = mse(a, b), e1 = mae(a, b), s = ssim(a, b, range, opts);
     std::vector<Comparison> out;
     for (std::size_t i = 0; i < e2.size(); ++i) out.push_back({e2[i], e1[i], psnr_from_mse(e2[i], range), s[i]});
+    return out;
+}
+
+/// Generated images [N, C, H, W] (clamped to [-1, 1] first: what a saved picture would show) against
+/// targets in [-1, 1], data range 2 — the scores the inverter and the tuner report. Images smaller
+/// than the SSIM window (tiny test generators) get SSIM NaN: it is undefined there.
+inline std::vector<Comparison> compare_reconstruction(const Tensor<float>& recon, const Tensor<float>& targets) {
+    Tensor<float> clamped = recon;
+    for (float& v : clamped.values()) v = std::fmin(1.0f, std::fmax(-1.0f, v));
+    const SsimOptions ssim_opts{};
+    const Index window = 2 * ssim_opts.radius() + 1;
+    if (clamped.dim(2) >= window && clamped.dim(3) >= window)
+        return compare(clamped, targets, DataRange::signed_unit(), ssim_opts);
+    std::vector<Comparison> out;
+    const auto e2 = mse(clamped, targets), e1 = mae(clamped, targets);
+    for (std::size_t i = 0; i < e2.size(); ++i)
+        out.push_back({e2[i], e1[i], psnr_from_mse(e2[i], DataRange::signed_unit()),
+                       std::numeric_limits<double>::quiet_NaN()});
     return out;
 }
 

@@ -56,6 +56,7 @@ public:
     const SynthesisPlan& plan() const { return plan_; }
     const std::vector<ParamSpec>& param_specs() const { return specs_; }
     Backend& backend() { return backend_; }
+    const Backend& backend() const { return backend_; }
     Index num_ws() const { return config_.num_ws(); }
     Index w_dim() const { return config_.w_dim; }
     Index z_dim() const { return config_.z_dim; }
