@@ -12,6 +12,7 @@
 #pragma once
 
 #include "ganinv/cuda/check.hpp"
+#include "ganinv/cuda/conv_gemm.cuh"
 #include "ganinv/cuda/gemm_core.cuh"
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/nn/bias_act.hpp"
