@@ -44,11 +44,17 @@ NumpyFloat mapping(Generator& g, const AnyArray& z, float psi, std::optional<Ind
     return to_numpy(std::move(ws));
 }
 
-NumpyFloat synthesis(Generator& g, const AnyArray& ws, const std::string& noise_mode, std::uint64_t noise_seed) {
-    const auto view = float_view<3>(ws, "ws", {kAnySize, g.model.num_ws(), g.model.w_dim()});
+/// The noise modes Python can ask for (explicit noise maps are not exposed).
+NoiseMode python_noise_mode(const std::string& noise_mode) {
     const NoiseMode mode = parse_noise_mode(noise_mode);
     GANINV_CHECK(mode != NoiseMode::explicit_maps, ValueError, "noise_mode must be 'const', 'none' or 'random', got '",
                  noise_mode, "'");
+    return mode;
+}
+
+NumpyFloat synthesis(Generator& g, const AnyArray& ws, const std::string& noise_mode, std::uint64_t noise_seed) {
+    const auto view = float_view<3>(ws, "ws", {kAnySize, g.model.num_ws(), g.model.w_dim()});
+    const NoiseMode mode = python_noise_mode(noise_mode);
     Tensor<float> img;
     {
         nb::gil_scoped_release unlocked;
@@ -65,9 +71,7 @@ NumpyFloat synthesis_backward(Generator& g, const AnyArray& ws, const AnyArray& 
     const Index r = g.model.resolution();
     const auto ws_view = float_view<3>(ws, "ws", {kAnySize, g.model.num_ws(), g.model.w_dim()});
     const auto grad_view = float_view<4>(grad_img, "grad_img", {ws_view.dim(0), g.model.img_channels(), r, r});
-    const NoiseMode mode = parse_noise_mode(noise_mode);
-    GANINV_CHECK(mode != NoiseMode::explicit_maps, ValueError, "noise_mode must be 'const', 'none' or 'random', got '",
-                 noise_mode, "'");
+    const NoiseMode mode = python_noise_mode(noise_mode);
     Tensor<float> grad_ws;
     {
         nb::gil_scoped_release unlocked;
