@@ -13,11 +13,13 @@
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/nn/optimizer_ops.hpp"
 
+#include <algorithm>
 #include <span>
 
 namespace ganinv::cuda {
 
-/// At most this many segments per launch (the code block and 17 noise maps at 1024^2 fit).
+/// At most this many segments per launch (the code block and 17 noise maps at 1024^2 fit in one;
+/// longer lists, e.g. a generator's weights when tuning, take several launches).
 inline constexpr int kMaxParamSegments = 32;
 struct ParamSegmentTable {
     nn::ParamSegment seg[kMaxParamSegments];
@@ -115,12 +117,17 @@ __global__ void stop_and_advance(const float* values, long long rows, nn::StopRu
 
 }  // namespace kernels
 
-inline ParamSegmentTable segment_table(std::span<const nn::ParamSegment> segs, const char* what) {
-    GANINV_CHECK(static_cast<Index>(segs.size()) <= kMaxParamSegments, ShapeError, what, ": ", segs.size(),
-                 " parameter segments, at most ", kMaxParamSegments, " per launch");
-    ParamSegmentTable t;
-    for (const nn::ParamSegment& g : segs) t.seg[t.count++] = g;
-    return t;
+/// Calls launch(table, count) once per group of at most kMaxParamSegments segments: the segments
+/// are independent (each kernel works on its own slice), so a generator tuner's 60+ parameter
+/// tensors take a few launches instead of a limit on the model.
+template <class Launch>
+void for_each_segment_group(std::span<const nn::ParamSegment> segs, Launch&& launch) {
+    for (std::size_t first = 0; first < segs.size(); first += kMaxParamSegments) {
+        ParamSegmentTable t;
+        const std::size_t last = std::min(segs.size(), first + kMaxParamSegments);
+        for (std::size_t i = first; i < last; ++i) t.seg[t.count++] = segs[i];
+        launch(t);
+    }
 }
 
 inline void exploration_ws(const float* code, Index rows, Index code_dim, Index repeat, const nn::StepState& s,
@@ -136,18 +143,22 @@ inline void adam_segments(std::span<const nn::ParamSegment> segs, Index rows, co
     GANINV_CHECK(rows <= 65535, ShapeError, "adam_segments: ", rows, " rows exceed the grid's 65535");
     Index longest = 0;
     for (const nn::ParamSegment& g : segs) longest = std::max(longest, g.row_len);
-    const dim3 grid(blocks_for(longest, 1024), static_cast<unsigned>(rows), static_cast<unsigned>(segs.size()));
-    kernels::adam_segments<><<<grid, kBlock, 0, stream>>>(segment_table(segs, "adam_segments"), c, s);
-    GANINV_CUDA_CHECK_LAUNCH();
+    for_each_segment_group(segs, [&](const ParamSegmentTable& t) {
+        const dim3 grid(blocks_for(longest, 1024), static_cast<unsigned>(rows), static_cast<unsigned>(t.count));
+        kernels::adam_segments<><<<grid, kBlock, 0, stream>>>(t, c, s);
+        GANINV_CUDA_CHECK_LAUNCH();
+    });
 }
 
 inline void renormalize_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::StepState& s,
                                  cudaStream_t stream) {
     if (segs.empty() || rows <= 0) return;
     GANINV_CHECK(rows < (Index{1} << 31), ShapeError, "renormalize_segments: too many rows (", rows, ")");
-    const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(segs.size()));
-    kernels::renormalize_segments<><<<grid, kBlock, 0, stream>>>(segment_table(segs, "renormalize_segments"), s);
-    GANINV_CUDA_CHECK_LAUNCH();
+    for_each_segment_group(segs, [&](const ParamSegmentTable& t) {
+        const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(t.count));
+        kernels::renormalize_segments<><<<grid, kBlock, 0, stream>>>(t, s);
+        GANINV_CUDA_CHECK_LAUNCH();
+    });
 }
 
 inline void stop_and_advance(const float* values, Index rows, const nn::StopRule& rule, const nn::StopState& st,
