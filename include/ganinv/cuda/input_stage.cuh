@@ -46,6 +46,7 @@ struct AxisView {
 };
 
 /// y[p, o, q] = sum_k wy_k sum_j wx_j x[p, sy_k, sx_j] (double accumulation).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_resample(const float* x, long long planes, long long H, long long W, AxisView ay, AxisView ax,
                              long long OH, long long OW, float* y) {
     GANINV_GRID_STRIDE(i, planes * OH * OW) {
@@ -62,6 +63,7 @@ __global__ void net_resample(const float* x, long long planes, long long H, long
     }
 }
 
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_channel_affine(const float* x, long long N, long long Cin, long long HW, InputAffine a, float* y) {
     GANINV_GRID_STRIDE(i, N * 3 * HW) {
         const long long p = i % HW, c = (i / HW) % 3, n = i / (3 * HW);
@@ -71,6 +73,7 @@ __global__ void net_channel_affine(const float* x, long long N, long long Cin, l
 }
 
 /// Adjoint of net_channel_affine: g / scale[c] * pre_mul, the three channels summed for gray.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_channel_affine_backward(const float* g, long long N, long long Cin, long long HW, InputAffine a,
                                             float* gx) {
     GANINV_GRID_STRIDE(i, N * Cin * HW) {
@@ -143,12 +146,12 @@ public:
         if (g.spatial()) {
             const Plan& p = plan(g);
             resized = DeviceTensor({N, C, g.out_h, g.out_w}, pool_);
-            launch_1d(kernels::net_resample, N * C * g.out_h * g.out_w, stream(), x.data(), ll(N * C), ll(g.h), ll(g.w),
+            launch_1d(kernels::net_resample<>, N * C * g.out_h * g.out_w, stream(), x.data(), ll(N * C), ll(g.h), ll(g.w),
                       p.fy.view(), p.fx.view(), ll(g.out_h), ll(g.out_w), resized.data());
             src = &resized;
         }
         DeviceTensor y({N, 3, g.out_h, g.out_w}, pool_);
-        launch_1d(kernels::net_channel_affine, y.numel(), stream(), src->data(), ll(N), ll(C), ll(g.out_h * g.out_w),
+        launch_1d(kernels::net_channel_affine<>, y.numel(), stream(), src->data(), ll(N), ll(C), ll(g.out_h * g.out_w),
                   affine_, y.data());
         return y;
     }
@@ -164,11 +167,11 @@ public:
             small = DeviceTensor({N, channels, g.out_h, g.out_w}, pool_);
             dst = small.data();
         }
-        launch_1d(kernels::net_channel_affine_backward, N * channels * g.out_h * g.out_w, stream(), gy.data(), ll(N),
+        launch_1d(kernels::net_channel_affine_backward<>, N * channels * g.out_h * g.out_w, stream(), gy.data(), ll(N),
                   ll(channels), ll(g.out_h * g.out_w), affine_, dst);
         if (!g.spatial()) return;
         const Plan& p = plan(g);
-        launch_1d(kernels::net_resample, gx.numel(), stream(), static_cast<const float*>(small.data()), ll(N * channels),
+        launch_1d(kernels::net_resample<>, gx.numel(), stream(), static_cast<const float*>(small.data()), ll(N * channels),
                   ll(g.out_h), ll(g.out_w), p.ty.view(), p.tx.view(), ll(g.h), ll(g.w), gx.data());
     }
 

@@ -87,6 +87,7 @@ private:
 namespace kernels {
 
 /// y = relu(y + bias[c]) in place; pre (nullable) receives y + bias (a pre-activation tap).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_bias_relu(float* y, const float* bias, long long C, long long HW, long long total, float* pre) {
     GANINV_GRID_STRIDE(i, total) {
         const float v = y[i] + bias[(i / HW) % C];
@@ -96,6 +97,7 @@ __global__ void net_bias_relu(float* y, const float* bias, long long C, long lon
 }
 
 /// y = relu((y + bias[c]) + skip) in place: the face ResNet's identity residual.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_bias_residual_relu(float* y, const float* bias, const float* skip, long long C, long long HW,
                                        long long total) {
     GANINV_GRID_STRIDE(i, total) {
@@ -105,6 +107,7 @@ __global__ void net_bias_residual_relu(float* y, const float* bias, const float*
 }
 
 /// g = (y > 0) ? g : 0, y the ReLU output.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_relu_mask(const float* y, float* g, long long n) {
     GANINV_GRID_STRIDE(i, n) if (!(y[i] > 0.0f)) g[i] = 0.0f;
 }
@@ -123,6 +126,7 @@ __device__ __forceinline__ long long window_argmax(const float* xp, long long W,
     return best;
 }
 
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_max_pool(const float* x, long long planes, long long H, long long W, int k, int s, long long OH,
                              long long OW, float* y) {
     GANINV_GRID_STRIDE(i, planes * OH * OW) {
@@ -134,6 +138,7 @@ __global__ void net_max_pool(const float* x, long long planes, long long H, long
 
 /// gx[p, iy, ix] = sum of gy over the windows (ascending, as the CPU's scatter) that contain
 /// (iy, ix) and whose winner it is; 0 for inputs that win nothing or lie outside every window.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_max_pool_backward(const float* x, const float* gy, long long planes, long long H, long long W, int k,
                                       int s, long long OH, long long OW, float* gx) {
     GANINV_GRID_STRIDE(i, planes * H * W) {
@@ -150,6 +155,7 @@ __global__ void net_max_pool_backward(const float* x, const float* gy, long long
 }
 
 /// The down block's output: relu(avgpool2x2(x)[c] (0 for c >= C) + (t2 + bias) (0 outside Ho x Wo)).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_residual_down(const float* x, const float* t2, const float* bias, long long N, long long C,
                                   long long O, long long H, long long W, long long Hs, long long Ws, long long Ho,
                                   long long Wo, float* out) {
@@ -171,6 +177,7 @@ __global__ void net_residual_down(const float* x, const float* t2, const float* 
 }
 
 /// Branch gradient of the down block: g_t2 = the Ho x Wo corner of g, masked by out > 0.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_residual_down_branch_grad(const float* out, const float* g, long long N, long long O, long long Hs,
                                               long long Ws, long long Ho, long long Wo, float* g_t2) {
     GANINV_GRID_STRIDE(i, N * O * Ho * Wo) {
@@ -182,6 +189,7 @@ __global__ void net_residual_down_branch_grad(const float* out, const float* g, 
 
 /// Shortcut gradient of the down block added to gx [N, C, H, W]: the masked g of channel c < C
 /// at (y/2, x/2), times 1/4 (inputs the 2x2/2 pool never reads get nothing).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_residual_down_skip_grad_add(const float* out, const float* g, long long N, long long C, long long O,
                                                 long long H, long long W, long long Hs, long long Ws, float* gx) {
     GANINV_GRID_STRIDE(i, N * C * H * W) {
@@ -193,6 +201,7 @@ __global__ void net_residual_down_skip_grad_add(const float* out, const float* g
 }
 
 /// desc[n, k] = sum_c mean_p(h[n, c, :]) * fc[c, k] (mean in float, sum in double, as the CPU).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_mean_fc(const float* h, const float* fc, long long N, long long C, long long P, long long D, float* desc) {
     GANINV_GRID_STRIDE(i, N * D) {
         const long long n = i / D, k = i % D;
@@ -207,6 +216,7 @@ __global__ void net_mean_fc(const float* h, const float* fc, long long N, long l
 }
 
 /// g[n, c, p] = (sum_k gd[n, k] fc[c, k]) / P.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_mean_fc_backward(const float* gd, const float* fc, long long N, long long C, long long P, long long D,
                                      float* g) {
     GANINV_GRID_STRIDE(i, N * C * P) {
@@ -218,11 +228,13 @@ __global__ void net_mean_fc_backward(const float* gd, const float* fc, long long
 }
 
 /// Exact widening of float to double (the reference precision's conv inputs and weights).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_float_to_double(const float* x, double* y, long long n) {
     GANINV_GRID_STRIDE(i, n) y[i] = static_cast<double>(x[i]);
 }
 
 /// Round-to-nearest narrowing of a double conv result, as the Cpu's `.cast<float>()`.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void net_double_to_float(const double* x, float* y, long long n) {
     GANINV_GRID_STRIDE(i, n) y[i] = static_cast<float>(x[i]);
 }
@@ -234,35 +246,35 @@ struct NetOps {
     static long long ll(Index v) { return static_cast<long long>(v); }
 
     static void bias_relu(float* y, const float* bias, Index N, Index C, Index HW, float* pre, cudaStream_t s) {
-        launch_1d(kernels::net_bias_relu, N * C * HW, s, y, bias, ll(C), ll(HW), ll(N * C * HW), pre);
+        launch_1d(kernels::net_bias_relu<>, N * C * HW, s, y, bias, ll(C), ll(HW), ll(N * C * HW), pre);
     }
     static void bias_residual_relu(float* y, const float* bias, const float* skip, Index N, Index C, Index HW,
                                    cudaStream_t s) {
-        launch_1d(kernels::net_bias_residual_relu, N * C * HW, s, y, bias, skip, ll(C), ll(HW), ll(N * C * HW));
+        launch_1d(kernels::net_bias_residual_relu<>, N * C * HW, s, y, bias, skip, ll(C), ll(HW), ll(N * C * HW));
     }
     static void relu_mask(const float* y, float* g, Index n, cudaStream_t s) {
-        launch_1d(kernels::net_relu_mask, n, s, y, g, ll(n));
+        launch_1d(kernels::net_relu_mask<>, n, s, y, g, ll(n));
     }
     static void max_pool(const float* x, Index planes, Index H, Index W, int k, int st, float* y, cudaStream_t s) {
         GANINV_CHECK(H >= k && W >= k, ShapeError, "max_pool2d: input ", H, "x", W, " is smaller than the ", k, "x", k,
                      " window");
         const Index OH = (H - k) / st + 1, OW = (W - k) / st + 1;
-        launch_1d(kernels::net_max_pool, planes * OH * OW, s, x, ll(planes), ll(H), ll(W), k, st, ll(OH), ll(OW), y);
+        launch_1d(kernels::net_max_pool<>, planes * OH * OW, s, x, ll(planes), ll(H), ll(W), k, st, ll(OH), ll(OW), y);
     }
     static void max_pool_backward(const float* x, const float* gy, Index planes, Index H, Index W, int k, int st,
                                   float* gx, cudaStream_t s) {
         const Index OH = (H - k) / st + 1, OW = (W - k) / st + 1;
-        launch_1d(kernels::net_max_pool_backward, planes * H * W, s, x, gy, ll(planes), ll(H), ll(W), k, st, ll(OH),
+        launch_1d(kernels::net_max_pool_backward<>, planes * H * W, s, x, gy, ll(planes), ll(H), ll(W), k, st, ll(OH),
                   ll(OW), gx);
     }
     static void axpy(Index n, float alpha, const float* x, float* y, cudaStream_t s) {
         launch_1d(kernels::axpy<float>, n, s, ll(n), alpha, x, y);
     }
     static void to_double(const float* x, double* y, Index n, cudaStream_t s) {
-        launch_1d(kernels::net_float_to_double, n, s, x, y, ll(n));
+        launch_1d(kernels::net_float_to_double<>, n, s, x, y, ll(n));
     }
     static void to_float(const double* x, float* y, Index n, cudaStream_t s) {
-        launch_1d(kernels::net_double_to_float, n, s, x, y, ll(n));
+        launch_1d(kernels::net_double_to_float<>, n, s, x, y, ll(n));
     }
 };
 

@@ -61,7 +61,7 @@ public:
         const Index N = rgb.dim(0);
         const cudaStream_t s = backend_->stream();
         DeviceTensor x = backend_->empty(rgb.shape());
-        launch_1d(kernels::net_channel_affine, x.numel(), s, rgb.data(), ll(N), 3LL, ll(S * S), input_, x.data());
+        launch_1d(kernels::net_channel_affine<>, x.numel(), s, rgb.data(), ll(N), 3LL, ll(S * S), input_, x.data());
         Cache local;
         Cache& cc = cache ? *cache : local;
         cc = Cache{};
@@ -78,7 +78,7 @@ public:
         }
         const Index C = cur->dim(1), P = cur->dim(2) * cur->dim(3);
         DeviceTensor desc = backend_->empty({N, FaceResNet::kDescriptor});
-        launch_1d(kernels::net_mean_fc, desc.numel(), s, cur->data(), fc_.data(), ll(N), ll(C), ll(P),
+        launch_1d(kernels::net_mean_fc<>, desc.numel(), s, cur->data(), fc_.data(), ll(N), ll(C), ll(P),
                   ll(FaceResNet::kDescriptor), desc.data());
         return desc;
     }
@@ -94,7 +94,7 @@ public:
         const DeviceTensor& last = cc.blocks.back().out;
         const Index C = last.dim(1), P = last.dim(2) * last.dim(3);
         DeviceTensor g = backend_->empty(last.shape());
-        launch_1d(kernels::net_mean_fc_backward, g.numel(), s, grad_desc.data(), fc_.data(), ll(N), ll(C), ll(P),
+        launch_1d(kernels::net_mean_fc_backward<>, g.numel(), s, grad_desc.data(), fc_.data(), ll(N), ll(C), ll(P),
                   ll(FaceResNet::kDescriptor), g.data());
         for (std::size_t i = blocks_.size(); i-- > 0;) g = block_backward(blocks_[i], cc.blocks[i], std::move(g));
         DeviceTensor gs = backend_->empty(cc.stem.shape());
@@ -102,7 +102,7 @@ public:
         NetOps::relu_mask(cc.stem.data(), gs.data(), gs.numel(), s);
         DeviceTensor gx = conv_backward(stem_, gs, {N, 3, FaceResNet::kInput, FaceResNet::kInput});
         DeviceTensor grgb = backend_->empty(gx.shape());
-        launch_1d(kernels::net_channel_affine_backward, grgb.numel(), s, gx.data(), ll(N), 3LL,
+        launch_1d(kernels::net_channel_affine_backward<>, grgb.numel(), s, gx.data(), ll(N), 3LL,
                   ll(FaceResNet::kInput * FaceResNet::kInput), input_, grgb.data());
         return grgb;
     }
@@ -157,7 +157,7 @@ private:
         const Index Hs = (x.dim(2) - 2) / 2 + 1, Ws = (x.dim(3) - 2) / 2 + 1;
         FaceResNet::check_down_fit(b.name, Ho, Wo, Hs, Ws);
         st.out = backend_->empty({N, O, Hs, Ws});
-        launch_1d(kernels::net_residual_down, st.out.numel(), s, x.data(), t2.data(), b.conv2.b.data(), ll(N), ll(C),
+        launch_1d(kernels::net_residual_down<>, st.out.numel(), s, x.data(), t2.data(), b.conv2.b.data(), ll(N), ll(C),
                   ll(O), ll(x.dim(2)), ll(x.dim(3)), ll(Hs), ll(Ws), ll(Ho), ll(Wo), st.out.data());
         return st;
     }
@@ -176,12 +176,12 @@ private:
         }
         const Index Hs = g.dim(2), Ws = g.dim(3);
         DeviceTensor g_t2 = backend_->empty({N, O, Ho, Wo});
-        launch_1d(kernels::net_residual_down_branch_grad, g_t2.numel(), s, st.out.data(), g.data(), ll(N), ll(O), ll(Hs),
+        launch_1d(kernels::net_residual_down_branch_grad<>, g_t2.numel(), s, st.out.data(), g.data(), ll(N), ll(O), ll(Hs),
                   ll(Ws), ll(Ho), ll(Wo), g_t2.data());
         DeviceTensor g_t1 = conv_backward(b.conv2, g_t2, st.t1.shape());
         NetOps::relu_mask(st.t1.data(), g_t1.data(), g_t1.numel(), s);
         DeviceTensor gx = conv_backward(b.conv1, g_t1, in);
-        launch_1d(kernels::net_residual_down_skip_grad_add, gx.numel(), s, st.out.data(), g.data(), ll(N), ll(C), ll(O),
+        launch_1d(kernels::net_residual_down_skip_grad_add<>, gx.numel(), s, st.out.data(), g.data(), ll(N), ll(C), ll(O),
                   ll(in[2]), ll(in[3]), ll(Hs), ll(Ws), gx.data());
         return gx;
     }

@@ -38,11 +38,13 @@ __device__ __forceinline__ double block_sum_fixed(double v) {
     return s;
 }
 
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void lpips_normalize(float* f, long long C, long long P, long long total) {
     GANINV_GRID_STRIDE(i, total) ganinv::detail::lpips_normalize_position(f + (i / P) * C * P + i % P, C, P);
 }
 
 /// grid (chunks, N): positions of image n; grad (nullable) = the layer's gradient w.r.t. f.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void lpips_head(const float* f, const float* t, const float* w, long long C, long long P, float* grad,
                            double* partial) {
     const long long n = blockIdx.y, chunks = gridDim.x;
@@ -57,6 +59,7 @@ __global__ void lpips_head(const float* f, const float* t, const float* w, long 
 }
 
 /// grid (chunks, N) over the m values of image n: sum of (a - b)^2; grad = 2 k (a - b).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void mse_head(const float* a, const float* b, long long m, double k, float* grad, double* partial) {
     const long long n = blockIdx.y, chunks = gridDim.x;
     double acc = 0.0;
@@ -69,6 +72,7 @@ __global__ void mse_head(const float* a, const float* b, long long m, double k, 
     if (threadIdx.x == 0) partial[n * chunks + blockIdx.x] = acc;
 }
 
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void per_image_finish(const double* partial, long long batch, long long chunks, double scale, double* acc) {
     GANINV_GRID_STRIDE(n, batch) {
         double s = 0.0;
@@ -77,6 +81,7 @@ __global__ void per_image_finish(const double* partial, long long batch, long lo
     }
 }
 
+template <int = 0>  // a template: defined once however many TUs of a binary include this
 __global__ void bits_differ(const float* a, const float* b, long long n, unsigned* flag) {
     GANINV_GRID_STRIDE(i, n) if (__float_as_uint(a[i]) != __float_as_uint(b[i])) atomicOr(flag, 1u);
 }
@@ -99,7 +104,7 @@ public:
     void lpips(const DeviceTensor& f, const DeviceTensor& t, const float* w, float* grad) {
         const Index C = f.dim(1), P = f.dim(2) * f.dim(3), k = chunks(P);
         PoolArray<double> partial(pool_, static_cast<std::size_t>(batch_ * k));
-        kernels::lpips_head<<<dim3(static_cast<unsigned>(k), static_cast<unsigned>(batch_)), kBlock, 0, pool_->stream()>>>(
+        kernels::lpips_head<><<<dim3(static_cast<unsigned>(k), static_cast<unsigned>(batch_)), kBlock, 0, pool_->stream()>>>(
             f.data(), t.data(), w, C, P, grad, partial.data());
         GANINV_CUDA_CHECK_LAUNCH();
         finish(partial, k, 1.0 / static_cast<double>(P));
@@ -109,7 +114,7 @@ public:
         const Index m = a.numel() / batch_, k = chunks(m);
         const double scale = weight / static_cast<double>(m);
         PoolArray<double> partial(pool_, static_cast<std::size_t>(batch_ * k));
-        kernels::mse_head<<<dim3(static_cast<unsigned>(k), static_cast<unsigned>(batch_)), kBlock, 0, pool_->stream()>>>(
+        kernels::mse_head<><<<dim3(static_cast<unsigned>(k), static_cast<unsigned>(batch_)), kBlock, 0, pool_->stream()>>>(
             a.data(), b.data(), m, scale, grad, partial.data());
         GANINV_CUDA_CHECK_LAUNCH();
         finish(partial, k, scale);
@@ -124,7 +129,7 @@ public:
 
 private:
     void finish(const PoolArray<double>& partial, Index chunks, double scale) {
-        launch_1d(kernels::per_image_finish, batch_, pool_->stream(), partial.data(), static_cast<long long>(batch_),
+        launch_1d(kernels::per_image_finish<>, batch_, pool_->stream(), partial.data(), static_cast<long long>(batch_),
                   static_cast<long long>(chunks), scale, acc_.data());
     }
     std::shared_ptr<MemoryPool> pool_;
@@ -135,7 +140,7 @@ private:
 /// f [N, C, H, W] -> f / (||f||_channels + eps) per position, in place.
 inline void lpips_normalize(DeviceTensor& f) {
     const Index C = f.dim(1), P = f.dim(2) * f.dim(3), total = f.dim(0) * P;
-    launch_1d(kernels::lpips_normalize, total, f.stream(), f.data(), static_cast<long long>(C), static_cast<long long>(P),
+    launch_1d(kernels::lpips_normalize<>, total, f.stream(), f.data(), static_cast<long long>(C), static_cast<long long>(P),
               static_cast<long long>(total));
 }
 
@@ -146,7 +151,7 @@ inline void lpips_normalize(DeviceTensor& f) {
 inline bool same_bits(const DeviceTensor& key, const DeviceTensor& target) {
     PoolArray<unsigned> flag(target.pool(), 1);
     GANINV_CUDA_CHECK(cudaMemsetAsync(flag.data(), 0, sizeof(unsigned), target.stream()));
-    launch_1d(kernels::bits_differ, target.numel(), target.stream(), key.data(), target.data(),
+    launch_1d(kernels::bits_differ<>, target.numel(), target.stream(), key.data(), target.data(),
               static_cast<long long>(target.numel()), flag.data());
     return flag.download()[0] == 0;
 }
