@@ -1,6 +1,7 @@
 // ganinv invert: finds the latent codes of images with a StyleGAN2 generator and writes, per
 // image, the code, the reconstruction, a side-by-side comparison and a loss curve.
 #include "common.hpp"
+#include "cuda_options_arg.hpp"
 #include "invert_support.hpp"
 #include "lpips_metric.hpp"
 #if GANINV_CLI_HAS_CUDA
@@ -24,15 +25,7 @@ int run_invert(const Args& a) {
     const std::string model = a.require("model"), out_dir = output_dir_option(a);
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
-    cuda::CudaOptions cuda_options;  // --cuda-precision, parsed here once, before the GPU is touched
-    if (const auto p = a.get("cuda-precision")) {
-        if (device != "cuda") throw UsageError("--cuda-precision applies to --device cuda only");
-        try {
-            cuda_options.precision = cuda::parse_precision(*p);
-        } catch (const ValueError& e) {
-            throw UsageError(std::string("--cuda-precision: ") + e.what());
-        }
-    }
+    const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);  // before the GPU is touched
     // Every argument is checked here, before the model is loaded and before DIR is created.
     const std::string space = space_option(a, "wplus");
     const std::string optimizer = optimizer_option(a, true, "invert");
@@ -149,7 +142,7 @@ const bool registered = register_command(Command{
         {"batch", "B", "images inverted together (default 8)"},
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         {"device", "DEV", "cpu (default) or cuda"},
-        {"cuda-precision", "P", "--device cuda: fp32 (default, exact), tf32 or bf16 tensor-core convolutions (wgmma on Hopper)"},
+        cuda_precision_option(),
         {"report", "", "also write DIR/report.html (static page with every picture and the metrics)"},
         max_pixels_option(),
     },

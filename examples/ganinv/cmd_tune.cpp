@@ -5,8 +5,13 @@
 #include "html_report.hpp"
 #include "lpips_metric.hpp"
 #include "tune_support.hpp"
+#if GANINV_CLI_HAS_CUDA
+#include "tune_cuda.hpp"
+#endif
+#include "cuda_options_arg.hpp"
 
 #include <iomanip>
+#include <memory>
 #include <iostream>
 #include <sstream>
 
@@ -80,9 +85,10 @@ void print_tune_summary(std::ostream& os, const std::vector<TuneRow>& rows) {
 }
 
 void write_tune_summary(const std::filesystem::path& dir, const std::vector<TuneRow>& rows, const std::string& model,
-                        const TuneSettings& s, bool report) {
+                        const std::string& device, const TuneSettings& s, bool report) {
     Json root{Json::Object{}};
     root.set("model", model);
+    root.set("device", device);
     root.set("space", s.pivot_file ? std::string("given") : s.space);
     root.set("pivot_steps", static_cast<std::int64_t>(s.pivot_file ? 0 : s.pivot.steps));
     root.set("tune_steps", static_cast<std::int64_t>(s.tune.steps));
@@ -128,9 +134,12 @@ int run_tune(const Args& a) {
     const std::string model = a.require("model"), out_dir = output_dir_option(a);
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
+    const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);
+#if !GANINV_CLI_HAS_CUDA
     if (device == "cuda")
-        throw UsageError("--device cuda: ganinv tune runs on the CPU only so far (the library's Tuner works with "
-                         "StyleGAN2<Cuda>, the tool's GPU path is not wired yet); use --device cpu");
+        throw UsageError("--device cuda: this ganinv was built without CUDA (CMake found no nvcc); rebuild on a "
+                         "machine with the CUDA toolkit, or use --device cpu");
+#endif
     // Every argument is checked here, before the model is loaded and before DIR is created.
     const std::string loss_text = a.get("loss").value_or(a.has("lpips-weights") ? "mse,lpips:1" : "mse");
     const std::vector<LossTermSpec> terms = parse_loss_terms(loss_text);
@@ -143,12 +152,24 @@ int run_tune(const Args& a) {
                          " images; give one --image, or a folder of NAME.safetensors codes");
     if (s.shared) check_one_size(paths, a.max_pixels());
 
-    StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
-    const std::string config_text = *SafetensorsFile(model).metadata("config");  // load() checked it exists
-    const WeightedLossSum<Cpu> loss = build_cli_loss<Cpu>(terms, a);
+    const std::string config_text = [&] {
+        const auto c = SafetensorsFile(model).metadata("config");
+        if (!c) throw FormatError("model '" + model + "' has no 'config' metadata: not a ganinv generator file");
+        return *c;
+    }();
+    std::unique_ptr<TuneJob> job;
+#if GANINV_CLI_HAS_CUDA
+    if (device == "cuda") {
+        job = make_cuda_tune_job(model, terms, a, cuda_options, s, config_text);
+        std::cerr << "device: " << job->device_name() << "\n";
+    }
+#endif
+    if (!job)
+        job = std::make_unique<TuneRunner<StyleGAN2<Cpu>, WeightedLossSum<Cpu>>>(
+            [&] { return StyleGAN2<Cpu>::load(model); }, [&] { return build_cli_loss<Cpu>(terms, a); }, s, config_text);
     std::optional<Lpips<Cpu>> lpips_metric;
     if (a.has("lpips-weights")) lpips_metric.emplace(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights")));
-    TargetSet targets = load_targets(paths, g.resolution(), g.img_channels(), !a.has("no-resize"), a.max_pixels());
+    TargetSet targets = load_targets(paths, job->resolution(), job->img_channels(), !a.has("no-resize"), a.max_pixels());
     for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
     for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
     if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
@@ -156,7 +177,7 @@ int run_tune(const Args& a) {
     std::optional<Tensor<float>> given;
     if (s.pivot_file) given = load_given_pivots(*s.pivot_file, targets.names);
 
-    TuneRunner<StyleGAN2<Cpu>, WeightedLossSum<Cpu>> runner(g, loss, s, config_text);
+    TuneJob& runner = *job;
     const Index n = static_cast<Index>(targets.names.size());
     PivotSet pivots;
     if (given) {
@@ -220,7 +241,7 @@ int run_tune(const Args& a) {
     for (const auto& r : rows) strips.push_back(load_image(dir / (r.name + "_compare.png")));
     save_png(dir / "overview.png", make_grid(strips, strips.size() > 8 ? 2 : 1, 6, 255));
     print_tune_summary(std::cout, rows);
-    write_tune_summary(dir, rows, model, s, a.has("report"));
+    write_tune_summary(dir, rows, model, runner.device_name(), s, a.has("report"));
     std::cout << "tuned " << runner.tuned_tensors() << " tensor(s); wrote " << (s.shared ? 1 : n)
               << " generator file(s) to " << out_dir << "\n";
     if (!targets.failures.empty()) {
@@ -259,7 +280,8 @@ const bool registered = register_command(Command{
         {"seed", "S", "random seed (default 0)"},
         {"lpips-weights", "F", "LPIPS v0.1 linear weights: the lpips term and LPIPS columns in the summary"},
         {"vgg-weights", "F", "VGG16 trunk weights for the lpips/vgg terms"},
-        {"device", "DEV", "cpu (default); cuda is not wired into this command yet"},
+        {"device", "DEV", "cpu (default) or cuda: pivots and tuning on the GPU (the tool's first GPU)"},
+        cuda_precision_option(),
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         max_pixels_option(),
         {"report", "", "also write DIR/report.html"},

@@ -1,6 +1,7 @@
 // ganinv invert --device cuda: StyleGAN2<Cuda> with the CUDA losses, driven by the same
 // Inverter dispatch as the CPU path (invert_dispatch.hpp).
 #include "invert_cuda.hpp"
+#include "cuda_device.cuh"
 #include "invert_dispatch.hpp"
 
 #include <ganinv/backend/cuda.cuh>
@@ -14,20 +15,6 @@
 
 namespace ganinv::cli {
 
-namespace {
-
-/// A readable refusal on machines without a usable GPU (before any stream or allocation).
-void require_cuda_device() {
-    int count = 0;
-    const cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0)
-        throw CudaError(concat("--device cuda: no usable CUDA device on this machine (",
-                               e != cudaSuccess ? cudaGetErrorString(e) : "no devices", "); use --device cpu"),
-                        e != cudaSuccess ? e : cudaErrorNoDevice);
-}
-
-}  // namespace
-
 struct CudaInversion::Impl {
     cuda::Stream stream;
     Cuda backend;
@@ -37,15 +24,8 @@ struct CudaInversion::Impl {
 
     Impl(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a,
          const cuda::CudaOptions& options)
-        : backend(stream, options), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cli_loss<Cuda>(terms, a, backend)) {
-        int dev = 0;
-        GANINV_CUDA_CHECK(cudaGetDevice(&dev));
-        cudaDeviceProp prop{};
-        GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-        const cuda::Precision prec = backend.options().precision;
-        device = concat(prop.name, " (sm_", prop.major, prop.minor, "), convolutions ", cuda::to_string(prec),
-                        prec == cuda::Precision::fp32 ? "" : (backend.wgmma_enabled() ? " on wgmma kernels" : " on mma.sync kernels"));
-    }
+        : backend(stream, options), generator(StyleGAN2<Cuda>::load(model, backend)), loss(build_cli_loss<Cuda>(terms, a, backend)),
+          device(describe_cuda_device(backend)) {}
 };
 
 CudaInversion::CudaInversion(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a,

@@ -14,6 +14,7 @@
 #include <ganinv/models/stylegan2_file.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -110,23 +111,46 @@ struct PivotSet {
     std::vector<double> seconds;
 };
 
-/// Runs the steps of one `ganinv tune` on one generator: pivots by inversion (in batches, as
-/// `invert` runs them), then tuning jobs that each start from the original weights and end in a
-/// tuned generator file with the model's own config metadata.
+/// One `ganinv tune` on one device, behind a plain C++ interface so that cmd_tune.cpp needs no
+/// CUDA header: TuneRunner<StyleGAN2<Cpu>, ...> here, the CUDA one in tune_cuda.cu.
+class TuneJob {
+public:
+    virtual ~TuneJob() = default;
+    virtual Index resolution() const = 0;
+    virtual Index img_channels() const = 0;
+    /// "cpu", or the GPU's name and the convolutions' precision.
+    virtual std::string device_name() const = 0;
+    virtual std::size_t tuned_tensors() const = 0;
+    virtual void set_tune_progress(std::function<void(Index, Index, double)> f) = 0;
+    /// Inverts host targets [N, C, R, R] with the original weights; `progress(batch, batches, p)`.
+    virtual PivotSet invert(const Tensor<float>& targets,
+                            const std::function<void(Index, Index, const InversionProgress&)>& progress) = 0;
+    /// Tunes the original weights for host targets and their pivots; writes the generator file.
+    virtual TuneResult tune(const Tensor<float>& targets, const Tensor<float>& pivots,
+                            const std::filesystem::path& generator_out, const std::string& tuned_for) = 0;
+};
+
+/// Runs the steps of one `ganinv tune` on one generator it owns: pivots by inversion (in
+/// batches, as `invert` runs them), then tuning jobs that each start from the original weights
+/// and end in a tuned generator file with the model's own config metadata.
 template <class G, class LossT>
-class TuneRunner {
+class TuneRunner : public TuneJob {
 public:
     static constexpr Index kPivotBatch = 8;  ///< images inverted together (invert's default --batch)
 
-    TuneRunner(G& g, const LossT& loss, const TuneSettings& s, std::string config_text)
-        : g_(g), loss_(loss), s_(s), config_text_(std::move(config_text)), tuner_(g, loss, s.tune) {}
+    /// make_generator() and make_loss() build the two in place (a CUDA generator need not move).
+    template <class MakeGenerator, class MakeLoss>
+    TuneRunner(MakeGenerator&& make_generator, MakeLoss&& make_loss, const TuneSettings& s, std::string config_text)
+        : g_(make_generator()), loss_(make_loss()), s_(s), config_text_(std::move(config_text)), tuner_(g_, loss_, s.tune) {}
 
-    std::size_t tuned_tensors() const { return tuner_.tuned_params().size(); }
-    void set_tune_progress(std::function<void(Index, Index, double)> f) { tuner_.set_progress(std::move(f)); }
+    Index resolution() const override { return g_.resolution(); }
+    Index img_channels() const override { return g_.img_channels(); }
+    std::string device_name() const override { return "cpu"; }
+    std::size_t tuned_tensors() const override { return tuner_.tuned_params().size(); }
+    void set_tune_progress(std::function<void(Index, Index, double)> f) override { tuner_.set_progress(std::move(f)); }
 
-    /// Inverts targets [N, C, R, R] with the original weights; `progress(batch, batches, p)`.
     PivotSet invert(const Tensor<float>& targets,
-                    const std::function<void(Index, Index, const InversionProgress&)>& progress) {
+                    const std::function<void(Index, Index, const InversionProgress&)>& progress) override {
         tuner_.restore_original();
         const Index n = targets.dim(0), batches = (n + kPivotBatch - 1) / kPivotBatch;
         PivotSet p;
@@ -152,9 +176,8 @@ public:
         return p;
     }
 
-    /// Tunes the original weights for targets and their pivots; writes the generator file.
     TuneResult tune(const Tensor<float>& targets, const Tensor<float>& pivots, const std::filesystem::path& generator_out,
-                    const std::string& tuned_for) {
+                    const std::string& tuned_for) override {
         tuner_.restore_original();
         TuneResult r = tuner_.run(targets, pivots);
         save_stylegan2(g_, generator_out, config_text_,
@@ -164,8 +187,8 @@ public:
     }
 
 private:
-    G& g_;
-    const LossT& loss_;
+    G g_;
+    LossT loss_;
     const TuneSettings& s_;
     std::string config_text_;
     Tuner<G, LossT> tuner_;

@@ -66,8 +66,25 @@ check "--pivot file with two images" 2 "is one code for 2 images" -- "$bin" tune
 check "--pivot folder without an image's code" 1 "test_0001.safetensors" -- "$bin" tune --model "$model" --image "$a" "$b" --pivot "$work/one" --out "$work/no6"
 absent "$work/no6"
 check "bad --space" 2 "--space must be w or wplus" -- "$bin" tune --model "$model" --image "$a" --space z --out "$work/no7"
-check "--device cuda is not wired yet" 2 "runs on the CPU only so far" -- "$bin" tune --model "$model" --image "$a" --device cuda --out "$work/no8"
+check "--cuda-precision needs --device cuda" 2 "applies to --device cuda only" -- "$bin" tune --model "$model" --image "$a" --cuda-precision tf32 --out "$work/no8"
 for d in no4 no5 no7 no8; do absent "$work/$d"; done
+
+# ---------------------------------------------------------------- --device cuda
+if nvidia-smi -L > /dev/null 2>&1; then
+  # On a GPU (scripts/gpu_device_step.sh runs this script there): the same job as "one" above on
+  # the GPU reaches the CPU's score (float rounding differs; the tuned PSNR within 0.3 dB).
+  check "tune --device cuda" 0 "tuned [0-9]+ tensor\(s\); wrote 1 generator file" -- "$bin" tune --model "$model" --image "$a" --out "$work/gpu" "${short[@]}" --device cuda
+  grep -q '"device": "[^"]*(sm_' "$work/gpu/summary.json" && ok || fail "summary.json does not name the GPU"
+  g_after=$(json_number "$work/gpu/summary.json" psnr_after)
+  awk -v a="$g_after" -v b="$after" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d < 0.3) }' && ok ||
+    fail "tune --device cuda PSNR $g_after dB vs the CPU's $after dB"
+  check "the GPU-tuned generator works on the CPU" 0 "wrote" -- "$bin" generate --model "$work/gpu/test_0000.generator.safetensors" --ws "$work/gpu/test_0000.safetensors" --out "$work/gpu_g.png"
+else
+  # Without a GPU (CI): status 1 "no usable CUDA device" in a CUDA build, 2 "built without CUDA" otherwise.
+  check "tune --device cuda refuses without a GPU" 0 "no usable CUDA device|built without CUDA" -- bash -c \
+    "'$bin' tune --model '$model' --image '$a' --out '$work/no9' --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
+  absent "$work/no9"
+fi
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]
