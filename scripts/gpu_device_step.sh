@@ -7,9 +7,13 @@
 #   bench   bench_device_step_gpu (256 and 1024, batch 1 and 8, fp32/tf32/bf16), gemm_peak.py, the
 #           official projector's project() (official_projector_timing.py, $GANINV_OFFICIAL_DIR =
 #           a checkout of stylegan2-ada-pytorch next to the script; skipped when absent), joined
+#   tune    (not in the default list; issue 15) builds the ganinv tool and bench_tune_gpu, runs the
+#           cli_tune test script with this GPU (tune --device cuda vs --device cpu) and the PTI
+#           benchmark (450 pivot + 350 tuning steps at 256 and 1024)
 # Logs, JSON and tables go to $OUT (or ./gpu_check_out/device_step).
-# Usage: scripts/gpu_device_step.sh [build,test,bench]
-# Env: GPU_CHECK_QUICK=1, GANINV_OFFICIAL_DIR, GPU_DEVICE_STEP_TEST_FILTER (a Catch2 filter for test_cuda)
+# Usage: scripts/gpu_device_step.sh [build,test,bench,tune]
+# Env: GPU_CHECK_QUICK=1, GANINV_OFFICIAL_DIR, GPU_DEVICE_STEP_TEST_FILTER (a Catch2 filter for test_cuda),
+#      GPU_TUNE_BENCH_ARGS (extra bench_tune_gpu arguments, e.g. "--precisions tf32")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -69,5 +73,27 @@ if has bench; then
   python3 benchmarks/gpu/join_device_step.py "$out/device_step_gpu.json" --official "${official[@]}" \
     --peak "$out/gemm_peak.json" --out "$out/device_step_joined.json" > "$out/device_step_table.md" 2>> "$out/bench.log"
   cat "$out/device_step_table.md" | tee -a "$out/summary.log"
+fi
+if has tune; then
+  t0=$(date +%s)
+  [ -f "$build/CMakeCache.txt" ] || { source scripts/gpu_cmake_deps.sh; cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_BUILD_EXAMPLES=OFF -DGANINV_BUILD_BENCHMARKS=ON "${deps[@]}" > "$out/build.log" 2>&1; }
+  cmake -S . -B "$build" -DGANINV_BUILD_EXAMPLES=ON >> "$out/build.log" 2>&1 &&
+  cmake --build "$build" --target ganinv_cli bench_tune_gpu -j"$(nproc)" >> "$out/build.log" 2>&1
+  rc=$?
+  say "tune build rc=$rc in $(( $(date +%s) - t0 )) s"
+  if [ $rc -ne 0 ]; then grep -E "error" "$out/build.log" | head -20; status=1; else
+    t0=$(date +%s)
+    OMP_NUM_THREADS=8 tests/cli/test_cli_tune.sh "$build/examples/ganinv" models/fmnist32.safetensors tests/data \
+      "$out/cli_tune_work" > "$out/cli_tune.log" 2>&1; rc=$?
+    say "cli_tune (with the GPU): rc=$rc $(tail -1 "$out/cli_tune.log") ($(( $(date +%s) - t0 )) s)"
+    [ $rc -ne 0 ] && { grep -A5 FAIL "$out/cli_tune.log" | head -30; status=1; }
+    t0=$(date +%s)
+    # shellcheck disable=SC2086  # a list of arguments
+    "$build/benchmarks/gpu/bench_tune_gpu" "${quick[@]}" ${GPU_TUNE_BENCH_ARGS:-} --json "$out/tune_gpu.json" > "$out/tune_bench.log" 2>&1; rc=$?
+    say "bench_tune_gpu rc=$rc ($(( $(date +%s) - t0 )) s)"
+    tee -a "$out/summary.log" < "$out/tune_bench.log" | tail -12
+    [ $rc -ne 0 ] && status=1
+  fi
 fi
 exit $status
