@@ -11,6 +11,7 @@
 #include <ganinv/models/stylegan2_file.hpp>
 
 #include <cstring>
+#include <map>
 #include <set>
 
 using namespace ganinv;
@@ -79,6 +80,41 @@ TEST_CASE("Tuner weight gradients agree with finite differences, locality term i
         REQUIRE(kinds == std::set<ParamKind>{ParamKind::weight, ParamKind::bias, ParamKind::affine_bias,
                                              ParamKind::const_input, ParamKind::noise_strength});
     }
+}
+
+TEST_CASE("Gradients into backend buffers equal the host gradients, only for the named tensors", "[tuner][gradients]") {
+    // The Tuner's step keeps weight gradients in backend memory (ParamGradTarget's device map):
+    // each named buffer receives exactly what the host NamedTensors path accumulates (added to
+    // what it held), every kind of tensor included, and no other tensor is computed or needed.
+    G g = small_generator();
+    const Tensor<float> ws = random_pivots(g, 2, 5);
+    G::Cache cache;
+    const Tensor<float> img = g.synthesis(ws, NoiseInput<Cpu>{NoiseMode::constant, 0, nullptr}, &cache);
+    Tensor<float> grad_img(img.shape());
+    Rng(3).fill_normal(grad_img.values());
+    NamedTensors host = g.zero_param_grads();
+    (void)g.synthesis_backward_ws(cache, grad_img, &host);
+    std::map<std::string, Tensor<float>> on_backend;
+    std::set<ParamKind> kinds;
+    for (const auto& spec : g.param_specs()) {
+        if (spec.name.rfind("synthesis.", 0) != 0 || spec.kind == ParamKind::filter || kinds.count(spec.kind))
+            continue;  // one tensor of each kind that has a gradient (resampling filters are constants)
+        kinds.insert(spec.kind);
+        on_backend.emplace(spec.name, Tensor<float>(spec.shape, 1.0f));  // starts at 1: the target accumulates
+    }
+    (void)g.synthesis_backward_ws(cache, grad_img, G::GradTarget(&on_backend));
+    REQUIRE(on_backend.size() == kinds.size());
+    for (const auto& [name, t] : on_backend) {
+        const Tensor<float>& h = host.at(name);
+        double norm = 0;
+        for (Index i = 0; i < h.numel(); ++i) norm = std::max(norm, std::fabs(static_cast<double>(h[i])));
+        INFO(name << " (largest host gradient " << norm << ")");
+        REQUIRE(norm > 0);  // a zero gradient would compare equal to an untouched buffer
+        for (Index i = 0; i < h.numel(); ++i) REQUIRE(std::fabs(t[i] - (1.0 + h[i])) <= 1e-6 * (1.0 + std::fabs(h[i])));
+    }
+    REQUIRE(kinds.count(ParamKind::weight));
+    REQUIRE(kinds.count(ParamKind::noise_const));
+    REQUIRE(kinds.count(ParamKind::const_input));
 }
 
 TEST_CASE("Tuner with zero steps returns the original weights exactly", "[tuner]") {

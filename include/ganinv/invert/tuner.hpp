@@ -7,8 +7,9 @@
 /// Everything runs on the generator's backend: the weights, their Adam moments and the step
 /// state live in backend memory and the update is the backend's `adam_segments` (the op the
 /// device-resident inversion loop uses), so the same template serves StyleGAN2<Cpu> and
-/// StyleGAN2<Cuda>. The weight gradients are the generator's own (`synthesis_backward_ws` with a
-/// NamedTensors store, which is host memory); they are uploaded once per step.
+/// StyleGAN2<Cuda>. The weight gradients are the generator's own (`synthesis_backward_ws` into
+/// backend buffers of the tuned tensors only: the others are not computed, and on the GPU nothing
+/// but the per-image loss values leaves the device in a step).
 #pragma once
 
 #include "ganinv/concepts/backend_optimizer.hpp"
@@ -21,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -69,7 +71,7 @@ public:
             b.copy(p.data(), original_.back().data(), p.numel());
             tuned_values_ += p.numel();
         }
-        grads_ = g_.zero_param_grads();
+        for (const std::string& name : names_) grads_.emplace(name, b.zeros(g_.param(name).shape()));
     }
 
     const TunerOptions& options() const { return o_; }
@@ -112,7 +114,7 @@ public:
     Evaluation evaluate(bool with_grads, Index step = 0) {
         GANINV_CHECK(n_ > 0, ValueError, "tuner: set_problem(targets, pivots) first");
         if (with_grads)
-            for (auto& [name, t] : grads_.items()) t.fill(0.0f);
+            for (auto& [name, t] : grads_) g_.backend().fill(t, 0.0f);
         Evaluation e;
         typename G::Cache cache;
         const Buffer img = g_.synthesis(pivots_, NoiseInput<Backend>{o_.noise, 0, nullptr}, &cache);
@@ -121,15 +123,20 @@ public:
         e.per_image = std::move(r.per_image);
         e.terms = std::move(r.terms);
         for (double v : e.per_image) e.total += v / static_cast<double>(n_);
-        if (with_grads) g_.synthesis_backward_ws(cache, scaled(grad_img, 1.0f / static_cast<float>(n_)), &grads_);
+        if (with_grads)
+            g_.synthesis_backward_ws(cache, scaled(grad_img, 1.0f / static_cast<float>(n_)), grad_target());
         if (o_.locality_weight > 0) {
             e.locality = locality(with_grads, step);
             e.total += e.locality;
         }
         return e;
     }
-    /// Gradients of the last evaluate(true), one host tensor per generator tensor.
-    const NamedTensors& grads() const { return grads_; }
+    /// Gradients of the last evaluate(true), one host tensor per tuned tensor (downloaded).
+    NamedTensors grads() const {
+        NamedTensors out;
+        for (const std::string& name : names_) out.add(name, g_.backend().download(grads_.at(name)));
+        return out;
+    }
 
     /// Tunes the generator in place (from its current weights) for these targets and pivots.
     TuneResult run(const Tensor<float>& targets, const Tensor<float>& pivots) {
@@ -145,6 +152,11 @@ public:
         AdamState adam(b, names_, g_, o_);
         for (Index step = 0; step < o_.steps; ++step) {
             const Evaluation e = evaluate(true, step);
+            if (!std::isfinite(e.total)) {  // a non-finite gradient of the last step reached the weights
+                restore_original();
+                throw ValueError(concat("tuner: the objective is ", e.total, " at step ", step,
+                                        " (a non-finite gradient or loss); the generator's original weights are restored"));
+            }
             res.loss_history.push_back(e.per_image);
             if (o_.locality_weight > 0) res.locality_history.push_back(e.locality);
             if (o_.on_progress && ((step + 1) % std::max<Index>(1, o_.progress_every) == 0 || step + 1 == o_.steps))
@@ -179,19 +191,14 @@ private:
                 const Shape& s = g.param(name).shape();
                 m_.push_back(b.zeros(s));
                 v_.push_back(b.zeros(s));
-                grad_.push_back(b.zeros(s));
             }
         }
-        void step(Backend& b, G& g, const std::vector<std::string>& names, const NamedTensors& grads, Index step) {
+        void step(Backend& b, G& g, const std::vector<std::string>& names, std::map<std::string, Buffer>& grads,
+                  Index step) {
             std::vector<nn::ParamSegment> segs;
             for (std::size_t k = 0; k < names.size(); ++k) {
-                const Tensor<float>& host = grads.at(names[k]);
-                for (Index i = 0; i < host.numel(); ++i)  // a NaN would poison the moments for good
-                    GANINV_CHECK(std::isfinite(host[i]), ValueError, "tuner: non-finite gradient ", host[i], " of '",
-                                 names[k], "' at step ", step);
-                grad_[k] = b.upload(host);
                 Buffer& p = g.param(names[k]);
-                segs.push_back({p.data(), m_[k].data(), v_[k].data(), grad_[k].data(), nullptr, 0.0f, p.numel()});
+                segs.push_back({p.data(), m_[k].data(), v_[k].data(), grads.at(names[k]).data(), nullptr, 0.0f, p.numel()});
             }
             b.fill(step_, static_cast<float>(step));
             b.adam_segments(segs, 1, consts_, nn::StepState{step_.data(), learning_rate_.data(), noise_scale_.data(),
@@ -201,7 +208,7 @@ private:
     private:
         nn::AdamConstants consts_;
         Buffer step_, learning_rate_, noise_scale_, running_;
-        std::vector<Buffer> m_, v_, grad_;
+        std::vector<Buffer> m_, v_;
     };
 
     Tensor<float> render_on_backend(const Buffer& ws) {
@@ -262,9 +269,11 @@ private:
         const double factor = o_.locality_weight / static_cast<double>(k);
         double value = 0;
         for (double v : r.per_image) value += factor * v;
-        if (with_grads) g_.synthesis_backward_ws(cache, scaled(grad_img, static_cast<float>(factor)), &grads_);
+        if (with_grads) g_.synthesis_backward_ws(cache, scaled(grad_img, static_cast<float>(factor)), grad_target());
         return value;
     }
+
+    typename G::GradTarget grad_target() { return typename G::GradTarget(&grads_); }
 
     void swap_original() {
         for (std::size_t k = 0; k < names_.size(); ++k) std::swap(g_.param(names_[k]), original_[k]);
@@ -276,7 +285,7 @@ private:
     std::vector<std::string> names_;
     std::vector<Buffer> original_;
     Index tuned_values_ = 0;
-    NamedTensors grads_;
+    std::map<std::string, Buffer> grads_;  ///< the tuned tensors' gradients, in backend memory
     Tensor<float> pivots_host_;
     Buffer targets_, pivots_;
     Index n_ = 0;

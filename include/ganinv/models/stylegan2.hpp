@@ -15,11 +15,28 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <numbers>
 #include <optional>
 #include <vector>
 
 namespace ganinv {
+
+/// Where a backward pass adds parameter gradients: host tensors (every tensor of the model), or
+/// backend buffers by name (only those tensors: the others are not computed, and nothing leaves
+/// the device; the Tuner's step on the GPU). Converts from `NamedTensors*` and `nullptr`.
+template <class Buffer>
+struct ParamGradTarget {
+    NamedTensors* host = nullptr;
+    std::map<std::string, Buffer>* device = nullptr;
+
+    ParamGradTarget() = default;
+    ParamGradTarget(std::nullptr_t) {}
+    ParamGradTarget(NamedTensors* h) : host(h) {}
+    explicit ParamGradTarget(std::map<std::string, Buffer>* d) : device(d) {}
+
+    bool wants(const std::string& name) const { return host || (device && device->count(name) != 0); }
+};
 
 template <class Backend = Cpu>
 class StyleGAN2 {
@@ -28,6 +45,7 @@ public:
     using Buffer = typename Backend::Buffer;
     using Cache = SynthesisCache<Backend>;
     using MapCache = MappingCache<Backend>;
+    using GradTarget = ParamGradTarget<Buffer>;
 
     StyleGAN2(StyleGAN2Config config, const NamedTensors& params, Backend backend = {})
         : config_(std::move(config)), plan_(config_), backend_(std::move(backend)) {
@@ -137,7 +155,7 @@ private:
 public:
 
     /// grad_z [N, z_dim] from grad_ws; accumulates mapping parameter gradients when given.
-    Buffer mapping_backward(const MapCache& c, const Buffer& grad_ws, NamedTensors* param_grads = nullptr) {
+    Buffer mapping_backward(const MapCache& c, const Buffer& grad_ws, GradTarget param_grads = {}) {
         const Index n = c.z.dim(0);
         Buffer g = backend_.empty({n, w_dim()});
         backend_.reduce_ws(grad_ws.data(), n, num_ws(), w_dim(), c.trunc_psi, c.trunc_cutoff, g.data());
@@ -165,7 +183,7 @@ public:
     }
 
     /// grad_ws [N, num_ws, w_dim] from grad_styles; accumulates affine gradients when given.
-    Buffer styles_backward(const Buffer& ws, const Buffer& grad_styles, NamedTensors* param_grads = nullptr) {
+    Buffer styles_backward(const Buffer& ws, const Buffer& grad_styles, GradTarget param_grads = {}) {
         const Index n = batch_of(ws, num_ws() * w_dim(), "ws");
         Buffer grad_ws = backend_.empty({n, num_ws(), w_dim()});
         std::vector<nn::StyleAffine> affines = style_affines();
@@ -188,7 +206,7 @@ public:
     /// Backward of synthesis_from_styles: grad_styles (and per-layer noise gradients in the result);
     /// accumulates every synthesis parameter's gradient when param_grads is given.
     SynthesisGradients<Backend> synthesis_backward(const Cache& cache, const Buffer& grad_img,
-                                                   NamedTensors* param_grads = nullptr);
+                                                   GradTarget param_grads = {});
 
     /// ws -> image in one call (styles computed on the way; the cache keeps them for backward).
     Buffer synthesis(const Buffer& ws, const NoiseInput<Backend>& noise = {}, Cache* cache = nullptr) {
@@ -200,7 +218,7 @@ public:
         return img;
     }
     /// grad_ws from grad_img through synthesis and the affines.
-    Buffer synthesis_backward_ws(const Cache& cache, const Buffer& grad_img, NamedTensors* param_grads = nullptr,
+    Buffer synthesis_backward_ws(const Cache& cache, const Buffer& grad_img, GradTarget param_grads = {},
                                  SynthesisGradients<Backend>* detail_out = nullptr) {
         GANINV_CHECK(cache.ws.numel() > 0, ValueError, "synthesis_backward_ws needs a cache filled by synthesis(ws)");
         SynthesisGradients<Backend> g = synthesis_backward(cache, grad_img, param_grads);
@@ -210,26 +228,40 @@ public:
     }
 
 private:
-    /// Accumulates a parameter gradient computed on the backend into a host NamedTensors.
+    /// One parameter gradient computed on the backend into a fresh buffer, then added to its
+    /// target (downloaded into the host tensor, or axpy into the device buffer); inactive (null
+    /// pointer: the kernels skip it) when the target does not want this tensor.
     class GradSlot {
     public:
-        GradSlot(StyleGAN2& g, NamedTensors* grads, const std::string& name) : g_(g), grads_(grads), name_(name) {
-            if (grads_) buf_ = g_.backend_.zeros(g_.specs_[g_.find(name)].shape);
+        GradSlot(StyleGAN2& g, const GradTarget& target, const std::string& name) : g_(g), target_(target), name_(name) {
+            if (target_.wants(name_)) buf_ = g_.backend_.zeros(g_.specs_[g_.find(name)].shape), active_ = true;
         }
-        float* ptr() { return grads_ ? buf_.data() : nullptr; }
+        float* ptr() { return active_ ? buf_.data() : nullptr; }
         void commit() {
-            if (!grads_) return;
-            const Tensor<float> h = g_.backend_.download(buf_);
-            Tensor<float>& dst = grads_->at(name_);
-            for (Index i = 0; i < h.numel(); ++i) dst[i] += h[i];
+            if (active_) g_.add_param_grad(target_, name_, buf_);
         }
 
     private:
         StyleGAN2& g_;
-        NamedTensors* grads_;
+        GradTarget target_;
         std::string name_;
         Buffer buf_;
+        bool active_ = false;
     };
+
+    /// target[name] += grad (a backend buffer of the tensor's shape).
+    void add_param_grad(const GradTarget& target, const std::string& name, const Buffer& grad) {
+        if (target.host) {
+            const Tensor<float> h = backend_.download(grad);
+            Tensor<float>& dst = target.host->at(name);
+            for (Index i = 0; i < h.numel(); ++i) dst[i] += h[i];
+        } else if (target.device) {
+            Buffer& dst = target.device->at(name);
+            GANINV_CHECK(dst.numel() == grad.numel(), ShapeError, "gradient buffer of '", name, "' has ", dst.numel(),
+                         " values, the tensor ", grad.numel());
+            backend_.axpy(grad.numel(), 1.0f, grad.data(), dst.data());
+        }
+    }
 
     std::size_t find(const std::string& name) const {
         const auto it = index_.find(name);

@@ -101,7 +101,7 @@ typename StyleGAN2<Backend>::Buffer StyleGAN2<Backend>::synthesis_from_styles(co
 
 template <class Backend>
 SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& c, const Buffer& grad_img,
-                                                                   NamedTensors* param_grads) {
+                                                                   GradTarget param_grads) {
     const Index n = c.batch;
     GANINV_CHECK(c.layers.size() == plan_.layers.size() && n > 0, ValueError,
                  "synthesis_backward: the cache was not filled by a forward pass of this generator");
@@ -142,7 +142,7 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
         Buffer* gn = with_noise ? &grads.noise[static_cast<std::size_t>(l.noise_index)] : nullptr;
         if (gn) *gn = backend_.empty({n, R, R});
         {
-            GradSlot gstrength(*this, with_noise ? param_grads : nullptr, l.name + ".noise_strength");
+            GradSlot gstrength(*this, with_noise ? param_grads : GradTarget{}, l.name + ".noise_strength");
             backend_.bias_act_noise_backward(
                 L.out.data(), (l.is_torgb ? g_img : g_x).data(), n, O, R * R,
                 l.is_torgb ? nn::BiasActParams::linear(clamp) : nn::BiasActParams::lrelu(1.0f, clamp),
@@ -151,12 +151,10 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
                 gn ? gn->data() : nullptr, gstrength.ptr());
             gstrength.commit();
         }
-        if (gn && c.noise_mode == NoiseMode::constant && param_grads) {
+        if (gn && c.noise_mode == NoiseMode::constant && param_grads.wants(l.name + ".noise_const")) {
             Buffer sum = backend_.zeros({R, R});
             backend_.sum_rows_add(gn->data(), R * R, n, sum.data());
-            const Tensor<float> h = backend_.download(sum);
-            Tensor<float>& dst = param_grads->at(l.name + ".noise_const");
-            for (Index k = 0; k < h.numel(); ++k) dst[k] += h[k];
+            add_param_grad(param_grads, l.name + ".noise_const", sum);
         }
         backend_.modconv_backward(inputs[i], param(l.name + ".weight").data(), L.styles.data(), filt, L.dcoefs.data(),
                                   L.modconv_out.data(), g_pre.data(), sh, accumulate ? g_x.data() : g_in.data(),
@@ -182,13 +180,11 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
         slices.push_back({l.style_offset, l.in_channels, style_gain(l), g_styles[i].data()});
     }
     backend_.scatter_add_column_blocks(slices, n, grads.styles.data(), style_dim());
-    if (param_grads) {  // the const input was broadcast over the batch
+    if (param_grads.wants("synthesis.b4.const")) {  // the const input was broadcast over the batch
         const Buffer& cp = param("synthesis.b4.const");
         Buffer sum = backend_.zeros(cp.shape());
         backend_.sum_rows_add(g_x.data(), cp.numel(), n, sum.data());
-        const Tensor<float> h = backend_.download(sum);
-        Tensor<float>& dst = param_grads->at("synthesis.b4.const");
-        for (Index k = 0; k < h.numel(); ++k) dst[k] += h[k];
+        add_param_grad(param_grads, "synthesis.b4.const", sum);
     }
     return grads;
 }
