@@ -237,7 +237,7 @@ inline std::set<std::string> images_done_in_manifest(const std::filesystem::path
     return done;
 }
 
-/// What a complete output set of one image looks like (write_outputs in invert_outputs.cpp).
+/// What a complete output set of one image looks like (write_image_outputs in invert_outputs.cpp).
 struct OutputSpec {
     Index resolution = 0, channels = 0, num_ws = 0, w_dim = 0;
     std::string space;

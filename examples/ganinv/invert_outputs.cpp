@@ -76,14 +76,6 @@ ImageSummary write_image_outputs(const std::string& dir, const std::string& name
     }
 }
 
-std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
-                                        const Tensor<float>& targets, const InversionResult& r, bool /*report*/) {
-    std::vector<ImageSummary> rows;
-    for (std::size_t i = 0; i < names.size(); ++i)
-        rows.push_back(write_image_outputs(dir, names[i], static_cast<Index>(i), targets, r));
-    return rows;
-}
-
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows) {
     std::vector<Image> strips;
     for (const auto& r : rows) strips.push_back(load_image(std::filesystem::path(dir) / (r.name + "_compare.png")));

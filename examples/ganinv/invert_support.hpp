@@ -231,8 +231,6 @@ inline Image difference_image(const Tensor<float>& target, const Tensor<float>& 
 /// each all-or-nothing. On a failure the files of this image already written are removed.
 ImageSummary write_image_outputs(const std::string& dir, const std::string& name, Index i, const Tensor<float>& targets,
                                  const InversionResult& r);
-std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
-                                        const Tensor<float>& targets, const InversionResult& r, bool report);
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows);
 /// DIR/overview.png: every image's comparison strip, one per row.
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows);
