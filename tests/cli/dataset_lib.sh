@@ -61,3 +61,18 @@ wait_for() {  # wait_for SECONDS COMMAND...: polls until the command succeeds
   while ! "$@"; do t=$((t - 1)); [ $t -le 0 ] && return 1; sleep 0.1; done
 }
 lines_at_least() { [ -f "$1/manifest.jsonl" ] && [ "$(wc -l < "$1/manifest.jsonl")" -ge "$2" ]; }
+
+# resumed_once OUT N1 FIRST_RUN: after a job was killed having written N1 manifest lines (FIRST_RUN:
+# the names it finished) and was resumed, every good image is ok exactly once, the resumed run
+# did exactly the images not finished before (the failed ones included), and only the failed
+# (corrupt) images ran twice: one in flight at the kill left no line in the first run.
+resumed_once() {
+  local out="$1" n1="$2" first_run="$3" second_run twice n
+  same "after resume: each good image ok once" "$(manifest names "$out" ok)" "$(good_names)"
+  second_run=$(tail -n +$((n1 + 1)) "$out/manifest.jsonl" | python3 -c 'import json,sys; print("\n".join(sorted(json.loads(l)["name"] for l in sys.stdin)))')
+  same "second run: exactly the unfinished images" "$second_run" \
+    "$(sort <(good_names | grep -vxF -f <(echo "$first_run")) <(bad_names))"
+  twice=$(for n in $(good_names) $(bad_names); do [ "$(manifest count "$out" "$n")" -ge 2 ] && echo "$n"; done)
+  same "ran twice: only the failed (corrupt) images" "$twice" "$(bad_names)"
+  complete_sets "$out" $(good_names)
+}

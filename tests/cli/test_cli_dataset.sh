@@ -72,14 +72,7 @@ first_run=$(manifest names "$work/k" ok); n1=$(wc -l < "$work/k/manifest.jsonl")
 [ "$n1" -ge 5 ] && [ "$n1" -lt 24 ] && ok || fail "killed job wrote $n1 lines (want 5..23)"
 check "resume after SIGKILL" 1 "resume: $(echo "$first_run" | grep -c .) of 24 images are done" -- \
   "${run[@]}" --steps 8 --batch 1 --dir "$work/images" --out "$work/k" --resume
-same "after resume: each good image ok once" "$(manifest names "$work/k" ok)" "$(good_names)"
-second_run=$(tail -n +$((n1 + 1)) "$work/k/manifest.jsonl" | python3 -c 'import json,sys; print("\n".join(sorted(json.loads(l)["name"] for l in sys.stdin)))')
-same "second run: exactly the unfinished images" "$second_run" \
-  "$(sort <(good_names | grep -vxF -f <(echo "$first_run")) <(bad_names))"
-# An image finished before the kill is never redone; the one in flight left no line in run 1.
-twice=$(for n in $(good_names) $(bad_names); do [ "$(manifest count "$work/k" $n)" -ge 2 ] && echo $n; done)
-same "ran twice: only the failed (corrupt) images" "$twice" "$(bad_names)"
-complete_sets "$work/k" $(good_names)
+resumed_once "$work/k" "$n1" "$first_run"
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]
