@@ -173,8 +173,10 @@ int run_invert(const Args& a) {
 
     ManifestWriter manifest(out);
     std::vector<ImageSummary> summary;  // this process's images, for the summary files of a one-process run
+    // One write per message: rank 0's worker thread and its progress line share stderr.
+    const auto say = [](const std::string& line) { std::cerr << (line + "\n") << std::flush; };
     const auto fail = [&](long long i, const std::string& why, double seconds) {
-        std::cerr << "error: " << paths[static_cast<std::size_t>(i)].string() << ": " << why << "\n";
+        say(concat("error: ", paths[static_cast<std::size_t>(i)].string(), ": ", why));
         ManifestEntry e;
         e.image = paths[static_cast<std::size_t>(i)].string();
         e.name = names[static_cast<std::size_t>(i)];
@@ -194,7 +196,7 @@ int run_invert(const Args& a) {
                 std::vector<std::string> warnings;
                 rows.push_back(load_target(paths[static_cast<std::size_t>(i)], spec.resolution, spec.channels,
                                            !a.has("no-resize"), a.max_pixels(), warnings));
-                for (const auto& msg : warnings) std::cerr << "warning: " << msg << "\n";
+                for (const auto& msg : warnings) say("warning: " + msg);
                 ids.push_back(i);
             } catch (const Error& e) {
                 fail(i, e.what(), 0.0);

@@ -294,7 +294,7 @@ public:
     void update(long long done, long long failed) {
         const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         const bool last = done >= total_;
-        if (!tty_ && !last && t - last_print_ < log_every_) return;
+        if (!last && (done == 0 || (!tty_ && t - last_print_ < log_every_))) return;  // no rate before the first image
         last_print_ = t;
         const double rate = t > 0 ? static_cast<double>(done) / t : 0.0;
         const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
