@@ -7,6 +7,7 @@
 #                                  python3-venv + python3-dev + pytest (the Python package test),
 #                                  dataset-fashion-mnist (the bundled images are checked against
 #                                  it) and chromium (cli_report_renders renders the HTML reports)
+#                                  and Open MPI (cli_dataset_mpi runs ganinv invert under mpirun)
 # Without an argument: test (everything). Runs apt-get only when something is missing (sudo when
 # not root), so a machine where another session left packages behind gets only what it lacks.
 set -euo pipefail
@@ -14,7 +15,8 @@ what="${1:-test}"
 demo=(cmake g++ make libeigen3-dev libstb-dev)
 case "$what" in
   demo) packages=("${demo[@]}") ;;
-  test) packages=("${demo[@]}" catch2 python3 python3-numpy python3-torch python3-venv python3-dev python3-pytest dataset-fashion-mnist chromium) ;;
+  test) packages=("${demo[@]}" catch2 python3 python3-numpy python3-torch python3-venv python3-dev python3-pytest dataset-fashion-mnist chromium
+        libopenmpi-dev openmpi-bin) ;;
   *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
 esac
 missing=()

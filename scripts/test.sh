@@ -21,6 +21,7 @@ built=$(date +%s)
 conditions=()
 [ "$cuda_on" = 1 ] && conditions+=(cuda)
 grep -qs 'CMAKE_CXX_COMPILER_ID "Clang"' "$build"/CMakeFiles/*/CMakeCXXCompiler.cmake && conditions+=(clang)
+grep -qs '^GANINV_HAS_MPI:INTERNAL=ON' "$build/CMakeCache.txt" && conditions+=(mpi)
 ctest --test-dir "$build" -N > "$build/ctest_list.txt"
 if ! scripts/check_test_list.sh tests/expected_tests.txt "$build/ctest_list.txt" "${conditions[@]}"; then
   echo "test: FAILED: the suite is incomplete in $build (see above); no tests were run" >&2

@@ -15,6 +15,15 @@
 
 namespace ganinv::cli {
 
+int select_cuda_device(int local_rank) {
+    require_cuda_device();
+    int count = 0;
+    GANINV_CUDA_CHECK(cudaGetDeviceCount(&count));
+    const int dev = local_rank % count;
+    GANINV_CUDA_CHECK(cudaSetDevice(dev));
+    return dev;
+}
+
 struct CudaInversion::Impl {
     cuda::Stream stream;
     Cuda backend;
@@ -35,6 +44,8 @@ CudaInversion::~CudaInversion() = default;
 
 Index CudaInversion::resolution() const { return impl_->generator.resolution(); }
 Index CudaInversion::img_channels() const { return impl_->generator.img_channels(); }
+Index CudaInversion::num_ws() const { return impl_->generator.num_ws(); }
+Index CudaInversion::w_dim() const { return impl_->generator.w_dim(); }
 std::string CudaInversion::device_name() const { return impl_->device; }
 
 InversionResult CudaInversion::run(const std::string& space, const std::string& optimizer, const Args& a,

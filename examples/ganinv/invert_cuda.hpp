@@ -17,6 +17,10 @@
 
 namespace ganinv::cli {
 
+/// Makes GPU `local_rank % device count` this thread's device and returns its index: the ranks
+/// of a node share its GPUs one each. Throws CudaError when no CUDA device is usable.
+int select_cuda_device(int local_rank);
+
 /// One generator and one loss on one CUDA stream of the current device, reused across batches.
 class CudaInversion {
 public:
@@ -30,6 +34,8 @@ public:
 
     Index resolution() const;
     Index img_channels() const;
+    Index num_ws() const;
+    Index w_dim() const;
     /// "NVIDIA H100 80GB HBM3 (sm_90)".
     std::string device_name() const;
     /// Inverts host targets [N, C, R, R] in [-1, 1]; results come back on the host.

@@ -23,14 +23,13 @@ using html::fixed;
 
 }  // namespace
 
-std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
-                                        const Tensor<float>& targets, const InversionResult& r, bool /*report*/) {
+ImageSummary write_image_outputs(const std::string& dir, const std::string& name, Index i, const Tensor<float>& targets,
+                                 const InversionResult& r) {
     const std::filesystem::path d(dir);
-    std::vector<ImageSummary> rows;
-    const Index n = static_cast<Index>(names.size());
+    const Index n = targets.dim(0);
     const int factor = std::max<int>(1, 128 / static_cast<int>(targets.dim(2)));
-    for (Index i = 0; i < n; ++i) {
-        const std::string& name = names[static_cast<std::size_t>(i)];
+    std::vector<std::filesystem::path> written;
+    try {
         SafetensorsWriter w;
         w.add("ws", row_of(r.ws, i));
         if (r.z.numel() > 0) w.add("z", row_of(r.z, i));
@@ -40,23 +39,24 @@ std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vecto
         for (const auto& step : r.loss_history) hist.push_back(static_cast<float>(step[static_cast<std::size_t>(i)]));
         if (!hist.empty()) w.add("loss_history", {static_cast<Index>(hist.size())}, hist);
         w.set_metadata("space", r.space);
-        w.write(d / (name + ".safetensors"));
+        w.write(written.emplace_back(d / (name + ".safetensors")));
 
         const Image target = tensor_to_image(targets, i), recon = tensor_to_image(r.reconstruction, i);
-        save_png(d / (name + "_recon.png"), recon);
+        save_png(written.emplace_back(d / (name + "_recon.png")), recon);
         std::vector<Image> panels{enlarge(target, factor), enlarge(recon, factor),
                                   enlarge(difference_image(targets, r.reconstruction, i), factor)};
         if (r.reconstruction_fixed_noise.numel() > 0) {
             const Image fixed_noise = tensor_to_image(r.reconstruction_fixed_noise, i);
-            save_png(d / (name + "_recon_fixed_noise.png"), fixed_noise);
+            save_png(written.emplace_back(d / (name + "_recon_fixed_noise.png")), fixed_noise);
             panels.push_back(enlarge(fixed_noise, factor));
         }
-        save_png(d / (name + "_compare.png"), hconcat(panels, 4));
+        save_png(written.emplace_back(d / (name + "_compare.png")), hconcat(panels, 4));
         PlotOptions po;
         po.title = name + " (" + r.space + ")";
         po.width = 480;
         po.height = 300;
-        save_png(d / (name + "_loss.png"), plot_curves({Curve{"loss", std::vector<double>(hist.begin(), hist.end()), palette_color(0)}}, po));
+        save_png(written.emplace_back(d / (name + "_loss.png")),
+                 plot_curves({Curve{"loss", std::vector<double>(hist.begin(), hist.end()), palette_color(0)}}, po));
 
         ImageSummary s;
         s.name = name;
@@ -67,9 +67,13 @@ std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vecto
         s.batch_seconds = r.seconds;
         s.batch_size = n;
         s.final_loss = hist.empty() ? 0.0 : hist.back();
-        rows.push_back(s);
+        return s;
+    } catch (...) {
+        // A part of an image's outputs is not a result: no later reader may take it for one.
+        std::error_code ec;
+        for (const auto& p : written) std::filesystem::remove(p, ec);
+        throw;
     }
-    return rows;
 }
 
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows) {

@@ -66,6 +66,37 @@ struct TargetSet {
     std::vector<std::string> warnings, failures;
 };
 
+/// One image as a generator target [1, C, R, R]: channels converted and (unless forbidden)
+/// centre-cropped and resized, each with a note in `warnings`. Throws ShapeError for a wrong size
+/// under --no-resize, IoError/FormatError for a file that cannot be read.
+inline Tensor<float> load_target(const std::filesystem::path& p, Index R, Index C, bool allow_resize, std::uint64_t max_pixels,
+                                 std::vector<std::string>& warnings) {
+    const Image img = load_image(p, max_pixels);
+    Tensor<float> t = image_to_tensor(img, static_cast<int>(C));
+    if (img.channels != C && !(img.channels == 4 && C == 3))
+        warnings.push_back(concat(p.string(), ": converted ", img.channels, " channel(s) to ", C));
+    if (t.dim(2) != R || t.dim(3) != R) {
+        if (!allow_resize)
+            throw ShapeError(concat(p.string(), " is ", img.width, "x", img.height, " but the generator makes ", R, "x", R,
+                                    " images (drop --no-resize to resize it)"));
+        if (t.dim(2) != t.dim(3)) {
+            t = center_crop_square(t);
+            warnings.push_back(concat(p.string(), ": centre-cropped to a square"));
+        }
+        warnings.push_back(concat(p.string(), ": resized ", t.dim(3), "x", t.dim(2), " to ", R, "x", R));
+        t = resize(t, R, R);
+    }
+    return t;
+}
+
+/// Rows [1, C, R, R] stacked into one batch [N, C, R, R].
+inline Tensor<float> stack_rows(const std::vector<Tensor<float>>& rows, Index C, Index R) {
+    Tensor<float> out({static_cast<Index>(rows.size()), C, R, R});
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        std::copy(rows[i].data(), rows[i].data() + C * R * R, out.data() + static_cast<Index>(i) * C * R * R);
+    return out;
+}
+
 /// Loads every readable image, converts channels and (unless forbidden) resizes to the generator;
 /// unreadable files are reported, not fatal, so one bad file does not stop a batch.
 inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, Index R, Index C, bool allow_resize,
@@ -74,22 +105,7 @@ inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, I
     std::vector<Tensor<float>> loaded;
     for (const auto& p : paths) {
         try {
-            const Image img = load_image(p, max_pixels);
-            Tensor<float> t = image_to_tensor(img, static_cast<int>(C));
-            if (img.channels != C && !(img.channels == 4 && C == 3))
-                ts.warnings.push_back(concat(p.string(), ": converted ", img.channels, " channel(s) to ", C));
-            if (t.dim(2) != R || t.dim(3) != R) {
-                if (!allow_resize)
-                    throw ShapeError(concat(p.string(), " is ", img.width, "x", img.height, " but the generator makes ", R,
-                                            "x", R, " images (drop --no-resize to resize it)"));
-                if (t.dim(2) != t.dim(3)) {
-                    t = center_crop_square(t);
-                    ts.warnings.push_back(concat(p.string(), ": centre-cropped to a square"));
-                }
-                ts.warnings.push_back(concat(p.string(), ": resized ", t.dim(3), "x", t.dim(2), " to ", R, "x", R));
-                t = resize(t, R, R);
-            }
-            loaded.push_back(std::move(t));
+            loaded.push_back(load_target(p, R, C, allow_resize, max_pixels, ts.warnings));
             std::string name = p.stem().string();
             for (int k = 2; std::find(ts.names.begin(), ts.names.end(), name) != ts.names.end(); ++k)
                 name = p.stem().string() + "_" + std::to_string(k);
@@ -101,9 +117,7 @@ inline TargetSet load_targets(const std::vector<std::filesystem::path>& paths, I
         }
     }
     if (loaded.empty()) return ts;
-    ts.images = Tensor<float>({static_cast<Index>(loaded.size()), C, R, R});
-    for (std::size_t i = 0; i < loaded.size(); ++i)
-        std::copy(loaded[i].data(), loaded[i].data() + C * R * R, ts.images.data() + static_cast<Index>(i) * C * R * R);
+    ts.images = stack_rows(loaded, C, R);
     return ts;
 }
 
@@ -212,8 +226,11 @@ inline Image difference_image(const Tensor<float>& target, const Tensor<float>& 
     return tensor_to_image(d);
 }
 
-std::vector<ImageSummary> write_outputs(const std::string& dir, const std::vector<std::string>& names,
-                                        const Tensor<float>& targets, const InversionResult& r, bool report);
+/// Writes image `i` of a batch: NAME.safetensors (code, noise, loss history), NAME_recon.png,
+/// NAME_compare.png, NAME_loss.png (and NAME_recon_fixed_noise.png when noise was optimised),
+/// each all-or-nothing. On a failure the files of this image already written are removed.
+ImageSummary write_image_outputs(const std::string& dir, const std::string& name, Index i, const Tensor<float>& targets,
+                                 const InversionResult& r);
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows);
 /// DIR/overview.png: every image's comparison strip, one per row.
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows);
