@@ -45,7 +45,7 @@ inline PspEncoder load_encoder(const std::filesystem::path& path) {
     } catch (const Error& e) {
         throw FormatError(concat("'", path.string(), "': encoder_config is not valid JSON: ", e.what()));
     }
-    PspEncoder e(EncoderConfig::from_json(j, "'" + path.string() + "'"));
+    PspEncoder e(EncoderConfig::from_json(j, concat("'", path.string(), "'")));
     for (const auto& s : e.param_specs()) {
         GANINV_CHECK(f.contains(s.name), FormatError, "'", path.string(), "' lacks the encoder weight '", s.name, "'");
         const Tensor<float> t = f.load(s.name, s.shape);
