@@ -1,6 +1,7 @@
 // ganinv invert: finds the latent codes of images with a StyleGAN2 generator and writes, per
 // image, the code, the reconstruction, a side-by-side comparison and a loss curve.
 #include "common.hpp"
+#include "encoder_support.hpp"
 #include "invert_support.hpp"
 #include "lpips_metric.hpp"
 #if GANINV_CLI_HAS_CUDA
@@ -41,6 +42,7 @@ int run_invert(const Args& a) {
     InverterOptions o = inverter_options_from_args(a);
     o.w_statistics_cache = std::make_shared<LatentStatistics>();  // one generator: W statistics once, not per batch
     const std::vector<std::filesystem::path> paths = collect_image_paths(a);
+    const std::optional<PspEncoder> init_encoder = encoder_init_option(a, space, model);  // --init encoder:E
 
     // One of the two runs the batches: the CPU generator and loss, or their CUDA twins.
     std::function<InversionResult(const InverterOptions&, const Tensor<float>&)> invert_batch;
@@ -83,6 +85,7 @@ int run_invert(const Args& a) {
     for (Index b0 = 0, bi = 1; b0 < n; b0 += batch, ++bi) {
         const Index nb = std::min(batch, n - b0);
         const Tensor<float> t = slice_batch(targets.images, b0, nb);
+        if (init_encoder) o.init.codes = encoder_init_codes(*init_encoder, t, space);
         ProgressBar bar(concat("batch ", bi, "/", (n + batch - 1) / batch), o.steps);
         o.on_progress = [&](const InversionProgress& p) { bar.update(p); };
         const InversionResult r = invert_batch(o, t);
@@ -132,7 +135,7 @@ const bool registered = register_command(Command{
         {"optimizer", "OPT", "adam (default, official projector schedule), lbfgs, cmaes or basincma"},
         {"steps", "N", "optimizer steps (CMA-ES: generations; BasinCMA: outer iterations); default 500"},
         {"seed", "S", "random seed (default 0)"},
-        {"init", "KIND", "mean (default), random, or a safetensors file with 'ws' (or 'z' for --space z)"},
+        {"init", "KIND", "mean (default), random, a file with 'ws' (or 'z' for --space z), or encoder:E.safetensors (hybrid)"},
         {"lr", "LR", "initial learning rate (Adam, default 0.1)"},
         {"no-schedule", "", "Adam with a constant learning rate and no exploration noise"},
         {"optimize-noise", "", "optimise the noise maps too (regularised as the official projector)"},
