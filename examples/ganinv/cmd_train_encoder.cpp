@@ -94,7 +94,7 @@ const bool registered = register_command(Command{
     "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D [--ratio R]] [--code-weight W] [--pixel-weight W] [--resume E.safetensors]\n"
-    "       [--checkpoint-every N]",
+    "       [--checkpoint-every N] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
         {"out", "E.safetensors", "encoder file to write (also a checkpoint: --resume continues it)"},
