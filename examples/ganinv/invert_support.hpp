@@ -154,6 +154,9 @@ inline InverterOptions inverter_options_from_args(const Args& a) {
     if (init == "mean" || init == "random") {
         o.init.kind = parse_init_kind(init);
         o.init.seed = o.seed;
+    } else if (init.rfind("encoder:", 0) == 0) {  // hybrid: codes per batch from the encoder (encoder_support.hpp)
+        if (init.size() == 8) throw UsageError("--init encoder: names no file; use --init encoder:E.safetensors");
+        o.init.kind = InitKind::given;
     } else {
         o.init.kind = InitKind::given;
         const SafetensorsFile f(init);

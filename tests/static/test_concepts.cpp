@@ -1,6 +1,7 @@
 // Compile-only checks: every model satisfies its concept. Building this file is the test.
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/concepts/backend.hpp>
+#include <ganinv/concepts/encoder.hpp>
 #include <ganinv/concepts/generator.hpp>
 #include <ganinv/concepts/latent_space.hpp>
 #include <ganinv/concepts/loss.hpp>
@@ -9,6 +10,7 @@
 #include <ganinv/loss/any_loss.hpp>
 #include <ganinv/loss/compose.hpp>
 #include <ganinv/loss/pixel.hpp>
+#include <ganinv/models/psp_encoder.hpp>
 #include <ganinv/models/stylegan2.hpp>
 #include <ganinv/optim/optim.hpp>
 
@@ -17,6 +19,8 @@ static_assert(BackendMemory<Cpu>);
 static_assert(BackendLayerOps<Cpu>);
 static_assert(BackendBufferOps<Cpu>);
 static_assert(Backend<Cpu>);
+static_assert(Encoder<PspEncoder>);
+static_assert(!Encoder<StyleGAN2<Cpu>>);  // a generator has no image -> code forward
 
 // The concept is not vacuous: a type that has the memory operations but none of the layer
 // operations, or no BufferOps, is not a backend.

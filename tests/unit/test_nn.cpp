@@ -5,8 +5,12 @@
 #include <ganinv/core/rng.hpp>
 #include <ganinv/io/safetensors.hpp>
 #include <ganinv/nn/bias_act.hpp>
+#include <ganinv/nn/conv2d.hpp>
+#include <ganinv/nn/global_pool.hpp>
+#include <ganinv/nn/group_norm.hpp>
 #include <ganinv/nn/linear.hpp>
 #include <ganinv/nn/modulated_conv.hpp>
+#include <ganinv/nn/prelu.hpp>
 #include <ganinv/nn/upfirdn2d.hpp>
 
 using namespace ganinv;
@@ -26,6 +30,33 @@ double dot(std::span<const float> a, std::span<const float> b) {
     double s = 0;
     for (std::size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
     return s;
+}
+
+/// Central differences of `loss` (a function of every parameter, double) at `trials` random entries
+/// of `param`, compared with the analytic `grad`. `skip(i)` excludes entries where the function has
+/// a kink within eps (PReLU at 0).
+template <class Loss, class Skip>
+void fd_check(Tensor<float>& param, const Tensor<float>& grad, Loss&& loss, Rng& rng, const std::string& what,
+              float eps, int trials, double tol, Skip&& skip) {
+    REQUIRE(param.shape() == grad.shape());
+    for (int trial = 0; trial < trials; ++trial) {
+        const Index i = static_cast<Index>(rng.below(static_cast<std::uint64_t>(param.numel())));
+        if (skip(i)) continue;
+        const float keep = param[i];
+        param[i] = keep + eps;
+        const double lp = loss();
+        param[i] = keep - eps;
+        const double lm = loss();
+        param[i] = keep;
+        const double fd = (lp - lm) / (2.0 * eps);
+        INFO(what << " index " << i << ": analytic " << grad[i] << " fd " << fd);
+        REQUIRE(std::fabs(fd - grad[i]) <= tol * (1.0 + std::fabs(fd)));
+    }
+}
+template <class Loss>
+void fd_check(Tensor<float>& param, const Tensor<float>& grad, Loss&& loss, Rng& rng, const std::string& what,
+              float eps = 1e-2f, int trials = 12, double tol = 3e-3) {
+    fd_check(param, grad, loss, rng, what, eps, trials, tol, [](Index) { return false; });
 }
 
 }  // namespace
@@ -145,4 +176,117 @@ TEST_CASE("linear layer and bias_act gradients agree with finite differences", "
             REQUIRE(std::fabs((lp - lm) / (2 * eps) - (*grad)[i]) <= 2e-3 * (1 + std::fabs((*grad)[i])));
         }
     }
+}
+
+TEST_CASE("strided conv2d gradients (input, weight, bias) agree with finite differences", "[nn][gradcheck]") {
+    Rng rng(21);
+    // The encoders' down-sampling convs: 3x3 stride 2 pad 1 on odd and even sizes, 1x1 stride 2 shortcuts.
+    for (const auto& s : {Conv2dShape{2, 3, 4, 9, 8, 3, 3, 2, 1, 1}, Conv2dShape{2, 2, 5, 8, 8, 1, 1, 2, 0, 0},
+                          Conv2dShape{1, 1, 3, 7, 7, 3, 3, 2, 1, 1}}) {
+        Tensor<float> x = random_tensor({s.batch, s.in_channels, s.in_h, s.in_w}, rng);
+        Tensor<float> w = random_tensor({s.out_channels, s.in_channels, s.kernel_h, s.kernel_w}, rng);
+        Tensor<float> b = random_tensor({s.out_channels}, rng);
+        const Tensor<float> gy = random_tensor({s.batch, s.out_channels, s.out_h(), s.out_w()}, rng);
+        auto loss = [&] {
+            Tensor<float> y(gy.shape());
+            conv2d_forward(x.data(), w.data(), b.data(), s, y.data());
+            return dot(y.values(), gy.values());
+        };
+        Tensor<float> gx(x.shape()), gw(w.shape(), 0.0f), gb(b.shape(), 0.0f);
+        conv2d_backward(x.data(), w.data(), gy.data(), s, gx.data(), gw.data(), gb.data());
+        const std::string tag = concat("k", s.kernel_h, " s", s.stride, " ", s.in_h, "x", s.in_w);
+        fd_check(x, gx, loss, rng, "conv grad_x " + tag);
+        fd_check(w, gw, loss, rng, "conv grad_weight " + tag);
+        fd_check(b, gb, loss, rng, "conv grad_bias " + tag);
+    }
+}
+
+TEST_CASE("group norm normalises each group and its gradients agree with finite differences", "[nn][gradcheck]") {
+    Rng rng(22);
+    const GroupNormShape s{3, 6, 10, 3};
+    Tensor<float> x = random_tensor({3, 6, 10}, rng, 2.0f);
+    for (float& v : x.values()) v += 3.0f;  // a large mean: the two-pass variance must not cancel
+    Tensor<float> gamma = random_tensor({6}, rng), beta = random_tensor({6}, rng);
+    {
+        // Without the affine every (sample, group) comes out with mean 0 and variance ~1.
+        Tensor<float> y(x.shape());
+        group_norm_forward(x.data(), nullptr, nullptr, s, y.data(), nullptr);
+        for (Index g = 0; g < 9; ++g) {
+            double m = 0, v = 0;
+            for (Index i = 0; i < 20; ++i) m += y[g * 20 + i];
+            m /= 20;
+            for (Index i = 0; i < 20; ++i) v += (y[g * 20 + i] - m) * (y[g * 20 + i] - m);
+            REQUIRE(std::fabs(m) < 1e-5);
+            REQUIRE(v / 20 == Approx(1.0).epsilon(1e-3));
+        }
+    }
+    const Tensor<float> gy = random_tensor(x.shape(), rng);
+    auto loss = [&] {
+        Tensor<float> y(x.shape());
+        group_norm_forward(x.data(), gamma.data(), beta.data(), s, y.data(), nullptr);
+        return dot(y.values(), gy.values());
+    };
+    Tensor<float> y(x.shape());
+    GroupNormStats st;
+    group_norm_forward(x.data(), gamma.data(), beta.data(), s, y.data(), &st);
+    Tensor<float> gx(x.shape()), gg({6}, 0.0f), gb({6}, 0.0f);
+    group_norm_backward(x.data(), gamma.data(), st, gy.data(), s, gx.data(), gg.data(), gb.data());
+    fd_check(x, gx, loss, rng, "group norm grad_x", 1e-2f, 20, 5e-3);
+    fd_check(gamma, gg, loss, rng, "group norm grad_gamma");
+    fd_check(beta, gb, loss, rng, "group norm grad_beta");
+    REQUIRE_THROWS_WITH(group_norm_forward(x.data(), nullptr, nullptr, GroupNormShape{3, 6, 10, 4}, y.data(), nullptr),
+                        Catch::Matchers::Contains("6 channels do not split into 4 groups"));
+}
+
+TEST_CASE("PReLU gradients (input and per-channel slope) agree with finite differences", "[nn][gradcheck]") {
+    Rng rng(23);
+    Tensor<float> x = random_tensor({2, 4, 9}, rng), alpha = random_tensor({4}, rng, 0.3f);
+    const Tensor<float> gy = random_tensor(x.shape(), rng);
+    auto loss = [&] {
+        Tensor<float> y(x.shape());
+        prelu_forward(x.data(), alpha.data(), 2, 4, 9, y.data());
+        return dot(y.values(), gy.values());
+    };
+    Tensor<float> gx(x.shape()), ga({4}, 0.0f);
+    prelu_backward(x.data(), alpha.data(), gy.data(), 2, 4, 9, gx.data(), ga.data());
+    const float eps = 1e-2f;
+    fd_check(x, gx, loss, rng, "prelu grad_x", eps, 20, 3e-3, [&](Index i) { return std::fabs(x[i]) < 2 * eps; });
+    fd_check(alpha, ga, loss, rng, "prelu grad_alpha");
+    // The slope really applies to negative inputs only.
+    Tensor<float> y(x.shape());
+    prelu_forward(x.data(), alpha.data(), 2, 4, 9, y.data());
+    for (Index i = 0; i < x.numel(); ++i) REQUIRE(y[i] == (x[i] > 0 ? x[i] : alpha[(i / 9) % 4] * x[i]));
+}
+
+TEST_CASE("global average pooling and nearest 2x up-sampling: values and adjoint gradients", "[nn][gradcheck]") {
+    Rng rng(24);
+    Tensor<float> x = random_tensor({6, 3, 5}, rng);
+    const Tensor<float> gy = random_tensor({6}, rng);
+    Tensor<float> y({6});
+    global_avg_pool_forward(x.data(), 6, 15, y.data());
+    for (Index p = 0; p < 6; ++p) {
+        double m = 0;
+        for (Index i = 0; i < 15; ++i) m += x[p * 15 + i];
+        REQUIRE(y[p] == Approx(m / 15).epsilon(1e-6));
+    }
+    Tensor<float> gx(x.shape());
+    global_avg_pool_backward(gy.data(), 6, 15, gx.data());
+    fd_check(x, gx, [&] {
+        Tensor<float> yy({6});
+        global_avg_pool_forward(x.data(), 6, 15, yy.data());
+        return dot(yy.values(), gy.values());
+    }, rng, "global pool grad_x");
+
+    Tensor<float> u = random_tensor({2, 3, 4}, rng), base = random_tensor({2, 6, 8}, rng);
+    const Tensor<float> gu_y = random_tensor({2, 6, 8}, rng);
+    Tensor<float> up = base;
+    upsample_nearest2x_forward(u.data(), 2, 3, 4, up.data(), true);
+    REQUIRE(up[(1 * 6 + 5) * 8 + 7] == base[(1 * 6 + 5) * 8 + 7] + u[(1 * 3 + 2) * 4 + 3]);
+    Tensor<float> gu(u.shape());
+    upsample_nearest2x_backward(gu_y.data(), 2, 3, 4, gu.data());
+    fd_check(u, gu, [&] {
+        Tensor<float> yy({2, 6, 8});
+        upsample_nearest2x_forward(u.data(), 2, 3, 4, yy.data(), false);
+        return dot(yy.values(), gu_y.values());
+    }, rng, "upsample grad_x");
 }

@@ -124,6 +124,24 @@ public:
 
     /// Reads a tensor into caller memory of exactly its element count.
     void load_into(const std::string& name, std::span<float> out) const { read_into(entry(name), out); }
+    /// An F64 tensor without rounding to float (optimiser moments in checkpoints).
+    std::vector<double> load_f64(const std::string& name) const {
+        const SafetensorsEntry& e = entry(name);
+        GANINV_CHECK(e.dtype == "F64", FormatError, "'", path_.string(), "': tensor '", name, "' is ", e.dtype,
+                     ", expected F64");
+        std::vector<unsigned char> bytes(static_cast<std::size_t>(e.end - e.begin));
+        std::ifstream in(path_, std::ios::binary);
+        in.seekg(static_cast<std::streamoff>(data_start_ + e.begin));
+        in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        GANINV_CHECK(in.good() || bytes.empty(), IoError, "'", path_.string(), "': short read of tensor '", name, "'");
+        std::vector<double> out(bytes.size() / 8);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            std::uint64_t u = 0;
+            for (int b = 7; b >= 0; --b) u = (u << 8) | bytes[8 * i + static_cast<std::size_t>(b)];
+            out[i] = std::bit_cast<double>(u);
+        }
+        return out;
+    }
 
 private:
     void parse_header(const std::string& header) {
@@ -248,7 +266,14 @@ public:
                      "': shape ", shape_to_string(shape), " does not match ", values.size(), " values");
         for (const auto& t : tensors_)
             GANINV_CHECK(t.name != name, ValueError, "tensor '", name, "' added twice");
-        tensors_.push_back({name, shape, std::vector<float>(values.begin(), values.end())});
+        tensors_.push_back({name, shape, std::vector<float>(values.begin(), values.end()), {}});
+    }
+    /// An F64 tensor (kept exactly; read back with SafetensorsFile::load_f64).
+    void add_f64(const std::string& name, const Shape& shape, std::span<const double> values) {
+        add(name, shape, std::vector<float>(values.size()));  // the name and shape checks
+        tensors_.back().values.clear();
+        tensors_.back().f64.assign(values.begin(), values.end());
+        tensors_.back().is_f64 = true;
     }
     void add(const std::string& name, const Tensor<float>& t) { add(name, t.shape(), t.values()); }
     void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
@@ -264,9 +289,9 @@ public:
         for (const auto& t : tensors_) {
             Json::Array shape;
             for (Index d : t.shape) shape.emplace_back(static_cast<std::int64_t>(d));
-            const std::uint64_t bytes = t.values.size() * 4;
+            const std::uint64_t bytes = t.is_f64 ? t.f64.size() * 8 : t.values.size() * 4;
             Json desc{Json::Object{}};
-            desc.set("dtype", "F32");
+            desc.set("dtype", t.is_f64 ? "F64" : "F32");
             desc.set("shape", shape);
             desc.set("data_offsets", Json::Array{Json(static_cast<std::int64_t>(offset)),
                                                  Json(static_cast<std::int64_t>(offset + bytes))});
@@ -284,6 +309,15 @@ public:
         out.write(text);
         std::vector<unsigned char> buf;
         for (const auto& t : tensors_) {
+            if (t.is_f64) {
+                buf.resize(t.f64.size() * 8);
+                for (std::size_t i = 0; i < t.f64.size(); ++i) {
+                    const auto u = std::bit_cast<std::uint64_t>(t.f64[i]);
+                    for (int b = 0; b < 8; ++b) buf[8 * i + static_cast<std::size_t>(b)] = static_cast<unsigned char>((u >> (8 * b)) & 0xFF);
+                }
+                out.write(buf.data(), buf.size());
+                continue;
+            }
             buf.resize(t.values.size() * 4);
             for (std::size_t i = 0; i < t.values.size(); ++i) {
                 const auto u = std::bit_cast<std::uint32_t>(t.values[i]);
@@ -299,6 +333,8 @@ private:
         std::string name;
         Shape shape;
         std::vector<float> values;
+        std::vector<double> f64;
+        bool is_f64 = false;
     };
     std::vector<Item> tensors_;
     std::map<std::string, std::string> metadata_;

@@ -190,10 +190,11 @@ inline void conv2d_backward(const float* x, const float* weight, const float* gr
     if (grad_x) std::fill(grad_x, grad_x + s.batch * C * HW, 0.0f);
 
     // Chunks two apart touch disjoint input rows, so even chunks run together, then odd ones:
-    // col2im needs no atomics.
+    // col2im needs no atomics. A static schedule gives every thread the same items on every call,
+    // so the per-thread weight-gradient sums add up in the same order: training is reproducible.
     for (Index parity = 0; parity < 2; ++parity) {
         const Index per_sample = (chunks + 1 - parity) / 2, items = s.batch * per_sample;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(static)
         for (Index item = 0; item < items; ++item) {
             const Index n = item / per_sample, chunk = 2 * (item % per_sample) + parity;
             const Index r0 = chunk * R, r1 = std::min(s.out_h(), r0 + R), ncols = (r1 - r0) * OW;

@@ -25,6 +25,13 @@ struct AdamOptions {
     double eps = 1e-8;
 };
 
+/// Adam's moments and step counts: a checkpoint that stores them resumes bit for bit.
+struct AdamState {
+    Index rows = 0, dim = 0;
+    std::vector<double> m, v;  ///< [rows * dim]
+    std::vector<Index> t;      ///< [rows]
+};
+
 /// Adam. Every row of the parameter tensor is an independent problem with its own moments and
 /// its own step count, so a row can be restarted (`reset_row`) without touching the others.
 class Adam {
@@ -90,6 +97,20 @@ public:
                 p[j] = static_cast<float>(static_cast<double>(p[j]) - step_size * m[j] / denom);
             }
         }
+    }
+
+    AdamState state() const { return {rows_, dim_, m_, v_, t_}; }
+    void set_state(const AdamState& s) {
+        GANINV_CHECK(s.rows >= 0 && s.dim >= 0 && s.m.size() == static_cast<std::size_t>(s.rows * s.dim) &&
+                         s.v.size() == s.m.size() && s.t.size() == static_cast<std::size_t>(s.rows),
+                     ShapeError, "Adam::set_state: moments of ", s.m.size(), "/", s.v.size(), " values and ", s.t.size(),
+                     " step counts do not fit ", s.rows, " rows of ", s.dim);
+        rows_ = s.rows;
+        dim_ = s.dim;
+        m_ = s.m;
+        v_ = s.v;
+        t_ = s.t;
+        initialised_ = true;
     }
 
     /// Schedules (ProjectorSchedule, cosine decay) change the rate between steps; the moments stay.

@@ -1,0 +1,116 @@
+// ganinv train-encoder: trains a pSp-style encoder for a generator on the CPU (generated samples
+// with known codes, optionally real images) and writes it as an encoder file.
+#include "encoder_support.hpp"
+
+#include <ganinv/invert/encoder_trainer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+namespace ganinv::cli {
+namespace {
+
+int run_train_encoder(const Args& a) {
+    const std::string model = a.require("model");
+    const std::filesystem::path out(a.require("out"));
+    if (out.extension() != ".safetensors") throw UsageError("--out must name a .safetensors file, got '" + out.string() + "'");
+    const long long steps = a.integer("steps", 2000);
+    if (steps < 1) throw UsageError("--steps must be >= 1, got " + std::to_string(steps));
+    const long long every = a.integer("checkpoint-every", 0);
+    if (every < 0) throw UsageError("--checkpoint-every must be >= 0");
+    EncoderTrainerOptions o;
+    o.batch = batch_option(a, 8);
+    o.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
+    o.learning_rate = a.number("lr", 1e-3);
+    o.code_weight = a.number("code-weight", 1.0);
+    o.pixel_weight = a.number("pixel-weight", 1.0);
+    o.real_ratio = a.number("ratio", a.has("real-dir") ? 0.5 : 0.0);
+    if (o.real_ratio > 0 && !a.has("real-dir")) throw UsageError("--ratio needs real images (--real-dir D)");
+    try {
+        o.validate();
+    } catch (const ValueError& e) {
+        throw UsageError(e.what());
+    }
+    std::vector<std::filesystem::path> real_paths;
+    if (a.has("real-dir")) {
+        Args only_dir;
+        only_dir.values_["dir"] = {*a.get("real-dir")};
+        try {
+            real_paths = collect_image_paths(only_dir);
+        } catch (const IoError& e) {
+            throw UsageError(std::string("--real-dir: ") + e.what());
+        }
+    }
+
+    StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
+    Tensor<float> real;
+    if (!real_paths.empty()) {
+        TargetSet ts = load_targets(real_paths, g, true, a.max_pixels());
+        for (const auto& m : ts.failures) std::cerr << "warning: skipped " << m << "\n";
+        if (ts.names.empty()) throw IoError("none of the images in --real-dir could be read");
+        std::cerr << "real images: " << ts.names.size() << " from " << *a.get("real-dir") << "\n";
+        real = std::move(ts.images);
+    }
+    PspEncoder e(EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim()), o.seed);
+    EncoderTrainer t(g, e, o, real);
+    if (a.has("resume")) {
+        t.resume(*a.get("resume"));
+        std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
+    }
+    std::cerr << "encoder: " << e.num_params() << " parameters; batch " << t.options().batch << " ("
+              << std::lround(t.options().real_ratio * 100) << "% real), seed " << t.options().seed << "\n";
+    ensure_parent_dir(out);
+    const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
+    const auto t0 = std::chrono::steady_clock::now();
+    double avg = 0, avg_code = 0, avg_pixel = 0;
+    Index in_avg = 0;
+    for (Index s = first; s < last; ++s) {
+        const EncoderStepStats st = t.step();
+        avg += st.loss;
+        avg_code += st.code_loss;
+        avg_pixel += st.pixel_loss;
+        ++in_avg;
+        const Index done = st.step - first;
+        if (done % report == 0 || st.step == last) {
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double n = static_cast<double>(in_avg);
+            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, pixel %.5f)  %.2f s/step  eta %.0f s\n",
+                         static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n, avg_pixel / n,
+                         secs / static_cast<double>(done), secs / static_cast<double>(done) * static_cast<double>(last - st.step));
+            avg = avg_code = avg_pixel = 0;
+            in_avg = 0;
+        }
+        if (every > 0 && st.step % every == 0 && st.step != last) t.save_checkpoint(out);
+    }
+    t.save_checkpoint(out);
+    std::cout << "wrote " << out.string() << " (step " << t.steps_done() << "; resume with --resume "
+              << out.string() << ")\n";
+    return 0;
+}
+
+const bool registered = register_command(Command{
+    "train-encoder",
+    "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
+    "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
+    "       [--real-dir D [--ratio R]] [--code-weight W] [--pixel-weight W] [--resume E.safetensors]\n"
+    "       [--checkpoint-every N] [--max-pixels N]",
+    {
+        {"model", "M.safetensors", "generator weights (frozen)"},
+        {"out", "E.safetensors", "encoder file to write (also a checkpoint: --resume continues it)"},
+        {"steps", "N", "training steps to run (default 2000; with --resume: steps added)"},
+        {"batch", "B", "images per step (default 8)"},
+        {"seed", "S", "random seed: weights and every batch (default 0)"},
+        {"lr", "LR", "Adam learning rate (default 1e-3)"},
+        {"real-dir", "D", "real images (PNG, JPEG, BMP) mixed into the batches, reconstruction loss only"},
+        {"ratio", "R", "fraction of each batch taken from --real-dir (default 0.5 with --real-dir)"},
+        {"code-weight", "W", "weight of the W+ code regression on generated samples (default 1)"},
+        {"pixel-weight", "W", "weight of the pixel MSE of G(E(x)) (default 1)"},
+        {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
+        {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
+        max_pixels_option(),
+    },
+    run_train_encoder});
+
+}  // namespace
+}  // namespace ganinv::cli

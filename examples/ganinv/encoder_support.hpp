@@ -1,0 +1,48 @@
+/// @file encoder_support.hpp
+/// @brief What the encoder commands share: loading an encoder file for a generator (refused,
+///        with the mismatch named, when it was made for another one) and encoding a batch.
+#pragma once
+
+#include "invert_support.hpp"
+
+#include <ganinv/models/encoder_file.hpp>
+
+#include <optional>
+
+namespace ganinv::cli {
+
+/// The encoder in `path`, checked against the generator's num_ws, w_dim, channels and resolution.
+inline PspEncoder load_encoder_for(const std::string& path, Index num_ws, Index w_dim, Index channels, Index resolution) {
+    PspEncoder e = load_encoder(path);
+    check_encoder_fits(e.config(), num_ws, w_dim, channels, resolution, "'" + path + "'");
+    return e;
+}
+
+/// `invert --init encoder:E.safetensors` (hybrid inversion): the encoder, checked against the
+/// generator file's config before anything runs; nullopt for the other --init kinds.
+inline std::optional<PspEncoder> encoder_init_option(const Args& a, const std::string& space, const std::string& model) {
+    const std::string init = a.get("init").value_or("mean");
+    if (init.rfind("encoder:", 0) != 0) return std::nullopt;
+    if (space != "wplus" && space != "w")
+        throw UsageError("--init encoder: gives W+ codes; use --space wplus (or w: the layers' mean), not " + space);
+    const SafetensorsFile f(model);
+    const auto meta = f.metadata("config");
+    GANINV_CHECK(meta.has_value(), FormatError, "'", model, "' has no 'config' metadata");
+    const StyleGAN2Config c = StyleGAN2Config::from_json(Json::parse(*meta));
+    return load_encoder_for(init.substr(8), c.num_ws(), c.w_dim, c.img_channels, c.img_resolution);
+}
+
+/// The encoder's codes for one batch as initial codes: [N, num_ws, w_dim], or their mean over
+/// the layers [N, w_dim] for the W space.
+inline Tensor<float> encoder_init_codes(const PspEncoder& e, const Tensor<float>& images, const std::string& space) {
+    Tensor<float> ws = e.forward(images);
+    if (space != "w") return ws;
+    const Index N = ws.dim(0), L = ws.dim(1), D = ws.dim(2);
+    Tensor<float> w({N, D}, 0.0f);
+    for (Index n = 0; n < N; ++n)
+        for (Index l = 0; l < L; ++l)
+            for (Index d = 0; d < D; ++d) w[n * D + d] += ws[(n * L + l) * D + d] / static_cast<float>(L);
+    return w;
+}
+
+}  // namespace ganinv::cli

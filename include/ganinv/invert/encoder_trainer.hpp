@@ -1,0 +1,200 @@
+/// @file encoder_trainer.hpp
+/// @brief Training an encoder against a frozen generator on the CPU (learning-based inversion):
+///        each step draws generated samples with known codes (W+ code regression + pixel
+///        reconstruction through the generator) and, at a given ratio, real images
+///        (reconstruction only), and takes one Adam step on the encoder's weights.
+///        Checkpoints (safetensors: weights, Adam moments, step, options) resume bit for bit.
+///
+/// A step's random numbers come from (seed, step) alone, so a resumed run draws exactly the
+/// batches a straight run would, and a run is reproducible for its seed.
+#pragma once
+
+#include "ganinv/backend/cpu.hpp"
+#include "ganinv/models/encoder_file.hpp"
+#include "ganinv/models/psp_encoder.hpp"
+#include "ganinv/models/stylegan2.hpp"
+#include "ganinv/optim/adam.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+namespace ganinv {
+
+struct EncoderTrainerOptions {
+    Index batch = 8;
+    std::uint64_t seed = 0;
+    double learning_rate = 1e-3;
+    double code_weight = 1.0;   ///< mean squared W+ code error (generated samples)
+    double pixel_weight = 1.0;  ///< mean squared pixel error of G(E(x)) (every sample)
+    double real_ratio = 0.0;    ///< fraction of a batch taken from the real images (needs some)
+    float truncation_psi = 1.0f;
+
+    void validate() const {
+        GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
+        GANINV_CHECK(std::isfinite(learning_rate) && learning_rate > 0, ValueError,
+                     "encoder training: learning rate must be positive, got ", learning_rate);
+        GANINV_CHECK(code_weight >= 0 && pixel_weight >= 0 && code_weight + pixel_weight > 0, ValueError,
+                     "encoder training: code and pixel weights must be >= 0 and not both 0");
+        GANINV_CHECK(real_ratio >= 0 && real_ratio <= 1, ValueError, "encoder training: real ratio must be in [0, 1], got ",
+                     real_ratio);
+    }
+    Json to_json() const {
+        Json j{Json::Object{}};
+        j.set("batch", static_cast<std::int64_t>(batch));
+        j.set("seed", std::to_string(seed));  // 64 bits do not survive a JSON double
+        j.set("learning_rate", learning_rate);
+        j.set("code_weight", code_weight);
+        j.set("pixel_weight", pixel_weight);
+        j.set("real_ratio", real_ratio);
+        j.set("truncation_psi", static_cast<double>(truncation_psi));
+        return j;
+    }
+    static EncoderTrainerOptions from_json(const Json& j) {
+        EncoderTrainerOptions o;
+        o.batch = j.at("batch").as_int();
+        o.seed = std::stoull(j.at("seed").as_string());
+        o.learning_rate = j.at("learning_rate").as_number();
+        o.code_weight = j.at("code_weight").as_number();
+        o.pixel_weight = j.at("pixel_weight").as_number();
+        o.real_ratio = j.at("real_ratio").as_number();
+        o.truncation_psi = static_cast<float>(j.at("truncation_psi").as_number());
+        o.validate();
+        return o;
+    }
+};
+
+struct EncoderStepStats {
+    Index step = 0;          ///< steps done after this one
+    double loss = 0;         ///< code_weight * code + pixel_weight * pixel
+    double code_loss = 0;    ///< mean squared code error over the generated samples (0 without any)
+    double pixel_loss = 0;   ///< mean squared pixel error (images in [-1, 1])
+    Index generated = 0, real = 0;
+};
+
+class EncoderTrainer {
+public:
+    /// `real` holds real images [M, C, R, R] in [-1, 1] (empty: generated samples only). The
+    /// encoder's w_avg is set to the generator's on a fresh start.
+    EncoderTrainer(StyleGAN2<Cpu>& g, PspEncoder& e, EncoderTrainerOptions o, Tensor<float> real = {})
+        : g_(g), e_(e), o_(o), real_(std::move(real)), adam_(AdamOptions{o.learning_rate, 0.9, 0.999, 1e-8}) {
+        o_.validate();
+        check_encoder_fits(e.config(), g.num_ws(), g.w_dim(), g.img_channels(), g.resolution(), "being trained");
+        GANINV_CHECK(o_.real_ratio == 0 || real_.numel() > 0, ValueError,
+                     "encoder training: a real ratio of ", o_.real_ratio, " needs real images");
+        if (real_.numel() > 0)
+            expect_shape(real_, {real_.dim(0), g.img_channels(), g.resolution(), g.resolution()}, "encoder training: real images");
+        e_.set_w_avg(g.backend().download(g.param("mapping.w_avg")));
+    }
+
+    const EncoderTrainerOptions& options() const { return o_; }
+    Index steps_done() const { return step_; }
+
+    EncoderStepStats step() {
+        const Index B = o_.batch, L = g_.num_ws(), D = g_.w_dim(), C = g_.img_channels(), R = g_.resolution();
+        Rng rng(o_.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(step_ + 1)));
+        EncoderStepStats st;
+        st.real = real_.numel() > 0 ? std::min<Index>(B, static_cast<Index>(std::lround(o_.real_ratio * static_cast<double>(B)))) : 0;
+        st.generated = B - st.real;
+        const Index per_img = C * R * R;
+        Tensor<float> x({B, C, R, R}), ws_true;
+        if (st.generated > 0) {
+            Tensor<float> z({st.generated, g_.z_dim()});
+            rng.fill_normal(z.values());
+            ws_true = g_.mapping(z, Truncation{o_.truncation_psi, std::nullopt});
+            const Tensor<float> img = g_.synthesis(ws_true, NoiseInput<Cpu>{});
+            std::copy(img.data(), img.data() + img.numel(), x.data());
+        }
+        for (Index r = 0; r < st.real; ++r) {
+            const Index k = static_cast<Index>(rng.below(static_cast<std::uint64_t>(real_.dim(0))));
+            std::copy(real_.data() + k * per_img, real_.data() + (k + 1) * per_img, x.data() + (st.generated + r) * per_img);
+        }
+        PspEncoder::Cache cache;
+        const Tensor<float> codes = e_.forward(x, &cache);
+        Tensor<float> grad_codes({B, L, D}, 0.0f);
+        if (st.generated > 0 && o_.code_weight > 0) {
+            const double n = static_cast<double>(st.generated * L * D);
+            double s = 0;
+            for (Index i = 0; i < st.generated * L * D; ++i) {
+                const double d = static_cast<double>(codes[i]) - ws_true[i];
+                s += d * d;
+                grad_codes[i] = static_cast<float>(o_.code_weight * 2.0 * d / n);
+            }
+            st.code_loss = s / n;
+        }
+        if (o_.pixel_weight > 0) {
+            StyleGAN2<Cpu>::Cache gc;
+            const Tensor<float> recon = g_.synthesis(codes, NoiseInput<Cpu>{}, &gc);
+            const double n = static_cast<double>(x.numel());
+            Tensor<float> grad_img(x.shape());
+            double s = 0;
+            for (Index i = 0; i < x.numel(); ++i) {
+                const double d = static_cast<double>(recon[i]) - x[i];
+                s += d * d;
+                grad_img[i] = static_cast<float>(o_.pixel_weight * 2.0 * d / n);
+            }
+            st.pixel_loss = s / n;
+            const Tensor<float> gws = g_.synthesis_backward_ws(gc, grad_img);
+            for (Index i = 0; i < grad_codes.numel(); ++i) grad_codes[i] += gws[i];
+        }
+        Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
+        e_.backward(cache, grad_codes, &grad_params, false);
+        adam_.step(e_.params(), grad_params);
+        st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss;
+        st.step = ++step_;
+        return st;
+    }
+
+    /// The encoder file plus what resuming needs: Adam's moments (exact, F64), step, options.
+    void save_checkpoint(const std::filesystem::path& path) const {
+        SafetensorsWriter w;
+        add_encoder_tensors(w, e_);
+        if (step_ > 0) {
+            const AdamState s = adam_.state();
+            w.add_f64("trainer.adam_m", {e_.num_params()}, s.m);
+            w.add_f64("trainer.adam_v", {e_.num_params()}, s.v);
+            w.set_metadata("trainer_adam_t", std::to_string(s.t.at(0)));
+        }
+        w.set_metadata("trainer_step", std::to_string(step_));
+        w.set_metadata("trainer_options", o_.to_json().dump());
+        w.write(path);
+    }
+
+    /// Continues a checkpoint written by save_checkpoint: weights, moments, step and options
+    /// (the file's options replace the constructor's).
+    void resume(const std::filesystem::path& path) {
+        const PspEncoder loaded = load_encoder(path);
+        GANINV_CHECK(loaded.config().to_json().dump() == e_.config().to_json().dump(), ValueError, "'", path.string(),
+                     "': its encoder config differs from the encoder being trained");
+        const SafetensorsFile f(path);
+        const auto step = f.metadata("trainer_step");
+        const auto opts = f.metadata("trainer_options");
+        GANINV_CHECK(step && opts, FormatError, "'", path.string(), "' is an encoder but not a training checkpoint (no trainer state)");
+        const EncoderTrainerOptions o = EncoderTrainerOptions::from_json(Json::parse(*opts));
+        e_.params() = loaded.params();
+        step_ = std::stoll(*step);
+        GANINV_CHECK(o.real_ratio == 0 || real_.numel() > 0, ValueError, "'", path.string(), "' was trained with ",
+                     o.real_ratio, " real images per batch; give the real images again to resume it");
+        o_ = o;
+        adam_ = Adam(AdamOptions{o_.learning_rate, 0.9, 0.999, 1e-8});
+        if (step_ > 0) {
+            AdamState s;
+            s.rows = 1;
+            s.dim = e_.num_params();
+            s.m = f.load_f64("trainer.adam_m");
+            s.v = f.load_f64("trainer.adam_v");
+            s.t = {static_cast<Index>(std::stoll(f.metadata("trainer_adam_t").value_or("0")))};
+            adam_.set_state(s);
+        }
+    }
+
+private:
+    StyleGAN2<Cpu>& g_;
+    PspEncoder& e_;
+    EncoderTrainerOptions o_;
+    Tensor<float> real_;
+    Adam adam_;
+    Index step_ = 0;
+};
+
+}  // namespace ganinv

@@ -1,0 +1,126 @@
+/// @file encoder_config.hpp
+/// @brief The size of a pSp-style encoder (residual stages, feature pyramid, map-to-style heads)
+///        and the generator it is made for, with its JSON form (the `encoder_config` metadata of
+///        an encoder file) and presets: a small one for 32x32 grayscale generators, a wider one
+///        for large RGB generators.
+#pragma once
+
+#include "ganinv/core/error.hpp"
+#include "ganinv/core/json.hpp"
+#include "ganinv/core/tensor.hpp"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace ganinv {
+
+struct EncoderConfig {
+    // The generator the codes are for: an encoder file is refused for another one.
+    Index resolution = 32, in_channels = 1, num_ws = 8, w_dim = 128;
+    Index stem_channels = 16;
+    /// One stage per entry; each starts with a stride-2 residual block, so stage i works at
+    /// resolution / 2^(i + 1). The pyramid takes the last (up to) three stages.
+    std::vector<Index> stage_channels{16, 32, 64};
+    Index blocks_per_stage = 1;
+    Index pyramid_channels = 32;
+    /// Pyramid maps are average-pooled to head_grid x head_grid before the heads (1: global
+    /// average pooling; > 1 keeps coarse positions, which a small image needs).
+    Index head_grid = 4;
+    Index head_hidden = 128;
+    Index groups = 4;  ///< group-norm groups
+
+    Index levels() const { return std::min<Index>(3, static_cast<Index>(stage_channels.size())); }
+    /// Resolution of the output of stage i.
+    Index stage_resolution(Index i) const { return resolution >> (i + 1); }
+    /// Pyramid level (0 = finest) that feeds style layer i: pSp's coarse / medium / fine split
+    /// (for 18 layers 3/4/11; here the first quarter coarse, the second medium, the rest fine).
+    Index level_of_ws(Index i) const {
+        const Index L = levels();
+        const Index coarse_end = std::max<Index>(1, num_ws / 4), medium_end = std::max(coarse_end + 1, num_ws / 2);
+        const Index from_top = i < coarse_end ? 0 : (i < medium_end ? 1 : 2);  // 0 = coarsest
+        return std::max<Index>(0, L - 1 - std::min(from_top, L - 1));
+    }
+
+    void validate() const {
+        GANINV_CHECK(in_channels >= 1 && num_ws >= 1 && w_dim >= 1, ValueError,
+                     "encoder config: in_channels, num_ws and w_dim must be positive (", in_channels, ", ", num_ws, ", ",
+                     w_dim, ")");
+        GANINV_CHECK(!stage_channels.empty() && stage_channels.size() <= 8, ValueError,
+                     "encoder config: 1 to 8 stages needed, got ", stage_channels.size());
+        GANINV_CHECK(blocks_per_stage >= 1 && head_hidden >= 1 && head_grid >= 1 && groups >= 1, ValueError,
+                     "encoder config: blocks_per_stage, head_hidden, head_grid and groups must be positive");
+        for (Index c : stage_channels)
+            GANINV_CHECK(c >= 1 && c % groups == 0, ValueError, "encoder config: stage width ", c,
+                         " is not a positive multiple of the ", groups, " group-norm groups");
+        GANINV_CHECK(stem_channels >= 1 && stem_channels % groups == 0, ValueError, "encoder config: stem width ",
+                     stem_channels, " is not a positive multiple of the ", groups, " group-norm groups");
+        GANINV_CHECK(pyramid_channels >= 1, ValueError, "encoder config: pyramid_channels must be positive");
+        const Index S = static_cast<Index>(stage_channels.size());
+        GANINV_CHECK(resolution >= 2 && resolution % (Index{1} << S) == 0, ValueError, "encoder config: resolution ",
+                     resolution, " must be divisible by 2^", S, " (one halving per stage)");
+        for (Index l = 0; l < levels(); ++l) {
+            const Index r = stage_resolution(S - levels() + l);
+            GANINV_CHECK(r >= head_grid && r % head_grid == 0, ValueError, "encoder config: pyramid level of ", r, "x", r,
+                         " does not pool to the ", head_grid, "x", head_grid, " head grid");
+        }
+    }
+
+    /// A preset for a generator: small for <= 64 px (the 32x32 grayscale demo: ~0.8 M parameters),
+    /// pSp-like widths with more stages for large images.
+    static EncoderConfig for_generator(Index resolution, Index channels, Index num_ws, Index w_dim) {
+        EncoderConfig c;
+        c.resolution = resolution;
+        c.in_channels = channels;
+        c.num_ws = num_ws;
+        c.w_dim = w_dim;
+        if (resolution > 64) {
+            c.stem_channels = 64;
+            c.stage_channels = {64, 128, 256, 512};
+            while (c.stage_resolution(static_cast<Index>(c.stage_channels.size()) - 1) > 16) c.stage_channels.push_back(512);
+            c.blocks_per_stage = 2;
+            c.pyramid_channels = 512;
+            c.head_hidden = 512;
+            c.groups = 32;
+        }
+        c.validate();
+        return c;
+    }
+
+    Json to_json() const {
+        Json j{Json::Object{}};
+        j.set("architecture", "psp");
+        for (auto [k, v] : {std::pair{"resolution", resolution}, {"in_channels", in_channels}, {"num_ws", num_ws},
+                            {"w_dim", w_dim}, {"stem_channels", stem_channels}, {"blocks_per_stage", blocks_per_stage},
+                            {"pyramid_channels", pyramid_channels}, {"head_grid", head_grid},
+                            {"head_hidden", head_hidden}, {"groups", groups}})
+            j.set(k, static_cast<std::int64_t>(v));
+        Json::Array st;
+        for (Index c : stage_channels) st.emplace_back(static_cast<std::int64_t>(c));
+        j.set("stage_channels", st);
+        return j;
+    }
+
+    /// `where` names the file in messages.
+    static EncoderConfig from_json(const Json& j, const std::string& where) {
+        EncoderConfig c;
+        try {
+            GANINV_CHECK(j.is_object(), FormatError, "expected a JSON object");
+            GANINV_CHECK(j.at("architecture").as_string() == "psp", FormatError, "unknown encoder architecture '",
+                         j.at("architecture").as_string(), "' (this build knows 'psp')");
+            for (auto [k, dst] : {std::pair{"resolution", &c.resolution}, {"in_channels", &c.in_channels},
+                                  {"num_ws", &c.num_ws}, {"w_dim", &c.w_dim}, {"stem_channels", &c.stem_channels},
+                                  {"blocks_per_stage", &c.blocks_per_stage}, {"pyramid_channels", &c.pyramid_channels},
+                                  {"head_grid", &c.head_grid}, {"head_hidden", &c.head_hidden}, {"groups", &c.groups}})
+                *dst = j.at(k).as_int();
+            c.stage_channels.clear();
+            for (const Json& v : j.at("stage_channels").as_array()) c.stage_channels.push_back(v.as_int());
+            c.validate();
+        } catch (const Error& e) {
+            throw FormatError(concat(where, ": bad encoder_config: ", e.what()));
+        }
+        return c;
+    }
+};
+
+}  // namespace ganinv

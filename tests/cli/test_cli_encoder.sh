@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Behaviour of the encoder commands (issue 16): train-encoder writes a resumable encoder file with
+# a progress line, encode writes the files invert writes, invert --init encoder:E starts from the
+# encoder's codes, and an encoder made for another generator (or a file that is no encoder) is
+# refused with the mismatch named before any output exists. Runs are a few steps: this checks the
+# plumbing; quality is measured in docs/encoders.md.
+# Usage: test_cli_encoder.sh GANINV_BINARY MODEL DATA_DIR WORK_DIR
+set -u
+bin="$1"; model="$2"; data="$3"; work="$4"
+rm -rf "$work"; mkdir -p "$work"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+source "$(dirname "$0")/cli_check.sh"
+ok() { passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+absent() { [ ! -e "$1" ] && ok || fail "$1 exists"; }
+
+tiny="$data/stylegan2_tiny/generator.safetensors"
+a="$data/fmnist/test_0000.png"; b="$data/fmnist/test_0001.png"
+enc="$work/e.safetensors"
+
+# ---------------------------------------------------------------- training, resuming
+check "train-encoder" 0 "wrote .*e.safetensors \(step 4;" -- "$bin" train-encoder --model "$model" --out "$enc" --steps 4 --batch 2 --seed 3
+exists "$enc"
+check "train-encoder progress line" 0 "step 4/4  loss [0-9.]+ \(code [0-9.]+, pixel [0-9.]+\)" -- "$bin" train-encoder --model "$model" --out "$work/e2.safetensors" --steps 4 --batch 2 --seed 3
+# Same seed, same file: training is reproducible.
+cmp -s "$enc" "$work/e2.safetensors" && ok || fail "two runs with one seed wrote different encoders"
+check "train-encoder --resume" 0 "step 6/6" -- "$bin" train-encoder --model "$model" --out "$work/e3.safetensors" --resume "$enc" --steps 2
+check "train-encoder with real images" 0 "real images: 64 from" -- "$bin" train-encoder --model "$model" --out "$work/e4.safetensors" --steps 1 --batch 2 --real-dir "$data/fmnist" --ratio 0.5
+
+# ---------------------------------------------------------------- encode, hybrid invert
+check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
+for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
+  exists "$work/enc/$f"
+done
+# The codes are W+ codes in invert's file format: generate and metrics read them.
+check "generate from an encoded code" 0 "wrote" -- "$bin" generate --model "$model" --ws "$work/enc/test_0000.safetensors" --out "$work/g.png"
+check "invert --init encoder:E" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb" --init "encoder:$enc" --steps 3
+exists "$work/hyb/test_0000.safetensors"
+check "invert --init encoder:E in W" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_w" --init "encoder:$enc" --steps 2 --space w
+
+# ---------------------------------------------------------------- refused input, nothing written
+check "encoder of another generator (encode)" 1 "was made for another generator: w_dim 128 \(the generator has 64\), channels 1 \(the generator has 3\)" -- \
+  "$bin" encode --model "$tiny" --encoder "$enc" --image "$a" --out "$work/no1"
+check "encoder of another generator (invert)" 1 "was made for another generator: w_dim 128" -- \
+  "$bin" invert --model "$tiny" --image "$a" --init "encoder:$enc" --out "$work/no2"
+check "a generator file is no encoder" 1 "is not a ganinv encoder file" -- "$bin" encode --model "$model" --encoder "$model" --image "$a" --out "$work/no3"
+check "--init encoder: with --space z" 2 "use --space wplus" -- "$bin" invert --model "$model" --image "$a" --init "encoder:$enc" --space z --out "$work/no4"
+check "--ratio without --real-dir" 2 "--ratio needs real images" -- "$bin" train-encoder --model "$model" --out "$work/no5.safetensors" --ratio 0.5
+check "--out not safetensors" 2 "--out must name a .safetensors file" -- "$bin" train-encoder --model "$model" --out "$work/no6.png"
+check "resume from a generator file" 1 "is not a ganinv encoder file" -- "$bin" train-encoder --model "$model" --out "$work/no7.safetensors" --resume "$model"
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors; do absent "$work/$d"; done
+
+echo "$passed passed, $failures failed"
+[ "$failures" -eq 0 ]
