@@ -10,6 +10,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +28,15 @@ inline double median_ms(const std::function<void()>& fn, int reps, int warmup = 
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
+}
+
+/// "256,1024" -> {"256", "1024"} (the benchmarks' list options; empty items dropped).
+inline std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string x; std::getline(ss, x, ',');)
+        if (!x.empty()) out.push_back(x);
+    return out;
 }
 
 struct Row {

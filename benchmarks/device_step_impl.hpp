@@ -13,6 +13,7 @@
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/models/stylegan2.hpp>
 #include <ganinv/invert/projector_schedule.hpp>
+#include <ganinv/loss/vgg_perceptual.hpp>
 #include <ganinv/optim/adam.hpp>
 
 #include <chrono>
@@ -49,6 +50,14 @@ StepTiming time_inverter_steps(G& g, MakeLoss&& make_loss, InverterOptions o, co
     r.ms_per_step = (tl - ts) / static_cast<double>(long_steps - short_steps) * 1e3;
     r.setup_s = ts - static_cast<double>(short_steps) * r.ms_per_step * 1e-3;
     return r;
+}
+
+/// The official projector's VGG taps: the five pooling inputs (13 convs), after ReLU, at <= 256^2.
+inline VggPerceptualOptions official_vgg_options() {
+    VggPerceptualOptions v;
+    v.layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"};
+    v.max_size = 256;
+    return v;
 }
 
 /// The random-weight official configuration of a resolution (channel_base 16384 below 512).

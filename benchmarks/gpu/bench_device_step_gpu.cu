@@ -24,21 +24,6 @@ using namespace ganinv;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string x; std::getline(ss, x, ',');) if (!x.empty()) out.push_back(x);
-    return out;
-}
-
-/// The official projector's VGG taps: the five pooling inputs (13 convs), after ReLU.
-VggPerceptualOptions official_vgg() {
-    VggPerceptualOptions v;
-    v.layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"};
-    v.max_size = 256;
-    return v;
-}
-
 double synthesis_forward_flops(const StyleGAN2Config& cfg, Index batch) {
     double f = 0;
     for (const auto& l : SynthesisPlan(cfg).layers) {
@@ -88,11 +73,11 @@ int main(int argc, char** argv) {
         cudaDeviceProp prop{};
         GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
         std::vector<bench::Row> rows;
-        for (const std::string& rs : split(res_list)) {
+        for (const std::string& rs : bench::split_list(res_list)) {
             const Index res = std::stoll(rs);
             const StyleGAN2Config cfg = bench::official_config(res);
             const Index s1 = quick ? 5 : 10, s2 = quick ? 20 : (res >= 1024 ? 50 : 110);
-            for (const std::string& prec : split(prec_list)) {
+            for (const std::string& prec : bench::split_list(prec_list)) {
                 cuda::CudaOptions co;
                 co.precision = cuda::parse_precision(prec);
                 const Cuda backend(stream, co);
@@ -102,7 +87,7 @@ int main(int argc, char** argv) {
                 if (vo.precision == cuda::Precision::bf16) vo.precision = cuda::Precision::tf32;
                 const Cuda vgg_backend = backend.with_options(vo);
                 const Vgg16 trunk = Vgg16::hash_rule();
-                for (const std::string& bs : split(batch_list)) {
+                for (const std::string& bs : bench::split_list(batch_list)) {
                     const Index batch = std::stoll(bs);
                     const Tensor<float> t = bench::random_targets(g, batch, 7);
                     for (const bool official : {true, false}) {
@@ -115,7 +100,7 @@ int main(int argc, char** argv) {
                         bench::StepTiming st;
                         double flops = 2.0 * synthesis_forward_flops(cfg, batch);
                         if (official) {
-                            auto vgg = [&] { return VggPerceptual<Cuda>(vgg_backend, trunk, official_vgg()); };
+                            auto vgg = [&] { return VggPerceptual<Cuda>(vgg_backend, trunk, bench::official_vgg_options()); };
                             st = bench::time_inverter_steps<WSpace>(g, vgg, o, t, s1, s2);
                             flops += 2.0 * vgg_forward_flops(std::min<Index>(res, 256), batch);
                         } else {

@@ -25,13 +25,6 @@ using namespace ganinv;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string x; std::getline(ss, x, ',');) if (!x.empty()) out.push_back(x);
-    return out;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -104,10 +97,10 @@ int main(int argc, char** argv) {
         GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
         const Index pivot_steps = quick ? 90 : 450, tune_steps = quick ? 70 : 350;
         std::vector<bench::Row> rows;
-        for (const std::string& rs : split(res_list)) {
+        for (const std::string& rs : bench::split_list(res_list)) {
             const Index res = std::stoll(rs);
             const StyleGAN2Config cfg = bench::official_config(res);
-            for (const std::string& prec : split(prec_list)) {
+            for (const std::string& prec : bench::split_list(prec_list)) {
                 cuda::CudaOptions co;
                 co.precision = cuda::parse_precision(prec);
                 const Cuda backend(stream, co);
@@ -115,7 +108,7 @@ int main(int argc, char** argv) {
                 const Tensor<float> target = bench::random_targets(g, 1, 7);
                 const auto stats = std::make_shared<LatentStatistics>();
                 const Vgg16 trunk = Vgg16::hash_rule();
-                for (const std::string& obj : split(obj_list)) {
+                for (const std::string& obj : bench::split_list(obj_list)) {
                     PtiTiming t;
                     auto timed = [&](auto&& make_loss) {
                         (void)run_pti(g, make_loss, target, 10, 10, stats);  // warm-up: statistics, plans, pool
@@ -124,10 +117,7 @@ int main(int argc, char** argv) {
                     if (obj == "mse") {
                         timed([] { return Mse<Cuda>{}; });
                     } else if (obj == "vgg") {
-                        VggPerceptualOptions v;
-                        v.layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"};
-                        v.max_size = 256;
-                        timed([&] { return VggPerceptual<Cuda>(backend, trunk, v); });
+                        timed([&] { return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options()); });
                     } else {
                         throw ValueError("unknown objective '" + obj + "' (mse or vgg)");
                     }

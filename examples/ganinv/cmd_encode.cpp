@@ -35,10 +35,9 @@ int run_encode(const Args& a) {
         for (const auto& m : r.metrics) mse.push_back(m.mse);
         r.loss_history = {mse};
         r.steps_run = 0;
-        const auto names = std::vector<std::string>(targets.names.begin() + b0, targets.names.begin() + b0 + nb);
         std::filesystem::create_directories(out_dir);
-        const auto s = write_outputs(out_dir, names, t, r, false);
-        summary.insert(summary.end(), s.begin(), s.end());
+        for (Index i = 0; i < nb; ++i)
+            summary.push_back(write_image_outputs(out_dir, targets.names[static_cast<std::size_t>(b0 + i)], i, t, r));
     }
     write_overview(out_dir, summary);
     print_summary(std::cout, summary);
