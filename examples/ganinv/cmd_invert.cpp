@@ -70,7 +70,7 @@ int run_invert(const Args& a) {
     const std::string model = a.require("model"), out_dir = output_dir_option(a);
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
-    const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);  // before the GPU is touched
+    [[maybe_unused]] const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);  // checked before the GPU is touched
     // Every argument is checked here, before the model is loaded and before DIR is created.
     const std::string space = space_option(a, "wplus");
     const std::string optimizer = optimizer_option(a, true, "invert");

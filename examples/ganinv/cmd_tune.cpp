@@ -134,7 +134,7 @@ int run_tune(const Args& a) {
     const std::string model = a.require("model"), out_dir = output_dir_option(a);
     const std::string device = a.get("device").value_or("cpu");
     if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
-    const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);
+    [[maybe_unused]] const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);  // used by the CUDA build
 #if !GANINV_CLI_HAS_CUDA
     if (device == "cuda")
         throw UsageError("--device cuda: this ganinv was built without CUDA (CMake found no nvcc); rebuild on a "
