@@ -212,6 +212,9 @@ int run_restore(const Args& a) {
     if (task != Task::superres && a.has("factor")) throw UsageError("--factor is an option of --task superres");
     if (task != Task::inpaint && (a.has("mask") || a.has("hole"))) throw UsageError("--mask and --hole are options of --task inpaint");
     if (a.has("mask") && a.has("hole")) throw UsageError("give either --mask FILE or --hole KIND:FRACTION, not both");
+    if (a.get("init").value_or("").rfind("encoder:", 0) == 0)  // the encoder sees clean images, not degraded ones
+        throw UsageError("--init encoder:E is an option of invert (hybrid inversion); restore takes mean, random or a "
+                         "code file");
     restore::HoleSpec hole;
     if (a.has("hole")) hole = restore::parse_hole(*a.get("hole"));
     if (a.has("mask")) {

@@ -22,6 +22,7 @@ a="$data/fmnist/test_0000.png"; b="$data/fmnist/test_0001.png"
 # ---------------------------------------------------------------- restore
 check "restore --help" 0 "--task" -- "$bin" restore --help
 check "restore unknown task" 2 "unknown --task 'deblur'" -- "$bin" restore --task deblur --model "$model" --image "$a" --out "$work/r"
+check "restore --init encoder: is refused as a usage error" 2 "--init encoder:E is an option of invert" -- "$bin" restore --task superres --model "$model" --image "$a" --init encoder:e.safetensors --out "$work/r"
 check "restore factor not dividing" 2 "--factor 3 does not divide the generator's resolution 32" -- "$bin" restore --task superres --factor 3 --model "$model" --image "$a" --out "$work/r"
 check "restore factor too large" 2 "--factor 64 does not divide" -- "$bin" restore --task superres --factor 64 --model "$model" --image "$a" --out "$work/r"
 check "restore factor for inpaint" 2 "--factor is an option of --task superres" -- "$bin" restore --task inpaint --factor 2 --model "$model" --image "$a" --out "$work/r"
