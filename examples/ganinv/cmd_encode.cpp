@@ -43,7 +43,8 @@ int run_encode(const Args& a) {
     print_summary(std::cout, summary);
     InverterOptions o;
     o.steps = 0;
-    write_summary_files(out_dir, summary, model, "wplus", "encoder " + encoder + " (one forward pass)", o, false);
+    write_summary_files(out_dir, summary, model, "wplus", "encoder " + encoder + " (one forward pass)", o, false,
+                        "encode");
     if (!targets.failures.empty()) {
         std::cerr << targets.failures.size() << " image(s) could not be read (listed above); the others were encoded\n";
         return 1;

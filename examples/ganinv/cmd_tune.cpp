@@ -258,7 +258,7 @@ const bool registered = register_command(Command{
     "       [--pivot-steps 450] [--tune-steps 350] [--tune-lr 3e-4] [--space w|wplus] [--loss mse,lpips:1]\n"
     "       [--layers a:b] [--params all|torgb|biases] [--locality W] [--target-loss L] [--shared]\n"
     "       [--pivot C.safetensors|DIR] [--seed S] [--lpips-weights F [--vgg-weights F]] [--device cpu|cuda]\n"
-    "       [--no-resize] [--max-pixels N] [--report]",
+    "       [--cuda-precision fp32|tf32|bf16] [--no-resize] [--max-pixels N] [--report]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"image", "FILE", "image files to tune for (PNG, JPEG, BMP)", true},

@@ -114,7 +114,8 @@ void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
 }
 
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
-                         const std::string& space, const std::string& optimizer, const InverterOptions& o, bool report) {
+                         const std::string& space, const std::string& optimizer, const InverterOptions& o, bool report,
+                         const std::string& command) {
     const std::filesystem::path d(dir);
     Json root{Json::Object{}};
     root.set("model", model);
@@ -145,7 +146,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
     write_file_atomically(d / "summary.json", root.dump() + "\n");
     std::ostringstream table, md;
     print_summary(table, rows);
-    md << "# ganinv invert\n\nmodel `" << model << "`, space `" << space << "`, optimizer `" << optimizer << "`, "
+    md << "# ganinv " << command << "\n\nmodel `" << model << "`, space `" << space << "`, optimizer `" << optimizer << "`, "
        << o.steps << " steps, seed " << o.seed << "\n\n```" << table.str() << "```\n";
     write_file_atomically(d / "summary.md", md.str());
     if (!report) return;

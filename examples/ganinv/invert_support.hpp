@@ -239,6 +239,6 @@ void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows);
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows);
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
                          const std::string& space, const std::string& optimizer, const InverterOptions& o,
-                         bool report);
+                         bool report, const std::string& command = "invert");
 
 }  // namespace ganinv::cli

@@ -32,6 +32,7 @@ check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "
 for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
   exists "$work/enc/$f"
 done
+check "encode's summary names the command" 0 "^# ganinv encode" -- head -1 "$work/enc/summary.md"
 # The codes are W+ codes in invert's file format: generate and metrics read them.
 check "generate from an encoded code" 0 "wrote" -- "$bin" generate --model "$model" --ws "$work/enc/test_0000.safetensors" --out "$work/g.png"
 check "invert --init encoder:E" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb" --init "encoder:$enc" --steps 3
