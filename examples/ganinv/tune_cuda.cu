@@ -17,11 +17,19 @@ namespace ganinv::cli {
 
 namespace {
 
+/// Checks for a usable GPU when constructed: the first member of CudaContext, so the refusal comes
+/// before the stream is created (a stream on a machine without a driver fails with a CUDA error
+/// that does not say "use --device cpu").
+struct RequireCudaDevice {
+    RequireCudaDevice() { require_cuda_device(); }
+};
+
 /// The stream and the backend, built before (and destroyed after) the generator that uses them.
 struct CudaContext {
+    RequireCudaDevice device_checked;  // first: members are constructed in declaration order
     cuda::Stream stream;
     Cuda backend;
-    explicit CudaContext(const cuda::CudaOptions& options) : backend((require_cuda_device(), stream), options) {}
+    explicit CudaContext(const cuda::CudaOptions& options) : backend(stream, options) {}
 };
 
 class CudaTuneJob final : private CudaContext, public TuneRunner<StyleGAN2<Cuda>, WeightedLossSum<Cuda>> {
