@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 namespace ganinv::nn {
 
@@ -65,24 +66,92 @@ private:
 
 namespace detail {
 
+/// The taps of one axis: for output index o, the pairs (input index, filter index) in
+/// [begin[o], begin[o + 1]) of `input`/`tap` that land on real samples. Built once per call:
+/// testing every tap of every output (with a modulo) cost more than the arithmetic, since an
+/// up-sampling by 2 leaves 3 of 4 taps on inserted zeros.
+struct AxisTaps {
+    std::vector<Index> begin, input, tap;
+
+    AxisTaps(Index out, Index in, Index f, int up, int down, int pad0, bool flip) {
+        begin.reserve(static_cast<std::size_t>(out) + 1);
+        begin.push_back(0);
+        for (Index o = 0; o < out; ++o) {
+            for (Index a = 0; a < f; ++a) {
+                const Index u = o * down + a - pad0;  // index in the padded, up-sampled signal
+                if (u < 0 || u >= in * up || u % up != 0) continue;
+                input.push_back(u / up);
+                tap.push_back(flip ? a : f - 1 - a);
+            }
+            begin.push_back(static_cast<Index>(input.size()));
+        }
+    }
+};
+
+/// The columns one filter column reaches: outputs first + k * out_step read inputs
+/// in_first + k * in_step (k < count). The outputs a tap reaches on real samples are an interval
+/// (the padding) intersected with a residue class (the zero insertion), so an arithmetic
+/// progression: the innermost loop runs along a row with fixed strides and vectorises.
+struct ColumnRun {
+    Index tap = 0, first = 0, count = 0, out_step = 1, in_first = 0, in_step = 1;
+};
+
+inline std::vector<ColumnRun> column_runs(Index out, Index in, Index f, int up, int down, int pad0, bool flip) {
+    std::vector<ColumnRun> runs;
+    for (Index b = 0; b < f; ++b) {
+        ColumnRun run;
+        run.tap = flip ? b : f - 1 - b;
+        for (Index o = 0; o < out; ++o) {
+            const Index u = o * down + b - pad0;
+            if (u < 0 || u >= in * up || u % up != 0) continue;
+            if (run.count == 0) {
+                run.first = o;
+                run.in_first = u / up;
+            } else if (run.count == 1) {
+                run.out_step = o - run.first;
+                run.in_step = u / up - run.in_first;
+            }
+            ++run.count;
+        }
+        if (run.count > 0) runs.push_back(run);
+    }
+    return runs;
+}
+
+/// The geometry of one call: the row taps, the column runs and the filter scaled by the gain.
+struct PlaneTaps {
+    Index in_h, in_w, out_h, out_w, fw;
+    AxisTaps rows;
+    std::vector<ColumnRun> cols;
+    std::vector<float> weights;  // filter * gain, row-major [fh, fw]
+
+    PlaneTaps(Index in_h_, Index in_w_, const float* filter, Index fh, Index fw_, const Upfirdn2dParams& p)
+        : in_h(in_h_), in_w(in_w_), out_h(p.out_h(in_h_, fh)), out_w(p.out_w(in_w_, fw_)), fw(fw_),
+          rows(out_h, in_h_, fh, p.up, p.down, p.pad_y0, p.flip_filter),
+          cols(column_runs(out_w, in_w_, fw_, p.up, p.down, p.pad_x0, p.flip_filter)),
+          weights(static_cast<std::size_t>(fh * fw_)) {
+        for (Index i = 0; i < fh * fw_; ++i) weights[static_cast<std::size_t>(i)] = filter[i] * p.gain;
+    }
+};
+
 /// Visits every (output, input, weight) triple of one plane; forward gathers, backward scatters
-/// with the same visitor, so the two are exact adjoints by construction.
+/// with the same visitor, so the two are exact adjoints by construction. Order: output rows,
+/// filter rows, filter columns, output columns — each output still sums its taps in filter
+/// order (row-major), and the innermost loop is a strided run along one row.
 template <class Visit>
-void upfirdn2d_plane(Index in_h, Index in_w, const float* filter, Index fh, Index fw, const Upfirdn2dParams& p,
-                     Visit&& visit) {
-    const Index out_h = p.out_h(in_h, fh), out_w = p.out_w(in_w, fw);
-    for (Index oy = 0; oy < out_h; ++oy) {
-        for (Index a = 0; a < fh; ++a) {
-            const Index uy = oy * p.down + a - p.pad_y0;  // index in the up-sampled signal
-            if (uy < 0 || uy >= in_h * p.up || uy % p.up != 0) continue;
-            const Index iy = uy / p.up;
-            const Index ka = p.flip_filter ? a : fh - 1 - a;
-            for (Index ox = 0; ox < out_w; ++ox) {
-                for (Index b = 0; b < fw; ++b) {
-                    const Index ux = ox * p.down + b - p.pad_x0;
-                    if (ux < 0 || ux >= in_w * p.up || ux % p.up != 0) continue;
-                    const Index kb = p.flip_filter ? b : fw - 1 - b;
-                    visit(oy * out_w + ox, iy * in_w + ux / p.up, filter[ka * fw + kb] * p.gain);
+void upfirdn2d_plane(const PlaneTaps& t, Visit&& visit) {
+    for (Index oy = 0; oy < t.out_h; ++oy) {
+        const Index out_row = oy * t.out_w;
+        for (Index r = t.rows.begin[oy]; r < t.rows.begin[oy + 1]; ++r) {
+            const Index in_row = t.rows.input[r] * t.in_w;
+            const float* w = t.weights.data() + t.rows.tap[r] * t.fw;
+            for (const ColumnRun& c : t.cols) {
+                const float wc = w[c.tap];
+                const Index o0 = out_row + c.first, i0 = in_row + c.in_first;
+                if (c.out_step == 1 && c.in_step == 1) {  // no resampling along x: unit strides
+                    for (Index k = 0; k < c.count; ++k) visit(o0 + k, i0 + k, wc);
+                } else {
+                    for (Index k = 0; k < c.count; ++k) visit(o0 + k * c.out_step, i0 + k * c.in_step, wc);
                 }
             }
         }
@@ -95,14 +164,14 @@ void upfirdn2d_plane(Index in_h, Index in_w, const float* filter, Index fh, Inde
 inline void upfirdn2d_forward(const float* x, Index planes, Index in_h, Index in_w, const float* filter, Index fh,
                               Index fw, const Upfirdn2dParams& p, float* y) {
     p.validate(in_h, in_w, fh, fw);
-    const Index out_hw = p.out_h(in_h, fh) * p.out_w(in_w, fw);
+    const detail::PlaneTaps taps(in_h, in_w, filter, fh, fw, p);
+    const Index out_hw = taps.out_h * taps.out_w;
 #pragma omp parallel for schedule(static) if (planes * out_hw * fh * fw > kParallelMinWork)
     for (Index c = 0; c < planes; ++c) {
         const float* xc = x + c * in_h * in_w;
         float* yc = y + c * out_hw;
         for (Index i = 0; i < out_hw; ++i) yc[i] = 0.0f;
-        detail::upfirdn2d_plane(in_h, in_w, filter, fh, fw, p,
-                                [&](Index o, Index i, float w) { yc[o] += w * xc[i]; });
+        detail::upfirdn2d_plane(taps, [&](Index o, Index i, float w) { yc[o] += w * xc[i]; });
     }
 }
 
@@ -110,14 +179,14 @@ inline void upfirdn2d_forward(const float* x, Index planes, Index in_h, Index in
 inline void upfirdn2d_backward(const float* grad_y, Index planes, Index in_h, Index in_w, const float* filter,
                                Index fh, Index fw, const Upfirdn2dParams& p, float* grad_x) {
     p.validate(in_h, in_w, fh, fw);
-    const Index out_hw = p.out_h(in_h, fh) * p.out_w(in_w, fw);
+    const detail::PlaneTaps taps(in_h, in_w, filter, fh, fw, p);
+    const Index out_hw = taps.out_h * taps.out_w;
 #pragma omp parallel for schedule(static) if (planes * out_hw * fh * fw > kParallelMinWork)
     for (Index c = 0; c < planes; ++c) {
         const float* gy = grad_y + c * out_hw;
         float* gx = grad_x + c * in_h * in_w;
         for (Index i = 0; i < in_h * in_w; ++i) gx[i] = 0.0f;
-        detail::upfirdn2d_plane(in_h, in_w, filter, fh, fw, p,
-                                [&](Index o, Index i, float w) { gx[i] += w * gy[o]; });
+        detail::upfirdn2d_plane(taps, [&](Index o, Index i, float w) { gx[i] += w * gy[o]; });
     }
 }
 
