@@ -2,6 +2,7 @@
 """Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/): tiny valid files of
 each kind and the reproducer of every finding of issue 12. Deterministic; standard library only.
 Run from anywhere: python3 tests/fuzz/make_corpus.py"""
+import base64
 import json
 import os
 import struct
@@ -118,5 +119,9 @@ put("image", "crash_gif_17921x21071.gif", b"GIF89a" + struct.pack("<HH", 17921, 
 put("image", "crash_jpeg_dht_overflow.jpg", bytes.fromhex("ffd8ffc401a20048d9"))
 # Found by fuzz_image on the first fix: 0xFF fill bytes before the SOI code, skipped by stb.
 put("image", "crash_jpeg_dht_after_fill_bytes.jpg", bytes.fromhex("ffffd8ffc400ff0048d9d8ffc400ff0048d9"))
+# Found by fuzz_image (session 8): an IDAT chunk declaring 1.3 GB in a 110-byte file (stb grew its
+# buffer to 2 GiB before reading the chunk).
+put("image", "crash_png_idat_length_past_end.png", base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAAAAACRn/EaAAAAE0lEQVR42mNgEFABAAAAAAATSURBVHjaY2AQE1AAAABJREFUeNpjYBBQAQAAAQAAAAAAAAAAQmCC"))
 # Found by fuzz_image: a PNM width of 70 digits, which stb accumulates into an int.
 put("image", "crash_pnm_width_overflow.pgm", b"P5" + b"2" * 70 + b"\n5")

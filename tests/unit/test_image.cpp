@@ -615,6 +615,36 @@ TEST_CASE("PNM header fields stb would overflow are refused before decoding", "[
     REQUIRE(img.at(1, 0) == 0x20);
 }
 
+TEST_CASE("PNG chunks that run past the end of the file are refused before decoding", "[io][image][reliability]") {
+    // Found by fuzz_image: an IDAT chunk declaring 1.3 GB in a 110-byte file made stb grow its
+    // buffer to 2 GiB before reading the chunk.
+    const auto chunk = [](const std::string& type, const std::string& data, std::uint32_t declared) {
+        std::string c;
+        for (int shift = 24; shift >= 0; shift -= 8) c += static_cast<char>((declared >> shift) & 0xFF);
+        return c + type + data + std::string(4, '\0');  // the CRC is not what is tested here
+    };
+    std::string ihdr;
+    for (std::uint32_t v : {4u, 3u}) {
+        for (int shift = 24; shift >= 0; shift -= 8) ihdr += static_cast<char>((v >> shift) & 0xFF);
+    }
+    ihdr += std::string("\x08\x00\x00\x00\x00", 5);
+    const std::string signature = "\x89PNG\r\n\x1a\n";
+    const std::string head = signature + chunk("IHDR", ihdr, 13);
+    const std::string bad = head + chunk("IDAT", "x\xda", 1342177280u);
+    REQUIRE_THROWS_WITH(decode_image(std::vector<unsigned char>(bad.begin(), bad.end()), "big.png"),
+                        Catch::Contains("big.png") && Catch::Contains("corrupt PNG: chunk 'IDAT' at byte 33") &&
+                            Catch::Contains("declares 1342177280 bytes"));
+    // A chunk cut short by the end of the file is the same finding.
+    const std::string cut = head + chunk("IDAT", "x", 2).substr(0, 10);
+    REQUIRE_THROWS_WITH(decode_image(std::vector<unsigned char>(cut.begin(), cut.end()), "cut.png"),
+                        Catch::Contains("corrupt PNG"));
+    // Whole PNGs, and bytes after IEND, still decode.
+    Image img = make_image(5, 4, 3, 77);
+    std::vector<unsigned char> png = encode_image(img, ImageFormat::png);
+    png.insert(png.end(), {1, 2, 3});
+    REQUIRE(decode_image(png, "ok.png").pixels == img.pixels);
+}
+
 TEST_CASE("save_image writes the format its extension names, or nothing", "[io][image]") {
     const fs::path dir = test::temp_dir("io_formats");
     Image img = make_image(24, 16, 3);
