@@ -66,8 +66,9 @@ void write_image_outputs(const std::filesystem::path& dir, const std::string& na
                           enlarge(tensor_to_image(tuned_img), factor), enlarge(difference_image(target, tuned_img, 0), factor)},
                          4));
     } catch (...) {
-        std::error_code ec;
-        for (const auto& p : written) std::filesystem::remove(p, ec);
+        std::error_code ec;  // files only: the name that failed may be a user's folder in the way
+        for (const auto& p : written)
+            if (std::filesystem::is_regular_file(p, ec)) std::filesystem::remove(p, ec);
         throw;
     }
 }

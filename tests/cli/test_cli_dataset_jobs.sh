@@ -90,6 +90,14 @@ same "tune resume: runs of img_00" "$(manifest count "$work/to" img_00)" 1
 [ "$(stat -c %Y "$work/to/img_00.generator.safetensors")" -lt 1000000000 ] && ok || fail "tune resume rewrote img_00's generator"
 check "tune resume: the generator reads back whole" 0 "wrote" -- \
   "$bin" generate --model "$work/to/img_01.generator.safetensors" --ws "$work/to/img_01.safetensors" --out "$work/tg2.png"
+# An image whose files cannot all be written (a folder in the way of one) leaves none of them,
+# nor its tuned generator: only the error line.
+mkdir -p "$work/tblock/img_00_pivot.png"
+check "tune: an image whose outputs cannot be written" 1 "img_00_pivot.png" -- \
+  "$bin" tune --model "$model" --pivot-steps 2 --tune-steps 1 --image "$work/t/img_00.png" --out "$work/tblock"
+same "tune: the unwritable image's line" "$(manifest names "$work/tblock" error)" img_00
+same "tune: nothing of the unwritable image is left" "$(cd "$work/tblock" && ls -A | grep -v -e manifest.jsonl -e img_00_pivot.png)" ""
+[ -d "$work/tblock/img_00_pivot.png" ] && ok || fail "tune removed the folder that was in the way"
 check "tune --shared --resume is refused" 2 "--shared tunes one generator on all the images at once" -- \
   "${tune[@]}" --shared --resume --out "$work/to"
 busy_refused "tune on a busy folder is refused" "$work/tbusy" "${tune[@]}"

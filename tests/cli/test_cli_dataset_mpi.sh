@@ -91,6 +91,10 @@ first_run=$(manifest names "$work/k" ok); n1=$(wc -l < "$work/k/manifest.jsonl")
 check "resume after a killed rank" 1 "resume: $(echo "$first_run" | grep -c .) of 24 images are done" -- \
   "${mpi[@]}" "${run[@]}" --steps 8 --batch 1 --dir "$work/images" --out "$work/k" --resume
 resumed_once "$work/k" "$n1" "$first_run"
+# The resumed job's summary covers the whole job (the first run's images from their lines), and
+# its throughput is the resumed run's.
+same "summary after resume" "$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["images_total"], s["images_ok"], s["images_failed"], s["images_missing"], s["run_images"])' "$work/k/summary.json")" \
+  "24 21 3 0 $((24 - $(echo "$first_run" | grep -c .)))"
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]
