@@ -1,5 +1,7 @@
 // ganinv encode: codes of images from a trained encoder in one forward pass (learning-based
-// inversion); writes the same per-image files and summary as `ganinv invert`.
+// inversion); writes the same per-image files and summary as `ganinv invert`, as a dataset job
+// (manifest, --resume, the lock, MPI ranks: dataset_run.hpp).
+#include "dataset_run.hpp"
 #include "encoder_support.hpp"
 
 #include <chrono>
@@ -11,58 +13,81 @@ namespace {
 int run_encode(const Args& a) {
     const std::string model = a.require("model"), encoder = a.require("encoder"), out_dir = output_dir_option(a);
     const Index batch = batch_option(a, 64);
-    const std::vector<std::filesystem::path> paths = collect_image_paths(a);
+    const std::vector<std::filesystem::path> paths = job_paths(a);
+    const std::unique_ptr<JobComm> comm = make_job_comm();
     StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
     const PspEncoder e = load_encoder_for(encoder, g.num_ws(), g.w_dim(), g.img_channels(), g.resolution());
-    TargetSet targets = load_targets(paths, g, !a.has("no-resize"), a.max_pixels());
-    for (const auto& msg : targets.warnings) std::cerr << "warning: " << msg << "\n";
-    for (const auto& msg : targets.failures) std::cerr << "error: " << msg << "\n";
-    if (targets.names.empty()) throw IoError("none of the " + std::to_string(paths.size()) + " images could be read");
+    OutputSpec spec;  // what `--resume` reads back: invert's files, a W+ code, no fixed-noise picture
+    spec.resolution = g.resolution();
+    spec.channels = g.img_channels();
+    spec.num_ws = g.num_ws();
+    spec.w_dim = g.w_dim();
+    spec.space = "wplus";
 
-    const Index n = static_cast<Index>(targets.names.size());
-    std::vector<ImageSummary> summary;
-    for (Index b0 = 0; b0 < n; b0 += batch) {
-        const Index nb = std::min(batch, n - b0);
-        const Tensor<float> t = slice_batch(targets.images, b0, nb);
-        const auto t0 = std::chrono::steady_clock::now();
+    DatasetJob job(*comm, {"encode", "encoded", out_dir, batch, a.has("resume"), "cpu"}, paths,
+                   [&](const std::string& name) { return verify_outputs(out_dir, name, spec); });
+    if (!job.started()) return 1;  // rank 0 says why
+    std::vector<ImageSummary> summary;  // this process's images, for the summary files of a one-process run
+    job.run([&](const JobBatch& b) -> JobTally {
+        JobTally tally;
+        const DatasetJob::LoadedBatch loaded = job.load_batch(b, spec.resolution, spec.channels, a, tally);
+        if (loaded.ids.empty()) return tally;
+        const Tensor<float>& t = loaded.images;
         InversionResult r;
-        r.space = "wplus";
-        r.ws = e.forward(t);
-        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        r.reconstruction = g.synthesis(r.ws);  // the generator's constant noise
-        r.metrics = metrics::compare_reconstruction(r.reconstruction, t);
-        std::vector<double> mse;
-        for (const auto& m : r.metrics) mse.push_back(m.mse);
-        r.loss_history = {mse};
-        r.steps_run = 0;
-        std::filesystem::create_directories(out_dir);
-        for (Index i = 0; i < nb; ++i)
-            summary.push_back(write_image_outputs(out_dir, targets.names[static_cast<std::size_t>(b0 + i)], i, t, r));
-    }
-    write_overview(out_dir, summary);
-    print_summary(std::cout, summary);
+        try {
+            const auto t0 = std::chrono::steady_clock::now();
+            r.space = "wplus";
+            r.ws = e.forward(t);
+            r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            r.reconstruction = g.synthesis(r.ws);  // the generator's constant noise
+            r.metrics = metrics::compare_reconstruction(r.reconstruction, t);
+            std::vector<double> mse;
+            for (const auto& m : r.metrics) mse.push_back(m.mse);
+            r.loss_history = {mse};
+            r.steps_run = 0;
+        } catch (const Error& err) {
+            for (long long i : loaded.ids) job.fail(i, concat("encoding failed: ", err.what()), 0.0);
+            tally.failed += static_cast<long long>(loaded.ids.size());
+            return tally;
+        }
+        for (std::size_t k = 0; k < loaded.ids.size(); ++k) {
+            const std::optional<ImageSummary> s = job.write_result(loaded.ids[k], static_cast<Index>(k), t, r, tally);
+            if (s && !job.many()) summary.push_back(*s);
+        }
+        return tally;
+    });
+
     InverterOptions o;
     o.steps = 0;
-    write_summary_files(out_dir, summary, model, "wplus", "encoder " + encoder + " (one forward pass)", o, false,
-                        "encode");
-    if (!targets.failures.empty()) {
-        std::cerr << targets.failures.size() << " image(s) could not be read (listed above); the others were encoded\n";
-        return 1;
+    const std::string method = "encoder " + encoder + " (one forward pass)";
+    if (!job.many() && !summary.empty()) {  // the images this process encoded; the manifest has the whole job
+        write_overview(out_dir, summary);
+        print_summary(std::cout, summary);
+        write_summary_files(out_dir, summary, model, "wplus", method, o, false, "encode");
     }
-    return 0;
+    Json settings{Json::Object{}};
+    settings.set("model", model);
+    settings.set("space", "wplus");
+    settings.set("optimizer", method);
+    settings.set("steps", 0);
+    job.write_manifest_summary(std::move(settings));
+    return job.finish();
 }
 
 const bool registered = register_command(Command{
     "encode",
     "Codes of images from a trained encoder in one forward pass; writes codes, reconstructions, a summary.",
-    "--model M.safetensors --encoder E.safetensors (--image A.png [B.png ...] | --dir D) --out DIR\n"
-    "       [--batch B] [--no-resize] [--max-pixels N]",
+    "--model M.safetensors --encoder E.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR\n"
+    "       [--resume] [--batch B] [--no-resize] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"encoder", "E.safetensors", "encoder file for this generator (ganinv train-encoder)"},
         {"image", "FILE", "image files to encode (PNG, JPEG, BMP)", true},
         {"dir", "D", "encode every image file in this directory"},
-        {"out", "DIR", "output directory (created): NAME.safetensors ('ws', as invert writes), NAME_recon.png, summary"},
+        {"list", "FILE", "encode the images named in FILE, one path a line (relative to FILE's folder)"},
+        {"out", "DIR", "output directory (created): NAME.safetensors ('ws', as invert writes), NAME_recon.png, summary, "
+                       "manifest.jsonl (a line per image); DIR/ganinv.lock keeps a second job out"},
+        {"resume", "", "skip the images whose manifest line says ok and whose outputs read back whole; redo the others"},
         {"batch", "B", "images per encoder pass (default 64)"},
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         max_pixels_option(),

@@ -2,9 +2,8 @@
 // image, the code, the reconstruction, a side-by-side comparison and a loss curve.
 #include "common.hpp"
 #include "cuda_options_arg.hpp"
-#include "dataset_job.hpp"
+#include "dataset_run.hpp"
 #include "encoder_support.hpp"
-#include "job_comm.hpp"
 #include "invert_support.hpp"
 #include "lpips_metric.hpp"
 #if GANINV_CLI_HAS_CUDA
@@ -26,46 +25,6 @@
 namespace ganinv::cli {
 namespace {
 
-/// The images of the job: --list FILE, then --image and --dir as before.
-std::vector<std::filesystem::path> job_paths(const Args& a) {
-    std::vector<std::filesystem::path> paths;
-    if (a.has("list")) paths = read_path_list(*a.get("list"));
-    if (!a.has("list") || a.has("image") || a.has("dir")) {
-        const auto more = collect_image_paths(a);
-        paths.insert(paths.end(), more.begin(), more.end());
-    }
-    return paths;
-}
-
-/// Rank 0, holding the lock: the indices of the images this run inverts. Without --resume that
-/// is every image (and the manifest starts afresh); with it, every image but those whose last
-/// manifest line says ok AND whose outputs read back whole.
-std::vector<long long> plan_images(const std::filesystem::path& out, const std::vector<std::filesystem::path>& paths,
-                                   const std::vector<std::string>& names, const OutputSpec& spec, bool resume) {
-    if (const int n = remove_stale_temporaries(out); n > 0)
-        std::cerr << "note: removed " << n << " temporary file(s) that an interrupted job left in " << out.string() << "\n";
-    std::vector<long long> todo;
-    if (!resume) {
-        write_file_atomically(out / ManifestWriter::kFileName, std::string_view());
-        for (std::size_t i = 0; i < paths.size(); ++i) todo.push_back(static_cast<long long>(i));
-        return todo;
-    }
-    int bad_lines = 0;
-    const std::set<std::string> done = images_done_in_manifest(out, bad_lines);
-    if (bad_lines > 0) std::cerr << "warning: " << bad_lines << " manifest line(s) could not be read; their images are redone\n";
-    for (std::size_t i = 0; i < paths.size(); ++i) {
-        if (done.count(paths[i].string()) != 0) {
-            const std::string why = verify_outputs(out, names[i], spec);
-            if (why.empty()) continue;
-            std::cerr << "resume: redoing " << paths[i].string() << ": " << why << "\n";
-        }
-        todo.push_back(static_cast<long long>(i));
-    }
-    std::cerr << "resume: " << paths.size() - todo.size() << " of " << paths.size() << " images are done, " << todo.size()
-              << " to invert\n";
-    return todo;
-}
-
 int run_invert(const Args& a) {
     const std::string model = a.require("model"), out_dir = output_dir_option(a);
     const std::string device = a.get("device").value_or("cpu");
@@ -81,11 +40,9 @@ int run_invert(const Args& a) {
     o.w_statistics_cache = std::make_shared<LatentStatistics>();  // one generator: W statistics once, not per batch
     const std::vector<std::filesystem::path> paths = job_paths(a);
     const std::optional<PspEncoder> init_encoder = encoder_init_option(a, space, model);  // --init encoder:E
-    const std::vector<std::string> names = unique_output_names(paths);
     // Every rank lists the same images in the same order (a sorted folder or the list file) and
     // names their outputs alike; rank 0 alone decides which of them this run inverts.
     const std::unique_ptr<JobComm> comm = make_job_comm();
-    const bool many = comm->size() > 1;
 
     // One of the two runs the batches: the CPU generator and loss, or their CUDA twins.
     std::function<InversionResult(const InverterOptions&, const Tensor<float>&)> invert_batch;
@@ -127,84 +84,23 @@ int run_invert(const Args& a) {
     std::optional<Lpips<Cpu>> lpips_metric;
     if (a.has("lpips-weights")) lpips_metric.emplace(load_lpips(*a.get("lpips-weights"), a.get("vgg-weights")));
 
-    // Rank 0 takes the folder (lock, leftovers, the plan) and tells the others the plan, or that
-    // there is none: "ok i j k ..." or "error".
-    const std::filesystem::path out(out_dir);
-    std::optional<OutputLock> lock;
-    std::string plan = "error";
-    std::exception_ptr plan_failure;
-    if (comm->rank() == 0) {
-        try {
-            std::filesystem::create_directories(out);
-            lock.emplace(out);
-            std::ostringstream os;
-            os << "ok";
-            for (long long i : plan_images(out, paths, names, spec, resume)) os << ' ' << i;
-            plan = os.str();
-        } catch (...) {
-            plan_failure = std::current_exception();
-        }
-    }
-    plan = comm->broadcast(plan);
-    if (plan_failure) {
-        comm->finish();
-        std::rethrow_exception(plan_failure);
-    }
-    if (plan.rfind("ok", 0) != 0) {  // the others: rank 0 says why
-        comm->finish();
-        return 1;
-    }
-    std::vector<long long> todo;
-    {
-        std::istringstream is(plan.substr(2));
-        for (long long i; is >> i;) todo.push_back(i);
-    }
-    // Batches of consecutive images of the plan: the same batches whatever the number of ranks,
-    // so an image is inverted with the same neighbours and seed, and gets the same code.
-    std::vector<JobBatch> batches;
-    for (std::size_t b0 = 0; b0 < todo.size(); b0 += static_cast<std::size_t>(batch))
-        batches.emplace_back(todo.begin() + static_cast<std::ptrdiff_t>(b0),
-                             todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), b0 + static_cast<std::size_t>(batch))));
+    const DatasetJob::Spec job_spec{"invert", "inverted", out_dir, batch, resume, device_label};
+    DatasetJob job(*comm, job_spec, paths, [&](const std::string& name) { return verify_outputs(out_dir, name, spec); });
+    if (!job.started()) return 1;  // rank 0 says why
 
-    ManifestWriter manifest(out);
     std::vector<ImageSummary> summary;  // this process's images, for the summary files of a one-process run
-    // One write per message: rank 0's worker thread and its progress line share stderr.
-    const auto say = [](const std::string& line) { std::cerr << (line + "\n") << std::flush; };
-    const auto fail = [&](long long i, const std::string& why, double seconds) {
-        say(concat("error: ", paths[static_cast<std::size_t>(i)].string(), ": ", why));
-        ManifestEntry e;
-        e.image = paths[static_cast<std::size_t>(i)].string();
-        e.name = names[static_cast<std::size_t>(i)];
-        e.error = why;
-        e.seconds = seconds;
-        e.rank = comm->rank();
-        e.device = device_label;
-        manifest.append(e);
-    };
     long long batch_number = 0;
     const auto work = [&](const JobBatch& b) -> JobTally {
         JobTally tally;
-        std::vector<long long> ids;
-        std::vector<Tensor<float>> rows;
-        for (long long i : b) {
-            try {
-                std::vector<std::string> warnings;
-                rows.push_back(load_target(paths[static_cast<std::size_t>(i)], spec.resolution, spec.channels,
-                                           !a.has("no-resize"), a.max_pixels(), warnings));
-                for (const auto& msg : warnings) say("warning: " + msg);
-                ids.push_back(i);
-            } catch (const Error& e) {
-                fail(i, e.what(), 0.0);
-                ++tally.failed;
-            }
-        }
+        const DatasetJob::LoadedBatch loaded = job.load_batch(b, spec.resolution, spec.channels, a, tally);
+        const std::vector<long long>& ids = loaded.ids;
         if (ids.empty()) return tally;
-        const Tensor<float> t = stack_rows(rows, spec.channels, spec.resolution);
+        const Tensor<float>& t = loaded.images;
         InversionResult r;
         std::vector<double> lpips;
         try {
             std::optional<ProgressBar> bar;  // per batch in a one-process run; ranks share the job's line
-            if (!many) bar.emplace(concat("batch ", ++batch_number, "/", batches.size()), o.steps);
+            if (!job.many()) bar.emplace(concat("batch ", ++batch_number, "/", job.batch_count()), o.steps);
             InverterOptions ob = o;
             if (init_encoder) ob.init.codes = encoder_init_codes(*init_encoder, t, space);  // hybrid: the encoder's codes
             ob.on_progress = [&](const InversionProgress& p) {
@@ -218,55 +114,33 @@ int run_invert(const Args& a) {
                 lpips = lpips_metric->distance(recon, t);
             }
         } catch (const Error& e) {
-            for (long long i : ids) fail(i, concat("inversion failed: ", e.what()), 0.0);
+            for (long long i : ids) job.fail(i, concat("inversion failed: ", e.what()), 0.0);
             tally.failed += static_cast<long long>(ids.size());
             return tally;
         }
         for (std::size_t k = 0; k < ids.size(); ++k) {
-            const auto i = static_cast<std::size_t>(ids[k]);
-            try {
-                ImageSummary s = write_image_outputs(out_dir, names[i], static_cast<Index>(k), t, r);
-                if (!lpips.empty()) s.lpips = lpips[k];
-                ManifestEntry e;
-                e.image = paths[i].string();
-                e.name = names[i];
-                e.ok = true;
-                e.psnr = s.m.psnr;
-                e.ssim = s.m.ssim;
-                e.steps = s.steps;
-                e.seconds = s.seconds;
-                e.rank = comm->rank();
-                e.device = device_label;
-                manifest.append(e);  // last: the line vouches for outputs already in place
-                if (!many) summary.push_back(s);
-                ++tally.done;
-            } catch (const Error& e) {
-                fail(ids[k], e.what(), r.seconds / static_cast<double>(ids.size()));
-                ++tally.failed;
-            }
+            std::optional<ImageSummary> s = job.write_result(ids[k], static_cast<Index>(k), t, r, tally);
+            if (s && !lpips.empty()) s->lpips = lpips[k];
+            if (s && !job.many()) summary.push_back(*s);
         }
         return tally;
     };
-    std::optional<JobProgress> progress;
-    if (comm->rank() == 0) progress.emplace(static_cast<long long>(todo.size()), many ? 10.0 : 1e9);
-    const JobTally total = comm->run_queue(batches, work, [&](const JobTally& t) {
-        if (progress) progress->update(t.done + t.failed, t.failed);
-    });
+    job.run(work);
 
-    if (!many && !summary.empty()) {  // the images this process inverted; the manifest has the whole job
+    if (!job.many() && !summary.empty()) {  // the images this process inverted; the manifest has the whole job
         write_overview(out_dir, summary);
         print_summary(std::cout, summary);
         write_summary_files(out_dir, summary, model, space, optimizer, o, a.has("report"));
     }
-    lock.reset();
-    comm->finish();
-    if (total.failed > 0) {
-        if (comm->rank() == 0)
-            std::cerr << total.failed << " of " << todo.size() << " image(s) failed (listed above and in "
-                      << (out / ManifestWriter::kFileName).string() << " with status \"error\"); the others were inverted\n";
-        return 1;
-    }
-    return 0;
+    Json settings{Json::Object{}};
+    settings.set("model", model);
+    settings.set("space", space);
+    settings.set("optimizer", optimizer);
+    settings.set("steps", static_cast<std::int64_t>(o.steps));
+    settings.set("seed", static_cast<std::int64_t>(o.seed));
+    settings.set("optimize_noise", o.optimize_noise);
+    job.write_manifest_summary(std::move(settings));
+    return job.finish();
 }
 
 const bool registered = register_command(Command{

@@ -169,6 +169,7 @@ struct ManifestEntry {
     Index steps = 0;
     int rank = 0;
     std::string device;
+    Json::Object extra;  ///< a command's own fields after the common ones (tune: its generator file)
 
     std::string line() const {
         Json j{Json::Object{}};
@@ -182,6 +183,7 @@ struct ManifestEntry {
         j.set("seconds", seconds);
         j.set("rank", rank);
         j.set("device", device);
+        for (const auto& [key, value] : extra) j.set(key, value);
         return j.dump() + "\n";
     }
 };
@@ -242,6 +244,8 @@ struct OutputSpec {
     Index resolution = 0, channels = 0, num_ws = 0, w_dim = 0;
     std::string space;
     bool fixed_noise_png = false;  ///< --optimize-noise adds NAME_recon_fixed_noise.png
+    std::vector<std::string> pictures{"_recon.png", "_compare.png", "_loss.png"};  ///< NAME + each: a PNG
+    std::vector<std::string> models;  ///< NAME + each: a safetensors file whose every tensor must load (tune's generator)
 };
 
 /// Empty when every output of `name` is there and reads back whole (the code file parses, holds a
@@ -256,13 +260,17 @@ inline std::string verify_outputs(const std::filesystem::path& dir, const std::s
                           spec.w_dim, "]");
         if (f.metadata("space") != spec.space) return concat(f.path().string(), ": not a code of space ", spec.space);
         for (const auto& e : f.entries()) (void)f.load(e.name);
-        std::vector<std::string> pictures{"_recon.png", "_compare.png", "_loss.png"};
+        std::vector<std::string> pictures = spec.pictures;
         if (spec.fixed_noise_png) pictures.push_back("_recon_fixed_noise.png");
         for (const auto& suffix : pictures) {
             const Image img = load_image(dir / (name + suffix));
             const bool recon = suffix.rfind("_recon", 0) == 0;
             if (recon && (img.width != spec.resolution || img.height != spec.resolution))
                 return concat(name, suffix, " is ", img.width, "x", img.height, ", not ", spec.resolution, "x", spec.resolution);
+        }
+        for (const auto& suffix : spec.models) {
+            const SafetensorsFile m(dir / (name + suffix));
+            for (const auto& e : m.entries()) (void)m.load(e.name);
         }
         return {};
     } catch (const Error& e) {
