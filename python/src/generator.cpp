@@ -139,8 +139,6 @@ void bind_generator(nb::module_& m) {
              nb::arg("noise_mode") = "const", nb::arg("noise_seed") = 0,
              "d(loss)/d(ws) [N, num_ws, w_dim] given d(loss)/d(images) [N, C, R, R].")
         .def("_time_synthesis", &time_synthesis, nb::arg("ws"), nb::arg("repeats"),
-             "Seconds per call of the C++ synthesis alone (benchmark baseline).")
-        .def("_time_synthesis", &time_synthesis, nb::arg("ws"), nb::arg("repeats"),
              "Seconds per call of the C++ synthesis alone (the overhead benchmark's baseline).")
         .def("seed_z", &seed_z, nb::arg("seed"), nb::arg("count") = 1,
              "z [count, z_dim] of the official seeds seed .. seed + count - 1 (numpy RandomState(seed).randn).")
