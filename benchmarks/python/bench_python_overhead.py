@@ -39,47 +39,50 @@ def paired_calls(g, ws, calls):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--calls", type=int, default=200, help="g.synthesis calls per batch size")
+    parser.add_argument("--calls", type=int, default=200, help="g.synthesis calls per batch size (0: none)")
     parser.add_argument("--batches", default="1,8", help="batch sizes, comma-separated")
     parser.add_argument("--cli", help="the ganinv tool, for the inversion comparison")
     parser.add_argument("--image", help="target image of the inversion comparison")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2, help="inversions on each side, alternated")
     args = parser.parse_args()
 
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}, {os.cpu_count()} CPUs\n")
     g = ganinv.Generator.load(args.model)
-    print("| call | batch | calls | C++ (us/call, median) | Python (us/call, median) | added (us/call, median) "
-          "| added (us/call, 90th percentile) |")
-    print("|---|---|---|---|---|---|---|")
-    for batch in (int(b) for b in args.batches.split(",")):
-        ws = g.mapping(g.seed_z(0, count=batch))
-        paired_calls(g, ws, 3)  # warm-up: first-touch allocations, OpenMP threads
-        pairs = paired_calls(g, ws, args.calls)
-        added = sorted(p - c for c, p in pairs)
-        cpp = statistics.median(c for c, _ in pairs) * 1e6
-        py = statistics.median(p for _, p in pairs) * 1e6
-        p90 = added[min(len(added) - 1, int(0.9 * len(added)))] * 1e6
-        print(f"| g.synthesis | {batch} | {len(pairs)} | {cpp:.0f} | {py:.0f} | {statistics.median(added) * 1e6:.1f} "
-              f"| {p90:.1f} |")
+    if args.calls > 0:
+        print("| call | batch | calls | C++ (us/call, median) | Python (us/call, median) | added (us/call, median) "
+              "| added (us/call, 90th percentile) |")
+        print("|---|---|---|---|---|---|---|")
+        for batch in (int(b) for b in args.batches.split(",")):
+            ws = g.mapping(g.seed_z(0, count=batch))
+            paired_calls(g, ws, 3)  # warm-up: first-touch allocations, OpenMP threads
+            pairs = paired_calls(g, ws, args.calls)
+            added = sorted(p - c for c, p in pairs)
+            cpp = statistics.median(c for c, _ in pairs) * 1e6
+            py = statistics.median(p for _, p in pairs) * 1e6
+            p90 = added[min(len(added) - 1, int(0.9 * len(added)))] * 1e6
+            print(f"| g.synthesis | {batch} | {len(pairs)} | {cpp:.0f} | {py:.0f} | {statistics.median(added) * 1e6:.1f} "
+                  f"| {p90:.1f} |")
 
     if args.cli and args.image:
-        # Same options on both sides: the defaults (W+, MSE, Adam with the projector's schedule), seed 0.
+        # Same options on both sides: the defaults (W+, MSE, Adam with the projector's schedule),
+        # seed 0; alternated, so that a change of the machine's load hits both alike.
         targets = ganinv.load_image(args.image)[None]
-        start = time.perf_counter()
-        res = ganinv.invert(g, targets, steps=args.steps, seed=0, progress=False)
-        python_wall = time.perf_counter() - start
-        with tempfile.TemporaryDirectory() as out:
+        print(f"\n| inversion ({args.steps} steps, 1 image, W+ Adam) | round | optimisation (s) | wall time (s) |")
+        print("|---|---|---|---|")
+        for r in range(1, args.rounds + 1):
+            with tempfile.TemporaryDirectory() as out:
+                start = time.perf_counter()
+                subprocess.run([args.cli, "invert", "--model", args.model, "--image", args.image, "--out", out,
+                                "--steps", str(args.steps), "--seed", "0"], check=True, capture_output=True, text=True)
+                cli_wall = time.perf_counter() - start
+                with open(os.path.join(out, "summary.json")) as f:
+                    cli_seconds = json.load(f)["images"][0]["batch_seconds"]
             start = time.perf_counter()
-            subprocess.run([args.cli, "invert", "--model", args.model, "--image", args.image, "--out", out,
-                            "--steps", str(args.steps), "--seed", "0"], check=True, capture_output=True, text=True)
-            cli_wall = time.perf_counter() - start
-            with open(os.path.join(out, "summary.json")) as f:
-                cli_seconds = json.load(f)["images"][0]["batch_seconds"]
-        print(f"\n| inversion ({args.steps} steps, 1 image, W+ Adam) | optimisation (s) | wall time of the call "
-              "/ process (s) |")
-        print("|---|---|---|")
-        print(f"| ganinv.invert | {res.seconds:.2f} | {python_wall:.2f} |")
-        print(f"| ganinv invert | {cli_seconds:.2f} | {cli_wall:.2f} (loads the model, writes the outputs) |")
+            res = ganinv.invert(g, targets, steps=args.steps, seed=0, progress=False)
+            python_wall = time.perf_counter() - start
+            print(f"| ganinv invert | {r} | {cli_seconds:.2f} | {cli_wall:.2f} (process: loads the model, writes outputs) |")
+            print(f"| ganinv.invert | {r} | {res.seconds:.2f} | {python_wall:.2f} (the call) |")
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
