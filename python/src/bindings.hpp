@@ -106,5 +106,7 @@ void bind_errors(nb::module_& m);
 void bind_generator(nb::module_& m);
 void bind_invert(nb::module_& m);
 void bind_tools(nb::module_& m);
+/// ganinv.edit.interfacegan, a submodule of the editors' module (interfacegan.cpp).
+void bind_interfacegan(nb::module_& edit_module);
 
 }  // namespace ganinv::python

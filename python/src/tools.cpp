@@ -219,6 +219,7 @@ void bind_tools(nb::module_& m) {
                     "ws + alpha * direction on the w indices [begin, end) of `layers` (all when None).");
     edit_module.def("style_mix", &style_mix_binding, nb::arg("ws_a"), nb::arg("ws_b"), nb::arg("begin"),
                     nb::arg("end"), "ws_a with w indices [begin, end) taken from ws_b (N or 1 codes).");
+    bind_interfacegan(edit_module);
 }
 
 }  // namespace ganinv::python

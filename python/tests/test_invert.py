@@ -17,7 +17,10 @@ def load_targets(paths):
 
 @pytest.mark.parametrize(
     "space,optimizer,extra",
-    [("wplus", "adam", {}), ("w", "adam", {"schedule": False}), ("z", "adam", {"optimize_noise": True})],
+    [("wplus", "adam", {}), ("w", "adam", {"schedule": False}), ("z", "adam", {"optimize_noise": True}),
+     # L-BFGS's line search turns last-bit differences into different codes (0.08 apart when the
+     # extension was built with nanobind's default -Os): this case checks the build flags too.
+     ("w", "lbfgs", {}), ("wplus", "lbfgs", {"lbfgs_history": 4})],
 )
 def test_invert_equals_the_cli(generator, cli, tmp_path, space, optimizer, extra):
     paths = IMAGES[:2]
@@ -28,6 +31,8 @@ def test_invert_equals_the_cli(generator, cli, tmp_path, space, optimizer, extra
         args.append("--optimize-noise")
     if extra.get("schedule") is False:
         args.append("--no-schedule")
+    if "lbfgs_history" in extra:
+        args += ["--lbfgs-history", extra["lbfgs_history"]]
     cli(*args, "--image", *paths)
 
     res = ganinv.invert(generator, load_targets(paths), space=space, optimizer=optimizer, steps=steps, seed=seed,
