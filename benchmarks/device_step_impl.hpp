@@ -8,6 +8,7 @@
 #pragma once
 
 #include "bench_common.hpp"
+#include "official_config.hpp"
 
 #include <ganinv/core/json.hpp>
 #include <ganinv/invert/inverter.hpp>
@@ -58,16 +59,6 @@ inline VggPerceptualOptions official_vgg_options() {
     v.layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"};
     v.max_size = 256;
     return v;
-}
-
-/// The random-weight official configuration of a resolution (channel_base 16384 below 512).
-inline StyleGAN2Config official_config(Index res) {
-    StyleGAN2Config c;
-    c.img_resolution = res;
-    c.channel_base = res >= 512 ? 32768 : 16384;
-    c.channel_max = 512;
-    c.z_dim = c.w_dim = 512;
-    return c;
 }
 
 /// Images of random codes of g (reachable targets), on the host.
