@@ -4,6 +4,7 @@
 #include "encoder_support.hpp"
 
 #include <ganinv/invert/encoder_trainer.hpp>
+#include <ganinv/io/plot.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -11,6 +12,23 @@
 
 namespace ganinv::cli {
 namespace {
+
+/// The loss curve PNG: the loss and, for an iterative encoder, each iteration's pixel loss.
+void write_loss_curve(const std::filesystem::path& path, const EncoderTrainer& t) {
+    const auto& h = t.history();
+    if (h.empty()) return;
+    std::vector<Curve> curves;
+    for (std::size_t c = 0; c < h[0].size(); ++c) {
+        if (c > 0 && h[0].size() == 2) break;  // one pass: its pixel loss is in the loss already
+        Curve curve{c == 0 ? std::string("loss") : concat("pixel, iteration ", c), {}, palette_color(c)};
+        for (const auto& row : h) curve.values.push_back(row[c]);
+        curves.push_back(std::move(curve));
+    }
+    PlotOptions po;
+    po.title = "train-encoder";
+    if (t.history_first_step() > 0) po.x_label = concat("step after ", t.history_first_step());
+    save_png(path, plot_curves(curves, po));
+}
 
 int run_train_encoder(const Args& a) {
     const std::string model = a.require("model");
@@ -23,6 +41,10 @@ int run_train_encoder(const Args& a) {
     const std::optional<long long> iterations =
         a.has("iterations") ? std::optional<long long>(a.integer("iterations", 1)) : std::nullopt;
     if (iterations && *iterations < 1) throw UsageError("--iterations must be >= 1, got " + std::to_string(*iterations));
+    std::filesystem::path curve = out;
+    curve.replace_filename(out.stem().string() + "_loss.png");
+    if (a.has("loss-curve")) curve = *a.get("loss-curve");
+    if (curve.extension() != ".png") throw UsageError("--loss-curve must name a .png file, got '" + curve.string() + "'");
     EncoderTrainerOptions o;
     o.batch = batch_option(a, 8);
     o.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
@@ -80,6 +102,7 @@ int run_train_encoder(const Args& a) {
               << "; batch " << t.options().batch << " ("
               << std::lround(t.options().real_ratio * 100) << "% real), seed " << t.options().seed << "\n";
     ensure_parent_dir(out);
+    ensure_parent_dir(curve);
     const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
     const auto t0 = std::chrono::steady_clock::now();
     double avg = 0, avg_code = 0, avg_pixel = 0;
@@ -111,11 +134,15 @@ int run_train_encoder(const Args& a) {
             std::fill(avg_iter.begin(), avg_iter.end(), 0.0);
             in_avg = 0;
         }
-        if (every > 0 && st.step % every == 0 && st.step != last) t.save_checkpoint(out);
+        if (every > 0 && st.step % every == 0 && st.step != last) {
+            t.save_checkpoint(out);
+            write_loss_curve(curve, t);
+        }
     }
     t.save_checkpoint(out);
+    write_loss_curve(curve, t);
     std::cout << "wrote " << out.string() << " (step " << t.steps_done() << "; resume with --resume "
-              << out.string() << ")\n";
+              << out.string() << ") and its loss curve " << curve.string() << "\n";
     return 0;
 }
 
@@ -124,7 +151,7 @@ const bool registered = register_command(Command{
     "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D [--ratio R]] [--code-weight W] [--pixel-weight W] [--resume E.safetensors]\n"
-    "       [--iterations K] [--checkpoint-every N] [--max-pixels N]",
+    "       [--iterations K] [--checkpoint-every N] [--loss-curve F.png] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
         {"out", "E.safetensors", "encoder file to write (also a checkpoint: --resume continues it)"},
@@ -139,6 +166,7 @@ const bool registered = register_command(Command{
         {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
                             "code, K passes per batch with a loss and an Adam step each (default: single-pass)"},
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
+        {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
         max_pixels_option(),
     },

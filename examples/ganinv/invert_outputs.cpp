@@ -40,7 +40,10 @@ std::vector<double> mean_psnr_per_iteration(const std::vector<ImageSummary>& row
 /// One line for the printed summary and summary.md.
 std::string refinement_line(const std::vector<double>& mean_psnr) {
     std::string s = "mean PSNR per refinement iteration (dB):";
-    for (double p : mean_psnr) s += " " + fixed(p, 2);
+    for (double p : mean_psnr) {
+        s += ' ';  // not `" " + fixed(..)`: GCC 12 warns (-Wrestrict) on that temporary
+        s += fixed(p, 2);
+    }
     return s;
 }
 

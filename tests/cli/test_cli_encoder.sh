@@ -22,6 +22,7 @@ enc="$work/e.safetensors"
 # ---------------------------------------------------------------- training, resuming
 check "train-encoder" 0 "wrote .*e.safetensors \(step 4;" -- "$bin" train-encoder --model "$model" --out "$enc" --steps 4 --batch 2 --seed 3
 exists "$enc"
+exists "$work/e_loss.png"  # the loss curve, beside --out by default
 check "train-encoder progress line" 0 "step 4/4  loss [0-9.]+ \(code [0-9.]+, pixel [0-9.]+\)" -- "$bin" train-encoder --model "$model" --out "$work/e2.safetensors" --steps 4 --batch 2 --seed 3
 # Same seed, same file: training is reproducible.
 cmp -s "$enc" "$work/e2.safetensors" && ok || fail "two runs with one seed wrote different encoders"
@@ -45,7 +46,8 @@ it="$work/it.safetensors"
 check "train-encoder --iterations 2" 0 "iterative \(2 refinement iterations per batch\)" -- "$bin" train-encoder --model "$model" --out "$it" --steps 3 --batch 2 --seed 3 --iterations 2
 check "progress line per iteration" 0 "step 2/2  loss [0-9.]+ \(code [0-9.]+, pixel [0-9.]+\)  pixel per iteration [0-9.]+ -> [0-9.]+" -- \
   "$bin" train-encoder --model "$model" --out "$work/it2.safetensors" --steps 2 --batch 2 --iterations 2
-check "resume keeps the refinement setting" 0 "step 4/4 .* pixel per iteration" -- "$bin" train-encoder --model "$model" --out "$work/it3.safetensors" --resume "$it" --steps 1
+check "resume keeps the refinement setting" 0 "step 4/4 .* pixel per iteration" -- "$bin" train-encoder --model "$model" --out "$work/it3.safetensors" --resume "$it" --steps 1 --loss-curve "$work/curves/it3.png"
+exists "$work/curves/it3.png"
 # encode runs the trained 2 iterations by default, or as many as asked, and scores each.
 check "encode, iterative" 0 "mean PSNR per refinement iteration \(dB\): [0-9.]+ [0-9.]+$" -- "$bin" encode --model "$model" --encoder "$it" --image "$a" --out "$work/enc_it"
 check "summary.json: PSNR per iteration" 0 '"iterations": 2, "mean_psnr_per_iteration": \[[0-9.]+, [0-9.]+\]' -- cat "$work/enc_it/summary.json"
@@ -71,9 +73,10 @@ check "resume from a generator file" 1 "is not a ganinv encoder file" -- "$bin" 
 check "encode --iterations 2, single-pass encoder" 2 "--iterations 2: encoder '.*e.safetensors': the encoder is not iterative" -- \
   "$bin" encode --model "$model" --encoder "$enc" --image "$a" --out "$work/no8" --iterations 2
 check "train-encoder --iterations 0" 2 "--iterations must be >= 1, got 0" -- "$bin" train-encoder --model "$model" --out "$work/no9.safetensors" --iterations 0
+check "--loss-curve not a PNG" 2 "--loss-curve must name a .png file" -- "$bin" train-encoder --model "$model" --out "$work/no11.safetensors" --loss-curve "$work/no11.jpg"
 check "resume with another --iterations" 2 "was trained with --iterations 2; a resumed run keeps its setting" -- \
   "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
-for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors; do absent "$work/$d"; done
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

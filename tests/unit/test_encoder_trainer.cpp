@@ -186,6 +186,9 @@ TEST_CASE("an iterative encoder's checkpoint resumes to the same next steps", "[
     tr.resume(dir / "ckpt.safetensors");
     const EncoderStepStats a = tr.step(), b = ts.step();
     REQUIRE(a.iteration_pixel_loss == b.iteration_pixel_loss);
+    REQUIRE(tr.history() == ts.history());  // the loss curve continues across the checkpoint
+    REQUIRE(tr.history().size() == 3);
+    REQUIRE(tr.history()[2] == std::vector<double>{b.loss, b.iteration_pixel_loss[0], b.iteration_pixel_loss[1]});
     REQUIRE(std::equal(resumed.params().values().begin(), resumed.params().values().end(), straight.params().values().begin()));
     // A checkpoint of another refinement setting is not this run's.
     PspEncoder three(tiny_iterative(g, 3), 2);

@@ -5,7 +5,8 @@
 ///        (reconstruction only), and takes one Adam step on the encoder's weights — or, for an
 ///        iterative (ReStyle) encoder, runs its K refinement iterations on the batch with a loss
 ///        and an Adam step at each, the previous iterate's codes and image held constant.
-///        Checkpoints (safetensors: weights, Adam moments, step, options) resume bit for bit.
+///        Checkpoints (safetensors: weights, Adam moments, step, options, loss history) resume
+///        bit for bit.
 ///
 /// A step's random numbers come from (seed, step) alone, so a resumed run draws exactly the
 /// batches a straight run would, and a run is reproducible for its seed.
@@ -21,6 +22,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace ganinv {
 
@@ -94,6 +96,11 @@ public:
 
     const EncoderTrainerOptions& options() const { return o_; }
     Index steps_done() const { return step_; }
+    /// The loss curve: per step, the loss and then (with a pixel term) each iteration's pixel
+    /// loss; row i is step history_first_step() + i + 1 (0 unless resumed from a checkpoint
+    /// written before histories were kept).
+    const std::vector<std::vector<double>>& history() const { return history_; }
+    Index history_first_step() const { return step_ - static_cast<Index>(history_.size()); }
 
     EncoderStepStats step() {
         const Index B = o_.batch, L = g_.num_ws(), D = g_.w_dim(), C = g_.img_channels(), R = g_.resolution();
@@ -160,6 +167,8 @@ public:
             s.reconstruction = std::move(recon);
         }
         st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss;
+        history_.emplace_back(1, st.loss);
+        history_.back().insert(history_.back().end(), st.iteration_pixel_loss.begin(), st.iteration_pixel_loss.end());
         st.step = ++step_;
         return st;
     }
@@ -173,6 +182,13 @@ public:
             w.add_f64("trainer.adam_m", {e_.num_params()}, s.m);
             w.add_f64("trainer.adam_v", {e_.num_params()}, s.v);
             w.set_metadata("trainer_adam_t", std::to_string(s.t.at(0)));
+        }
+        if (!history_.empty()) {
+            const std::size_t cols = history_[0].size();
+            std::vector<double> flat;
+            for (const auto& row : history_) flat.insert(flat.end(), row.begin(), row.end());
+            w.add_f64("trainer.loss_history", {static_cast<Index>(history_.size()), static_cast<Index>(cols)}, flat);
+            w.set_metadata("trainer_history_columns", std::to_string(cols));
         }
         w.set_metadata("trainer_step", std::to_string(step_));
         w.set_metadata("trainer_options", o_.to_json().dump());
@@ -192,6 +208,16 @@ public:
         const EncoderTrainerOptions o = EncoderTrainerOptions::from_json(Json::parse(*opts));
         e_.params() = loaded.params();
         step_ = std::stoll(*step);
+        history_.clear();
+        if (f.contains("trainer.loss_history")) {
+            const std::vector<double> flat = f.load_f64("trainer.loss_history");
+            const auto cols = static_cast<std::size_t>(std::stoll(f.metadata("trainer_history_columns").value_or("0")));
+            GANINV_CHECK(cols >= 1 && flat.size() % cols == 0 && flat.size() / cols <= static_cast<std::size_t>(step_),
+                         FormatError, "'", path.string(), "': its loss history (", flat.size(), " values in ", cols,
+                         " columns) does not fit its ", step_, " steps");
+            for (std::size_t i = 0; i < flat.size(); i += cols)
+                history_.emplace_back(flat.begin() + static_cast<std::ptrdiff_t>(i), flat.begin() + static_cast<std::ptrdiff_t>(i + cols));
+        }
         GANINV_CHECK(o.real_ratio == 0 || real_.numel() > 0, ValueError, "'", path.string(), "' was trained with ",
                      o.real_ratio, " real images per batch; give the real images again to resume it");
         o_ = o;
@@ -214,6 +240,7 @@ private:
     Tensor<float> real_;
     Adam adam_;
     Index step_ = 0;
+    std::vector<std::vector<double>> history_;
 };
 
 }  // namespace ganinv
