@@ -1,6 +1,7 @@
 // ganinv encode: codes of images from a trained encoder in one forward pass (learning-based
-// inversion); writes the same per-image files and summary as `ganinv invert`, as a dataset job
-// (manifest, --resume, the lock, MPI ranks: dataset_run.hpp).
+// inversion), or K passes of an iterative (ReStyle) encoder; writes the same per-image files and
+// summary as `ganinv invert`, as a dataset job (manifest, --resume, the lock, MPI ranks:
+// dataset_run.hpp), and the mean PSNR after each refinement iteration.
 #include "dataset_run.hpp"
 #include "encoder_support.hpp"
 
@@ -17,6 +18,7 @@ int run_encode(const Args& a) {
     const std::unique_ptr<JobComm> comm = make_job_comm();
     StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
     const PspEncoder e = load_encoder_for(encoder, g.num_ws(), g.w_dim(), g.img_channels(), g.resolution());
+    const Index iterations = iterations_option(a, e, encoder);
     OutputSpec spec;  // what `--resume` reads back: invert's files, a W+ code, no fixed-noise picture
     spec.resolution = g.resolution();
     spec.channels = g.img_channels();
@@ -28,7 +30,9 @@ int run_encode(const Args& a) {
                    [&](const std::string& name) { return verify_outputs(out_dir, name, spec); });
     if (!job.started()) return 1;  // rank 0 says why
     std::vector<ImageSummary> summary;  // this process's images, for the summary files of a one-process run
+    std::vector<std::vector<double>> psnr_rows;  // the current batch's PSNR per image and iteration
     job.run([&](const JobBatch& b) -> JobTally {
+        psnr_rows.clear();
         JobTally tally;
         const DatasetJob::LoadedBatch loaded = job.load_batch(b, spec.resolution, spec.channels, a, tally);
         if (loaded.ids.empty()) return tally;
@@ -37,21 +41,33 @@ int run_encode(const Args& a) {
         try {
             const auto t0 = std::chrono::steady_clock::now();
             r.space = "wplus";
-            r.ws = e.forward(t);
+            // The generator's constant noise; each iterate scored: loss_history[t][image] is its MSE.
+            std::vector<std::vector<metrics::Comparison>> scores;
+            RefineState s = encode_images(g, e, t, iterations, [&](Index, const RefineState& it) {
+                scores.push_back(metrics::compare_reconstruction(it.reconstruction, t));
+            });
             r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            r.reconstruction = g.synthesis(r.ws);  // the generator's constant noise
-            r.metrics = metrics::compare_reconstruction(r.reconstruction, t);
-            std::vector<double> mse;
-            for (const auto& m : r.metrics) mse.push_back(m.mse);
-            r.loss_history = {mse};
+            r.ws = std::move(s.codes);
+            r.reconstruction = std::move(s.reconstruction);
+            r.metrics = scores.back();
+            for (const auto& sc : scores) {
+                std::vector<double> mse;
+                for (const auto& m : sc) mse.push_back(m.mse);
+                r.loss_history.push_back(std::move(mse));
+            }
             r.steps_run = 0;
+            for (std::size_t k = 0; k < loaded.ids.size(); ++k) {
+                psnr_rows.emplace_back();
+                for (const auto& sc : scores) psnr_rows.back().push_back(sc[k].psnr);
+            }
         } catch (const Error& err) {
             for (long long i : loaded.ids) job.fail(i, concat("encoding failed: ", err.what()), 0.0);
             tally.failed += static_cast<long long>(loaded.ids.size());
             return tally;
         }
         for (std::size_t k = 0; k < loaded.ids.size(); ++k) {
-            const std::optional<ImageSummary> s = job.write_result(loaded.ids[k], static_cast<Index>(k), t, r, tally);
+            std::optional<ImageSummary> s = job.write_result(loaded.ids[k], static_cast<Index>(k), t, r, tally);
+            if (s) s->psnr_per_iteration = psnr_rows[k];
             if (s && !job.many()) summary.push_back(*s);
         }
         return tally;
@@ -59,7 +75,8 @@ int run_encode(const Args& a) {
 
     InverterOptions o;
     o.steps = 0;
-    const std::string method = "encoder " + encoder + " (one forward pass)";
+    const std::string method =
+        concat("encoder ", encoder, iterations == 1 ? " (one forward pass)" : concat(" (", iterations, " refinement iterations)"));
     if (!job.many() && !summary.empty()) {  // the images this process encoded; the manifest has the whole job
         write_overview(out_dir, summary);
         print_summary(std::cout, summary);
@@ -70,15 +87,17 @@ int run_encode(const Args& a) {
     settings.set("space", "wplus");
     settings.set("optimizer", method);
     settings.set("steps", 0);
+    settings.set("iterations", static_cast<std::int64_t>(iterations));
     job.write_manifest_summary(std::move(settings));
     return job.finish();
 }
 
 const bool registered = register_command(Command{
     "encode",
-    "Codes of images from a trained encoder in one forward pass; writes codes, reconstructions, a summary.",
+    "Codes of images from a trained encoder in one forward pass (or K refinement passes of an iterative one); writes "
+    "codes, reconstructions, a summary.",
     "--model M.safetensors --encoder E.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR\n"
-    "       [--resume] [--batch B] [--no-resize] [--max-pixels N]",
+    "       [--iterations K] [--resume] [--batch B] [--no-resize] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"encoder", "E.safetensors", "encoder file for this generator (ganinv train-encoder)"},
@@ -88,6 +107,8 @@ const bool registered = register_command(Command{
         {"out", "DIR", "output directory (created): NAME.safetensors ('ws', as invert writes), NAME_recon.png, summary, "
                        "manifest.jsonl (a line per image); DIR/ganinv.lock keeps a second job out"},
         {"resume", "", "skip the images whose manifest line says ok and whose outputs read back whole; redo the others"},
+        {"iterations", "K", "refinement passes of an iterative (ReStyle) encoder: w += E([x, G(w)]) from the mean code "
+                            "(default: what it was trained with; 1 for a single-pass encoder, which refuses more)"},
         {"batch", "B", "images per encoder pass (default 64)"},
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         max_pixels_option(),

@@ -39,7 +39,7 @@ int run_invert(const Args& a) {
     InverterOptions o = inverter_options_from_args(a);
     o.w_statistics_cache = std::make_shared<LatentStatistics>();  // one generator: W statistics once, not per batch
     const std::vector<std::filesystem::path> paths = job_paths(a);
-    const std::optional<PspEncoder> init_encoder = encoder_init_option(a, space, model);  // --init encoder:E
+    std::optional<EncoderInit> init_encoder = encoder_init_option(a, space, model);  // --init encoder:E
     // Every rank lists the same images in the same order (a sorted folder or the list file) and
     // names their outputs alike; rank 0 alone decides which of them this run inverts.
     const std::unique_ptr<JobComm> comm = make_job_comm();
@@ -102,7 +102,8 @@ int run_invert(const Args& a) {
             std::optional<ProgressBar> bar;  // per batch in a one-process run; ranks share the job's line
             if (!job.many()) bar.emplace(concat("batch ", ++batch_number, "/", job.batch_count()), o.steps);
             InverterOptions ob = o;
-            if (init_encoder) ob.init.codes = encoder_init_codes(*init_encoder, t, space);  // hybrid: the encoder's codes
+            if (init_encoder)  // hybrid: the encoder's codes
+                ob.init.codes = encoder_init_codes(*init_encoder, g ? &*g : nullptr, t, space);
             ob.on_progress = [&](const InversionProgress& p) {
                 if (bar) bar->update(p);
             };
@@ -168,7 +169,8 @@ const bool registered = register_command(Command{
         {"optimizer", "OPT", "adam (default, official projector schedule), lbfgs, cmaes or basincma"},
         {"steps", "N", "optimizer steps (CMA-ES: generations; BasinCMA: outer iterations); default 500"},
         {"seed", "S", "random seed (default 0)"},
-        {"init", "KIND", "mean (default), random, a file with 'ws' (or 'z' for --space z), or encoder:E.safetensors (hybrid)"},
+        {"init", "KIND", "mean (default), random, a file with 'ws' (or 'z' for --space z), or encoder:E.safetensors (hybrid; an iterative encoder "
+                          "refines its codes as often as it was trained to)"},
         {"lr", "LR", "initial learning rate (Adam, default 0.1)"},
         {"no-schedule", "", "Adam with a constant learning rate and no exploration noise"},
         {"optimize-noise", "", "optimise the noise maps too (regularised as the official projector)"},

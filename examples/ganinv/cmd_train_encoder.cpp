@@ -1,8 +1,10 @@
 // ganinv train-encoder: trains a pSp-style encoder for a generator on the CPU (generated samples
-// with known codes, optionally real images) and writes it as an encoder file.
+// with known codes, optionally real images), single-pass or iterative (ReStyle, --iterations K),
+// and writes it as an encoder file.
 #include "encoder_support.hpp"
 
 #include <ganinv/invert/encoder_trainer.hpp>
+#include <ganinv/io/plot.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -10,6 +12,23 @@
 
 namespace ganinv::cli {
 namespace {
+
+/// The loss curve PNG: the loss and, for an iterative encoder, each iteration's pixel loss.
+void write_loss_curve(const std::filesystem::path& path, const EncoderTrainer& t) {
+    const auto& h = t.history();
+    if (h.empty()) return;
+    std::vector<Curve> curves;
+    for (std::size_t c = 0; c < h[0].size(); ++c) {
+        if (c > 0 && h[0].size() == 2) break;  // one pass: its pixel loss is in the loss already
+        Curve curve{c == 0 ? std::string("loss") : concat("pixel, iteration ", c), {}, palette_color(c)};
+        for (const auto& row : h) curve.values.push_back(row[c]);
+        curves.push_back(std::move(curve));
+    }
+    PlotOptions po;
+    po.title = "train-encoder";
+    if (t.history_first_step() > 0) po.x_label = concat("step after ", t.history_first_step());
+    save_png(path, plot_curves(curves, po));
+}
 
 int run_train_encoder(const Args& a) {
     const std::string model = a.require("model");
@@ -19,6 +38,13 @@ int run_train_encoder(const Args& a) {
     if (steps < 1) throw UsageError("--steps must be >= 1, got " + std::to_string(steps));
     const long long every = a.integer("checkpoint-every", 0);
     if (every < 0) throw UsageError("--checkpoint-every must be >= 0");
+    const std::optional<long long> iterations =
+        a.has("iterations") ? std::optional<long long>(a.integer("iterations", 1)) : std::nullopt;
+    if (iterations && *iterations < 1) throw UsageError("--iterations must be >= 1, got " + std::to_string(*iterations));
+    std::filesystem::path curve = out;
+    curve.replace_filename(out.stem().string() + "_loss.png");
+    if (a.has("loss-curve")) curve = *a.get("loss-curve");
+    if (curve.extension() != ".png") throw UsageError("--loss-curve must name a .png file, got '" + curve.string() + "'");
     EncoderTrainerOptions o;
     o.batch = batch_option(a, 8);
     o.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
@@ -52,40 +78,71 @@ int run_train_encoder(const Args& a) {
         std::cerr << "real images: " << ts.names.size() << " from " << *a.get("real-dir") << "\n";
         real = std::move(ts.images);
     }
-    PspEncoder e(EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim()), o.seed);
+    EncoderConfig config = EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim());
+    if (iterations) {
+        config.iterative = true;
+        config.iterations = *iterations;
+    }
+    if (a.has("resume")) {  // the checkpoint's network, refinement setting included
+        const EncoderConfig saved = load_encoder(*a.get("resume")).config();
+        if (iterations && (!saved.iterative || saved.iterations != *iterations))
+            throw UsageError(concat("--iterations ", *iterations, ": '", *a.get("resume"), "' was trained ",
+                                    saved.iterative ? concat("with --iterations ", saved.iterations) : std::string("single-pass"),
+                                    "; a resumed run keeps its setting (leave out --iterations)"));
+        config = saved;
+    }
+    PspEncoder e(config, o.seed);
     EncoderTrainer t(g, e, o, real);
     if (a.has("resume")) {
         t.resume(*a.get("resume"));
         std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
     }
-    std::cerr << "encoder: " << e.num_params() << " parameters; batch " << t.options().batch << " ("
+    std::cerr << "encoder: " << e.num_params() << " parameters"
+              << (e.iterative() ? concat(", iterative (", e.config().iterations, " refinement iterations per batch)") : "")
+              << "; batch " << t.options().batch << " ("
               << std::lround(t.options().real_ratio * 100) << "% real), seed " << t.options().seed << "\n";
     ensure_parent_dir(out);
+    ensure_parent_dir(curve);
     const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
     const auto t0 = std::chrono::steady_clock::now();
     double avg = 0, avg_code = 0, avg_pixel = 0;
+    std::vector<double> avg_iter(static_cast<std::size_t>(e.config().iterations), 0.0);
     Index in_avg = 0;
     for (Index s = first; s < last; ++s) {
         const EncoderStepStats st = t.step();
         avg += st.loss;
         avg_code += st.code_loss;
         avg_pixel += st.pixel_loss;
+        for (std::size_t i = 0; i < st.iteration_pixel_loss.size(); ++i) avg_iter[i] += st.iteration_pixel_loss[i];
         ++in_avg;
         const Index done = st.step - first;
         if (done % report == 0 || st.step == last) {
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const double n = static_cast<double>(in_avg);
-            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, pixel %.5f)  %.2f s/step  eta %.0f s\n",
+            std::string per_iteration;  // does each refinement pass improve on the last?
+            if (avg_iter.size() > 1 && t.options().pixel_weight > 0)
+                for (std::size_t i = 0; i < avg_iter.size(); ++i) {
+                    char v[32];
+                    std::snprintf(v, sizeof v, "%.5f", avg_iter[i] / n);
+                    per_iteration += concat(i == 0 ? "  pixel per iteration " : " -> ", v);
+                }
+            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, pixel %.5f)%s  %.2f s/step  eta %.0f s\n",
                          static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n, avg_pixel / n,
-                         secs / static_cast<double>(done), secs / static_cast<double>(done) * static_cast<double>(last - st.step));
+                         per_iteration.c_str(), secs / static_cast<double>(done),
+                         secs / static_cast<double>(done) * static_cast<double>(last - st.step));
             avg = avg_code = avg_pixel = 0;
+            std::fill(avg_iter.begin(), avg_iter.end(), 0.0);
             in_avg = 0;
         }
-        if (every > 0 && st.step % every == 0 && st.step != last) t.save_checkpoint(out);
+        if (every > 0 && st.step % every == 0 && st.step != last) {
+            t.save_checkpoint(out);
+            write_loss_curve(curve, t);
+        }
     }
     t.save_checkpoint(out);
+    write_loss_curve(curve, t);
     std::cout << "wrote " << out.string() << " (step " << t.steps_done() << "; resume with --resume "
-              << out.string() << ")\n";
+              << out.string() << ") and its loss curve " << curve.string() << "\n";
     return 0;
 }
 
@@ -94,7 +151,7 @@ const bool registered = register_command(Command{
     "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D [--ratio R]] [--code-weight W] [--pixel-weight W] [--resume E.safetensors]\n"
-    "       [--checkpoint-every N] [--max-pixels N]",
+    "       [--iterations K] [--checkpoint-every N] [--loss-curve F.png] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
         {"out", "E.safetensors", "encoder file to write (also a checkpoint: --resume continues it)"},
@@ -106,7 +163,10 @@ const bool registered = register_command(Command{
         {"ratio", "R", "fraction of each batch taken from --real-dir (default 0.5 with --real-dir)"},
         {"code-weight", "W", "weight of the W+ code regression on generated samples (default 1)"},
         {"pixel-weight", "W", "weight of the pixel MSE of G(E(x)) (default 1)"},
+        {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
+                            "code, K passes per batch with a loss and an Adam step each (default: single-pass)"},
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
+        {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
         max_pixels_option(),
     },

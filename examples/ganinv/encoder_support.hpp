@@ -5,6 +5,7 @@
 
 #include "invert_support.hpp"
 
+#include <ganinv/invert/encoder_refine.hpp>
 #include <ganinv/models/encoder_file.hpp>
 
 #include <optional>
@@ -18,9 +19,29 @@ inline PspEncoder load_encoder_for(const std::string& path, Index num_ws, Index 
     return e;
 }
 
-/// `invert --init encoder:E.safetensors` (hybrid inversion): the encoder, checked against the
-/// generator file's config before anything runs; nullopt for the other --init kinds.
-inline std::optional<PspEncoder> encoder_init_option(const Args& a, const std::string& space, const std::string& model) {
+/// `--iterations K` of `encode`: by default what the encoder was trained with; refused (before
+/// anything is written) when the encoder cannot run K passes.
+inline Index iterations_option(const Args& a, const PspEncoder& e, const std::string& path) {
+    const long long k = a.integer("iterations", e.config().iterations);
+    try {
+        check_refinement_iterations(e, static_cast<Index>(k));
+    } catch (const ValueError& err) {
+        throw UsageError(concat("--iterations ", k, ": encoder '", path, "': ", err.what()));
+    }
+    return static_cast<Index>(k);
+}
+
+/// `invert --init encoder:E` (hybrid inversion): the encoder, and for an iterative one the CPU
+/// generator its refinement needs (invert's own when it runs on the CPU, else loaded once here).
+struct EncoderInit {
+    PspEncoder encoder;
+    std::string model;
+    std::optional<StyleGAN2<Cpu>> own_generator;
+};
+
+/// `invert --init encoder:E.safetensors`: the encoder, checked against the generator file's
+/// config before anything runs; nullopt for the other --init kinds.
+inline std::optional<EncoderInit> encoder_init_option(const Args& a, const std::string& space, const std::string& model) {
     const std::string init = a.get("init").value_or("mean");
     if (init.rfind("encoder:", 0) != 0) return std::nullopt;
     if (space != "wplus" && space != "w")
@@ -29,13 +50,22 @@ inline std::optional<PspEncoder> encoder_init_option(const Args& a, const std::s
     const auto meta = f.metadata("config");
     GANINV_CHECK(meta.has_value(), FormatError, "'", model, "' has no 'config' metadata");
     const StyleGAN2Config c = StyleGAN2Config::from_json(Json::parse(*meta));
-    return load_encoder_for(init.substr(8), c.num_ws(), c.w_dim, c.img_channels, c.img_resolution);
+    return EncoderInit{load_encoder_for(init.substr(8), c.num_ws(), c.w_dim, c.img_channels, c.img_resolution), model, {}};
 }
 
-/// The encoder's codes for one batch as initial codes: [N, num_ws, w_dim], or their mean over
-/// the layers [N, w_dim] for the W space.
-inline Tensor<float> encoder_init_codes(const PspEncoder& e, const Tensor<float>& images, const std::string& space) {
-    Tensor<float> ws = e.forward(images);
+/// The encoder's codes for one batch as initial codes, after the refinement iterations it was
+/// trained with: [N, num_ws, w_dim], or their mean over the layers [N, w_dim] for the W space.
+/// `g` is invert's CPU generator (null when it runs on the GPU).
+inline Tensor<float> encoder_init_codes(EncoderInit& init, StyleGAN2<Cpu>* g, const Tensor<float>& images,
+                                        const std::string& space) {
+    const PspEncoder& e = init.encoder;
+    Tensor<float> ws;
+    if (e.iterative()) {
+        if (!g) g = &(init.own_generator ? *init.own_generator : init.own_generator.emplace(StyleGAN2<Cpu>::load(init.model)));
+        ws = encode_images(*g, e, images, e.config().iterations).codes;
+    } else {
+        ws = e.forward(images);
+    }
     if (space != "w") return ws;
     const Index N = ws.dim(0), L = ws.dim(1), D = ws.dim(2);
     Tensor<float> w({N, D}, 0.0f);

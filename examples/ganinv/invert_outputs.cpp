@@ -21,6 +21,32 @@ Tensor<float> row_of(const Tensor<float>& t, Index n) {
 using html::escape;
 using html::fixed;
 
+/// Numbers as a JSON array; a non-finite one (the PSNR of an exact match) as null.
+Json json_numbers(const std::vector<double>& v) {
+    Json::Array a;
+    for (double x : v) a.emplace_back(std::isfinite(x) ? Json(x) : Json());
+    return Json(a);
+}
+
+/// encode's refinement: the mean over the images of the PSNR after each iteration (empty for invert).
+std::vector<double> mean_psnr_per_iteration(const std::vector<ImageSummary>& rows) {
+    if (rows.empty() || rows[0].psnr_per_iteration.empty()) return {};
+    std::vector<double> mean(rows[0].psnr_per_iteration.size(), 0.0);
+    for (const auto& r : rows)
+        for (std::size_t t = 0; t < mean.size(); ++t) mean[t] += r.psnr_per_iteration.at(t) / static_cast<double>(rows.size());
+    return mean;
+}
+
+/// One line for the printed summary and summary.md.
+std::string refinement_line(const std::vector<double>& mean_psnr) {
+    std::string s = "mean PSNR per refinement iteration (dB):";
+    for (double p : mean_psnr) {
+        s += ' ';  // not `" " + fixed(..)`: GCC 12 warns (-Wrestrict) on that temporary
+        s += fixed(p, 2);
+    }
+    return s;
+}
+
 }  // namespace
 
 ImageSummary write_image_outputs(const std::string& dir, const std::string& name, Index i, const Tensor<float>& targets,
@@ -108,6 +134,8 @@ void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
     if (!rows.empty())
         os << std::left << std::setw(24) << "mean" << std::right << std::setw(10) << fixed(psnr / static_cast<double>(rows.size()), 2)
            << std::setw(9) << fixed(ssim / static_cast<double>(rows.size()), 4) << "\n";
+    if (const std::vector<double> refinement = mean_psnr_per_iteration(rows); !refinement.empty())
+        os << refinement_line(refinement) << "\n";
     os << "PSNR/SSIM: reconstruction clamped to [-1, 1] vs the float target (data range 2), before 8-bit\n"
           "rounding; `ganinv metrics --model M --code NAME.safetensors TARGET` gives these numbers, `ganinv\n"
           "metrics` on two PNGs the 8-bit ones. s (batch / n): the batch's wall time divided by its images.\n";
@@ -139,9 +167,15 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         j.set("seconds", r.seconds);  // batch_seconds / batch_size: images of a batch run together
         j.set("batch_seconds", r.batch_seconds);
         j.set("batch_size", static_cast<std::int64_t>(r.batch_size));
+        if (!r.psnr_per_iteration.empty()) j.set("psnr_per_iteration", json_numbers(r.psnr_per_iteration));
         images.push_back(j);
     }
     root.set("images", images);
+    const std::vector<double> refinement = mean_psnr_per_iteration(rows);
+    if (!refinement.empty()) {  // encode's ReStyle refinement: does each pass improve on the last?
+        root.set("iterations", static_cast<std::int64_t>(refinement.size()));
+        root.set("mean_psnr_per_iteration", json_numbers(refinement));
+    }
     // Checked, all-or-nothing writes: a full disk is an error naming the file, never an empty summary.
     write_file_atomically(d / "summary.json", root.dump() + "\n");
     std::ostringstream table, md;

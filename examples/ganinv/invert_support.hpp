@@ -206,6 +206,7 @@ struct ImageSummary {
     double batch_seconds = 0;  ///< wall time of the image's whole batch
     Index batch_size = 1;
     double final_loss = 0;
+    std::vector<double> psnr_per_iteration;  ///< encode: PSNR after each refinement iteration (else empty)
 };
 
 /// Nearest-neighbour enlargement so that small images stay visible in comparisons.

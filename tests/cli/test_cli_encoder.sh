@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Behaviour of the encoder commands (issue 16): train-encoder writes a resumable encoder file with
 # a progress line, encode writes the files invert writes, invert --init encoder:E starts from the
-# encoder's codes, and an encoder made for another generator (or a file that is no encoder) is
+# encoder's codes, an iterative (ReStyle) encoder trains, encodes and starts invert after its
+# refinement iterations, and an encoder made for another generator (or a file that is no encoder) is
 # refused with the mismatch named before any output exists. Runs are a few steps: this checks the
 # plumbing; quality is measured in docs/encoders.md.
 # Usage: test_cli_encoder.sh GANINV_BINARY MODEL DATA_DIR WORK_DIR
@@ -21,6 +22,7 @@ enc="$work/e.safetensors"
 # ---------------------------------------------------------------- training, resuming
 check "train-encoder" 0 "wrote .*e.safetensors \(step 4;" -- "$bin" train-encoder --model "$model" --out "$enc" --steps 4 --batch 2 --seed 3
 exists "$enc"
+exists "$work/e_loss.png"  # the loss curve, beside --out by default
 check "train-encoder progress line" 0 "step 4/4  loss [0-9.]+ \(code [0-9.]+, pixel [0-9.]+\)" -- "$bin" train-encoder --model "$model" --out "$work/e2.safetensors" --steps 4 --batch 2 --seed 3
 # Same seed, same file: training is reproducible.
 cmp -s "$enc" "$work/e2.safetensors" && ok || fail "two runs with one seed wrote different encoders"
@@ -39,6 +41,25 @@ check "invert --init encoder:E" 0 "mean" -- "$bin" invert --model "$model" --ima
 exists "$work/hyb/test_0000.safetensors"
 check "invert --init encoder:E in W" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_w" --init "encoder:$enc" --steps 2 --space w
 
+# ---------------------------------------------------------------- ReStyle: iterative encoder
+it="$work/it.safetensors"
+check "train-encoder --iterations 2" 0 "iterative \(2 refinement iterations per batch\)" -- "$bin" train-encoder --model "$model" --out "$it" --steps 3 --batch 2 --seed 3 --iterations 2
+check "progress line per iteration" 0 "step 2/2  loss [0-9.]+ \(code [0-9.]+, pixel [0-9.]+\)  pixel per iteration [0-9.]+ -> [0-9.]+" -- \
+  "$bin" train-encoder --model "$model" --out "$work/it2.safetensors" --steps 2 --batch 2 --iterations 2
+check "resume keeps the refinement setting" 0 "step 4/4 .* pixel per iteration" -- "$bin" train-encoder --model "$model" --out "$work/it3.safetensors" --resume "$it" --steps 1 --loss-curve "$work/curves/it3.png"
+exists "$work/curves/it3.png"
+# encode runs the trained 2 iterations by default, or as many as asked, and scores each.
+check "encode, iterative" 0 "mean PSNR per refinement iteration \(dB\): [0-9.]+ [0-9.]+$" -- "$bin" encode --model "$model" --encoder "$it" --image "$a" --out "$work/enc_it"
+check "summary.json: PSNR per iteration" 0 '"iterations": 2, "mean_psnr_per_iteration": \[[0-9.]+, [0-9.]+\]' -- cat "$work/enc_it/summary.json"
+check "encode --iterations 3" 0 "mean PSNR per refinement iteration \(dB\): [0-9.]+ [0-9.]+ [0-9.]+$" -- "$bin" encode --model "$model" --encoder "$it" --image "$a" --out "$work/enc_it3" --iterations 3
+# invert --init encoder:E starts from the codes after the encoder's 2 iterations (with lr 0 the
+# codes stay there): its PSNR is encode's, not that of the first iterate.
+check "invert --init with an iterative encoder" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_it" --init "encoder:$it" --steps 1 --lr 0
+psnr_of() { grep -oE '"psnr": [0-9.]+' "$1" | head -1 | cut -d' ' -f2; }
+last=$(grep -oE '"mean_psnr_per_iteration": \[[0-9.]+, [0-9.]+' "$work/enc_it/summary.json" | grep -oE '[0-9.]+$')
+check "invert starts from the refined code" 0 "^ok$" -- awk -v a="$(psnr_of "$work/hyb_it/summary.json")" -v b="$last" \
+  'BEGIN { d = a - b; if (d < 0) d = -d; print (d < 1e-3 ? "ok" : "differs: " a " vs " b) }'
+
 # ---------------------------------------------------------------- refused input, nothing written
 check "encoder of another generator (encode)" 1 "was made for another generator: w_dim 128 \(the generator has 64\), channels 1 \(the generator has 3\)" -- \
   "$bin" encode --model "$tiny" --encoder "$enc" --image "$a" --out "$work/no1"
@@ -49,7 +70,13 @@ check "--init encoder: with --space z" 2 "use --space wplus" -- "$bin" invert --
 check "--ratio without --real-dir" 2 "--ratio needs real images" -- "$bin" train-encoder --model "$model" --out "$work/no5.safetensors" --ratio 0.5
 check "--out not safetensors" 2 "--out must name a .safetensors file" -- "$bin" train-encoder --model "$model" --out "$work/no6.png"
 check "resume from a generator file" 1 "is not a ganinv encoder file" -- "$bin" train-encoder --model "$model" --out "$work/no7.safetensors" --resume "$model"
-for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors; do absent "$work/$d"; done
+check "encode --iterations 2, single-pass encoder" 2 "--iterations 2: encoder '.*e.safetensors': the encoder is not iterative" -- \
+  "$bin" encode --model "$model" --encoder "$enc" --image "$a" --out "$work/no8" --iterations 2
+check "train-encoder --iterations 0" 2 "--iterations must be >= 1, got 0" -- "$bin" train-encoder --model "$model" --out "$work/no9.safetensors" --iterations 0
+check "--loss-curve not a PNG" 2 "--loss-curve must name a .png file" -- "$bin" train-encoder --model "$model" --out "$work/no11.safetensors" --loss-curve "$work/no11.jpg"
+check "resume with another --iterations" 2 "was trained with --iterations 2; a resumed run keeps its setting" -- \
+  "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -122,3 +122,89 @@ TEST_CASE("an encoder for another generator is refused with the mismatch named",
     EncoderTrainer t(g, plain, options());
     REQUIRE_THROWS_WITH(t.resume(dir / "e.safetensors"), Catch::Matchers::Contains("not a training checkpoint"));
 }
+
+namespace {
+
+EncoderConfig tiny_iterative(const StyleGAN2<Cpu>& g, Index iterations) {
+    EncoderConfig c = tiny_encoder(g);
+    c.iterative = true;
+    c.iterations = iterations;
+    return c;
+}
+
+/// Held-out pixel MSE after each refinement iteration (8 fixed generated samples).
+std::vector<double> held_out_iterates(StyleGAN2<Cpu>& g, const PspEncoder& e, Index iterations) {
+    Tensor<float> z({8, g.z_dim()});
+    Rng(987654321).fill_normal(z.values());
+    const Tensor<float> img = g.synthesis(g.mapping(z));
+    std::vector<double> mse;
+    encode_images(g, e, img, iterations, [&](Index, const RefineState& s) {
+        double p = 0;
+        for (Index i = 0; i < img.numel(); ++i) p += (s.reconstruction[i] - img[i]) * (s.reconstruction[i] - img[i]);
+        mse.push_back(p / static_cast<double>(img.numel()));
+    });
+    return mse;
+}
+
+}  // namespace
+
+TEST_CASE("an iterative (ReStyle) encoder learns to refine its codes, deterministically", "[encoder][train][restyle]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    PspEncoder a(tiny_iterative(g, 2), 1), b(tiny_iterative(g, 2), 1);
+    REQUIRE(a.in_channels() == 2);  // the grayscale image and its current reconstruction
+    EncoderTrainer ta(g, a, options()), tb(g, b, options());
+    const std::vector<double> before = held_out_iterates(g, a, 2);
+    for (int s = 0; s < 24; ++s) {
+        const EncoderStepStats st = ta.step();
+        REQUIRE(std::isfinite(st.loss));
+        REQUIRE(st.iteration_pixel_loss.size() == 2);  // a loss (and an Adam step) per iteration
+        if (s < 2) REQUIRE(tb.step().loss == st.loss);
+        if (s == 1) REQUIRE(std::equal(a.params().values().begin(), a.params().values().end(), b.params().values().begin()));
+    }
+    const std::vector<double> after = held_out_iterates(g, a, 3);
+    INFO("held-out pixel MSE per iteration before " << before[0] << ", " << before[1] << "; after " << after[0] << ", "
+                                                    << after[1] << ", " << after[2]);
+    CHECK(after[0] < before[0]);
+    CHECK(after[1] < after[0]);  // the second pass improves on the first
+}
+
+TEST_CASE("an iterative encoder's checkpoint resumes to the same next steps", "[encoder][train][restyle]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const auto dir = test::temp_dir("encoder_resume_iterative");
+    PspEncoder straight(tiny_iterative(g, 2), 2), first(tiny_iterative(g, 2), 2);
+    EncoderTrainer ts(g, straight, options()), tf(g, first, options());
+    for (int s = 0; s < 2; ++s) {
+        ts.step();
+        tf.step();
+    }
+    tf.save_checkpoint(dir / "ckpt.safetensors");
+    const PspEncoder loaded = load_encoder(dir / "ckpt.safetensors");  // the file keeps the refinement setting
+    CHECK(loaded.iterative());
+    CHECK(loaded.config().iterations == 2);
+    PspEncoder resumed(tiny_iterative(g, 2), 99);
+    EncoderTrainer tr(g, resumed, options());
+    tr.resume(dir / "ckpt.safetensors");
+    const EncoderStepStats a = tr.step(), b = ts.step();
+    REQUIRE(a.iteration_pixel_loss == b.iteration_pixel_loss);
+    REQUIRE(tr.history() == ts.history());  // the loss curve continues across the checkpoint
+    REQUIRE(tr.history().size() == 3);
+    REQUIRE(tr.history()[2] == std::vector<double>{b.loss, b.iteration_pixel_loss[0], b.iteration_pixel_loss[1]});
+    REQUIRE(std::equal(resumed.params().values().begin(), resumed.params().values().end(), straight.params().values().begin()));
+    // A checkpoint of another refinement setting is not this run's.
+    PspEncoder three(tiny_iterative(g, 3), 2);
+    EncoderTrainer t3(g, three, options());
+    REQUIRE_THROWS_WITH(t3.resume(dir / "ckpt.safetensors"), Catch::Matchers::Contains("encoder config differs"));
+}
+
+TEST_CASE("a single-pass encoder refuses refinement iterations", "[encoder][errors][restyle]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const PspEncoder e(tiny_encoder(g), 1);
+    Tensor<float> img({1, 1, 32, 32}, 0.0f);
+    REQUIRE_THROWS_WITH(encode_images(g, e, img, 2), Catch::Matchers::Contains("the encoder is not iterative"));
+    REQUIRE_THROWS_WITH(encode_images(g, PspEncoder(tiny_iterative(g, 2)), img, 0),
+                        Catch::Matchers::Contains("iterations must be >= 1, got 0"));
+    // One pass of a single-pass encoder is its forward: what encode wrote before refinement existed.
+    const RefineState s = encode_images(g, e, img, 1);
+    const Tensor<float> codes = e.forward(img);
+    CHECK(std::equal(codes.values().begin(), codes.values().end(), s.codes.values().begin()));
+}

@@ -2,14 +2,18 @@
 /// @brief Training an encoder against a frozen generator on the CPU (learning-based inversion):
 ///        each step draws generated samples with known codes (W+ code regression + pixel
 ///        reconstruction through the generator) and, at a given ratio, real images
-///        (reconstruction only), and takes one Adam step on the encoder's weights.
-///        Checkpoints (safetensors: weights, Adam moments, step, options) resume bit for bit.
+///        (reconstruction only), and takes one Adam step on the encoder's weights — or, for an
+///        iterative (ReStyle) encoder, runs its K refinement iterations on the batch with a loss
+///        and an Adam step at each, the previous iterate's codes and image held constant.
+///        Checkpoints (safetensors: weights, Adam moments, step, options, loss history) resume
+///        bit for bit.
 ///
 /// A step's random numbers come from (seed, step) alone, so a resumed run draws exactly the
 /// batches a straight run would, and a run is reproducible for its seed.
 #pragma once
 
 #include "ganinv/backend/cpu.hpp"
+#include "ganinv/invert/encoder_refine.hpp"
 #include "ganinv/models/encoder_file.hpp"
 #include "ganinv/models/psp_encoder.hpp"
 #include "ganinv/models/stylegan2.hpp"
@@ -18,6 +22,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace ganinv {
 
@@ -64,11 +69,13 @@ struct EncoderTrainerOptions {
     }
 };
 
+/// One step's losses; for an iterative encoder the means over its iterations.
 struct EncoderStepStats {
     Index step = 0;          ///< steps done after this one
     double loss = 0;         ///< code_weight * code + pixel_weight * pixel
     double code_loss = 0;    ///< mean squared code error over the generated samples (0 without any)
     double pixel_loss = 0;   ///< mean squared pixel error (images in [-1, 1])
+    std::vector<double> iteration_pixel_loss;  ///< pixel_loss of each refinement iteration (one for a single pass)
     Index generated = 0, real = 0;
 };
 
@@ -89,6 +96,11 @@ public:
 
     const EncoderTrainerOptions& options() const { return o_; }
     Index steps_done() const { return step_; }
+    /// The loss curve: per step, the loss and then (with a pixel term) each iteration's pixel
+    /// loss; row i is step history_first_step() + i + 1 (0 unless resumed from a checkpoint
+    /// written before histories were kept).
+    const std::vector<std::vector<double>>& history() const { return history_; }
+    Index history_first_step() const { return step_ - static_cast<Index>(history_.size()); }
 
     EncoderStepStats step() {
         const Index B = o_.batch, L = g_.num_ws(), D = g_.w_dim(), C = g_.img_channels(), R = g_.resolution();
@@ -109,38 +121,54 @@ public:
             const Index k = static_cast<Index>(rng.below(static_cast<std::uint64_t>(real_.dim(0))));
             std::copy(real_.data() + k * per_img, real_.data() + (k + 1) * per_img, x.data() + (st.generated + r) * per_img);
         }
-        PspEncoder::Cache cache;
-        const Tensor<float> codes = e_.forward(x, &cache);
-        Tensor<float> grad_codes({B, L, D}, 0.0f);
-        if (st.generated > 0 && o_.code_weight > 0) {
-            const double n = static_cast<double>(st.generated * L * D);
-            double s = 0;
-            for (Index i = 0; i < st.generated * L * D; ++i) {
-                const double d = static_cast<double>(codes[i]) - ws_true[i];
-                s += d * d;
-                grad_codes[i] = static_cast<float>(o_.code_weight * 2.0 * d / n);
+        // A single-pass encoder runs once from x; an iterative one K times from [x, G(w_t)],
+        // each iteration trained on its own (its input codes and image are constants here).
+        const Index K = e_.config().iterations;
+        RefineState s;
+        if (e_.iterative()) s = refinement_start(g_, e_, B);
+        for (Index t = 0; t < K; ++t) {
+            PspEncoder::Cache cache;
+            const Tensor<float> codes = e_.iterative() ? e_.forward(refinement_input(x, s.reconstruction), &cache, &s.codes)
+                                                       : e_.forward(x, &cache);
+            Tensor<float> grad_codes({B, L, D}, 0.0f);
+            if (st.generated > 0 && o_.code_weight > 0) {
+                const double n = static_cast<double>(st.generated * L * D);
+                double sum = 0;
+                for (Index i = 0; i < st.generated * L * D; ++i) {
+                    const double d = static_cast<double>(codes[i]) - ws_true[i];
+                    sum += d * d;
+                    grad_codes[i] = static_cast<float>(o_.code_weight * 2.0 * d / n);
+                }
+                st.code_loss += sum / n / static_cast<double>(K);
             }
-            st.code_loss = s / n;
-        }
-        if (o_.pixel_weight > 0) {
-            StyleGAN2<Cpu>::Cache gc;
-            const Tensor<float> recon = g_.synthesis(codes, NoiseInput<Cpu>{}, &gc);
-            const double n = static_cast<double>(x.numel());
-            Tensor<float> grad_img(x.shape());
-            double s = 0;
-            for (Index i = 0; i < x.numel(); ++i) {
-                const double d = static_cast<double>(recon[i]) - x[i];
-                s += d * d;
-                grad_img[i] = static_cast<float>(o_.pixel_weight * 2.0 * d / n);
+            Tensor<float> recon;
+            if (o_.pixel_weight > 0) {
+                StyleGAN2<Cpu>::Cache gc;
+                recon = g_.synthesis(codes, NoiseInput<Cpu>{}, &gc);
+                const double n = static_cast<double>(x.numel());
+                Tensor<float> grad_img(x.shape());
+                double sum = 0;
+                for (Index i = 0; i < x.numel(); ++i) {
+                    const double d = static_cast<double>(recon[i]) - x[i];
+                    sum += d * d;
+                    grad_img[i] = static_cast<float>(o_.pixel_weight * 2.0 * d / n);
+                }
+                st.iteration_pixel_loss.push_back(sum / n);
+                st.pixel_loss += sum / n / static_cast<double>(K);
+                const Tensor<float> gws = g_.synthesis_backward_ws(gc, grad_img);
+                for (Index i = 0; i < grad_codes.numel(); ++i) grad_codes[i] += gws[i];
+            } else if (t + 1 < K) {
+                recon = g_.synthesis(codes, NoiseInput<Cpu>{});
             }
-            st.pixel_loss = s / n;
-            const Tensor<float> gws = g_.synthesis_backward_ws(gc, grad_img);
-            for (Index i = 0; i < grad_codes.numel(); ++i) grad_codes[i] += gws[i];
+            Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
+            e_.backward(cache, grad_codes, &grad_params, false);
+            adam_.step(e_.params(), grad_params);
+            s.codes = codes;  // the next iterate starts here; no gradient flows back into this one
+            s.reconstruction = std::move(recon);
         }
-        Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
-        e_.backward(cache, grad_codes, &grad_params, false);
-        adam_.step(e_.params(), grad_params);
         st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss;
+        history_.emplace_back(1, st.loss);
+        history_.back().insert(history_.back().end(), st.iteration_pixel_loss.begin(), st.iteration_pixel_loss.end());
         st.step = ++step_;
         return st;
     }
@@ -154,6 +182,13 @@ public:
             w.add_f64("trainer.adam_m", {e_.num_params()}, s.m);
             w.add_f64("trainer.adam_v", {e_.num_params()}, s.v);
             w.set_metadata("trainer_adam_t", std::to_string(s.t.at(0)));
+        }
+        if (!history_.empty()) {
+            const std::size_t cols = history_[0].size();
+            std::vector<double> flat;
+            for (const auto& row : history_) flat.insert(flat.end(), row.begin(), row.end());
+            w.add_f64("trainer.loss_history", {static_cast<Index>(history_.size()), static_cast<Index>(cols)}, flat);
+            w.set_metadata("trainer_history_columns", std::to_string(cols));
         }
         w.set_metadata("trainer_step", std::to_string(step_));
         w.set_metadata("trainer_options", o_.to_json().dump());
@@ -173,6 +208,16 @@ public:
         const EncoderTrainerOptions o = EncoderTrainerOptions::from_json(Json::parse(*opts));
         e_.params() = loaded.params();
         step_ = std::stoll(*step);
+        history_.clear();
+        if (f.contains("trainer.loss_history")) {
+            const std::vector<double> flat = f.load_f64("trainer.loss_history");
+            const auto cols = static_cast<std::size_t>(std::stoll(f.metadata("trainer_history_columns").value_or("0")));
+            GANINV_CHECK(cols >= 1 && flat.size() % cols == 0 && flat.size() / cols <= static_cast<std::size_t>(step_),
+                         FormatError, "'", path.string(), "': its loss history (", flat.size(), " values in ", cols,
+                         " columns) does not fit its ", step_, " steps");
+            for (std::size_t i = 0; i < flat.size(); i += cols)
+                history_.emplace_back(flat.begin() + static_cast<std::ptrdiff_t>(i), flat.begin() + static_cast<std::ptrdiff_t>(i + cols));
+        }
         GANINV_CHECK(o.real_ratio == 0 || real_.numel() > 0, ValueError, "'", path.string(), "' was trained with ",
                      o.real_ratio, " real images per batch; give the real images again to resume it");
         o_ = o;
@@ -195,6 +240,7 @@ private:
     Tensor<float> real_;
     Adam adam_;
     Index step_ = 0;
+    std::vector<std::vector<double>> history_;
 };
 
 }  // namespace ganinv

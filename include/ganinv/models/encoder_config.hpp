@@ -2,7 +2,8 @@
 /// @brief The size of a pSp-style encoder (residual stages, feature pyramid, map-to-style heads)
 ///        and the generator it is made for, with its JSON form (the `encoder_config` metadata of
 ///        an encoder file) and presets: a small one for 32x32 grayscale generators, a wider one
-///        for large RGB generators.
+///        for large RGB generators. An iterative (ReStyle) encoder reads the image and the current
+///        reconstruction side by side and gives a residual to the current code.
 #pragma once
 
 #include "ganinv/core/error.hpp"
@@ -16,8 +17,16 @@
 namespace ganinv {
 
 struct EncoderConfig {
-    // The generator the codes are for: an encoder file is refused for another one.
+    // The generator the codes are for: an encoder file is refused for another one. in_channels
+    // is the generator's image channels, whatever the network reads (input_channels()).
     Index resolution = 32, in_channels = 1, num_ws = 8, w_dim = 128;
+    /// ReStyle (Alaluf et al. 2021): the network reads [image, G(w_t)] (2 * in_channels) and
+    /// gives a residual, w_{t+1} = w_t + E([x, G(w_t)]), starting from w_0 = w_avg. Files
+    /// written before this field existed load as non-iterative.
+    bool iterative = false;
+    /// Refinement steps the encoder was trained with: what `encode` and `invert --init encoder:`
+    /// run unless told otherwise (always 1 for a non-iterative encoder).
+    Index iterations = 1;
     Index stem_channels = 16;
     /// One stage per entry; each starts with a stride-2 residual block, so stage i works at
     /// resolution / 2^(i + 1). The pyramid takes the last (up to) three stages.
@@ -30,6 +39,8 @@ struct EncoderConfig {
     Index head_hidden = 128;
     Index groups = 4;  ///< group-norm groups
 
+    /// Channels the network's stem reads: the image, plus its current reconstruction when iterative.
+    Index input_channels() const { return iterative ? 2 * in_channels : in_channels; }
     Index levels() const { return std::min<Index>(3, static_cast<Index>(stage_channels.size())); }
     /// Resolution of the output of stage i.
     Index stage_resolution(Index i) const { return resolution >> (i + 1); }
@@ -46,6 +57,8 @@ struct EncoderConfig {
         GANINV_CHECK(in_channels >= 1 && num_ws >= 1 && w_dim >= 1, ValueError,
                      "encoder config: in_channels, num_ws and w_dim must be positive (", in_channels, ", ", num_ws, ", ",
                      w_dim, ")");
+        GANINV_CHECK(iterations >= 1 && (iterative || iterations == 1), ValueError, "encoder config: iterations ",
+                     iterations, iterative ? " must be >= 1" : " needs an iterative encoder (a single pass has 1)");
         GANINV_CHECK(!stage_channels.empty() && stage_channels.size() <= 8, ValueError,
                      "encoder config: 1 to 8 stages needed, got ", stage_channels.size());
         GANINV_CHECK(blocks_per_stage >= 1 && head_hidden >= 1 && head_grid >= 1 && groups >= 1, ValueError,
@@ -98,6 +111,8 @@ struct EncoderConfig {
         Json::Array st;
         for (Index c : stage_channels) st.emplace_back(static_cast<std::int64_t>(c));
         j.set("stage_channels", st);
+        j.set("iterative", iterative);
+        j.set("iterations", static_cast<std::int64_t>(iterations));
         return j;
     }
 
@@ -115,6 +130,9 @@ struct EncoderConfig {
                 *dst = j.at(k).as_int();
             c.stage_channels.clear();
             for (const Json& v : j.at("stage_channels").as_array()) c.stage_channels.push_back(v.as_int());
+            // Absent from the files of single-pass encoders written before ReStyle refinement.
+            if (const Json* v = j.find("iterative")) c.iterative = v->as_bool();
+            if (const Json* v = j.find("iterations")) c.iterations = v->as_int();
             c.validate();
         } catch (const Error& e) {
             throw FormatError(concat(where, ": bad encoder_config: ", e.what()));

@@ -3,8 +3,9 @@
 ///        PReLU, stride-2 down-sampling with a 1x1 shortcut), a feature pyramid over the last
 ///        three stages (1x1 laterals + nearest up-sampling), and one map-to-style head per style
 ///        layer (pyramid map pooled to a small grid -> linear -> lrelu -> linear) giving W+ codes
-///        [N, num_ws, w_dim] as offsets from the generator's mean w. Forward, and backward with
-///        respect to every weight and to the input image.
+///        [N, num_ws, w_dim] as offsets from the generator's mean w (or, for an iterative ReStyle
+///        encoder, from the current codes). Forward, and backward with respect to every weight
+///        and to the input image.
 ///
 /// Group norm replaces pSp's batch norm so that an image's code never depends on its batch.
 /// Weights live in one flat [1, P] tensor (one Adam row); param_specs() names the slices.
@@ -59,7 +60,10 @@ public:
     Index num_ws() const { return config_.num_ws; }
     Index w_dim() const { return config_.w_dim; }
     Index resolution() const { return config_.resolution; }
-    Index in_channels() const { return config_.in_channels; }
+    /// Channels forward() reads: the image's, twice that for an iterative encoder ([x, G(w_t)]).
+    Index in_channels() const { return config_.input_channels(); }
+    Index image_channels() const { return config_.in_channels; }
+    bool iterative() const { return config_.iterative; }
     Index num_params() const { return params_.numel(); }
     const std::vector<EncoderParamSpec>& param_specs() const { return specs_; }
     Tensor<float>& params() { return params_; }
@@ -72,13 +76,16 @@ public:
         w_avg_ = Tensor<float>({config_.w_dim}, std::vector<float>(w.values().begin(), w.values().end()));
     }
 
-    /// codes [N, num_ws, w_dim] from images [N, in_channels, R, R] in [-1, 1].
-    Tensor<float> forward(const Tensor<float>& images, Cache* cache = nullptr) const {
+    /// codes [N, num_ws, w_dim] from images [N, in_channels(), R, R] in [-1, 1]: `base` + the
+    /// heads' outputs, where base is [N, num_ws, w_dim] (an iterative encoder's current codes)
+    /// or, when null, w_avg on every layer. The codes' gradient is the heads' (base is a constant).
+    Tensor<float> forward(const Tensor<float>& images, Cache* cache = nullptr, const Tensor<float>* base = nullptr) const {
         const EncoderConfig& c = config_;
         GANINV_CHECK(images.rank() == 4 && images.dim(0) >= 1, ShapeError, "PspEncoder::forward: images must be [N, ",
-                     c.in_channels, ", ", c.resolution, ", ", c.resolution, "], got ", shape_to_string(images.shape()));
-        expect_shape(images, {images.dim(0), c.in_channels, c.resolution, c.resolution}, "PspEncoder::forward: images");
+                     in_channels(), ", ", c.resolution, ", ", c.resolution, "], got ", shape_to_string(images.shape()));
+        expect_shape(images, {images.dim(0), in_channels(), c.resolution, c.resolution}, "PspEncoder::forward: images");
         const Index N = images.dim(0), L = c.levels();
+        if (base) expect_shape(*base, {N, c.num_ws, c.w_dim}, "PspEncoder::forward: base codes");
         const float* P = params_.data();
         Cache local;
         Cache& k = cache ? *cache : local;
@@ -120,7 +127,10 @@ public:
             nn::linear_forward(x.data(), N, P + hd.w1, P + hd.b1, head1(), hid.data());
             nn::linear_forward(hid.data(), N, P + hd.w2, P + hd.b2, head2(), del.data());
             for (Index n = 0; n < N; ++n)
-                for (Index d = 0; d < c.w_dim; ++d) codes[(n * c.num_ws + i) * c.w_dim + d] = w_avg_[d] + del[n * c.w_dim + d];
+                for (Index d = 0; d < c.w_dim; ++d) {
+                    const Index at = (n * c.num_ws + i) * c.w_dim + d;
+                    codes[at] = (base ? (*base)[at] : w_avg_[d]) + del[n * c.w_dim + d];
+                }
         }
         return codes;
     }
@@ -228,7 +238,7 @@ private:
 
     void build() {
         const EncoderConfig& c = config_;
-        stem_conv_ = add_conv("stem.conv", c.in_channels, c.stem_channels, 3, 1);
+        stem_conv_ = add_conv("stem.conv", c.input_channels(), c.stem_channels, 3, 1);
         stem_norm_ = add_norm("stem.norm", c.stem_channels);
         stem_prelu_ = add("stem.prelu", {c.stem_channels});
         Index cin = c.stem_channels;

@@ -1,0 +1,78 @@
+/// @file encoder_refine.hpp
+/// @brief Encoding images with a trained encoder on the CPU, including ReStyle's iterative
+///        refinement (Alaluf et al. 2021): w_0 = w_avg, y_0 = G(w_0), and per iteration
+///        w_{t+1} = w_t + E([x, y_t]), y_{t+1} = G(w_{t+1}). A single-pass encoder runs once.
+///
+/// The trainer (encoder_trainer.hpp) and the CLI (`encode`, `invert --init encoder:`) share
+/// these steps, so what is trained is exactly what runs.
+#pragma once
+
+#include "ganinv/backend/cpu.hpp"
+#include "ganinv/models/psp_encoder.hpp"
+#include "ganinv/models/stylegan2.hpp"
+
+#include <algorithm>
+#include <functional>
+
+namespace ganinv {
+
+/// Where a refinement stands: the current codes [N, num_ws, w_dim] and their image G(codes).
+struct RefineState {
+    Tensor<float> codes, reconstruction;
+};
+
+/// w_0 = w_avg on every layer for `n` images and its image (synthesised once, copied n times).
+inline RefineState refinement_start(StyleGAN2<Cpu>& g, const PspEncoder& e, Index n) {
+    const Index L = e.num_ws(), D = e.w_dim();
+    Tensor<float> one({1, L, D});
+    for (Index l = 0; l < L; ++l) std::copy(e.w_avg().data(), e.w_avg().data() + D, one.data() + l * D);
+    const Tensor<float> img = g.synthesis(one, NoiseInput<Cpu>{});
+    RefineState s{Tensor<float>({n, L, D}), Tensor<float>({n, img.dim(1), img.dim(2), img.dim(3)})};
+    for (Index i = 0; i < n; ++i) {
+        std::copy(one.data(), one.data() + one.numel(), s.codes.data() + i * one.numel());
+        std::copy(img.data(), img.data() + img.numel(), s.reconstruction.data() + i * img.numel());
+    }
+    return s;
+}
+
+/// The iterative encoder's input: per image the target's channels, then the reconstruction's.
+inline Tensor<float> refinement_input(const Tensor<float>& images, const Tensor<float>& reconstruction) {
+    expect_shape(reconstruction, images.shape(), "refinement input: reconstruction");
+    const Index N = images.dim(0), per = images.numel() / N;
+    Tensor<float> in({N, 2 * images.dim(1), images.dim(2), images.dim(3)});
+    for (Index n = 0; n < N; ++n) {
+        std::copy(images.data() + n * per, images.data() + (n + 1) * per, in.data() + 2 * n * per);
+        std::copy(reconstruction.data() + n * per, reconstruction.data() + (n + 1) * per, in.data() + (2 * n + 1) * per);
+    }
+    return in;
+}
+
+/// Throws a ValueError unless `iterations` fits the encoder: >= 1, and 1 for a single-pass one.
+inline void check_refinement_iterations(const PspEncoder& e, Index iterations) {
+    GANINV_CHECK(iterations >= 1, ValueError, "encoder iterations must be >= 1, got ", iterations);
+    GANINV_CHECK(e.iterative() || iterations == 1, ValueError, "the encoder is not iterative (it was trained for a single "
+                 "pass, without --iterations), so it cannot refine its codes: ", iterations, " iterations asked for");
+}
+
+/// Encodes images [N, C, R, R] in `iterations` passes (see the file comment); `on_iteration`
+/// (may be empty) sees each iterate (t = 1..K). Returns the last codes and their image.
+inline RefineState encode_images(StyleGAN2<Cpu>& g, const PspEncoder& e, const Tensor<float>& images, Index iterations,
+                                 const std::function<void(Index, const RefineState&)>& on_iteration = {}) {
+    check_refinement_iterations(e, iterations);
+    RefineState s;
+    if (!e.iterative()) {
+        s.codes = e.forward(images);
+        s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});
+        if (on_iteration) on_iteration(1, s);
+        return s;
+    }
+    s = refinement_start(g, e, images.dim(0));
+    for (Index t = 1; t <= iterations; ++t) {
+        s.codes = e.forward(refinement_input(images, s.reconstruction), nullptr, &s.codes);
+        s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});
+        if (on_iteration) on_iteration(t, s);
+    }
+    return s;
+}
+
+}  // namespace ganinv
