@@ -11,6 +11,7 @@
 #endif
 
 #include <ganinv/cuda/options.hpp>
+#include <ganinv/invert/domain_regularizer.hpp>
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/optim/optim.hpp>
 
@@ -40,6 +41,19 @@ int run_invert(const Args& a) {
     o.w_statistics_cache = std::make_shared<LatentStatistics>();  // one generator: W statistics once, not per batch
     const std::vector<std::filesystem::path> paths = job_paths(a);
     std::optional<EncoderInit> init_encoder = encoder_init_option(a, space, model);  // --init encoder:E
+    // --domain-regularization L (in-domain inversion): its encoder is --encoder, else the --init one.
+    const std::optional<double> domain_weight = domain_regularization_option(a, space, device);
+    std::optional<PspEncoder> domain_encoder;
+    if (domain_weight) domain_encoder.emplace(a.has("encoder") ? load_encoder_for_model(*a.get("encoder"), model) : init_encoder->encoder);
+    if (domain_encoder && domain_encoder->iterative())  // E(G(w)) is one pass over the image alone
+        throw UsageError("--domain-regularization needs a single-pass encoder; this one is iterative (ReStyle, trained "
+                         "with --iterations): give a single-pass encoder with --encoder");
+    Json domain_settings{Json::Object{}};  // recorded in the manifest's summary of a multi-process job
+    if (domain_weight) {
+        domain_settings.set("domain_regularization", *domain_weight);
+        domain_settings.set("domain_encoder", a.has("encoder") ? *a.get("encoder") : a.get("init").value_or("").substr(8));
+    }
+    o.w_mahalanobis = true;  // every run reports how far its codes lie from the W distribution
     // Every rank lists the same images in the same order (a sorted folder or the list file) and
     // names their outputs alike; rank 0 alone decides which of them this run inverts.
     const std::unique_ptr<JobComm> comm = make_job_comm();
@@ -72,6 +86,8 @@ int run_invert(const Args& a) {
     } else {
         g.emplace(StyleGAN2<Cpu>::load(model));
         loss.emplace(build_cli_loss<Cpu>(terms, a));
+        if (domain_weight)
+            o.code_regularizer = make_domain_regularization(*g, *domain_encoder, *domain_weight, o.fixed_noise, o.seed);
         spec.resolution = g->resolution();
         spec.channels = g->img_channels();
         spec.num_ws = g->num_ws();
@@ -140,6 +156,7 @@ int run_invert(const Args& a) {
     settings.set("steps", static_cast<std::int64_t>(o.steps));
     settings.set("seed", static_cast<std::int64_t>(o.seed));
     settings.set("optimize_noise", o.optimize_noise);
+    for (const auto& [key, value] : domain_settings.as_object()) settings.set(key, value);
     job.write_manifest_summary(std::move(settings));
     return job.finish();
 }
@@ -150,7 +167,8 @@ const bool registered = register_command(Command{
     "--model M.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR [--resume]\n"
     "       [--space z|w|wplus|s] [--loss mse,lpips:W,...] [--optimizer adam|lbfgs|cmaes|basincma]\n"
     "       [--steps N] [--seed S] [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--optimize-noise] [--batch B]\n"
-    "       [--init mean|random|C.safetensors] [--lpips-weights F [--vgg-weights F]] [--no-resize] [--max-pixels N] [--report]\n"
+    "       [--init mean|random|C.safetensors|encoder:E.safetensors] [--lpips-weights F [--vgg-weights F]] [--no-resize]\n"
+    "       [--max-pixels N] [--report]  in-domain: [--domain-regularization L [--encoder E.safetensors]]\n"
     "       Adam: [--lr LR] [--no-schedule]  noise: [--noise-regularization W]\n"
     "       priors: [--w-avg-prior W] [--wplus-spread-prior W]  stopping: [--target-loss L] [--patience K]\n"
     "       CMA-ES, BasinCMA: [--population P] [--sigma S] [--inner-steps K] [--final-steps K]\n"
@@ -177,6 +195,9 @@ const bool registered = register_command(Command{
         {"noise-regularization", "W", "weight of the noise regulariser (default 1e5)"},
         {"w-avg-prior", "W", "weight of an L2 pull of the code towards the mean w (default 0)"},
         {"wplus-spread-prior", "W", "weight of the distance of W+ layers from their mean (default 0)"},
+        {"domain-regularization", "L",
+         "in-domain inversion (CPU, W/W+): add L * mean((w - E(G(w)))^2) over the code's num_ws x w_dim entries"},
+        {"encoder", "E.safetensors", "the encoder of --domain-regularization (default: the --init encoder:E file)"},
         {"target-loss", "L", "stop an image once its loss is at or below L"},
         {"patience", "K", "stop an image after K steps without relative improvement 1e-4"},
         {"population", "P", "CMA-ES population (default 4 + 3 ln n)"},

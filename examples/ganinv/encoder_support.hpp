@@ -8,6 +8,7 @@
 #include <ganinv/invert/encoder_refine.hpp>
 #include <ganinv/models/encoder_file.hpp>
 
+#include <cmath>
 #include <optional>
 
 namespace ganinv::cli {
@@ -39,6 +40,16 @@ struct EncoderInit {
     std::optional<StyleGAN2<Cpu>> own_generator;
 };
 
+/// The encoder in `path`, checked against the config in the generator file `model` (read
+/// without loading its weights, so that a mismatch is refused before any work).
+inline PspEncoder load_encoder_for_model(const std::string& path, const std::string& model) {
+    const SafetensorsFile f(model);
+    const auto meta = f.metadata("config");
+    GANINV_CHECK(meta.has_value(), FormatError, "'", model, "' has no 'config' metadata");
+    const StyleGAN2Config c = StyleGAN2Config::from_json(Json::parse(*meta));
+    return load_encoder_for(path, c.num_ws(), c.w_dim, c.img_channels, c.img_resolution);
+}
+
 /// `invert --init encoder:E.safetensors`: the encoder, checked against the generator file's
 /// config before anything runs; nullopt for the other --init kinds.
 inline std::optional<EncoderInit> encoder_init_option(const Args& a, const std::string& space, const std::string& model) {
@@ -46,11 +57,29 @@ inline std::optional<EncoderInit> encoder_init_option(const Args& a, const std::
     if (init.rfind("encoder:", 0) != 0) return std::nullopt;
     if (space != "wplus" && space != "w")
         throw UsageError("--init encoder: gives W+ codes; use --space wplus (or w: the layers' mean), not " + space);
-    const SafetensorsFile f(model);
-    const auto meta = f.metadata("config");
-    GANINV_CHECK(meta.has_value(), FormatError, "'", model, "' has no 'config' metadata");
-    const StyleGAN2Config c = StyleGAN2Config::from_json(Json::parse(*meta));
-    return EncoderInit{load_encoder_for(init.substr(8), c.num_ws(), c.w_dim, c.img_channels, c.img_resolution), model, {}};
+    return EncoderInit{load_encoder_for_model(init.substr(8), model), model, {}};
+}
+
+/// `invert --domain-regularization L`: L (finite, >= 0), or nullopt without the flag. Refused with
+/// a usage error, before anything is loaded: no encoder (--encoder or --init encoder:), a space
+/// other than W/W+, the CUDA device (the encoder runs on the CPU only), --encoder without the flag.
+inline std::optional<double> domain_regularization_option(const Args& a, const std::string& space, const std::string& device) {
+    if (!a.has("domain-regularization")) {
+        if (a.has("encoder"))
+            throw UsageError("--encoder names the encoder of --domain-regularization L; give that flag too (or use "
+                             "--init encoder:E.safetensors to start from the encoder's codes)");
+        return std::nullopt;
+    }
+    const double weight = a.number("domain-regularization", 0.0);
+    if (!std::isfinite(weight) || weight < 0)
+        throw UsageError(concat("--domain-regularization must be a finite number >= 0, got ", *a.get("domain-regularization")));
+    if (!a.has("encoder") && a.get("init").value_or("mean").rfind("encoder:", 0) != 0)
+        throw UsageError("--domain-regularization needs an encoder: give --encoder E.safetensors (or --init encoder:E.safetensors)");
+    if (space != "wplus" && space != "w")
+        throw UsageError("--domain-regularization works on W and W+ codes; use --space wplus or w, not " + space);
+    if (device != "cpu")
+        throw UsageError("--domain-regularization runs on the CPU only (the encoder has no CUDA version yet); use --device cpu");
+    return weight;
 }
 
 /// The encoder's codes for one batch as initial codes, after the refinement iterations it was

@@ -88,6 +88,7 @@ ImageSummary write_image_outputs(const std::string& dir, const std::string& name
         s.name = name;
         s.m = r.metrics[static_cast<std::size_t>(i)];
         if (!r.metrics_fixed_noise.empty()) s.fixed_noise = r.metrics_fixed_noise[static_cast<std::size_t>(i)];
+        if (!r.w_mahalanobis.empty()) s.w_mahalanobis = r.w_mahalanobis[static_cast<std::size_t>(i)];
         s.steps = r.stopped_at.empty() ? r.steps_run : r.stopped_at[static_cast<std::size_t>(i)];
         s.seconds = r.seconds / static_cast<double>(n);
         s.batch_seconds = r.seconds;
@@ -113,32 +114,44 @@ void write_overview(const std::string& dir, const std::vector<ImageSummary>& row
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
     const bool noise = !rows.empty() && rows[0].fixed_noise.has_value();
     const bool lpips = !rows.empty() && rows[0].lpips.has_value();
+    const bool mahal = !rows.empty() && rows[0].w_mahalanobis.has_value();
     // The scores are those of the float images, which the 8-bit PNGs only approximate, and the
     // images of a batch are optimised together: both headers say so.
     os << "\n" << std::left << std::setw(24) << "" << std::right << std::setw(19) << "float [-1, 1]" << "\n";
     os << std::left << std::setw(24) << "image" << std::right << std::setw(10) << "PSNR dB" << std::setw(9) << "SSIM";
     if (lpips) os << std::setw(9) << "LPIPS";
     if (noise) os << std::setw(16) << "PSNR fixed-noise";
+    if (mahal) os << std::setw(9) << "W-Mahal";
     os << std::setw(12) << "final loss" << std::setw(8) << "steps" << std::setw(16) << "s (batch / n)" << "\n";
-    double psnr = 0, ssim = 0;
+    double psnr = 0, ssim = 0, mahal_sum = 0;
     for (const auto& r : rows) {
+        if (mahal) mahal_sum += *r.w_mahalanobis;
         os << std::left << std::setw(24) << r.name.substr(0, 23) << std::right << std::setw(10) << fixed(r.m.psnr, 2)
            << std::setw(9) << fixed(r.m.ssim, 4);
         if (lpips) os << std::setw(9) << fixed(*r.lpips, 4);
         if (noise) os << std::setw(16) << fixed(r.fixed_noise->psnr, 2);
+        if (mahal) os << std::setw(9) << fixed(*r.w_mahalanobis, 3);
         os << std::setw(12) << std::setprecision(4) << r.final_loss << std::setw(8) << r.steps << std::setw(16)
            << fixed(r.seconds, 2) << "\n";
         psnr += r.m.psnr;
         ssim += r.m.ssim;
     }
-    if (!rows.empty())
-        os << std::left << std::setw(24) << "mean" << std::right << std::setw(10) << fixed(psnr / static_cast<double>(rows.size()), 2)
-           << std::setw(9) << fixed(ssim / static_cast<double>(rows.size()), 4) << "\n";
+    if (!rows.empty()) {
+        const double k = static_cast<double>(rows.size());
+        os << std::left << std::setw(24) << "mean" << std::right << std::setw(10) << fixed(psnr / k, 2) << std::setw(9)
+           << fixed(ssim / k, 4);
+        if (mahal) os << std::string((lpips ? 9 : 0) + (noise ? 16 : 0), ' ') << std::setw(9) << fixed(mahal_sum / k, 3);
+        os << "\n";
+    }
     if (const std::vector<double> refinement = mean_psnr_per_iteration(rows); !refinement.empty())
         os << refinement_line(refinement) << "\n";
     os << "PSNR/SSIM: reconstruction clamped to [-1, 1] vs the float target (data range 2), before 8-bit\n"
           "rounding; `ganinv metrics --model M --code NAME.safetensors TARGET` gives these numbers, `ganinv\n"
           "metrics` on two PNGs the 8-bit ones. s (batch / n): the batch's wall time divided by its images.\n";
+    if (mahal)
+        os << "W-Mahal: the code's Mahalanobis distance under the W distribution (mean and covariance of the\n"
+              "mapping network's w over its statistics samples), averaged over the code's w vectors; fresh\n"
+              "samples of W score about sqrt(w_dim).\n";
 }
 
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
@@ -162,6 +175,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
         j.set("mse", r.m.mse);
         if (r.fixed_noise) j.set("psnr_fixed_noise", r.fixed_noise->psnr);
         if (r.lpips) j.set("lpips", *r.lpips);
+        if (r.w_mahalanobis) j.set("w_mahalanobis", *r.w_mahalanobis);
         j.set("final_loss", r.final_loss);
         j.set("steps", static_cast<std::int64_t>(r.steps));
         j.set("seconds", r.seconds);  // batch_seconds / batch_size: images of a batch run together
@@ -175,6 +189,14 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
     if (!refinement.empty()) {  // encode's ReStyle refinement: does each pass improve on the last?
         root.set("iterations", static_cast<std::int64_t>(refinement.size()));
         root.set("mean_psnr_per_iteration", json_numbers(refinement));
+    }
+    if (!rows.empty() && rows[0].w_mahalanobis) {
+        double m = 0;
+        for (const auto& r : rows) m += r.w_mahalanobis.value_or(0.0);
+        root.set("mean_w_mahalanobis", m / static_cast<double>(rows.size()));
+        root.set("w_mahalanobis_definition",
+                 "per code: Mahalanobis distance of each of its w vectors under N(mean, covariance) of the mapping "
+                 "network's w over " + std::to_string(o.w_statistics_samples) + " samples, averaged over the vectors");
     }
     // Checked, all-or-nothing writes: a full disk is an error naming the file, never an empty summary.
     write_file_atomically(d / "summary.json", root.dump() + "\n");

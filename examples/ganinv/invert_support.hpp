@@ -201,6 +201,7 @@ struct ImageSummary {
     metrics::Comparison m;
     std::optional<metrics::Comparison> fixed_noise;
     std::optional<double> lpips;  ///< LPIPS(target, reconstruction) when the weights were given
+    std::optional<double> w_mahalanobis;  ///< the code's mean Mahalanobis distance under the W distribution
     Index steps = 0;
     double seconds = 0;        ///< the batch's wall time divided by its size (one batch is one optimisation)
     double batch_seconds = 0;  ///< wall time of the image's whole batch

@@ -59,6 +59,21 @@ psnr_of() { grep -oE '"psnr": [0-9.]+' "$1" | head -1 | cut -d' ' -f2; }
 last=$(grep -oE '"mean_psnr_per_iteration": \[[0-9.]+, [0-9.]+' "$work/enc_it/summary.json" | grep -oE '[0-9.]+$')
 check "invert starts from the refined code" 0 "^ok$" -- awk -v a="$(psnr_of "$work/hyb_it/summary.json")" -v b="$last" \
   'BEGIN { d = a - b; if (d < 0) d = -d; print (d < 1e-3 ? "ok" : "differs: " a " vs " b) }'
+# ---------------------------------------------------------------- in-domain inversion, W Mahalanobis distance
+# Every inversion reports its codes' distance from the W distribution; --domain-regularization L
+# adds L * mean((w - E(G(w)))^2) with --encoder E (or the --init encoder:E one).
+grep -qE '"w_mahalanobis": ?[0-9]' "$work/hyb/summary.json" && ok || fail "plain invert's summary.json has no w_mahalanobis"
+check "invert --domain-regularization" 0 "W-Mahal" -- "$bin" invert --model "$model" --image "$a" "$b" --out "$work/ind" --encoder "$enc" --domain-regularization 2 --steps 3
+grep -qE '"mean_w_mahalanobis": ?[0-9]' "$work/ind/summary.json" && ok || fail "summary.json has no mean_w_mahalanobis"
+check "--domain-regularization with the --init encoder, W" 0 "W-Mahal" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_w" --init "encoder:$enc" --domain-regularization 1 --steps 2 --space w
+check "--domain-regularization without an encoder" 2 "needs an encoder: give --encoder" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no1" --domain-regularization 1
+check "--domain-regularization on cuda" 2 "runs on the CPU only \(the encoder has no CUDA version yet\)" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no2" --encoder "$enc" --domain-regularization 1 --device cuda
+check "--domain-regularization, encoder of another generator" 1 "was made for another generator: w_dim 128" -- "$bin" invert --model "$tiny" --image "$a" --out "$work/ind_no3" --encoder "$enc" --domain-regularization 1
+check "--encoder without --domain-regularization" 2 "give that flag too" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no4" --encoder "$enc"
+check "--domain-regularization in Z" 2 "works on W and W\+ codes" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no5" --encoder "$enc" --domain-regularization 1 --space z
+check "--domain-regularization negative" 2 "finite number >= 0" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no6" --encoder "$enc" --domain-regularization -1
+check "--domain-regularization with an iterative encoder" 2 "needs a single-pass encoder" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no7" --encoder "$it" --domain-regularization 1
+for d in ind_no1 ind_no2 ind_no3 ind_no4 ind_no5 ind_no6 ind_no7; do absent "$work/$d"; done
 
 # ---------------------------------------------------------------- refused input, nothing written
 check "encoder of another generator (encode)" 1 "was made for another generator: w_dim 128 \(the generator has 64\), channels 1 \(the generator has 3\)" -- \

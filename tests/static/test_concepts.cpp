@@ -1,11 +1,13 @@
 // Compile-only checks: every model satisfies its concept. Building this file is the test.
 #include <ganinv/backend/cpu.hpp>
 #include <ganinv/concepts/backend.hpp>
+#include <ganinv/concepts/code_regularizer.hpp>
 #include <ganinv/concepts/encoder.hpp>
 #include <ganinv/concepts/generator.hpp>
 #include <ganinv/concepts/latent_space.hpp>
 #include <ganinv/concepts/loss.hpp>
 #include <ganinv/concepts/optimizer.hpp>
+#include <ganinv/invert/domain_regularizer.hpp>
 #include <ganinv/latent/spaces.hpp>
 #include <ganinv/loss/any_loss.hpp>
 #include <ganinv/loss/compose.hpp>
@@ -21,6 +23,8 @@ static_assert(BackendBufferOps<Cpu>);
 static_assert(Backend<Cpu>);
 static_assert(Encoder<PspEncoder>);
 static_assert(!Encoder<StyleGAN2<Cpu>>);  // a generator has no image -> code forward
+static_assert(CodeRegularizer<DomainRegularizer<StyleGAN2<Cpu>, PspEncoder>>);
+static_assert(!CodeRegularizer<PspEncoder>);
 
 // The concept is not vacuous: a type that has the memory operations but none of the layer
 // operations, or no BufferOps, is not a backend.

@@ -59,8 +59,8 @@ public:
         if constexpr (!BackendOptimizerOps<B> || !Space::w_like) {
             return false;
         } else {
-            return o.device_loop && o.w_avg_prior <= 0 && o.wplus_spread_prior <= 0 && o.eval_batch >= images &&
-                   images <= 65535;
+            return o.device_loop && o.w_avg_prior <= 0 && o.wplus_spread_prior <= 0 && !o.code_regularizer &&
+                   o.eval_batch >= images && images <= 65535;
         }
     }
     /// Whether every op of a step can stay on the device (else the loss values come back each step).

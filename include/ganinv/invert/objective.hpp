@@ -33,6 +33,9 @@ public:
             noise_dim_ += r * r;
         }
         if (!o_.optimize_noise) noise_dim_ = 0;
+        GANINV_CHECK(!o_.code_regularizer || Space::w_like, ValueError, "inverter: the code regulariser '",
+                     o_.code_regularizer ? o_.code_regularizer->name : "", "' works on W and W+ codes, not on the ",
+                     Space::name, " space");
     }
 
     const InverterOptions& options() const { return o_; }
@@ -56,13 +59,17 @@ public:
                      "] images (resize and convert channels first)");
         expect_finite(t.values(), "inverter targets");
         targets_ = t;
-        const bool need_stats = Space::w_like || o_.init.kind == InitKind::mean || o_.w_avg_prior > 0;
-        if (need_stats && stats_.samples != o_.w_statistics_samples) {
+        const bool need_gaussian = reports_mahalanobis();
+        const bool need_stats = Space::w_like || o_.init.kind == InitKind::mean || o_.w_avg_prior > 0 || need_gaussian;
+        const auto fits = [&](const LatentStatistics& s) {
+            return s.samples == o_.w_statistics_samples && (!need_gaussian || !s.w_gaussian.empty());
+        };
+        if (need_stats && !fits(stats_)) {
             LatentStatistics* shared = o_.w_statistics_cache.get();
-            if (shared && shared->samples == o_.w_statistics_samples) {
+            if (shared && fits(*shared)) {
                 stats_ = *shared;  // computed by an earlier batch with this generator
             } else {
-                stats_ = estimate_w_statistics(g_, o_.w_statistics_samples);
+                stats_ = estimate_w_statistics(g_, o_.w_statistics_samples, 123, need_gaussian);
                 if (shared) *shared = stats_;
             }
         }
@@ -141,6 +148,7 @@ public:
             if (o_.optimize_noise && o_.noise_regularization > 0) add_noise_regularization(maps_dev, r0, values, grads, rows);
         }
         add_priors(params, values, grads);
+        add_code_regularizer(params, values, grads);
         return values;
     }
 
@@ -173,6 +181,7 @@ public:
         if (std::string(Space::name) == "z") res.z = code;
         if (std::string(Space::name) == "s") res.styles = code;
         if (o_.optimize_noise) res.noise = noise_maps(params, 0, n);
+        if (reports_mahalanobis()) res.w_mahalanobis = metrics::mean_mahalanobis_per_code(stats_.w_gaussian, res.ws);
         res.reconstruction = render(params, o_.optimize_noise);
         res.metrics = compare(res.reconstruction);
         if (o_.optimize_noise) {
@@ -257,6 +266,39 @@ private:
             for (Index j = 0; j < m; ++j) {
                 float* dst = grads->data() + (r0 + j) * width + code_dim_ + noise_offsets_[k];
                 for (Index i = 0; i < rr; ++i) dst[i] += static_cast<float>(w) * gk[j * rr + i];
+            }
+        }
+    }
+
+    /// The S space's ws are where its styles started, not a code of the result: no distance.
+    bool reports_mahalanobis() const { return o_.w_mahalanobis && std::string(Space::name) != "s"; }
+
+    /// The code regulariser on the ws of the unperturbed codes; a W row's gradient is the sum of
+    /// its layers' (the row is every layer's w).
+    void add_code_regularizer(const Tensor<float>& params, std::vector<double>& values, Tensor<float>* grads) {
+        if constexpr (Space::w_like) {
+            if (!o_.code_regularizer) return;
+            const Index rows = params.dim(0), width = params.dim(1), D = g_.w_dim(), L = g_.num_ws();
+            Tensor<float> code({rows, code_dim_});
+            for (Index r = 0; r < rows; ++r)
+                std::copy(params.data() + r * width, params.data() + r * width + code_dim_, code.data() + r * code_dim_);
+            Tensor<float> gws;
+            const std::vector<double> reg = o_.code_regularizer->evaluate(space_.to_ws(g_, code), grads ? &gws : nullptr);
+            GANINV_CHECK(static_cast<Index>(reg.size()) == rows, ShapeError, "inverter: the code regulariser '",
+                         o_.code_regularizer->name, "' gave ", reg.size(), " values for ", rows, " rows");
+            for (Index r = 0; r < rows; ++r) values[static_cast<std::size_t>(r)] += reg[static_cast<std::size_t>(r)];
+            append_terms({LossTerm{o_.code_regularizer->name, reg}}, 0, rows);
+            if (!grads) return;
+            expect_shape(gws, {rows, L, D}, "inverter: the code regulariser's gradient");
+            for (Index r = 0; r < rows; ++r) {
+                float* gc = grads->data() + r * width;
+                const float* gr = gws.data() + r * L * D;
+                if (code_dim_ == L * D) {
+                    for (Index j = 0; j < code_dim_; ++j) gc[j] += gr[j];
+                } else {
+                    for (Index l = 0; l < L; ++l)
+                        for (Index i = 0; i < D; ++i) gc[i] += gr[l * D + i];
+                }
             }
         }
     }

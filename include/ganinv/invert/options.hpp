@@ -2,6 +2,7 @@
 /// @brief Settings, progress reports and results of an inversion run.
 #pragma once
 
+#include "ganinv/concepts/code_regularizer.hpp"
 #include "ganinv/concepts/generator_inputs.hpp"
 #include "ganinv/concepts/loss.hpp"
 #include "ganinv/invert/projector_schedule.hpp"
@@ -23,6 +24,19 @@ struct InversionProgress {
     const std::vector<LossTerm>* terms = nullptr;      ///< per image, each named term
     Index images_running = 0;                          ///< not yet stopped
 };
+
+/// A CodeRegularizer behind a uniform type, so that options stay one type for every generator,
+/// space and regulariser (shared: the options are copied per batch, the regulariser is not).
+struct CodeRegularizerHook {
+    std::string name;
+    std::function<std::vector<double>(const Tensor<float>& ws, Tensor<float>* grad_ws)> evaluate;
+};
+
+template <CodeRegularizer R>
+CodeRegularizerHook make_code_regularizer_hook(std::shared_ptr<R> r) {
+    GANINV_CHECK(r != nullptr, ValueError, "make_code_regularizer_hook: no regulariser");
+    return {std::string(r->name()), [r](const Tensor<float>& ws, Tensor<float>* g) { return r->evaluate(ws, g); }};
+}
 
 struct InverterOptions {
     Index steps = 1000;          ///< optimiser steps (CMA-ES: generations; BasinCMA: outer iterations)
@@ -46,13 +60,21 @@ struct InverterOptions {
     // Priors on the code (W and W+ rows; 0 = off).
     double w_avg_prior = 0.0;         ///< weight * mean((w - w_avg)^2)
     double wplus_spread_prior = 0.0;  ///< weight * mean over layers of (w_l - mean_l w)^2 (W+)
+    /// A penalty on the ws of the (unperturbed) codes, added to each row's objective (W and W+;
+    /// the optimisation then runs on the host loop): e.g. in-domain inversion's
+    /// DomainRegularizer (invert/domain_regularizer.hpp).
+    std::optional<CodeRegularizerHook> code_regularizer;
+
+    /// Report each final code's mean Mahalanobis distance under the W distribution (a Gaussian
+    /// fitted to the w_statistics_samples mapped samples; InversionResult::w_mahalanobis).
+    bool w_mahalanobis = false;
 
     // Stopping, per image.
     std::optional<double> target_loss;     ///< an image stops once its loss <= this
     Index patience = 0;                    ///< stop after this many steps without relative gain; 0 = off
     double min_relative_improvement = 1e-4;
 
-    // Where Adam runs (W and W+ without priors; invert/device_loop.hpp).
+    // Where Adam runs (W and W+ without priors or code regulariser; invert/device_loop.hpp).
     bool device_loop = true;   ///< parameters, moments, schedule, stop state on the generator's backend
     bool device_graph = true;  ///< on CUDA: capture the step once as a graph and replay it
 
@@ -72,6 +94,9 @@ struct InversionResult {
     Tensor<float> reconstruction_fixed_noise;  ///< with the generator's fixed noise, when noise was optimised
     std::vector<metrics::Comparison> metrics;              ///< reconstruction vs target (range [-1, 1])
     std::vector<metrics::Comparison> metrics_fixed_noise;  ///< when noise was optimised
+    /// Per image, with InverterOptions::w_mahalanobis (Z, W, W+; empty for S): the final ws'
+    /// Mahalanobis distance under the W distribution, averaged over the layers.
+    std::vector<double> w_mahalanobis;
     std::vector<std::vector<double>> loss_history;  ///< [step][image]
     std::vector<Index> stopped_at;       ///< the step each image stopped at
     Index steps_run = 0;
