@@ -11,7 +11,7 @@ command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGANINV_SANITIZE=ON -DGANINV_ENABLE_CUDA=OFF \
       -DGANINV_BUILD_BENCHMARKS=OFF -DGANINV_BUILD_EXAMPLES=OFF "${launcher[@]}" > "$build/configure.log"
-units=(test_core test_nn test_io test_stylegan2 test_optim test_encoder test_edit test_metrics test_loss test_invert)
+units=(test_core test_nn test_io test_stylegan2 test_optim test_encoder test_indomain test_edit test_metrics test_loss test_invert)
 replays=(fuzz_replay_safetensors fuzz_replay_json fuzz_replay_image)
 cmake --build "$build" -j"$jobs" --target "${units[@]}" "${replays[@]}"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
