@@ -4,6 +4,7 @@
 #include "encoder_support.hpp"
 
 #include <ganinv/invert/encoder_trainer.hpp>
+#include <ganinv/io/idx.hpp>
 #include <ganinv/io/plot.hpp>
 
 #include <chrono>
@@ -30,12 +31,49 @@ void write_loss_curve(const std::filesystem::path& path, const EncoderTrainer& t
     save_png(path, plot_curves(curves, po));
 }
 
+/// Real images from an uncompressed IDX images file (MNIST / Fashion-MNIST `*-images-idx3-ubyte`):
+/// the first `count` (0: all), converted and resized to the generator exactly as `--real-dir`
+/// does with image files, so both give the same batches for the same pictures.
+Tensor<float> load_idx_targets(const std::filesystem::path& path, long long count, Index R, Index C) {
+    const IdxHeader h = read_idx_header(path);
+    const long long total = h.dims.empty() ? 0 : static_cast<long long>(h.dims[0]);
+    if (count > total)
+        throw UsageError(concat("--real-count ", count, ": '", path.string(), "' holds ", total, " images"));
+    const std::vector<Image> images = load_idx_images(path, 0, static_cast<std::size_t>(count > 0 ? count : total));
+    if (images.empty()) throw IoError(concat("IDX file '", path.string(), "' holds no images"));
+    Tensor<float> out({static_cast<Index>(images.size()), C, R, R});
+    const Index per = C * R * R;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+        Tensor<float> t = image_to_tensor(images[i], static_cast<int>(C));
+        if (t.dim(2) != R || t.dim(3) != R) {
+            if (t.dim(2) != t.dim(3)) t = center_crop_square(t);
+            t = resize(t, R, R);
+        }
+        std::copy(t.data(), t.data() + per, out.data() + static_cast<Index>(i) * per);
+    }
+    if (images[0].width != R || images[0].height != R)
+        std::cerr << "warning: " << images.size() << " real images of " << images[0].width << "x" << images[0].height
+                  << (images[0].width != images[0].height ? " centre-cropped and" : "") << " resized to " << R << "x" << R
+                  << "\n";
+    return out;
+}
+
 int run_train_encoder(const Args& a) {
     const std::string model = a.require("model");
     const std::filesystem::path out(a.require("out"));
     if (out.extension() != ".safetensors") throw UsageError("--out must name a .safetensors file, got '" + out.string() + "'");
     const long long steps = a.integer("steps", 2000);
-    if (steps < 1) throw UsageError("--steps must be >= 1, got " + std::to_string(steps));
+    // --steps 0 only rewrites a checkpoint (with --export: its weights alone).
+    if (steps < (a.has("resume") ? 0 : 1))
+        throw UsageError(concat("--steps must be >= ", a.has("resume") ? 0 : 1, ", got ", steps));
+    std::optional<std::filesystem::path> exported;
+    if (a.has("export")) {
+        exported = *a.get("export");
+        if (exported->extension() != ".safetensors")
+            throw UsageError("--export must name a .safetensors file, got '" + exported->string() + "'");
+        if (std::filesystem::weakly_canonical(*exported) == std::filesystem::weakly_canonical(out))
+            throw UsageError("--export must differ from --out (the checkpoint)");
+    }
     const long long every = a.integer("checkpoint-every", 0);
     if (every < 0) throw UsageError("--checkpoint-every must be >= 0");
     const std::optional<long long> iterations =
@@ -51,8 +89,13 @@ int run_train_encoder(const Args& a) {
     o.learning_rate = a.number("lr", 1e-3);
     o.code_weight = a.number("code-weight", 1.0);
     o.pixel_weight = a.number("pixel-weight", 1.0);
-    o.real_ratio = a.number("ratio", a.has("real-dir") ? 0.5 : 0.0);
-    if (o.real_ratio > 0 && !a.has("real-dir")) throw UsageError("--ratio needs real images (--real-dir D)");
+    const bool has_real = a.has("real-dir") || a.has("real-idx");
+    if (a.has("real-dir") && a.has("real-idx")) throw UsageError("give the real images with --real-dir or --real-idx, not both");
+    if (a.has("real-count") && !a.has("real-idx")) throw UsageError("--real-count needs --real-idx F");
+    const long long real_count = a.integer("real-count", 0);
+    if (a.has("real-count") && real_count < 1) throw UsageError(concat("--real-count must be >= 1, got ", real_count));
+    o.real_ratio = a.number("ratio", has_real ? 0.5 : 0.0);
+    if (o.real_ratio > 0 && !has_real) throw UsageError("--ratio needs real images (--real-dir D or --real-idx F)");
     try {
         o.validate();
     } catch (const ValueError& e) {
@@ -77,6 +120,9 @@ int run_train_encoder(const Args& a) {
         if (ts.names.empty()) throw IoError("none of the images in --real-dir could be read");
         std::cerr << "real images: " << ts.names.size() << " from " << *a.get("real-dir") << "\n";
         real = std::move(ts.images);
+    } else if (a.has("real-idx")) {
+        real = load_idx_targets(*a.get("real-idx"), real_count, g.resolution(), g.img_channels());
+        std::cerr << "real images: " << real.dim(0) << " from " << *a.get("real-idx") << "\n";
     }
     EncoderConfig config = EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim());
     if (iterations) {
@@ -143,6 +189,11 @@ int run_train_encoder(const Args& a) {
     write_loss_curve(curve, t);
     std::cout << "wrote " << out.string() << " (step " << t.steps_done() << "; resume with --resume "
               << out.string() << ") and its loss curve " << curve.string() << "\n";
+    if (exported) {
+        ensure_parent_dir(*exported);
+        save_encoder(*exported, e);
+        std::cout << "wrote " << exported->string() << " (the encoder alone, for encode and invert --init encoder:)\n";
+    }
     return 0;
 }
 
@@ -150,17 +201,21 @@ const bool registered = register_command(Command{
     "train-encoder",
     "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
-    "       [--real-dir D [--ratio R]] [--code-weight W] [--pixel-weight W] [--resume E.safetensors]\n"
-    "       [--iterations K] [--checkpoint-every N] [--loss-curve F.png] [--max-pixels N]",
+    "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
+    "       [--resume E.safetensors] [--iterations K] [--checkpoint-every N] [--loss-curve F.png]\n"
+    "       [--export F.safetensors] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
         {"out", "E.safetensors", "encoder file to write (also a checkpoint: --resume continues it)"},
-        {"steps", "N", "training steps to run (default 2000; with --resume: steps added)"},
+        {"steps", "N", "training steps to run (default 2000; with --resume: steps added, 0 rewrites the checkpoint)"},
         {"batch", "B", "images per step (default 8)"},
         {"seed", "S", "random seed: weights and every batch (default 0)"},
         {"lr", "LR", "Adam learning rate (default 1e-3)"},
         {"real-dir", "D", "real images (PNG, JPEG, BMP) mixed into the batches, reconstruction loss only"},
-        {"ratio", "R", "fraction of each batch taken from --real-dir (default 0.5 with --real-dir)"},
+        {"real-idx", "F", "real images from an uncompressed IDX images file (MNIST / Fashion-MNIST "
+                          "*-images-idx3-ubyte; gunzip the .gz first), resized as --real-dir's"},
+        {"real-count", "N", "take the first N images of --real-idx (default: all)"},
+        {"ratio", "R", "fraction of each batch taken from the real images (default 0.5 with --real-dir or --real-idx)"},
         {"code-weight", "W", "weight of the W+ code regression on generated samples (default 1)"},
         {"pixel-weight", "W", "weight of the pixel MSE of G(E(x)) (default 1)"},
         {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
@@ -168,6 +223,8 @@ const bool registered = register_command(Command{
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
         {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
+        {"export", "F.safetensors", "at the end also write the encoder alone, without the optimizer state (a fifth "
+                                    "of the checkpoint's size): the file to ship for encode and invert --init encoder:"},
         max_pixels_option(),
     },
     run_train_encoder});

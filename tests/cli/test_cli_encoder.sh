@@ -29,6 +29,49 @@ cmp -s "$enc" "$work/e2.safetensors" && ok || fail "two runs with one seed wrote
 check "train-encoder --resume" 0 "step 6/6" -- "$bin" train-encoder --model "$model" --out "$work/e3.safetensors" --resume "$enc" --steps 2
 check "train-encoder with real images" 0 "real images: 64 from" -- "$bin" train-encoder --model "$model" --out "$work/e4.safetensors" --steps 1 --batch 2 --real-dir "$data/fmnist" --ratio 0.5
 
+# ---------------------------------------------------------------- real images from an IDX file, --export
+# A 3-image IDX images file (written by python3): the images are read, resized as --real-dir's.
+python3 - "$work/three-idx3-ubyte" "$work/labels-idx1-ubyte" <<'PY'
+import struct, sys
+open(sys.argv[1], "wb").write(struct.pack(">4B3I", 0, 0, 8, 3, 3, 28, 28) + bytes((i * 7 + j) % 256 for i in range(3) for j in range(784)))
+open(sys.argv[2], "wb").write(struct.pack(">4BI", 0, 0, 8, 1, 3) + bytes([1, 2, 3]))
+PY
+check "train-encoder --real-idx" 0 "real images: 3 from .*three-idx3-ubyte" -- "$bin" train-encoder --model "$model" --out "$work/x0.safetensors" --steps 1 --batch 2 --real-idx "$work/three-idx3-ubyte"
+check "--real-idx resizes with one warning" 0 "warning: 3 real images of 28x28 resized to 32x32" -- "$bin" train-encoder --model "$model" --out "$work/x0.safetensors" --steps 1 --batch 2 --real-idx "$work/three-idx3-ubyte"
+check "--real-count" 0 "real images: 2 from" -- "$bin" train-encoder --model "$model" --out "$work/x0.safetensors" --steps 1 --batch 2 --real-idx "$work/three-idx3-ubyte" --real-count 2
+# The same pictures from an IDX file and from PNG files give the same training, bit for bit: the
+# bundled test images are Fashion-MNIST's t10k images 0-63 (tests/data/fmnist/README.md).
+t10k=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+if [ -f "$t10k" ]; then
+  gunzip -c "$t10k" > "$work/t10k-images-idx3-ubyte"
+  "$bin" train-encoder --model "$model" --out "$work/x1.safetensors" --steps 2 --batch 4 --seed 5 --real-idx "$work/t10k-images-idx3-ubyte" --real-count 64 >/dev/null 2>&1
+  "$bin" train-encoder --model "$model" --out "$work/x2.safetensors" --steps 2 --batch 4 --seed 5 --real-dir "$data/fmnist" >/dev/null 2>&1
+  exists "$work/x1.safetensors"
+  cmp -s "$work/x1.safetensors" "$work/x2.safetensors" && ok || fail "--real-idx (t10k 0-63) and --real-dir (the same images as PNGs) trained different encoders"
+  check "a gzip-compressed IDX file" 1 "is gzip-compressed; decompress it first" -- "$bin" train-encoder --model "$model" --out "$work/no12.safetensors" --real-idx "$t10k"
+else
+  echo "note: $t10k is missing (Debian's dataset-fashion-mnist, installed by scripts/install_deps.sh test): --real-idx vs --real-dir on the same images not compared"
+  gzip -c "$work/three-idx3-ubyte" > "$work/three.gz"
+  check "a gzip-compressed IDX file" 1 "is gzip-compressed; decompress it first" -- "$bin" train-encoder --model "$model" --out "$work/no12.safetensors" --real-idx "$work/three.gz"
+fi
+check "--real-count beyond the file" 2 "--real-count 4: '.*three-idx3-ubyte' holds 3 images" -- "$bin" train-encoder --model "$model" --out "$work/no13.safetensors" --real-idx "$work/three-idx3-ubyte" --real-count 4
+check "--real-count 0" 2 "--real-count must be >= 1, got 0" -- "$bin" train-encoder --model "$model" --out "$work/no13.safetensors" --real-idx "$work/three-idx3-ubyte" --real-count 0
+check "--real-count without --real-idx" 2 "--real-count needs --real-idx" -- "$bin" train-encoder --model "$model" --out "$work/no13.safetensors" --real-count 2
+check "--real-dir and --real-idx" 2 "--real-dir or --real-idx, not both" -- "$bin" train-encoder --model "$model" --out "$work/no13.safetensors" --real-idx "$work/three-idx3-ubyte" --real-dir "$data/fmnist"
+check "a labels file as --real-idx" 1 "is not an unsigned-byte image file" -- "$bin" train-encoder --model "$model" --out "$work/no13.safetensors" --real-idx "$work/labels-idx1-ubyte"
+check "a missing --real-idx" 1 "does not exist" -- "$bin" train-encoder --model "$model" --out "$work/no13.safetensors" --real-idx "$work/none-idx3-ubyte"
+# --export writes the encoder alone; --steps 0 with --resume only rewrites (here: exports) a checkpoint.
+check "--steps 0 --export" 0 "wrote .*e5_only.safetensors \(the encoder alone" -- "$bin" train-encoder --model "$model" --out "$work/e5.safetensors" --resume "$enc" --steps 0 --export "$work/e5_only.safetensors"
+cmp -s "$enc" "$work/e5.safetensors" && ok || fail "--steps 0 changed the checkpoint"
+[ "$(stat -c %s "$work/e5_only.safetensors")" -lt "$(stat -c %s "$enc")" ] && ok || fail "the exported encoder is not smaller than its checkpoint"
+"$bin" encode --model "$model" --encoder "$enc" --image "$a" --out "$work/enc_ck" >/dev/null 2>&1
+"$bin" encode --model "$model" --encoder "$work/e5_only.safetensors" --image "$a" --out "$work/enc_ex" >/dev/null 2>&1
+exists "$work/enc_ex/test_0000.safetensors"
+cmp -s "$work/enc_ck/test_0000.safetensors" "$work/enc_ex/test_0000.safetensors" && ok || fail "the exported encoder encodes differently from its checkpoint"
+check "--steps 0 without --resume" 2 "--steps must be >= 1, got 0" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --steps 0
+check "--export not safetensors" 2 "--export must name a .safetensors file" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --export "$work/no15.png"
+check "--export onto --out" 2 "--export must differ from --out" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --export "$work/no14.safetensors"
+
 # ---------------------------------------------------------------- encode, hybrid invert
 check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
 for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
@@ -91,7 +134,7 @@ check "train-encoder --iterations 0" 2 "--iterations must be >= 1, got 0" -- "$b
 check "--loss-curve not a PNG" 2 "--loss-curve must name a .png file" -- "$bin" train-encoder --model "$model" --out "$work/no11.safetensors" --loss-curve "$work/no11.jpg"
 check "resume with another --iterations" 2 "was trained with --iterations 2; a resumed run keeps its setting" -- \
   "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
-for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png; do absent "$work/$d"; done
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]
