@@ -89,6 +89,10 @@ int run_train_encoder(const Args& a) {
     o.learning_rate = a.number("lr", 1e-3);
     o.code_weight = a.number("code-weight", 1.0);
     o.pixel_weight = a.number("pixel-weight", 1.0);
+    if ((a.has("offset-weight") || a.has("progressive-every")) && !a.has("e4e") && !a.has("resume"))
+        throw UsageError("--offset-weight and --progressive-every need --e4e");
+    o.offset_weight = a.number("offset-weight", 2e-4);
+    o.progressive_every = a.integer("progressive-every", 500);
     const bool has_real = a.has("real-dir") || a.has("real-idx");
     if (a.has("real-dir") && a.has("real-idx")) throw UsageError("give the real images with --real-dir or --real-idx, not both");
     if (a.has("real-count") && !a.has("real-idx")) throw UsageError("--real-count needs --real-idx F");
@@ -129,12 +133,20 @@ int run_train_encoder(const Args& a) {
         config.iterative = true;
         config.iterations = *iterations;
     }
+    if (a.has("e4e")) {
+        config.e4e = true;
+        config.active_offsets = config.num_ws - 1;  // the trainer's progressive schedule lowers it
+    }
     if (a.has("resume")) {  // the checkpoint's network, refinement setting included
         const EncoderConfig saved = load_encoder(*a.get("resume")).config();
         if (iterations && (!saved.iterative || saved.iterations != *iterations))
             throw UsageError(concat("--iterations ", *iterations, ": '", *a.get("resume"), "' was trained ",
                                     saved.iterative ? concat("with --iterations ", saved.iterations) : std::string("single-pass"),
                                     "; a resumed run keeps its setting (leave out --iterations)"));
+        if (a.has("e4e") && !saved.e4e)
+            throw UsageError(concat("--e4e: '", *a.get("resume"), "' is a pSp encoder; a resumed run keeps its architecture"));
+        if ((a.has("offset-weight") || a.has("progressive-every")) && !saved.e4e)
+            throw UsageError(concat("--offset-weight and --progressive-every: '", *a.get("resume"), "' is not an e4e encoder"));
         config = saved;
     }
     PspEncoder e(config, o.seed);
@@ -144,6 +156,10 @@ int run_train_encoder(const Args& a) {
         std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
     }
     std::cerr << "encoder: " << e.num_params() << " parameters"
+              << (e.config().e4e ? concat(", e4e (one w + ", e.num_ws() - 1, " per-layer offsets; offset weight ",
+                                          t.options().offset_weight, ", one more offset every ",
+                                          t.options().progressive_every, " steps)")
+                                 : "")
               << (e.iterative() ? concat(", iterative (", e.config().iterations, " refinement iterations per batch)") : "")
               << "; batch " << t.options().batch << " ("
               << std::lround(t.options().real_ratio * 100) << "% real), seed " << t.options().seed << "\n";
@@ -172,6 +188,9 @@ int run_train_encoder(const Args& a) {
                     std::snprintf(v, sizeof v, "%.5f", avg_iter[i] / n);
                     per_iteration += concat(i == 0 ? "  pixel per iteration " : " -> ", v);
                 }
+            if (e.config().e4e)  // how far the progressive schedule is, and what the offsets cost
+                per_iteration += concat("  offsets ", st.active_offsets, "/", e.num_ws() - 1, " (norm ",
+                                        static_cast<float>(st.offset_loss), ")");
             std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, pixel %.5f)%s  %.2f s/step  eta %.0f s\n",
                          static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n, avg_pixel / n,
                          per_iteration.c_str(), secs / static_cast<double>(done),
@@ -202,7 +221,8 @@ const bool registered = register_command(Command{
     "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
-    "       [--resume E.safetensors] [--iterations K] [--checkpoint-every N] [--loss-curve F.png]\n"
+    "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
+    "       [--checkpoint-every N] [--loss-curve F.png]\n"
     "       [--export F.safetensors] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
@@ -220,6 +240,10 @@ const bool registered = register_command(Command{
         {"pixel-weight", "W", "weight of the pixel MSE of G(E(x)) (default 1)"},
         {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
                             "code, K passes per batch with a loss and an Adam step each (default: single-pass)"},
+        {"e4e", "", "train an e4e encoder: one w plus per-layer offsets w_i = w + delta_i, the offsets' norms "
+                    "penalised and enabled one layer at a time"},
+        {"offset-weight", "W", "e4e: weight of the sum of the offsets' L2 norms (default 2e-4)"},
+        {"progressive-every", "N", "e4e: steps before each further offset joins (default 500; 0: all from the start)"},
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
         {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},

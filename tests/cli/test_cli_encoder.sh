@@ -72,6 +72,21 @@ check "--steps 0 without --resume" 2 "--steps must be >= 1, got 0" -- "$bin" tra
 check "--export not safetensors" 2 "--export must name a .safetensors file" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --export "$work/no15.png"
 check "--export onto --out" 2 "--export must differ from --out" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --export "$work/no14.safetensors"
 
+# ---------------------------------------------------------------- e4e: one w + progressive per-layer offsets
+e4e="$work/e4e.safetensors"
+check "train-encoder --e4e" 0 "e4e \(one w \+ 7 per-layer offsets; offset weight 0.001, one more offset every 2 steps\)" -- \
+  "$bin" train-encoder --model "$model" --out "$e4e" --steps 5 --batch 2 --seed 3 --e4e --offset-weight 1e-3 --progressive-every 2
+check "the progress line shows the schedule" 0 "step 5/5 .* offsets 2/7 \(norm [0-9.]+\)" -- \
+  "$bin" train-encoder --model "$model" --out "$work/e4e_b.safetensors" --steps 5 --batch 2 --seed 3 --e4e --offset-weight 1e-3 --progressive-every 2
+check "resume an e4e checkpoint" 0 "step 7/7 .* offsets 3/7" -- "$bin" train-encoder --model "$model" --out "$work/e4e_c.safetensors" --resume "$e4e" --steps 2
+check "encode with an e4e encoder" 0 "mean" -- "$bin" encode --model "$model" --encoder "$e4e" --image "$a" --out "$work/enc_e4e"
+exists "$work/enc_e4e/test_0000.safetensors"
+check "invert --init encoder: with an e4e encoder" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_e4e" --init "encoder:$e4e" --steps 2
+check "--offset-weight without --e4e" 2 "--offset-weight and --progressive-every need --e4e" -- "$bin" train-encoder --model "$model" --out "$work/no16.safetensors" --offset-weight 0.1
+check "--e4e on a pSp checkpoint" 2 "is a pSp encoder; a resumed run keeps its architecture" -- "$bin" train-encoder --model "$model" --out "$work/no16.safetensors" --resume "$enc" --e4e
+check "--progressive-every on a pSp checkpoint" 2 "is not an e4e encoder" -- "$bin" train-encoder --model "$model" --out "$work/no16.safetensors" --resume "$enc" --progressive-every 3
+check "a negative --progressive-every" 2 "must be >= 0" -- "$bin" train-encoder --model "$model" --out "$work/no16.safetensors" --e4e --progressive-every -1
+
 # ---------------------------------------------------------------- encode, hybrid invert
 check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
 for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
@@ -134,7 +149,7 @@ check "train-encoder --iterations 0" 2 "--iterations must be >= 1, got 0" -- "$b
 check "--loss-curve not a PNG" 2 "--loss-curve must name a .png file" -- "$bin" train-encoder --model "$model" --out "$work/no11.safetensors" --loss-curve "$work/no11.jpg"
 check "resume with another --iterations" 2 "was trained with --iterations 2; a resumed run keeps its setting" -- \
   "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
-for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png; do absent "$work/$d"; done
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png no16.safetensors; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -9,9 +9,11 @@ using namespace ganinv;
 
 namespace {
 
-EncoderConfig tiny_config(Index channels, bool iterative = false) {
+EncoderConfig tiny_config(Index channels, bool iterative = false, bool e4e = false) {
     EncoderConfig c;
     c.iterative = iterative;
+    c.e4e = e4e;
+    c.active_offsets = e4e ? 1 : 0;  // of 2: one offset head in use, one not yet
     c.resolution = 8;
     c.in_channels = channels;
     c.num_ws = 3;
@@ -36,10 +38,17 @@ double dot(std::span<const float> a, std::span<const float> b) {
 
 TEST_CASE("pSp encoder: weight and input gradients agree with finite differences", "[encoder][gradcheck]") {
     // 1 and 3 image channels; then a ReStyle encoder of a 1-channel generator (a 2-channel stem
-    // reading [x, G(w_t)]) whose codes start from given base codes.
-    for (auto [channels, iterative] : {std::pair<Index, bool>{1, false}, {3, false}, {1, true}}) {
-        INFO("image channels " << channels << (iterative ? ", iterative" : ""));
-        PspEncoder e(tiny_config(channels, iterative), 7);
+    // reading [x, G(w_t)]) whose codes start from given base codes; then e4e (one w + offsets, one
+    // of its two offsets enabled) with its offset-norm penalty in the loss, single-pass and iterative.
+    struct Case {
+        Index channels;
+        bool iterative, e4e;
+    };
+    for (auto [channels, iterative, e4e] : {Case{1, false, false}, Case{3, false, false}, Case{1, true, false},
+                                            Case{1, false, true}, Case{1, true, true}}) {
+        INFO("image channels " << channels << (iterative ? ", iterative" : "") << (e4e ? ", e4e" : ""));
+        PspEncoder e(tiny_config(channels, iterative, e4e), 7);
+        const double offset_weight = e4e ? 0.3 : 0.0;
         REQUIRE(e.in_channels() == (iterative ? 2 : 1) * channels);
         Rng rng(3);
         Tensor<float> w_avg({5});
@@ -52,12 +61,16 @@ TEST_CASE("pSp encoder: weight and input gradients agree with finite differences
         Tensor<float> base({2, 3, 5});
         rng.fill_normal(base.values());
         const Tensor<float>* b = iterative ? &base : nullptr;
-        auto loss = [&] { return dot(e.forward(x, nullptr, b).values(), gy.values()); };
+        auto loss = [&] {
+            PspEncoder::Cache k;
+            return dot(e.forward(x, &k, b).values(), gy.values()) + offset_weight * e.offset_penalty(k);
+        };
         PspEncoder::Cache cache;
         const Tensor<float> codes = e.forward(x, &cache, b);
         REQUIRE(codes.shape() == Shape{2, 3, 5});
+        if (e4e) REQUIRE(e.offset_penalty(cache) > 0);
         Tensor<float> gp({1, e.num_params()}, 0.0f);
-        const Tensor<float> gx = e.backward(cache, gy, &gp);
+        const Tensor<float> gx = e.backward(cache, gy, &gp, true, offset_weight);
         REQUIRE(gx.shape() == x.shape());
 
         // PReLU and the head's lrelu have kinks: best_finite_difference tries five step sizes.
@@ -72,6 +85,9 @@ TEST_CASE("pSp encoder: weight and input gradients agree with finite differences
         for (const auto& s : e.param_specs()) {
             const Index i = s.offset + static_cast<Index>(rng.below(static_cast<std::uint64_t>(shape_numel(s.shape))));
             nonzero += close(e.params().data() + i, gp[i], s.name) ? 1 : 0;
+            // e4e: the head of the offset not yet enabled gets no gradient (it is not computed).
+            if (e4e && s.name.starts_with("head2."))
+                for (Index j = s.offset; j < s.offset + shape_numel(s.shape); ++j) REQUIRE(gp[j] == 0.0f);
         }
         CHECK(nonzero > static_cast<int>(e.param_specs().size()) / 2);  // the checks really probed something
         for (int t = 0; t < 12; ++t) {
@@ -105,6 +121,66 @@ TEST_CASE("pSp encoder: codes are w_avg plus the heads' offsets and do not depen
     REQUIRE_THROWS_AS(e.forward(x, nullptr, &bad_base), ShapeError);
 }
 
+TEST_CASE("e4e encoder: one w on every layer plus the enabled offsets", "[encoder][e4e]") {
+    Rng rng(4);
+    Tensor<float> x({2, 1, 8, 8});
+    rng.fill_normal(x.values());
+    PspEncoder e(tiny_config(1, false, true), 3);
+    const auto row = [](const Tensor<float>& c, Index n, Index i) {
+        return std::vector<float>(c.data() + (n * 3 + i) * 5, c.data() + (n * 3 + i + 1) * 5);
+    };
+    e.set_active_offsets(0);  // progressive training starts here: W, not W+
+    PspEncoder::Cache k0;
+    const Tensor<float> w_only = e.forward(x, &k0);
+    CHECK(e.offset_penalty(k0) == 0.0);
+    for (Index n = 0; n < 2; ++n) {
+        CHECK(row(w_only, n, 1) == row(w_only, n, 0));
+        CHECK(row(w_only, n, 2) == row(w_only, n, 0));
+    }
+    e.set_active_offsets(1);
+    PspEncoder::Cache k1;
+    const Tensor<float> one = e.forward(x, &k1);
+    double penalty = 0;
+    for (Index n = 0; n < 2; ++n) {
+        CHECK(row(one, n, 0) == row(w_only, n, 0));  // the w itself does not change
+        CHECK(row(one, n, 2) == row(w_only, n, 2));  // layer 2's offset is not enabled yet
+        CHECK(row(one, n, 1) != row(w_only, n, 1));
+        double sq = 0;
+        for (Index d = 0; d < 5; ++d) sq += std::pow(one[(n * 3 + 1) * 5 + d] - one[(n * 3) * 5 + d], 2);
+        penalty += std::sqrt(sq) / 2;  // the offset of layer 1 is its code minus the w
+    }
+    CHECK(e.offset_penalty(k1) == Approx(penalty).epsilon(1e-5));
+    // The same weights read as pSp give every head's output on its own layer: e4e differs.
+    EncoderConfig psp_config = tiny_config(1);
+    PspEncoder psp(psp_config, 3);
+    psp.params() = e.params();
+    const Tensor<float> independent = psp.forward(x);
+    CHECK(row(independent, 0, 0) == row(one, 0, 0));
+    CHECK(row(independent, 0, 1) != row(one, 0, 1));
+    REQUIRE_THROWS_WITH(e.set_active_offsets(3), Catch::Matchers::Contains("3 is outside [0, 2]"));
+    REQUIRE_THROWS_WITH(psp.set_active_offsets(0), Catch::Matchers::Contains("not e4e"));
+}
+
+TEST_CASE("encoder config: the e4e fields round-trip and are checked", "[encoder][e4e][errors]") {
+    EncoderConfig c = EncoderConfig::for_generator(32, 1, 8, 128);
+    c.e4e = true;
+    c.active_offsets = 5;
+    const EncoderConfig round = EncoderConfig::from_json(Json::parse(c.to_json().dump()), "x");
+    CHECK(round.e4e);
+    CHECK(round.active_offsets == 5);
+    CHECK(round.to_json().at("architecture").as_string() == "e4e");
+    CHECK(PspEncoder(round).num_params() == PspEncoder(EncoderConfig::for_generator(32, 1, 8, 128)).num_params());
+    EncoderConfig bad = c;
+    bad.active_offsets = 8;
+    REQUIRE_THROWS_WITH(bad.validate(), Catch::Matchers::Contains("active_offsets 8 must be in [0, num_ws - 1 = 7]"));
+    bad = EncoderConfig::for_generator(32, 1, 8, 128);
+    bad.active_offsets = 2;
+    REQUIRE_THROWS_WITH(bad.validate(), Catch::Matchers::Contains("active_offsets 2 needs an e4e encoder"));
+    Json no_count = EncoderConfig::for_generator(32, 1, 8, 128).to_json();
+    no_count.set("architecture", "e4e");  // an e4e config must say how many offsets are in use
+    REQUIRE_THROWS_WITH(EncoderConfig::from_json(no_count, "e.safetensors"), Catch::Matchers::Contains("e.safetensors: bad encoder_config"));
+}
+
 TEST_CASE("encoder config: presets and refused sizes", "[encoder][errors]") {
     const EncoderConfig demo = EncoderConfig::for_generator(32, 1, 8, 128);
     const PspEncoder e(demo);
@@ -120,8 +196,8 @@ TEST_CASE("encoder config: presets and refused sizes", "[encoder][errors]") {
     REQUIRE_THROWS_WITH(bad.validate(), Catch::Matchers::Contains("stage width 30"));
     const EncoderConfig round = EncoderConfig::from_json(Json::parse(demo.to_json().dump()), "x");
     CHECK(round.to_json().dump() == demo.to_json().dump());
-    REQUIRE_THROWS_WITH(EncoderConfig::from_json(Json::parse("{\"architecture\": \"e4e\"}"), "f.safetensors"),
-                        Catch::Matchers::Contains("f.safetensors: bad encoder_config: unknown encoder architecture 'e4e'"));
+    REQUIRE_THROWS_WITH(EncoderConfig::from_json(Json::parse("{\"architecture\": \"hyperstyle\"}"), "f.safetensors"),
+                        Catch::Matchers::Contains("f.safetensors: bad encoder_config: unknown encoder architecture 'hyperstyle'"));
     Tensor<float> wrong({1, 3, 32, 32}, 0.0f);
     REQUIRE_THROWS_AS(e.forward(wrong), ShapeError);
     bad = demo;

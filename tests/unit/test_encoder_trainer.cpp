@@ -208,3 +208,94 @@ TEST_CASE("a single-pass encoder refuses refinement iterations", "[encoder][erro
     const Tensor<float> codes = e.forward(img);
     CHECK(std::equal(codes.values().begin(), codes.values().end(), s.codes.values().begin()));
 }
+
+namespace {
+
+EncoderConfig tiny_e4e(const StyleGAN2<Cpu>& g) {
+    EncoderConfig c = tiny_encoder(g);
+    c.e4e = true;
+    c.active_offsets = c.num_ws - 1;
+    return c;
+}
+
+/// Batch mean of the e4e offsets' summed norms on 8 fixed generated samples.
+double held_out_offsets(StyleGAN2<Cpu>& g, const PspEncoder& e) {
+    Tensor<float> z({8, g.z_dim()});
+    Rng(24680).fill_normal(z.values());
+    PspEncoder::Cache k;
+    e.forward(g.synthesis(g.mapping(z)), &k);
+    return e.offset_penalty(k);
+}
+
+}  // namespace
+
+TEST_CASE("an e4e encoder trains progressively: one offset more every N steps", "[encoder][train][e4e]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    PspEncoder e(tiny_e4e(g), 1);
+    EncoderTrainerOptions o = options();
+    o.progressive_every = 2;
+    EncoderTrainer t(g, e, o);
+    for (Index s = 0; s < 10; ++s) {
+        const EncoderStepStats st = t.step();
+        REQUIRE(std::isfinite(st.loss));
+        CHECK(st.active_offsets == std::min<Index>(7, s / 2));  // offsets 1, 2, ... join at steps 2, 4, ...
+        if (s < 2) CHECK(st.offset_loss == 0.0);                // W only: nothing to penalise
+        else CHECK(st.offset_loss > 0.0);
+        CHECK(st.loss == Approx(st.code_loss + st.pixel_loss + o.offset_weight * st.offset_loss).epsilon(1e-12));
+    }
+    CHECK(e.config().active_offsets == 4);  // the encoder carries its progress (and its file will)
+    // Without a schedule every offset is in use from the first step.
+    PspEncoder all(tiny_e4e(g), 1);
+    EncoderTrainer ta(g, all, options());
+    CHECK(ta.step().active_offsets == 7);
+}
+
+TEST_CASE("the e4e offset penalty keeps the codes closer to one w", "[encoder][train][e4e]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    PspEncoder loose(tiny_e4e(g), 1), held(tiny_e4e(g), 1);
+    EncoderTrainerOptions o = options();
+    o.offset_weight = 0;
+    EncoderTrainer tf(g, loose, o);
+    o.offset_weight = 0.05;  // strong, so that 16 steps show it
+    EncoderTrainer th(g, held, o);
+    for (int s = 0; s < 16; ++s) {
+        tf.step();
+        th.step();
+    }
+    const double nf = held_out_offsets(g, loose), nh = held_out_offsets(g, held);
+    INFO("held-out offset norms: weight 0 " << nf << ", weight 0.05 " << nh);
+    CHECK(nh < 0.8 * nf);
+}
+
+TEST_CASE("an e4e checkpoint resumes mid-schedule to the same next steps", "[encoder][train][e4e]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const auto dir = test::temp_dir("encoder_resume_e4e");
+    EncoderTrainerOptions o = options();
+    o.progressive_every = 2;
+    o.offset_weight = 0.01;
+    PspEncoder straight(tiny_e4e(g), 2), first(tiny_e4e(g), 2);
+    EncoderTrainer ts(g, straight, o), tf(g, first, o);
+    for (int s = 0; s < 3; ++s) {
+        ts.step();
+        tf.step();
+    }
+    tf.save_checkpoint(dir / "ckpt.safetensors");
+    const PspEncoder loaded = load_encoder(dir / "ckpt.safetensors");
+    CHECK(loaded.config().e4e);
+    CHECK(loaded.config().active_offsets == 1);  // step 3 used offsets 1..1
+    PspEncoder resumed(tiny_e4e(g), 99);         // all offsets: the checkpoint's progress replaces it
+    EncoderTrainer tr(g, resumed, options());
+    tr.resume(dir / "ckpt.safetensors");
+    CHECK(tr.options().progressive_every == 2);
+    CHECK(tr.options().offset_weight == 0.01);
+    for (int s = 0; s < 2; ++s) {
+        const EncoderStepStats a = tr.step(), b = ts.step();
+        REQUIRE(a.loss == b.loss);
+        REQUIRE(a.active_offsets == b.active_offsets);
+    }
+    REQUIRE(std::equal(resumed.params().values().begin(), resumed.params().values().end(), straight.params().values().begin()));
+    // A pSp run cannot continue an e4e checkpoint.
+    PspEncoder psp(tiny_encoder(g), 2);
+    EncoderTrainer tp(g, psp, options());
+    REQUIRE_THROWS_WITH(tp.resume(dir / "ckpt.safetensors"), Catch::Matchers::Contains("encoder config differs"));
+}

@@ -4,7 +4,8 @@
 ///        reconstruction through the generator) and, at a given ratio, real images
 ///        (reconstruction only), and takes one Adam step on the encoder's weights — or, for an
 ///        iterative (ReStyle) encoder, runs its K refinement iterations on the batch with a loss
-///        and an Adam step at each, the previous iterate's codes and image held constant.
+///        and an Adam step at each, the previous iterate's codes and image held constant. An e4e
+///        encoder also pays its offsets' norms and gets its offsets one layer at a time.
 ///        Checkpoints (safetensors: weights, Adam moments, step, options, loss history) resume
 ///        bit for bit.
 ///
@@ -34,6 +35,11 @@ struct EncoderTrainerOptions {
     double pixel_weight = 1.0;  ///< mean squared pixel error of G(E(x)) (every sample)
     double real_ratio = 0.0;    ///< fraction of a batch taken from the real images (needs some)
     float truncation_psi = 1.0f;
+    /// e4e only: weight of the offsets' norm penalty (e4e's delta regulariser), and steps per
+    /// newly enabled offset (progressive training: offset i joins at step i * progressive_every;
+    /// 0 enables them all from the start).
+    double offset_weight = 2e-4;
+    Index progressive_every = 0;
 
     void validate() const {
         GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
@@ -43,6 +49,9 @@ struct EncoderTrainerOptions {
                      "encoder training: code and pixel weights must be >= 0 and not both 0");
         GANINV_CHECK(real_ratio >= 0 && real_ratio <= 1, ValueError, "encoder training: real ratio must be in [0, 1], got ",
                      real_ratio);
+        GANINV_CHECK(std::isfinite(offset_weight) && offset_weight >= 0 && progressive_every >= 0, ValueError,
+                     "encoder training: the offset weight and progressive_every must be >= 0 (", offset_weight, ", ",
+                     progressive_every, ")");
     }
     Json to_json() const {
         Json j{Json::Object{}};
@@ -53,6 +62,8 @@ struct EncoderTrainerOptions {
         j.set("pixel_weight", pixel_weight);
         j.set("real_ratio", real_ratio);
         j.set("truncation_psi", static_cast<double>(truncation_psi));
+        j.set("offset_weight", offset_weight);
+        j.set("progressive_every", static_cast<std::int64_t>(progressive_every));
         return j;
     }
     static EncoderTrainerOptions from_json(const Json& j) {
@@ -64,6 +75,9 @@ struct EncoderTrainerOptions {
         o.pixel_weight = j.at("pixel_weight").as_number();
         o.real_ratio = j.at("real_ratio").as_number();
         o.truncation_psi = static_cast<float>(j.at("truncation_psi").as_number());
+        // Absent from checkpoints written before e4e existed (pSp ignores both).
+        if (const Json* v = j.find("offset_weight")) o.offset_weight = v->as_number();
+        if (const Json* v = j.find("progressive_every")) o.progressive_every = v->as_int();
         o.validate();
         return o;
     }
@@ -76,6 +90,8 @@ struct EncoderStepStats {
     double code_loss = 0;    ///< mean squared code error over the generated samples (0 without any)
     double pixel_loss = 0;   ///< mean squared pixel error (images in [-1, 1])
     std::vector<double> iteration_pixel_loss;  ///< pixel_loss of each refinement iteration (one for a single pass)
+    double offset_loss = 0;  ///< e4e: offset_penalty() (batch mean of the offsets' norms)
+    Index active_offsets = 0;  ///< e4e: offsets in use in this step
     Index generated = 0, real = 0;
 };
 
@@ -124,6 +140,8 @@ public:
         // A single-pass encoder runs once from x; an iterative one K times from [x, G(w_t)],
         // each iteration trained on its own (its input codes and image are constants here).
         const Index K = e_.config().iterations;
+        if (e_.config().e4e) e_.set_active_offsets(active_offsets_at(step_));
+        st.active_offsets = e_.config().active_offsets;
         RefineState s;
         if (e_.iterative()) s = refinement_start(g_, e_, B);
         for (Index t = 0; t < K; ++t) {
@@ -160,17 +178,25 @@ public:
             } else if (t + 1 < K) {
                 recon = g_.synthesis(codes, NoiseInput<Cpu>{});
             }
+            st.offset_loss += e_.offset_penalty(cache) / static_cast<double>(K);
             Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
-            e_.backward(cache, grad_codes, &grad_params, false);
+            e_.backward(cache, grad_codes, &grad_params, false, e_.config().e4e ? o_.offset_weight : 0.0);
             adam_.step(e_.params(), grad_params);
             s.codes = codes;  // the next iterate starts here; no gradient flows back into this one
             s.reconstruction = std::move(recon);
         }
-        st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss;
+        st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss +
+                  (e_.config().e4e ? o_.offset_weight * st.offset_loss : 0.0);
         history_.emplace_back(1, st.loss);
         history_.back().insert(history_.back().end(), st.iteration_pixel_loss.begin(), st.iteration_pixel_loss.end());
         st.step = ++step_;
         return st;
+    }
+
+    /// e4e's progressive schedule: the offsets in use at a step (all of them without one).
+    Index active_offsets_at(Index step) const {
+        const Index all = e_.num_ws() - 1;
+        return o_.progressive_every > 0 ? std::min(all, step / o_.progressive_every) : all;
     }
 
     /// The encoder file plus what resuming needs: Adam's moments (exact, F64), step, options.
@@ -199,6 +225,8 @@ public:
     /// (the file's options replace the constructor's).
     void resume(const std::filesystem::path& path) {
         const PspEncoder loaded = load_encoder(path);
+        // e4e's active_offsets is training progress, not the network: the checkpoint's applies.
+        if (loaded.config().e4e && e_.config().e4e) e_.set_active_offsets(loaded.config().active_offsets);
         GANINV_CHECK(loaded.config().to_json().dump() == e_.config().to_json().dump(), ValueError, "'", path.string(),
                      "': its encoder config differs from the encoder being trained");
         const SafetensorsFile f(path);

@@ -3,7 +3,8 @@
 ///        and the generator it is made for, with its JSON form (the `encoder_config` metadata of
 ///        an encoder file) and presets: a small one for 32x32 grayscale generators, a wider one
 ///        for large RGB generators. An iterative (ReStyle) encoder reads the image and the current
-///        reconstruction side by side and gives a residual to the current code.
+///        reconstruction side by side and gives a residual to the current code. An e4e encoder
+///        gives one w plus per-layer offsets, enabled progressively while it trains.
 #pragma once
 
 #include "ganinv/core/error.hpp"
@@ -27,6 +28,13 @@ struct EncoderConfig {
     /// Refinement steps the encoder was trained with: what `encode` and `invert --init encoder:`
     /// run unless told otherwise (always 1 for a non-iterative encoder).
     Index iterations = 1;
+    /// e4e (Tov et al. 2021): the codes are one w (the first head's, from the coarsest map) plus
+    /// per-layer offsets from the other heads, w_i = w + delta_i (delta_0 = 0), so that the codes
+    /// stay near W, where edits work, unless an offset earns its place in training.
+    bool e4e = false;
+    /// e4e: the offsets delta_1 .. delta_active_offsets in use; later layers take w alone. Training
+    /// raises it one layer at a time; a finished encoder usually has num_ws - 1. 0 for pSp.
+    Index active_offsets = 0;
     Index stem_channels = 16;
     /// One stage per entry; each starts with a stride-2 residual block, so stage i works at
     /// resolution / 2^(i + 1). The pyramid takes the last (up to) three stages.
@@ -59,6 +67,9 @@ struct EncoderConfig {
                      w_dim, ")");
         GANINV_CHECK(iterations >= 1 && (iterative || iterations == 1), ValueError, "encoder config: iterations ",
                      iterations, iterative ? " must be >= 1" : " needs an iterative encoder (a single pass has 1)");
+        GANINV_CHECK(active_offsets >= 0 && active_offsets <= (e4e ? num_ws - 1 : 0), ValueError,
+                     "encoder config: active_offsets ", active_offsets,
+                     e4e ? concat(" must be in [0, num_ws - 1 = ", num_ws - 1, "]") : std::string(" needs an e4e encoder"));
         GANINV_CHECK(!stage_channels.empty() && stage_channels.size() <= 8, ValueError,
                      "encoder config: 1 to 8 stages needed, got ", stage_channels.size());
         GANINV_CHECK(blocks_per_stage >= 1 && head_hidden >= 1 && head_grid >= 1 && groups >= 1, ValueError,
@@ -102,7 +113,7 @@ struct EncoderConfig {
 
     Json to_json() const {
         Json j{Json::Object{}};
-        j.set("architecture", "psp");
+        j.set("architecture", e4e ? "e4e" : "psp");
         for (auto [k, v] : {std::pair{"resolution", resolution}, {"in_channels", in_channels}, {"num_ws", num_ws},
                             {"w_dim", w_dim}, {"stem_channels", stem_channels}, {"blocks_per_stage", blocks_per_stage},
                             {"pyramid_channels", pyramid_channels}, {"head_grid", head_grid},
@@ -113,6 +124,7 @@ struct EncoderConfig {
         j.set("stage_channels", st);
         j.set("iterative", iterative);
         j.set("iterations", static_cast<std::int64_t>(iterations));
+        if (e4e) j.set("active_offsets", static_cast<std::int64_t>(active_offsets));
         return j;
     }
 
@@ -121,8 +133,11 @@ struct EncoderConfig {
         EncoderConfig c;
         try {
             GANINV_CHECK(j.is_object(), FormatError, "expected a JSON object");
-            GANINV_CHECK(j.at("architecture").as_string() == "psp", FormatError, "unknown encoder architecture '",
-                         j.at("architecture").as_string(), "' (this build knows 'psp')");
+            const std::string arch = j.at("architecture").as_string();
+            GANINV_CHECK(arch == "psp" || arch == "e4e", FormatError, "unknown encoder architecture '", arch,
+                         "' (this build knows 'psp' and 'e4e')");
+            c.e4e = arch == "e4e";
+            if (c.e4e) c.active_offsets = j.at("active_offsets").as_int();
             for (auto [k, dst] : {std::pair{"resolution", &c.resolution}, {"in_channels", &c.in_channels},
                                   {"num_ws", &c.num_ws}, {"w_dim", &c.w_dim}, {"stem_channels", &c.stem_channels},
                                   {"blocks_per_stage", &c.blocks_per_stage}, {"pyramid_channels", &c.pyramid_channels},

@@ -4,8 +4,9 @@
 ///        three stages (1x1 laterals + nearest up-sampling), and one map-to-style head per style
 ///        layer (pyramid map pooled to a small grid -> linear -> lrelu -> linear) giving W+ codes
 ///        [N, num_ws, w_dim] as offsets from the generator's mean w (or, for an iterative ReStyle
-///        encoder, from the current codes). Forward, and backward with respect to every weight
-///        and to the input image.
+///        encoder, from the current codes); with `EncoderConfig::e4e`, e4e's codes instead: the
+///        first head's w on every layer plus the other heads' per-layer offsets, with the offsets'
+///        norm penalty. Forward, and backward with respect to every weight and to the input image.
 ///
 /// Group norm replaces pSp's batch norm so that an image's code never depends on its batch.
 /// Weights live in one flat [1, P] tensor (one Adam row); param_specs() names the slices.
@@ -70,6 +71,23 @@ public:
     const Tensor<float>& params() const { return params_; }
     /// The generator's mean w: codes are w_avg + the heads' outputs (a fixed buffer, not trained).
     const Tensor<float>& w_avg() const { return w_avg_; }
+    /// e4e: how many per-layer offsets are in use (training raises it progressively).
+    void set_active_offsets(Index active) {
+        GANINV_CHECK(config_.e4e && active >= 0 && active < config_.num_ws, ValueError,
+                     "PspEncoder::set_active_offsets: ", active, config_.e4e ? concat(" is outside [0, ", config_.num_ws - 1, "]")
+                                                                              : std::string(" for an encoder that is not e4e"));
+        config_.active_offsets = active;
+    }
+    /// e4e's offset regulariser of the last forward(): the batch mean of sum_i ||delta_i||_2 over
+    /// the active offsets (0 for pSp). backward() takes its gradient with `offset_weight`.
+    double offset_penalty(const Cache& k) const {
+        if (!config_.e4e) return 0.0;
+        double sum = 0;
+        for (Index i = 1; i <= config_.active_offsets; ++i)
+            for (Index n = 0; n < k.batch; ++n) sum += offset_norm(k, i, n);
+        return sum / static_cast<double>(k.batch);
+    }
+
     void set_w_avg(const Tensor<float>& w) {
         GANINV_CHECK(w.numel() == config_.w_dim, ShapeError, "PspEncoder::set_w_avg: ", w.numel(), " values for w_dim ",
                      config_.w_dim);
@@ -79,6 +97,7 @@ public:
     /// codes [N, num_ws, w_dim] from images [N, in_channels(), R, R] in [-1, 1]: `base` + the
     /// heads' outputs, where base is [N, num_ws, w_dim] (an iterative encoder's current codes)
     /// or, when null, w_avg on every layer. The codes' gradient is the heads' (base is a constant).
+    /// e4e: layer i gets base + head 0's output + (head i's offset if i <= active_offsets).
     Tensor<float> forward(const Tensor<float>& images, Cache* cache = nullptr, const Tensor<float>* base = nullptr) const {
         const EncoderConfig& c = config_;
         GANINV_CHECK(images.rank() == 4 && images.dim(0) >= 1, ShapeError, "PspEncoder::forward: images must be [N, ",
@@ -118,6 +137,7 @@ public:
         k.hidden.assign(static_cast<std::size_t>(c.num_ws), {});
         k.delta.assign(static_cast<std::size_t>(c.num_ws), {});
         for (Index i = 0; i < c.num_ws; ++i) {
+            if (!head_active(i)) continue;  // an e4e offset not yet enabled: never computed
             const Head& hd = heads_[static_cast<std::size_t>(i)];
             const Tensor<float>& x = k.pooled[static_cast<std::size_t>(c.level_of_ws(i))];
             Tensor<float>& hid = k.hidden[static_cast<std::size_t>(i)];
@@ -126,19 +146,24 @@ public:
             del = Tensor<float>({N, c.w_dim});
             nn::linear_forward(x.data(), N, P + hd.w1, P + hd.b1, head1(), hid.data());
             nn::linear_forward(hid.data(), N, P + hd.w2, P + hd.b2, head2(), del.data());
+        }
+        for (Index i = 0; i < c.num_ws; ++i) {
+            const float* own = head_active(i) ? k.delta[static_cast<std::size_t>(i)].data() : nullptr;
+            const float* shared = c.e4e && i > 0 ? k.delta[0].data() : nullptr;  // e4e's single w
             for (Index n = 0; n < N; ++n)
                 for (Index d = 0; d < c.w_dim; ++d) {
-                    const Index at = (n * c.num_ws + i) * c.w_dim + d;
-                    codes[at] = (base ? (*base)[at] : w_avg_[d]) + del[n * c.w_dim + d];
+                    const Index at = (n * c.num_ws + i) * c.w_dim + d, nd = n * c.w_dim + d;
+                    codes[at] = (base ? (*base)[at] : w_avg_[d]) + (own ? own[nd] : 0.0f) + (shared ? shared[nd] : 0.0f);
                 }
         }
         return codes;
     }
 
-    /// Backward of forward() given dL/dcodes [N, num_ws, w_dim]. Accumulates dL/dparams into
-    /// grad_params ([1, P], may be null); returns dL/dimages when `want_input_grad`, else empty.
+    /// Backward of forward() given dL/dcodes [N, num_ws, w_dim] (plus, for e4e, `offset_weight`
+    /// times offset_penalty()). Accumulates dL/dparams into grad_params ([1, P], may be null);
+    /// returns dL/dimages when `want_input_grad`, else empty.
     Tensor<float> backward(const Cache& k, const Tensor<float>& grad_codes, Tensor<float>* grad_params,
-                           bool want_input_grad = true) const {
+                           bool want_input_grad = true, double offset_weight = 0.0) const {
         const EncoderConfig& c = config_;
         const Index N = k.batch, L = c.levels();
         GANINV_CHECK(N >= 1 && k.blocks.size() == blocks_.size(), ValueError,
@@ -151,12 +176,24 @@ public:
         std::vector<Tensor<float>> g_pool(static_cast<std::size_t>(L));
         for (Index l = 0; l < L; ++l) g_pool[static_cast<std::size_t>(l)] = Tensor<float>(k.pooled[static_cast<std::size_t>(l)].shape(), 0.0f);
         for (Index i = 0; i < c.num_ws; ++i) {
+            if (!head_active(i)) continue;
             const Head& hd = heads_[static_cast<std::size_t>(i)];
             const auto l = static_cast<std::size_t>(c.level_of_ws(i));
             const auto si = static_cast<std::size_t>(i);
-            Tensor<float> gd({N, c.w_dim});
+            Tensor<float> gd({N, c.w_dim}, 0.0f);
+            // e4e's w (head 0) reaches every layer; a pSp head or an e4e offset only its own.
+            const Index from = c.e4e && i == 0 ? 0 : i, to = c.e4e && i == 0 ? c.num_ws : i + 1;
             for (Index n = 0; n < N; ++n)
-                for (Index d = 0; d < c.w_dim; ++d) gd[n * c.w_dim + d] = grad_codes[(n * c.num_ws + i) * c.w_dim + d];
+                for (Index j = from; j < to; ++j)
+                    for (Index d = 0; d < c.w_dim; ++d) gd[n * c.w_dim + d] += grad_codes[(n * c.num_ws + j) * c.w_dim + d];
+            if (c.e4e && i > 0 && offset_weight != 0)
+                for (Index n = 0; n < N; ++n) {  // d||delta||/d delta = delta / ||delta|| (0 at 0)
+                    const double norm = offset_norm(k, i, n);
+                    if (norm == 0) continue;
+                    const double scale = offset_weight / (static_cast<double>(N) * norm);
+                    for (Index d = 0; d < c.w_dim; ++d)
+                        gd[n * c.w_dim + d] += static_cast<float>(scale * k.delta[si][n * c.w_dim + d]);
+                }
             Tensor<float> gh({N, c.head_hidden}), gx(k.pooled[l].shape());
             nn::linear_backward(k.hidden[si].data(), N, P + hd.w2, k.delta[si].data(), gd.data(), head2(), gh.data(),
                                 encoder::offset_or_null(G, hd.w2), encoder::offset_or_null(G, hd.b2));
@@ -209,6 +246,14 @@ private:
     }
     nn::LinearParams head2() const {
         return nn::LinearParams::make(config_.head_hidden, config_.w_dim, 1.0f, nn::Activation::linear);
+    }
+    /// A pSp head always; an e4e head when it is the w or an enabled offset.
+    bool head_active(Index i) const { return !config_.e4e || i <= config_.active_offsets; }
+    double offset_norm(const Cache& k, Index i, Index n) const {
+        const float* v = k.delta[static_cast<std::size_t>(i)].data() + n * config_.w_dim;
+        double s = 0;
+        for (Index d = 0; d < config_.w_dim; ++d) s += static_cast<double>(v[d]) * v[d];
+        return std::sqrt(s);
     }
     Index level_resolution(Index l) const {
         return config_.stage_resolution(static_cast<Index>(config_.stage_channels.size()) - config_.levels() + l);
