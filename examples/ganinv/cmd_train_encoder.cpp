@@ -58,6 +58,13 @@ Tensor<float> load_idx_targets(const std::filesystem::path& path, long long coun
     return out;
 }
 
+/// "l1, vgg:0.50" -> "l1,vgg:0.5": one spelling per loss, so that a checkpoint's spec compares.
+std::string canonical_loss_spec(const std::vector<LossTermSpec>& terms) {
+    std::string s;
+    for (const auto& t : terms) s += (s.empty() ? "" : ",") + t.name + (t.weight == 1.0 ? "" : concat(":", t.weight));
+    return s;
+}
+
 int run_train_encoder(const Args& a) {
     const std::string model = a.require("model");
     const std::filesystem::path out(a.require("out"));
@@ -93,6 +100,10 @@ int run_train_encoder(const Args& a) {
         throw UsageError("--offset-weight and --progressive-every need --e4e");
     o.offset_weight = a.number("offset-weight", 2e-4);
     o.progressive_every = a.integer("progressive-every", 500);
+    // The reconstruction term: the built-in pixel MSE unless --loss names another (L1, perceptual).
+    const std::string loss_spec = a.has("loss") ? canonical_loss_spec(parse_loss_terms(*a.get("loss"))) : "mse";
+    std::optional<WeightedLossSum<Cpu>> image_loss;
+    if (loss_spec != "mse") image_loss.emplace(parse_loss_spec(loss_spec, a));
     const bool has_real = a.has("real-dir") || a.has("real-idx");
     if (a.has("real-dir") && a.has("real-idx")) throw UsageError("give the real images with --real-dir or --real-idx, not both");
     if (a.has("real-count") && !a.has("real-idx")) throw UsageError("--real-count needs --real-idx F");
@@ -151,6 +162,7 @@ int run_train_encoder(const Args& a) {
     }
     PspEncoder e(config, o.seed);
     EncoderTrainer t(g, e, o, real);
+    if (image_loss) t.set_image_loss(loss_spec, std::move(*image_loss));
     if (a.has("resume")) {
         t.resume(*a.get("resume"));
         std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
@@ -191,8 +203,9 @@ int run_train_encoder(const Args& a) {
             if (e.config().e4e)  // how far the progressive schedule is, and what the offsets cost
                 per_iteration += concat("  offsets ", st.active_offsets, "/", e.num_ws() - 1, " (norm ",
                                         static_cast<float>(st.offset_loss), ")");
-            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, pixel %.5f)%s  %.2f s/step  eta %.0f s\n",
-                         static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n, avg_pixel / n,
+            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, %s %.5f)%s  %.2f s/step  eta %.0f s\n",
+                         static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n,
+                         t.options().image_loss.empty() ? "pixel" : t.options().image_loss.c_str(), avg_pixel / n,
                          per_iteration.c_str(), secs / static_cast<double>(done),
                          secs / static_cast<double>(done) * static_cast<double>(last - st.step));
             avg = avg_code = avg_pixel = 0;
@@ -222,7 +235,7 @@ const bool registered = register_command(Command{
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
     "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
-    "       [--checkpoint-every N] [--loss-curve F.png]\n"
+    "       [--loss SPEC [--vgg-weights F] [--lpips-weights F]] [--checkpoint-every N] [--loss-curve F.png]\n"
     "       [--export F.safetensors] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
@@ -237,7 +250,11 @@ const bool registered = register_command(Command{
         {"real-count", "N", "take the first N images of --real-idx (default: all)"},
         {"ratio", "R", "fraction of each batch taken from the real images (default 0.5 with --real-dir or --real-idx)"},
         {"code-weight", "W", "weight of the W+ code regression on generated samples (default 1)"},
-        {"pixel-weight", "W", "weight of the pixel MSE of G(E(x)) (default 1)"},
+        {"pixel-weight", "W", "weight of the reconstruction term of G(E(x)) (default 1)"},
+        {"loss", "SPEC", "the reconstruction term, as invert's --loss: comma list of TERM[:WEIGHT] of mse (default), "
+                         "l1, charbonnier, lpips, vgg (batch mean of the per-image values)"},
+        {"vgg-weights", "F", "VGG16 trunk weights (safetensors) for the lpips/vgg terms"},
+        {"lpips-weights", "F", "LPIPS linear-layer weights for the lpips term"},
         {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
                             "code, K passes per batch with a loss and an Adam step each (default: single-pass)"},
         {"e4e", "", "train an e4e encoder: one w plus per-layer offsets w_i = w + delta_i, the offsets' norms "

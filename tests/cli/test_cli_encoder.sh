@@ -87,6 +87,14 @@ check "--e4e on a pSp checkpoint" 2 "is a pSp encoder; a resumed run keeps its a
 check "--progressive-every on a pSp checkpoint" 2 "is not an e4e encoder" -- "$bin" train-encoder --model "$model" --out "$work/no16.safetensors" --resume "$enc" --progressive-every 3
 check "a negative --progressive-every" 2 "must be >= 0" -- "$bin" train-encoder --model "$model" --out "$work/no16.safetensors" --e4e --progressive-every -1
 
+# ---------------------------------------------------------------- --loss: the reconstruction term
+check "train-encoder --loss l1" 0 "step 2/2  loss [0-9.]+ \(code [0-9.]+, l1 [0-9.]+\)" -- "$bin" train-encoder --model "$model" --out "$work/l1.safetensors" --steps 2 --batch 2 --loss l1
+check "resume an L1 checkpoint without --loss" 1 "was trained with the image loss 'l1' but this run has the pixel MSE" -- \
+  "$bin" train-encoder --model "$model" --out "$work/no17.safetensors" --resume "$work/l1.safetensors" --steps 1
+check "resume an L1 checkpoint with --loss l1:1" 0 "step 3/3 .* l1 " -- "$bin" train-encoder --model "$model" --out "$work/l1b.safetensors" --resume "$work/l1.safetensors" --steps 1 --loss l1:1
+check "--loss lpips without weights" 2 "--loss lpips needs --lpips-weights" -- "$bin" train-encoder --model "$model" --out "$work/no17.safetensors" --loss lpips
+check "--loss with an unknown term" 2 "--loss: unknown term 'ssim'" -- "$bin" train-encoder --model "$model" --out "$work/no17.safetensors" --loss mse,ssim
+
 # ---------------------------------------------------------------- encode, hybrid invert
 check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
 for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
@@ -149,7 +157,7 @@ check "train-encoder --iterations 0" 2 "--iterations must be >= 1, got 0" -- "$b
 check "--loss-curve not a PNG" 2 "--loss-curve must name a .png file" -- "$bin" train-encoder --model "$model" --out "$work/no11.safetensors" --loss-curve "$work/no11.jpg"
 check "resume with another --iterations" 2 "was trained with --iterations 2; a resumed run keeps its setting" -- \
   "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
-for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png no16.safetensors; do absent "$work/$d"; done
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png no16.safetensors no17.safetensors; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -5,7 +5,8 @@
 ///        (reconstruction only), and takes one Adam step on the encoder's weights — or, for an
 ///        iterative (ReStyle) encoder, runs its K refinement iterations on the batch with a loss
 ///        and an Adam step at each, the previous iterate's codes and image held constant. An e4e
-///        encoder also pays its offsets' norms and gets its offsets one layer at a time.
+///        encoder also pays its offsets' norms and gets its offsets one layer at a time. The
+///        reconstruction term is the pixel MSE or any library loss (L1, perceptual, ...).
 ///        Checkpoints (safetensors: weights, Adam moments, step, options, loss history) resume
 ///        bit for bit.
 ///
@@ -15,6 +16,7 @@
 
 #include "ganinv/backend/cpu.hpp"
 #include "ganinv/invert/encoder_refine.hpp"
+#include "ganinv/loss/any_loss.hpp"
 #include "ganinv/models/encoder_file.hpp"
 #include "ganinv/models/psp_encoder.hpp"
 #include "ganinv/models/stylegan2.hpp"
@@ -22,6 +24,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,10 @@ struct EncoderTrainerOptions {
     /// 0 enables them all from the start).
     double offset_weight = 2e-4;
     Index progressive_every = 0;
+    /// The reconstruction term's loss spec ("l1", "mse,vgg:0.5": loss/loss_spec.hpp) when it is
+    /// not the built-in pixel MSE (empty). Recorded so that a checkpoint resumes with the same
+    /// term; the loss itself is given with EncoderTrainer::set_image_loss.
+    std::string image_loss;
 
     void validate() const {
         GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
@@ -64,6 +71,7 @@ struct EncoderTrainerOptions {
         j.set("truncation_psi", static_cast<double>(truncation_psi));
         j.set("offset_weight", offset_weight);
         j.set("progressive_every", static_cast<std::int64_t>(progressive_every));
+        if (!image_loss.empty()) j.set("image_loss", image_loss);
         return j;
     }
     static EncoderTrainerOptions from_json(const Json& j) {
@@ -78,6 +86,7 @@ struct EncoderTrainerOptions {
         // Absent from checkpoints written before e4e existed (pSp ignores both).
         if (const Json* v = j.find("offset_weight")) o.offset_weight = v->as_number();
         if (const Json* v = j.find("progressive_every")) o.progressive_every = v->as_int();
+        if (const Json* v = j.find("image_loss")) o.image_loss = v->as_string();
         o.validate();
         return o;
     }
@@ -163,16 +172,24 @@ public:
             if (o_.pixel_weight > 0) {
                 StyleGAN2<Cpu>::Cache gc;
                 recon = g_.synthesis(codes, NoiseInput<Cpu>{}, &gc);
-                const double n = static_cast<double>(x.numel());
                 Tensor<float> grad_img(x.shape());
-                double sum = 0;
-                for (Index i = 0; i < x.numel(); ++i) {
-                    const double d = static_cast<double>(recon[i]) - x[i];
-                    sum += d * d;
-                    grad_img[i] = static_cast<float>(o_.pixel_weight * 2.0 * d / n);
+                double value = 0;
+                if (loss_) {  // per-image values; their batch mean is the term
+                    const LossResult r = loss_->evaluate(recon, x, &grad_img);
+                    for (double v : r.per_image) value += v / static_cast<double>(B);
+                    for (Index i = 0; i < grad_img.numel(); ++i)
+                        grad_img[i] = static_cast<float>(o_.pixel_weight / static_cast<double>(B) * grad_img[i]);
+                } else {
+                    const double n = static_cast<double>(x.numel());
+                    for (Index i = 0; i < x.numel(); ++i) {
+                        const double d = static_cast<double>(recon[i]) - x[i];
+                        value += d * d;
+                        grad_img[i] = static_cast<float>(o_.pixel_weight * 2.0 * d / n);
+                    }
+                    value /= n;
                 }
-                st.iteration_pixel_loss.push_back(sum / n);
-                st.pixel_loss += sum / n / static_cast<double>(K);
+                st.iteration_pixel_loss.push_back(value);
+                st.pixel_loss += value / static_cast<double>(K);
                 const Tensor<float> gws = g_.synthesis_backward_ws(gc, grad_img);
                 for (Index i = 0; i < grad_codes.numel(); ++i) grad_codes[i] += gws[i];
             } else if (t + 1 < K) {
@@ -191,6 +208,16 @@ public:
         history_.back().insert(history_.back().end(), st.iteration_pixel_loss.begin(), st.iteration_pixel_loss.end());
         st.step = ++step_;
         return st;
+    }
+
+    /// The reconstruction term becomes pixel_weight * batch mean of `loss`'s per-image values
+    /// (perceptual terms, L1, ...) instead of the pixel MSE; `spec` names it in checkpoints, and
+    /// resume() refuses a checkpoint trained with another one. Call before the first step.
+    void set_image_loss(std::string spec, WeightedLossSum<Cpu> loss) {
+        GANINV_CHECK(!spec.empty() && !loss.empty(), ValueError, "encoder training: an image loss needs a spec and terms");
+        GANINV_CHECK(step_ == 0, ValueError, "encoder training: the image loss is set before the first step");
+        o_.image_loss = std::move(spec);
+        loss_ = std::move(loss);
     }
 
     /// e4e's progressive schedule: the offsets in use at a step (all of them without one).
@@ -234,6 +261,10 @@ public:
         const auto opts = f.metadata("trainer_options");
         GANINV_CHECK(step && opts, FormatError, "'", path.string(), "' is an encoder but not a training checkpoint (no trainer state)");
         const EncoderTrainerOptions o = EncoderTrainerOptions::from_json(Json::parse(*opts));
+        GANINV_CHECK(o.image_loss == o_.image_loss, ValueError, "'", path.string(), "' was trained with ",
+                     o.image_loss.empty() ? std::string("the pixel MSE") : "the image loss '" + o.image_loss + "'",
+                     " but this run has ", o_.image_loss.empty() ? std::string("the pixel MSE") : "'" + o_.image_loss + "'",
+                     "; resume it with the same loss");
         e_.params() = loaded.params();
         step_ = std::stoll(*step);
         history_.clear();
@@ -267,6 +298,7 @@ private:
     EncoderTrainerOptions o_;
     Tensor<float> real_;
     Adam adam_;
+    std::optional<WeightedLossSum<Cpu>> loss_;
     Index step_ = 0;
     std::vector<std::vector<double>> history_;
 };
