@@ -95,6 +95,13 @@ check "resume an L1 checkpoint with --loss l1:1" 0 "step 3/3 .* l1 " -- "$bin" t
 check "--loss lpips without weights" 2 "--loss lpips needs --lpips-weights" -- "$bin" train-encoder --model "$model" --out "$work/no17.safetensors" --loss lpips
 check "--loss with an unknown term" 2 "--loss: unknown term 'ssim'" -- "$bin" train-encoder --model "$model" --out "$work/no17.safetensors" --loss mse,ssim
 
+# ---------------------------------------------------------------- the latent discriminator
+check "train-encoder --latent-adversarial" 0 "step 3/3 .* adversarial [0-9.]+ \(D [0-9.]+\)" -- \
+  "$bin" train-encoder --model "$model" --out "$work/adv.safetensors" --steps 3 --batch 2 --latent-adversarial 0.1 --discriminator-lr 1e-4
+check "resume keeps the discriminator" 0 "step 4/4 .* adversarial" -- "$bin" train-encoder --model "$model" --out "$work/adv2.safetensors" --resume "$work/adv.safetensors" --steps 1
+check "--discriminator-lr alone" 2 "--discriminator-lr needs --latent-adversarial" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --discriminator-lr 1e-4
+check "a negative --latent-adversarial" 2 "latent adversarial weight must be >= 0" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --latent-adversarial -1
+
 # ---------------------------------------------------------------- encode, hybrid invert
 check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
 for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
@@ -157,7 +164,7 @@ check "train-encoder --iterations 0" 2 "--iterations must be >= 1, got 0" -- "$b
 check "--loss-curve not a PNG" 2 "--loss-curve must name a .png file" -- "$bin" train-encoder --model "$model" --out "$work/no11.safetensors" --loss-curve "$work/no11.jpg"
 check "resume with another --iterations" 2 "was trained with --iterations 2; a resumed run keeps its setting" -- \
   "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
-for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png no16.safetensors no17.safetensors; do absent "$work/$d"; done
+for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png no16.safetensors no17.safetensors no18.safetensors; do absent "$work/$d"; done
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include <ganinv/core/rng.hpp>
+#include <ganinv/models/latent_discriminator.hpp>
 #include <ganinv/models/psp_encoder.hpp>
 
 using namespace ganinv;
@@ -230,4 +231,56 @@ TEST_CASE("encoder config: the iterative fields round-trip and old configs load 
     Json bad = c.to_json();
     bad.set("iterations", "two");
     REQUIRE_THROWS_WITH(EncoderConfig::from_json(bad, "e.safetensors"), Catch::Matchers::Contains("e.safetensors: bad encoder_config"));
+}
+
+TEST_CASE("latent discriminator: weight and code gradients agree with finite differences", "[encoder][gradcheck][adversarial]") {
+    LatentDiscriminator d(LatentDiscriminatorConfig{5, 6, 2}, 11);
+    Rng rng(12);
+    Tensor<float> w({4, 5});
+    rng.fill_normal(w.values());
+    // The loss a training step sees: D's non-saturating loss on w as real plus on w as fake, and
+    // separately the encoder's adversarial term, each through its gradient on the logits.
+    for (int which = 0; which < 2; ++which) {
+        INFO((which == 0 ? "discriminator loss (real + fake)" : "adversarial loss"));
+        auto loss = [&] {
+            const Tensor<float> l = d.forward(w);
+            return which == 0 ? discriminator_loss(l, true).value + discriminator_loss(l, false).value
+                              : adversarial_loss(l).value;
+        };
+        LatentDiscriminator::Cache k;
+        const Tensor<float> logits = d.forward(w, &k);
+        REQUIRE(logits.shape() == Shape{4});
+        Tensor<float> gl(logits.shape(), 0.0f);
+        if (which == 0) {
+            const GanLoss r = discriminator_loss(logits, true), f = discriminator_loss(logits, false);
+            for (Index i = 0; i < 4; ++i) gl[i] = r.grad[i] + f.grad[i];
+        } else {
+            gl = adversarial_loss(logits).grad;
+        }
+        Tensor<float> gp({1, d.num_params()}, 0.0f);
+        const Tensor<float> gw = d.backward(k, gl, &gp);
+        REQUIRE(gw.shape() == w.shape());
+        int nonzero = 0;
+        for (int t = 0; t < 20; ++t) {
+            const Index i = static_cast<Index>(rng.below(static_cast<std::uint64_t>(d.num_params())));
+            const double fd = test::best_finite_difference(loss, d.params().data() + i, gp[i]);
+            INFO("param " << i << ": analytic " << gp[i] << " fd " << fd);
+            CHECK(std::fabs(fd - gp[i]) <= 2e-3 * (1.0 + std::fabs(fd)));
+            nonzero += std::fabs(fd) > 1e-5 ? 1 : 0;
+        }
+        CHECK(nonzero > 5);
+        for (Index i = 0; i < w.numel(); ++i) {
+            const double fd = test::best_finite_difference(loss, w.data() + i, gw[i]);
+            INFO("code entry " << i << ": analytic " << gw[i] << " fd " << fd);
+            CHECK(std::fabs(fd - gw[i]) <= 2e-3 * (1.0 + std::fabs(fd)));
+        }
+    }
+    // Large logits stay finite (softplus without overflow).
+    Tensor<float> big({2}, std::vector<float>{300.0f, -300.0f});
+    CHECK(std::isfinite(discriminator_loss(big, true).value));
+    CHECK(std::isfinite(discriminator_loss(big, false).value));
+    CHECK(discriminator_loss(big, false).value == Approx(150.0).epsilon(1e-6));  // mean(softplus(300), softplus(-300))
+    Tensor<float> wrong({4, 6}, 0.0f);
+    REQUIRE_THROWS_AS(d.forward(wrong), ShapeError);
+    REQUIRE_THROWS_WITH(LatentDiscriminator(LatentDiscriminatorConfig{5, 0, 2}), Catch::Matchers::Contains("must be positive"));
 }

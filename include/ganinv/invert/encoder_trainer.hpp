@@ -6,7 +6,8 @@
 ///        iterative (ReStyle) encoder, runs its K refinement iterations on the batch with a loss
 ///        and an Adam step at each, the previous iterate's codes and image held constant. An e4e
 ///        encoder also pays its offsets' norms and gets its offsets one layer at a time. The
-///        reconstruction term is the pixel MSE or any library loss (L1, perceptual, ...).
+///        reconstruction term is the pixel MSE or any library loss (L1, perceptual, ...); a
+///        latent discriminator, trained alongside, can pull the codes onto W (e4e, force-in-domain).
 ///        Checkpoints (safetensors: weights, Adam moments, step, options, loss history) resume
 ///        bit for bit.
 ///
@@ -18,6 +19,7 @@
 #include "ganinv/invert/encoder_refine.hpp"
 #include "ganinv/loss/any_loss.hpp"
 #include "ganinv/models/encoder_file.hpp"
+#include "ganinv/models/latent_discriminator.hpp"
 #include "ganinv/models/psp_encoder.hpp"
 #include "ganinv/models/stylegan2.hpp"
 #include "ganinv/optim/adam.hpp"
@@ -47,6 +49,15 @@ struct EncoderTrainerOptions {
     /// not the built-in pixel MSE (empty). Recorded so that a checkpoint resumes with the same
     /// term; the loss itself is given with EncoderTrainer::set_image_loss.
     std::string image_loss;
+    /// Weight of the latent adversarial term (e4e's latent discriminator, force-in-domain's):
+    /// the encoder minimises softplus(-D(w)) over its code vectors while a LatentDiscriminator D,
+    /// trained alongside with its own Adam (discriminator_lr), tells them from the mapping
+    /// network's w. 0: off (no discriminator). e4e used the weight 0.1 and the learning rate
+    /// 2e-5 on PyTorch's weight scale (~1/sqrt(fan-in)); the discriminator's weights here are
+    /// unit-scale (equalised learning rate), where the same relative step is ~sqrt(fan-in) times
+    /// larger: 2e-4 for w_dim 128.
+    double latent_adversarial = 0.0;
+    double discriminator_lr = 2e-4;
 
     void validate() const {
         GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
@@ -56,6 +67,9 @@ struct EncoderTrainerOptions {
                      "encoder training: code and pixel weights must be >= 0 and not both 0");
         GANINV_CHECK(real_ratio >= 0 && real_ratio <= 1, ValueError, "encoder training: real ratio must be in [0, 1], got ",
                      real_ratio);
+        GANINV_CHECK(std::isfinite(latent_adversarial) && latent_adversarial >= 0 && std::isfinite(discriminator_lr) &&
+                         discriminator_lr > 0, ValueError, "encoder training: the latent adversarial weight must be >= 0 and "
+                         "the discriminator's learning rate positive (", latent_adversarial, ", ", discriminator_lr, ")");
         GANINV_CHECK(std::isfinite(offset_weight) && offset_weight >= 0 && progressive_every >= 0, ValueError,
                      "encoder training: the offset weight and progressive_every must be >= 0 (", offset_weight, ", ",
                      progressive_every, ")");
@@ -72,6 +86,10 @@ struct EncoderTrainerOptions {
         j.set("offset_weight", offset_weight);
         j.set("progressive_every", static_cast<std::int64_t>(progressive_every));
         if (!image_loss.empty()) j.set("image_loss", image_loss);
+        if (latent_adversarial > 0) {
+            j.set("latent_adversarial", latent_adversarial);
+            j.set("discriminator_lr", discriminator_lr);
+        }
         return j;
     }
     static EncoderTrainerOptions from_json(const Json& j) {
@@ -87,6 +105,8 @@ struct EncoderTrainerOptions {
         if (const Json* v = j.find("offset_weight")) o.offset_weight = v->as_number();
         if (const Json* v = j.find("progressive_every")) o.progressive_every = v->as_int();
         if (const Json* v = j.find("image_loss")) o.image_loss = v->as_string();
+        if (const Json* v = j.find("latent_adversarial")) o.latent_adversarial = v->as_number();
+        if (const Json* v = j.find("discriminator_lr")) o.discriminator_lr = v->as_number();
         o.validate();
         return o;
     }
@@ -100,6 +120,9 @@ struct EncoderStepStats {
     double pixel_loss = 0;   ///< mean squared pixel error (images in [-1, 1])
     std::vector<double> iteration_pixel_loss;  ///< pixel_loss of each refinement iteration (one for a single pass)
     double offset_loss = 0;  ///< e4e: offset_penalty() (batch mean of the offsets' norms)
+    /// With a latent discriminator: the encoder's adversarial term (mean softplus(-D(codes))) and
+    /// the discriminator's loss (mean softplus(-D(w)) + mean softplus(D(codes))), before its step.
+    double adversarial_loss = 0, discriminator_loss = 0;
     Index active_offsets = 0;  ///< e4e: offsets in use in this step
     Index generated = 0, real = 0;
 };
@@ -114,6 +137,7 @@ public:
         check_encoder_fits(e.config(), g.num_ws(), g.w_dim(), g.img_channels(), g.resolution(), "being trained");
         GANINV_CHECK(o_.real_ratio == 0 || real_.numel() > 0, ValueError,
                      "encoder training: a real ratio of ", o_.real_ratio, " needs real images");
+        make_discriminator();
         if (real_.numel() > 0)
             expect_shape(real_, {real_.dim(0), g.img_channels(), g.resolution(), g.resolution()}, "encoder training: real images");
         e_.set_w_avg(g.backend().download(g.param("mapping.w_avg")));
@@ -196,6 +220,7 @@ public:
                 recon = g_.synthesis(codes, NoiseInput<Cpu>{});
             }
             st.offset_loss += e_.offset_penalty(cache) / static_cast<double>(K);
+            if (d_) latent_adversarial_step(rng, codes, grad_codes, st, K);
             Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
             e_.backward(cache, grad_codes, &grad_params, false, e_.config().e4e ? o_.offset_weight : 0.0);
             adam_.step(e_.params(), grad_params);
@@ -203,7 +228,7 @@ public:
             s.reconstruction = std::move(recon);
         }
         st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss +
-                  (e_.config().e4e ? o_.offset_weight * st.offset_loss : 0.0);
+                  (e_.config().e4e ? o_.offset_weight * st.offset_loss : 0.0) + o_.latent_adversarial * st.adversarial_loss;
         history_.emplace_back(1, st.loss);
         history_.back().insert(history_.back().end(), st.iteration_pixel_loss.begin(), st.iteration_pixel_loss.end());
         st.step = ++step_;
@@ -242,6 +267,15 @@ public:
             for (const auto& row : history_) flat.insert(flat.end(), row.begin(), row.end());
             w.add_f64("trainer.loss_history", {static_cast<Index>(history_.size()), static_cast<Index>(cols)}, flat);
             w.set_metadata("trainer_history_columns", std::to_string(cols));
+        }
+        if (d_) {  // the discriminator and its optimizer: a resumed run continues both
+            w.add("trainer.latent_d", d_->params());
+            if (step_ > 0) {
+                const AdamState s = adam_d_.state();
+                w.add_f64("trainer.latent_d_adam_m", {d_->num_params()}, s.m);
+                w.add_f64("trainer.latent_d_adam_v", {d_->num_params()}, s.v);
+                w.set_metadata("trainer_latent_d_adam_t", std::to_string(s.t.at(0)));
+            }
         }
         w.set_metadata("trainer_step", std::to_string(step_));
         w.set_metadata("trainer_options", o_.to_json().dump());
@@ -290,15 +324,70 @@ public:
             s.t = {static_cast<Index>(std::stoll(f.metadata("trainer_adam_t").value_or("0")))};
             adam_.set_state(s);
         }
+        make_discriminator();
+        if (d_) {
+            GANINV_CHECK(f.contains("trainer.latent_d"), FormatError, "'", path.string(),
+                         "' was trained with a latent discriminator but does not hold it");
+            d_->params() = f.load("trainer.latent_d", {1, d_->num_params()});
+            if (step_ > 0) {
+                AdamState s;
+                s.rows = 1;
+                s.dim = d_->num_params();
+                s.m = f.load_f64("trainer.latent_d_adam_m");
+                s.v = f.load_f64("trainer.latent_d_adam_v");
+                s.t = {static_cast<Index>(std::stoll(f.metadata("trainer_latent_d_adam_t").value_or("0")))};
+                adam_d_.set_state(s);
+            }
+        }
     }
 
+    /// The latent discriminator (null without the adversarial term).
+    const LatentDiscriminator* latent_discriminator() const { return d_ ? &*d_ : nullptr; }
+
 private:
+    /// A discriminator of w_dim inputs, three hidden layers of w_dim (e4e's shape), seeded from
+    /// the run's seed, when the options ask for the adversarial term.
+    void make_discriminator() {
+        d_.reset();
+        if (o_.latent_adversarial <= 0) return;
+        d_.emplace(LatentDiscriminatorConfig{g_.w_dim(), g_.w_dim(), 3}, o_.seed ^ 0xD15C0ULL);
+        adam_d_ = Adam(AdamOptions{o_.discriminator_lr, 0.9, 0.999, 1e-8});
+    }
+
+    /// One discriminator step (real: fresh w of the mapping network, one per image; fake: every
+    /// w vector of `codes`, held constant), then the encoder's adversarial gradient on `codes`
+    /// from the updated discriminator, added to grad_codes with the term's weight.
+    void latent_adversarial_step(Rng& rng, const Tensor<float>& codes, Tensor<float>& grad_codes, EncoderStepStats& st,
+                                 Index K) {
+        const Index B = codes.dim(0), L = codes.dim(1), D = codes.dim(2);
+        Tensor<float> z({B, g_.z_dim()});
+        rng.fill_normal(z.values());
+        const Tensor<float> ws = g_.mapping(z, Truncation{o_.truncation_psi, std::nullopt});
+        Tensor<float> real({B, D});
+        for (Index b = 0; b < B; ++b) std::copy(ws.data() + b * L * D, ws.data() + b * L * D + D, real.data() + b * D);
+        const Tensor<float> fake({B * L, D}, std::vector<float>(codes.values().begin(), codes.values().end()));
+        LatentDiscriminator::Cache kr, kf, ke;
+        const GanLoss on_real = discriminator_loss(d_->forward(real, &kr), true);
+        const GanLoss on_fake = discriminator_loss(d_->forward(fake, &kf), false);
+        Tensor<float> gd({1, d_->num_params()}, 0.0f);
+        d_->backward(kr, on_real.grad, &gd);
+        d_->backward(kf, on_fake.grad, &gd);
+        adam_d_.step(d_->params(), gd);
+        st.discriminator_loss += (on_real.value + on_fake.value) / static_cast<double>(K);
+        const GanLoss adv = adversarial_loss(d_->forward(fake, &ke));
+        const Tensor<float> g = d_->backward(ke, adv.grad, nullptr);
+        for (Index i = 0; i < g.numel(); ++i) grad_codes[i] += static_cast<float>(o_.latent_adversarial * g[i]);
+        st.adversarial_loss += adv.value / static_cast<double>(K);
+    }
+
     StyleGAN2<Cpu>& g_;
     PspEncoder& e_;
     EncoderTrainerOptions o_;
     Tensor<float> real_;
     Adam adam_;
     std::optional<WeightedLossSum<Cpu>> loss_;
+    std::optional<LatentDiscriminator> d_;
+    Adam adam_d_{AdamOptions{}};
     Index step_ = 0;
     std::vector<std::vector<double>> history_;
 };
