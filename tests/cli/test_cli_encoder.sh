@@ -99,7 +99,10 @@ check "--loss with an unknown term" 2 "--loss: unknown term 'ssim'" -- "$bin" tr
 check "train-encoder --latent-adversarial" 0 "step 3/3 .* adversarial [0-9.]+ \(D [0-9.]+\)" -- \
   "$bin" train-encoder --model "$model" --out "$work/adv.safetensors" --steps 3 --batch 2 --latent-adversarial 0.1 --discriminator-lr 1e-4
 check "resume keeps the discriminator" 0 "step 4/4 .* adversarial" -- "$bin" train-encoder --model "$model" --out "$work/adv2.safetensors" --resume "$work/adv.safetensors" --steps 1
-check "--discriminator-lr alone" 2 "--discriminator-lr needs --latent-adversarial" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --discriminator-lr 1e-4
+check "train-encoder --image-adversarial" 0 "step 2/2 .* image adversarial [0-9.]+ \(D [0-9.]+\)" -- \
+  "$bin" train-encoder --model "$model" --out "$work/iadv.safetensors" --steps 2 --batch 2 --image-adversarial 0.05
+check "--image-adversarial without the pixel term" 2 "needs the reconstruction term" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --image-adversarial 0.05 --pixel-weight 0
+check "--discriminator-lr alone" 2 "--discriminator-lr needs --latent-adversarial W or --image-adversarial W" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --discriminator-lr 1e-4
 check "a negative --latent-adversarial" 2 "latent adversarial weight must be >= 0" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --latent-adversarial -1
 
 # ---------------------------------------------------------------- encode, hybrid invert

@@ -410,3 +410,57 @@ TEST_CASE("a latent discriminator trains alongside the encoder and resumes with 
     PspEncoder p1(tiny_encoder(g), 6);
     REQUIRE_THROWS_WITH(EncoderTrainer(g, p1, bad), Catch::Matchers::Contains("the discriminator's learning rate positive"));
 }
+
+TEST_CASE("an image discriminator trains alongside the encoder (domain-guided encoder) and resumes with it",
+          "[encoder][train][adversarial]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const auto dir = test::temp_dir("encoder_image_d");
+    EncoderTrainerOptions o = options();
+    o.image_adversarial = 0.05;
+    o.discriminator_lr = 1e-2;
+    // Held still, the encoder's reconstructions stay blurry averages: the discriminator learns
+    // to tell them from the images they reconstruct.
+    EncoderTrainerOptions still = o;
+    still.learning_rate = 1e-12;
+    PspEncoder frozen(tiny_encoder(g), 8);
+    EncoderTrainer tf(g, frozen, still);
+    REQUIRE(tf.image_discriminator() != nullptr);
+    REQUIRE(tf.image_discriminator()->num_ws() == 1);
+    Tensor<float> z({8, g.z_dim()});
+    Rng(4242).fill_normal(z.values());
+    const Tensor<float> images = g.synthesis(g.mapping(z));
+    const Tensor<float> recon = g.synthesis(frozen.forward(images));
+    const auto gap = [&] {
+        const Tensor<float> lr = tf.image_discriminator()->forward(images), lf = tf.image_discriminator()->forward(recon);
+        double d = 0;
+        for (Index i = 0; i < 8; ++i) d += (lr[i] - lf[i]) / 8.0;
+        return d;
+    };
+    const double gap0 = gap();
+    for (int s = 0; s < 12; ++s) {
+        const EncoderStepStats st = tf.step();
+        REQUIRE(st.image_discriminator_loss > 0);
+        REQUIRE(st.image_adversarial_loss > 0);
+        REQUIRE(st.loss == Approx(st.code_loss + st.pixel_loss + 0.05 * st.image_adversarial_loss).epsilon(1e-12));
+    }
+    const double gap1 = gap();
+    INFO("mean logit images - reconstructions: " << gap0 << " -> " << gap1);
+    CHECK(gap1 > gap0 + 0.5);
+
+    // Deterministic, and a checkpoint continues the discriminator and its optimizer.
+    PspEncoder a(tiny_encoder(g), 9), b(tiny_encoder(g), 9), c(tiny_encoder(g), 9);
+    EncoderTrainer ta(g, a, o), tb(g, b, o);
+    for (int s = 0; s < 2; ++s) REQUIRE(ta.step().loss == tb.step().loss);
+    tb.save_checkpoint(dir / "ckpt.safetensors");
+    EncoderTrainer tr(g, c, options());
+    tr.resume(dir / "ckpt.safetensors");
+    REQUIRE(tr.image_discriminator() != nullptr);
+    REQUIRE(tr.latent_discriminator() == nullptr);
+    for (int s = 0; s < 2; ++s) REQUIRE(tr.step().loss == ta.step().loss);
+    REQUIRE(std::equal(tr.image_discriminator()->params().values().begin(), tr.image_discriminator()->params().values().end(),
+                       ta.image_discriminator()->params().values().begin()));
+    EncoderTrainerOptions bad = o;
+    bad.pixel_weight = 0;
+    PspEncoder p(tiny_encoder(g), 9);
+    REQUIRE_THROWS_WITH(EncoderTrainer(g, p, bad), Catch::Matchers::Contains("needs the reconstruction term"));
+}

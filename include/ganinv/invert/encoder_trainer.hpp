@@ -7,7 +7,8 @@
 ///        and an Adam step at each, the previous iterate's codes and image held constant. An e4e
 ///        encoder also pays its offsets' norms and gets its offsets one layer at a time. The
 ///        reconstruction term is the pixel MSE or any library loss (L1, perceptual, ...); a
-///        latent discriminator, trained alongside, can pull the codes onto W (e4e, force-in-domain).
+///        latent discriminator, trained alongside, can pull the codes onto W (e4e, force-in-domain),
+///        and an image discriminator the reconstructions onto the images (in-domain inversion).
 ///        Checkpoints (safetensors: weights, Adam moments, step, options, loss history) resume
 ///        bit for bit.
 ///
@@ -58,6 +59,12 @@ struct EncoderTrainerOptions {
     /// larger: 2e-4 for w_dim 128.
     double latent_adversarial = 0.0;
     double discriminator_lr = 2e-4;
+    /// Weight of the image adversarial term of the domain-guided encoder (in-domain inversion):
+    /// an image discriminator (the encoder's network with one scalar output), trained alongside
+    /// at discriminator_lr, tells the batch's images from their reconstructions G(E(x)); the
+    /// encoder minimises softplus(-D(G(E(x)))) through the generator. Needs the pixel term's
+    /// reconstructions (pixel_weight > 0). 0: off.
+    double image_adversarial = 0.0;
 
     void validate() const {
         GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
@@ -70,6 +77,9 @@ struct EncoderTrainerOptions {
         GANINV_CHECK(std::isfinite(latent_adversarial) && latent_adversarial >= 0 && std::isfinite(discriminator_lr) &&
                          discriminator_lr > 0, ValueError, "encoder training: the latent adversarial weight must be >= 0 and "
                          "the discriminator's learning rate positive (", latent_adversarial, ", ", discriminator_lr, ")");
+        GANINV_CHECK(std::isfinite(image_adversarial) && image_adversarial >= 0 && (image_adversarial == 0 || pixel_weight > 0),
+                     ValueError, "encoder training: the image adversarial weight must be >= 0 and needs the "
+                     "reconstruction term (pixel weight > 0), got ", image_adversarial, " with pixel weight ", pixel_weight);
         GANINV_CHECK(std::isfinite(offset_weight) && offset_weight >= 0 && progressive_every >= 0, ValueError,
                      "encoder training: the offset weight and progressive_every must be >= 0 (", offset_weight, ", ",
                      progressive_every, ")");
@@ -86,10 +96,9 @@ struct EncoderTrainerOptions {
         j.set("offset_weight", offset_weight);
         j.set("progressive_every", static_cast<std::int64_t>(progressive_every));
         if (!image_loss.empty()) j.set("image_loss", image_loss);
-        if (latent_adversarial > 0) {
-            j.set("latent_adversarial", latent_adversarial);
-            j.set("discriminator_lr", discriminator_lr);
-        }
+        if (latent_adversarial > 0) j.set("latent_adversarial", latent_adversarial);
+        if (image_adversarial > 0) j.set("image_adversarial", image_adversarial);
+        if (latent_adversarial > 0 || image_adversarial > 0) j.set("discriminator_lr", discriminator_lr);
         return j;
     }
     static EncoderTrainerOptions from_json(const Json& j) {
@@ -106,6 +115,7 @@ struct EncoderTrainerOptions {
         if (const Json* v = j.find("progressive_every")) o.progressive_every = v->as_int();
         if (const Json* v = j.find("image_loss")) o.image_loss = v->as_string();
         if (const Json* v = j.find("latent_adversarial")) o.latent_adversarial = v->as_number();
+        if (const Json* v = j.find("image_adversarial")) o.image_adversarial = v->as_number();
         if (const Json* v = j.find("discriminator_lr")) o.discriminator_lr = v->as_number();
         o.validate();
         return o;
@@ -123,6 +133,8 @@ struct EncoderStepStats {
     /// With a latent discriminator: the encoder's adversarial term (mean softplus(-D(codes))) and
     /// the discriminator's loss (mean softplus(-D(w)) + mean softplus(D(codes))), before its step.
     double adversarial_loss = 0, discriminator_loss = 0;
+    /// With an image discriminator: the same two for images (reconstructions vs the batch).
+    double image_adversarial_loss = 0, image_discriminator_loss = 0;
     Index active_offsets = 0;  ///< e4e: offsets in use in this step
     Index generated = 0, real = 0;
 };
@@ -212,6 +224,7 @@ public:
                     }
                     value /= n;
                 }
+                if (img_d_) image_adversarial_step(x, recon, grad_img, st, K);
                 st.iteration_pixel_loss.push_back(value);
                 st.pixel_loss += value / static_cast<double>(K);
                 const Tensor<float> gws = g_.synthesis_backward_ws(gc, grad_img);
@@ -228,7 +241,8 @@ public:
             s.reconstruction = std::move(recon);
         }
         st.loss = o_.code_weight * st.code_loss + o_.pixel_weight * st.pixel_loss +
-                  (e_.config().e4e ? o_.offset_weight * st.offset_loss : 0.0) + o_.latent_adversarial * st.adversarial_loss;
+                  (e_.config().e4e ? o_.offset_weight * st.offset_loss : 0.0) + o_.latent_adversarial * st.adversarial_loss +
+                  o_.image_adversarial * st.image_adversarial_loss;
         history_.emplace_back(1, st.loss);
         history_.back().insert(history_.back().end(), st.iteration_pixel_loss.begin(), st.iteration_pixel_loss.end());
         st.step = ++step_;
@@ -268,15 +282,9 @@ public:
             w.add_f64("trainer.loss_history", {static_cast<Index>(history_.size()), static_cast<Index>(cols)}, flat);
             w.set_metadata("trainer_history_columns", std::to_string(cols));
         }
-        if (d_) {  // the discriminator and its optimizer: a resumed run continues both
-            w.add("trainer.latent_d", d_->params());
-            if (step_ > 0) {
-                const AdamState s = adam_d_.state();
-                w.add_f64("trainer.latent_d_adam_m", {d_->num_params()}, s.m);
-                w.add_f64("trainer.latent_d_adam_v", {d_->num_params()}, s.v);
-                w.set_metadata("trainer_latent_d_adam_t", std::to_string(s.t.at(0)));
-            }
-        }
+        // The discriminators and their optimizers: a resumed run continues them.
+        if (d_) save_player(w, "latent_d", d_->params(), adam_d_);
+        if (img_d_) save_player(w, "image_d", img_d_->params(), adam_img_d_);
         w.set_metadata("trainer_step", std::to_string(step_));
         w.set_metadata("trainer_options", o_.to_json().dump());
         w.write(path);
@@ -325,33 +333,80 @@ public:
             adam_.set_state(s);
         }
         make_discriminator();
-        if (d_) {
-            GANINV_CHECK(f.contains("trainer.latent_d"), FormatError, "'", path.string(),
-                         "' was trained with a latent discriminator but does not hold it");
-            d_->params() = f.load("trainer.latent_d", {1, d_->num_params()});
-            if (step_ > 0) {
-                AdamState s;
-                s.rows = 1;
-                s.dim = d_->num_params();
-                s.m = f.load_f64("trainer.latent_d_adam_m");
-                s.v = f.load_f64("trainer.latent_d_adam_v");
-                s.t = {static_cast<Index>(std::stoll(f.metadata("trainer_latent_d_adam_t").value_or("0")))};
-                adam_d_.set_state(s);
-            }
-        }
+        if (d_) load_player(f, path, "latent_d", d_->params(), adam_d_);
+        if (img_d_) load_player(f, path, "image_d", img_d_->params(), adam_img_d_);
     }
 
     /// The latent discriminator (null without the adversarial term).
     const LatentDiscriminator* latent_discriminator() const { return d_ ? &*d_ : nullptr; }
+    /// The image discriminator (null without the image adversarial term): logits are its [N, 1, 1] codes.
+    const PspEncoder* image_discriminator() const { return img_d_ ? &*img_d_ : nullptr; }
 
 private:
     /// A discriminator of w_dim inputs, three hidden layers of w_dim (e4e's shape), seeded from
     /// the run's seed, when the options ask for the adversarial term.
     void make_discriminator() {
         d_.reset();
-        if (o_.latent_adversarial <= 0) return;
-        d_.emplace(LatentDiscriminatorConfig{g_.w_dim(), g_.w_dim(), 3}, o_.seed ^ 0xD15C0ULL);
-        adam_d_ = Adam(AdamOptions{o_.discriminator_lr, 0.9, 0.999, 1e-8});
+        img_d_.reset();
+        if (o_.latent_adversarial > 0) {
+            d_.emplace(LatentDiscriminatorConfig{g_.w_dim(), g_.w_dim(), 3}, o_.seed ^ 0xD15C0ULL);
+            adam_d_ = Adam(AdamOptions{o_.discriminator_lr, 0.9, 0.999, 1e-8});
+        }
+        if (o_.image_adversarial > 0) {  // the encoder's preset network for the image, one output
+            img_d_.emplace(EncoderConfig::for_generator(g_.resolution(), g_.img_channels(), 1, 1), o_.seed ^ 0x1D15CULL);
+            adam_img_d_ = Adam(AdamOptions{o_.discriminator_lr, 0.9, 0.999, 1e-8});
+        }
+    }
+
+    /// A discriminator's weights and Adam state in a checkpoint, as trainer.NAME*.
+    void save_player(SafetensorsWriter& w, const std::string& name, const Tensor<float>& params, const Adam& adam) const {
+        w.add("trainer." + name, params);
+        if (step_ == 0) return;
+        const AdamState s = adam.state();
+        w.add_f64("trainer." + name + "_adam_m", {params.numel()}, s.m);
+        w.add_f64("trainer." + name + "_adam_v", {params.numel()}, s.v);
+        w.set_metadata("trainer_" + name + "_adam_t", std::to_string(s.t.at(0)));
+    }
+    void load_player(const SafetensorsFile& f, const std::filesystem::path& path, const std::string& name,
+                     Tensor<float>& params, Adam& adam) const {
+        GANINV_CHECK(f.contains("trainer." + name), FormatError, "'", path.string(), "' was trained with a discriminator (",
+                     name, ") but does not hold it");
+        params = f.load("trainer." + name, {1, params.numel()});
+        if (step_ == 0) return;
+        AdamState s;
+        s.rows = 1;
+        s.dim = params.numel();
+        s.m = f.load_f64("trainer." + name + "_adam_m");
+        s.v = f.load_f64("trainer." + name + "_adam_v");
+        s.t = {static_cast<Index>(std::stoll(f.metadata("trainer_" + name + "_adam_t").value_or("0")))};
+        adam.set_state(s);
+    }
+
+    /// The domain-guided encoder's adversarial term: one step of the image discriminator on the
+    /// batch (real) against its reconstructions (fake, held constant), then the encoder's
+    /// gradient of softplus(-D(recon)) with respect to the reconstructions, added to grad_img
+    /// with the term's weight (it reaches the encoder through the generator's backward).
+    void image_adversarial_step(const Tensor<float>& x, const Tensor<float>& recon, Tensor<float>& grad_img,
+                                EncoderStepStats& st, Index K) {
+        const Index B = x.dim(0);
+        const auto logits = [B](const Tensor<float>& out) {
+            return Tensor<float>({B}, std::vector<float>(out.values().begin(), out.values().end()));
+        };
+        const auto as_codes = [B](const Tensor<float>& g) {
+            return Tensor<float>({B, 1, 1}, std::vector<float>(g.values().begin(), g.values().end()));
+        };
+        PspEncoder::Cache kr, kf, ke;
+        const GanLoss on_real = discriminator_loss(logits(img_d_->forward(x, &kr)), true);
+        const GanLoss on_fake = discriminator_loss(logits(img_d_->forward(recon, &kf)), false);
+        Tensor<float> gd({1, img_d_->num_params()}, 0.0f);
+        img_d_->backward(kr, as_codes(on_real.grad), &gd, false);
+        img_d_->backward(kf, as_codes(on_fake.grad), &gd, false);
+        adam_img_d_.step(img_d_->params(), gd);
+        st.image_discriminator_loss += (on_real.value + on_fake.value) / static_cast<double>(K);
+        const GanLoss adv = adversarial_loss(logits(img_d_->forward(recon, &ke)));
+        const Tensor<float> gi = img_d_->backward(ke, as_codes(adv.grad), nullptr, true);
+        for (Index i = 0; i < gi.numel(); ++i) grad_img[i] += static_cast<float>(o_.image_adversarial * gi[i]);
+        st.image_adversarial_loss += adv.value / static_cast<double>(K);
     }
 
     /// One discriminator step (real: fresh w of the mapping network, one per image; fake: every
@@ -388,6 +443,8 @@ private:
     std::optional<WeightedLossSum<Cpu>> loss_;
     std::optional<LatentDiscriminator> d_;
     Adam adam_d_{AdamOptions{}};
+    std::optional<PspEncoder> img_d_;
+    Adam adam_img_d_{AdamOptions{}};
     Index step_ = 0;
     std::vector<std::vector<double>> history_;
 };
