@@ -9,9 +9,14 @@ or shape is a ValueError (ganinv.ValueError / ganinv.ShapeError) naming the argu
     ws = g.mapping(g.seed_z(42), psi=0.7)        # [1, num_ws, w_dim]
     img = g.synthesis(ws)                         # [1, C, R, R] in [-1, 1]
     res = ganinv.invert(g, img, steps=100)        # res.ws, res.images, res.psnr, ...
+    e = ganinv.Encoder.load("models/fmnist32_encoder.safetensors")
+    codes = e.encode(g, img).ws                   # one pass (learning-based inversion)
+    res = ganinv.invert(g, img, init=codes, steps=100)   # hybrid: start from the encoder's codes
 """
 
 from ._ganinv import (
+    EncodeResult,
+    Encoder,
     Error,
     FormatError,
     Generator,
@@ -31,6 +36,8 @@ from ._ganinv import (
 from . import edit, metrics
 
 __all__ = [
+    "EncodeResult",
+    "Encoder",
     "Error",
     "FormatError",
     "Generator",

@@ -17,6 +17,79 @@ from ganinv import (
 from ganinv._ganinv import edit as edit, metrics as metrics
 
 
+class EncodeResult:
+    """What ganinv.Encoder.encode found, per image."""
+
+    @property
+    def ws(self) -> Annotated[NDArray[numpy.float32], dict(order='C', device='cpu')]:
+        """codes [N, num_ws, w_dim] (W+): what ganinv.invert's init= takes"""
+
+    @property
+    def images(self) -> Annotated[NDArray[numpy.float32], dict(order='C', device='cpu')]:
+        """reconstructions [N, C, R, R] (unclamped, the generator's constant noise)"""
+
+    @property
+    def psnr(self) -> list[float]:
+        """per image, dB, after the last pass: as ganinv.invert's psnr"""
+
+    @property
+    def ssim(self) -> list[float]:
+        """per image, after the last pass"""
+
+    @property
+    def psnr_per_iteration(self) -> Annotated[NDArray[numpy.float64], dict(order='C', device='cpu')]:
+        """float64 [iterations, N]: PSNR after each pass"""
+
+    @property
+    def iterations(self) -> int: ...
+
+    @property
+    def seconds(self) -> float:
+        """wall time of the passes and syntheses"""
+
+class Encoder:
+    """An encoder file (pSp, e4e or ReStyle) for one generator, on the CPU."""
+
+    @staticmethod
+    def load(path: str) -> Encoder:
+        """
+        Loads an encoder file written by `ganinv train-encoder` (a checkpoint or its --export).
+        """
+
+    @property
+    def num_ws(self) -> int: ...
+
+    @property
+    def w_dim(self) -> int: ...
+
+    @property
+    def resolution(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def num_params(self) -> int: ...
+
+    @property
+    def architecture(self) -> str:
+        """'psp' or 'e4e'"""
+
+    @property
+    def iterative(self) -> bool: ...
+
+    @property
+    def iterations(self) -> int:
+        """refinement passes it was trained with (1 for a single-pass encoder)"""
+
+    @property
+    def path(self) -> str: ...
+
+    def encode(self, g: Generator, images: Annotated[NDArray, dict(writable=False)], iterations: int | None = None) -> EncodeResult:
+        """
+        Codes of images (float32 [N, C, R, R] in [-1, 1], or uint8 [N, R, R, C]) for the generator g it was trained for: one pass, or `iterations` refinement passes of an iterative encoder (default: the number it was trained with).
+        """
+
 class Generator:
     """A StyleGAN2 generator (mapping + synthesis) on the CPU."""
 

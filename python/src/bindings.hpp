@@ -102,7 +102,12 @@ NumpyBytes image_to_numpy(Image&& img);
 /// A uint8 [H, W, C] or [H, W] array as an Image (copied: Image owns its pixels).
 Image image_from_array(const AnyArray& a, const std::string& name);
 
+/// Images as the inverter and the encoder take them: float32 [N, C, R, R] in [-1, 1] (read in
+/// place) or uint8 [N, R, R, C] (C = 1, 3 or 4, converted as the ganinv tool converts files).
+Tensor<float> targets_from_array(const AnyArray& a, const StyleGAN2<Cpu>& g);
+
 void bind_errors(nb::module_& m);
+void bind_encoder(nb::module_& m);
 void bind_generator(nb::module_& m);
 void bind_invert(nb::module_& m);
 void bind_tools(nb::module_& m);

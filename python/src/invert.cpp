@@ -16,24 +16,6 @@
 
 namespace ganinv::python {
 
-namespace {
-
-/// What ganinv.invert returns: NumPy arrays (handed over without copies) and per-image lists.
-struct InvertOutput {
-    std::string space;
-    nb::object ws, z, styles, images, images_fixed_noise, loss_history;
-    nb::list noise;
-    std::vector<double> psnr, ssim, mse, psnr_fixed_noise, ssim_fixed_noise;
-    std::vector<Index> stopped_at;
-    Index steps_run = 0;
-    double seconds = 0;
-};
-
-nb::object numpy_or_none(Tensor<float>&& t) {
-    if (t.numel() == 0) return nb::none();
-    return nb::cast(to_numpy(std::move(t)));
-}
-
 /// Targets as the inverter takes them: float32 [N, C, R, R] in [-1, 1] is read in place; uint8
 /// images [N, R, R, C] (C = 1, 3 or 4) are converted as `ganinv invert` converts image files.
 Tensor<float> targets_from_array(const AnyArray& a, const StyleGAN2<Cpu>& g) {
@@ -61,6 +43,24 @@ Tensor<float> targets_from_array(const AnyArray& a, const StyleGAN2<Cpu>& g) {
         return out;
     }
     return to_tensor(float_view<4>(a, "targets", {kAnySize, c, r, r}));
+}
+
+namespace {
+
+/// What ganinv.invert returns: NumPy arrays (handed over without copies) and per-image lists.
+struct InvertOutput {
+    std::string space;
+    nb::object ws, z, styles, images, images_fixed_noise, loss_history;
+    nb::list noise;
+    std::vector<double> psnr, ssim, mse, psnr_fixed_noise, ssim_fixed_noise;
+    std::vector<Index> stopped_at;
+    Index steps_run = 0;
+    double seconds = 0;
+};
+
+nb::object numpy_or_none(Tensor<float>&& t) {
+    if (t.numel() == 0) return nb::none();
+    return nb::cast(to_numpy(std::move(t)));
 }
 
 InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::string& space, const std::string& loss_spec,

@@ -167,6 +167,7 @@ NB_MODULE(_ganinv, m) {
     bind_generator(m);
     bind_invert(m);
     bind_tools(m);
+    bind_encoder(m);
     m.def("cuda_available", [] { return false; },
           "False: this build of the package computes on the CPU only (the CUDA bindings are not part of it yet; "
           "the ganinv tool and the C++ library have the CUDA path).");
