@@ -17,10 +17,10 @@
 #pragma once
 
 #include "ganinv/backend/cpu.hpp"
+#include "ganinv/invert/encoder_adversaries.hpp"
 #include "ganinv/invert/encoder_refine.hpp"
 #include "ganinv/loss/any_loss.hpp"
 #include "ganinv/models/encoder_file.hpp"
-#include "ganinv/models/latent_discriminator.hpp"
 #include "ganinv/models/psp_encoder.hpp"
 #include "ganinv/models/stylegan2.hpp"
 #include "ganinv/optim/adam.hpp"
@@ -224,7 +224,13 @@ public:
                     }
                     value /= n;
                 }
-                if (img_d_) image_adversarial_step(x, recon, grad_img, st, K);
+                if (image_adv_) {  // the image discriminator's step, and its gradient on the reconstructions
+                    const AdversaryStep a = image_adv_->step(x, recon);
+                    for (Index i = 0; i < a.grad.numel(); ++i)
+                        grad_img[i] += static_cast<float>(o_.image_adversarial * a.grad[i]);
+                    st.image_adversarial_loss += a.adversarial / static_cast<double>(K);
+                    st.image_discriminator_loss += a.discriminator / static_cast<double>(K);
+                }
                 st.iteration_pixel_loss.push_back(value);
                 st.pixel_loss += value / static_cast<double>(K);
                 const Tensor<float> gws = g_.synthesis_backward_ws(gc, grad_img);
@@ -233,7 +239,13 @@ public:
                 recon = g_.synthesis(codes, NoiseInput<Cpu>{});
             }
             st.offset_loss += e_.offset_penalty(cache) / static_cast<double>(K);
-            if (d_) latent_adversarial_step(rng, codes, grad_codes, st, K);
+            if (latent_adv_) {  // the latent discriminator's step on fresh w vs the codes, then its gradient
+                const AdversaryStep a = latent_adv_->step(mapped_w(rng, B), codes);
+                for (Index i = 0; i < a.grad.numel(); ++i)
+                    grad_codes[i] += static_cast<float>(o_.latent_adversarial * a.grad[i]);
+                st.adversarial_loss += a.adversarial / static_cast<double>(K);
+                st.discriminator_loss += a.discriminator / static_cast<double>(K);
+            }
             Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
             e_.backward(cache, grad_codes, &grad_params, false, e_.config().e4e ? o_.offset_weight : 0.0);
             adam_.step(e_.params(), grad_params);
@@ -283,8 +295,8 @@ public:
             w.set_metadata("trainer_history_columns", std::to_string(cols));
         }
         // The discriminators and their optimizers: a resumed run continues them.
-        if (d_) save_player(w, "latent_d", d_->params(), adam_d_);
-        if (img_d_) save_player(w, "image_d", img_d_->params(), adam_img_d_);
+        if (latent_adv_) latent_adv_->save(w, step_);
+        if (image_adv_) image_adv_->save(w, step_);
         w.set_metadata("trainer_step", std::to_string(step_));
         w.set_metadata("trainer_options", o_.to_json().dump());
         w.write(path);
@@ -333,106 +345,34 @@ public:
             adam_.set_state(s);
         }
         make_discriminator();
-        if (d_) load_player(f, path, "latent_d", d_->params(), adam_d_);
-        if (img_d_) load_player(f, path, "image_d", img_d_->params(), adam_img_d_);
+        if (latent_adv_) latent_adv_->load(f, path, step_);
+        if (image_adv_) image_adv_->load(f, path, step_);
     }
 
     /// The latent discriminator (null without the adversarial term).
-    const LatentDiscriminator* latent_discriminator() const { return d_ ? &*d_ : nullptr; }
+    const LatentDiscriminator* latent_discriminator() const { return latent_adv_ ? &latent_adv_->discriminator() : nullptr; }
     /// The image discriminator (null without the image adversarial term): logits are its [N, 1, 1] codes.
-    const PspEncoder* image_discriminator() const { return img_d_ ? &*img_d_ : nullptr; }
+    const PspEncoder* image_discriminator() const { return image_adv_ ? &image_adv_->discriminator() : nullptr; }
 
 private:
-    /// A discriminator of w_dim inputs, three hidden layers of w_dim (e4e's shape), seeded from
-    /// the run's seed, when the options ask for the adversarial term.
+    /// The discriminators the options ask for, seeded from the run's seed.
     void make_discriminator() {
-        d_.reset();
-        img_d_.reset();
-        if (o_.latent_adversarial > 0) {
-            d_.emplace(LatentDiscriminatorConfig{g_.w_dim(), g_.w_dim(), 3}, o_.seed ^ 0xD15C0ULL);
-            adam_d_ = Adam(AdamOptions{o_.discriminator_lr, 0.9, 0.999, 1e-8});
-        }
-        if (o_.image_adversarial > 0) {  // the encoder's preset network for the image, one output
-            img_d_.emplace(EncoderConfig::for_generator(g_.resolution(), g_.img_channels(), 1, 1), o_.seed ^ 0x1D15CULL);
-            adam_img_d_ = Adam(AdamOptions{o_.discriminator_lr, 0.9, 0.999, 1e-8});
-        }
+        latent_adv_.reset();
+        image_adv_.reset();
+        if (o_.latent_adversarial > 0) latent_adv_.emplace(g_.w_dim(), o_.seed ^ 0xD15C0ULL, o_.discriminator_lr);
+        if (o_.image_adversarial > 0)
+            image_adv_.emplace(g_.resolution(), g_.img_channels(), o_.seed ^ 0x1D15CULL, o_.discriminator_lr);
     }
 
-    /// A discriminator's weights and Adam state in a checkpoint, as trainer.NAME*.
-    void save_player(SafetensorsWriter& w, const std::string& name, const Tensor<float>& params, const Adam& adam) const {
-        w.add("trainer." + name, params);
-        if (step_ == 0) return;
-        const AdamState s = adam.state();
-        w.add_f64("trainer." + name + "_adam_m", {params.numel()}, s.m);
-        w.add_f64("trainer." + name + "_adam_v", {params.numel()}, s.v);
-        w.set_metadata("trainer_" + name + "_adam_t", std::to_string(s.t.at(0)));
-    }
-    void load_player(const SafetensorsFile& f, const std::filesystem::path& path, const std::string& name,
-                     Tensor<float>& params, Adam& adam) const {
-        GANINV_CHECK(f.contains("trainer." + name), FormatError, "'", path.string(), "' was trained with a discriminator (",
-                     name, ") but does not hold it");
-        params = f.load("trainer." + name, {1, params.numel()});
-        if (step_ == 0) return;
-        AdamState s;
-        s.rows = 1;
-        s.dim = params.numel();
-        s.m = f.load_f64("trainer." + name + "_adam_m");
-        s.v = f.load_f64("trainer." + name + "_adam_v");
-        s.t = {static_cast<Index>(std::stoll(f.metadata("trainer_" + name + "_adam_t").value_or("0")))};
-        adam.set_state(s);
-    }
-
-    /// The domain-guided encoder's adversarial term: one step of the image discriminator on the
-    /// batch (real) against its reconstructions (fake, held constant), then the encoder's
-    /// gradient of softplus(-D(recon)) with respect to the reconstructions, added to grad_img
-    /// with the term's weight (it reaches the encoder through the generator's backward).
-    void image_adversarial_step(const Tensor<float>& x, const Tensor<float>& recon, Tensor<float>& grad_img,
-                                EncoderStepStats& st, Index K) {
-        const Index B = x.dim(0);
-        const auto logits = [B](const Tensor<float>& out) {
-            return Tensor<float>({B}, std::vector<float>(out.values().begin(), out.values().end()));
-        };
-        const auto as_codes = [B](const Tensor<float>& g) {
-            return Tensor<float>({B, 1, 1}, std::vector<float>(g.values().begin(), g.values().end()));
-        };
-        PspEncoder::Cache kr, kf, ke;
-        const GanLoss on_real = discriminator_loss(logits(img_d_->forward(x, &kr)), true);
-        const GanLoss on_fake = discriminator_loss(logits(img_d_->forward(recon, &kf)), false);
-        Tensor<float> gd({1, img_d_->num_params()}, 0.0f);
-        img_d_->backward(kr, as_codes(on_real.grad), &gd, false);
-        img_d_->backward(kf, as_codes(on_fake.grad), &gd, false);
-        adam_img_d_.step(img_d_->params(), gd);
-        st.image_discriminator_loss += (on_real.value + on_fake.value) / static_cast<double>(K);
-        const GanLoss adv = adversarial_loss(logits(img_d_->forward(recon, &ke)));
-        const Tensor<float> gi = img_d_->backward(ke, as_codes(adv.grad), nullptr, true);
-        for (Index i = 0; i < gi.numel(); ++i) grad_img[i] += static_cast<float>(o_.image_adversarial * gi[i]);
-        st.image_adversarial_loss += adv.value / static_cast<double>(K);
-    }
-
-    /// One discriminator step (real: fresh w of the mapping network, one per image; fake: every
-    /// w vector of `codes`, held constant), then the encoder's adversarial gradient on `codes`
-    /// from the updated discriminator, added to grad_codes with the term's weight.
-    void latent_adversarial_step(Rng& rng, const Tensor<float>& codes, Tensor<float>& grad_codes, EncoderStepStats& st,
-                                 Index K) {
-        const Index B = codes.dim(0), L = codes.dim(1), D = codes.dim(2);
-        Tensor<float> z({B, g_.z_dim()});
+    /// n fresh w vectors of the mapping network [n, w_dim] (the latent discriminator's real side).
+    Tensor<float> mapped_w(Rng& rng, Index n) const {
+        Tensor<float> z({n, g_.z_dim()});
         rng.fill_normal(z.values());
         const Tensor<float> ws = g_.mapping(z, Truncation{o_.truncation_psi, std::nullopt});
-        Tensor<float> real({B, D});
-        for (Index b = 0; b < B; ++b) std::copy(ws.data() + b * L * D, ws.data() + b * L * D + D, real.data() + b * D);
-        const Tensor<float> fake({B * L, D}, std::vector<float>(codes.values().begin(), codes.values().end()));
-        LatentDiscriminator::Cache kr, kf, ke;
-        const GanLoss on_real = discriminator_loss(d_->forward(real, &kr), true);
-        const GanLoss on_fake = discriminator_loss(d_->forward(fake, &kf), false);
-        Tensor<float> gd({1, d_->num_params()}, 0.0f);
-        d_->backward(kr, on_real.grad, &gd);
-        d_->backward(kf, on_fake.grad, &gd);
-        adam_d_.step(d_->params(), gd);
-        st.discriminator_loss += (on_real.value + on_fake.value) / static_cast<double>(K);
-        const GanLoss adv = adversarial_loss(d_->forward(fake, &ke));
-        const Tensor<float> g = d_->backward(ke, adv.grad, nullptr);
-        for (Index i = 0; i < g.numel(); ++i) grad_codes[i] += static_cast<float>(o_.latent_adversarial * g[i]);
-        st.adversarial_loss += adv.value / static_cast<double>(K);
+        const Index L = g_.num_ws(), D = g_.w_dim();
+        Tensor<float> w({n, D});
+        for (Index b = 0; b < n; ++b) std::copy(ws.data() + b * L * D, ws.data() + b * L * D + D, w.data() + b * D);
+        return w;
     }
 
     StyleGAN2<Cpu>& g_;
@@ -441,10 +381,8 @@ private:
     Tensor<float> real_;
     Adam adam_;
     std::optional<WeightedLossSum<Cpu>> loss_;
-    std::optional<LatentDiscriminator> d_;
-    Adam adam_d_{AdamOptions{}};
-    std::optional<PspEncoder> img_d_;
-    Adam adam_img_d_{AdamOptions{}};
+    std::optional<LatentAdversary> latent_adv_;
+    std::optional<ImageAdversary> image_adv_;
     Index step_ = 0;
     std::vector<std::vector<double>> history_;
 };
