@@ -25,6 +25,17 @@ void write_loss_curve(const std::filesystem::path& path, const EncoderTrainer& t
         for (const auto& row : h) curve.values.push_back(row[c]);
         curves.push_back(std::move(curve));
     }
+    // A step's loss is one small batch's: over long runs a moving mean shows the trend.
+    const std::size_t window = h.size() / 100;
+    if (window >= 5) {
+        Curve mean{concat("loss, mean of ", window, " steps"), {}, Rgb{0, 0, 0}};
+        double sum = 0;
+        for (std::size_t i = 0; i < h.size(); ++i) {
+            sum += h[i][0] - (i >= window ? h[i - window][0] : 0.0);
+            mean.values.push_back(sum / static_cast<double>(std::min(i + 1, window)));
+        }
+        curves.push_back(std::move(mean));
+    }
     PlotOptions po;
     po.title = "train-encoder";
     if (t.history_first_step() > 0) po.x_label = concat("step after ", t.history_first_step());
