@@ -72,7 +72,11 @@ Tensor<float> load_idx_targets(const std::filesystem::path& path, long long coun
 /// "l1, vgg:0.50" -> "l1,vgg:0.5": one spelling per loss, so that a checkpoint's spec compares.
 std::string canonical_loss_spec(const std::vector<LossTermSpec>& terms) {
     std::string s;
-    for (const auto& t : terms) s += (s.empty() ? "" : ",") + t.name + (t.weight == 1.0 ? "" : concat(":", t.weight));
+    for (const auto& t : terms) {
+        if (!s.empty()) s += ',';
+        s += t.name;
+        if (t.weight != 1.0) s += concat(":", t.weight);
+    }
     return s;
 }
 
