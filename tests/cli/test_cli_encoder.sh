@@ -105,6 +105,13 @@ check "--image-adversarial without the pixel term" 2 "needs the reconstruction t
 check "--discriminator-lr alone" 2 "--discriminator-lr needs --latent-adversarial W or --image-adversarial W" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --discriminator-lr 1e-4
 check "a negative --latent-adversarial" 2 "latent adversarial weight must be >= 0" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --latent-adversarial -1
 
+# ---------------------------------------------------------------- the shipped encoder
+# models/fmnist32_encoder.safetensors (docs/encoders.md: 19.05 dB on Fashion-MNIST test images 0-63
+# when it was trained): it still loads, fits the demo model and encodes as well.
+shipped="$(dirname "$model")/fmnist32_encoder.safetensors"
+check "the shipped encoder on test images 0-63" 0 "mean PSNR per refinement iteration \(dB\): (18\.[5-9]|19\.|2[0-9]\.)" -- \
+  "$bin" encode --model "$model" --encoder "$shipped" --dir "$data/fmnist" --out "$work/shipped"
+
 # ---------------------------------------------------------------- encode, hybrid invert
 check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
 for f in test_0000.safetensors test_0001.safetensors test_0000_recon.png test_0000_compare.png summary.json summary.md overview.png; do
