@@ -184,7 +184,7 @@ int run_directions(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool directions_registered = register_command(Command{
     "directions",
     "Find editing directions in W (SeFa or GANSpace) and save them; optional preview grid.",
     "--model M.safetensors --method sefa|ganspace [--layers a:b] [--count K] --out D.safetensors\n"

@@ -388,7 +388,7 @@ int run_edit(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool edit_registered = register_command(Command{
     "edit",
     "Edit a latent code: W directions (SeFa, GANSpace, files), StyleSpace channels, style mixing.",
     "--model M.safetensors (--code C.safetensors | --seed N) --out DIR\n"

@@ -92,7 +92,7 @@ int run_encode(const Args& a) {
     return job.finish();
 }
 
-const bool registered = register_command(Command{
+const bool encode_registered = register_command(Command{
     "encode",
     "Codes of images from a trained encoder in one forward pass (or K refinement passes of an iterative one); writes "
     "codes, reconstructions, a summary.",

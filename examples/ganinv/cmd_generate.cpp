@@ -130,7 +130,7 @@ int run_generate(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool generate_registered = register_command(Command{
     "generate",
     "Generate images from seeds, z vectors or ws codes.",
     "--model M.safetensors (--seed N [--count K] | --z F.safetensors[:TENSOR] | --ws F.safetensors[:TENSOR])\n"

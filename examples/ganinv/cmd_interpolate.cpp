@@ -189,7 +189,7 @@ int run_interpolate(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool interpolate_registered = register_command(Command{
     "interpolate",
     "Interpolate between latent codes (slerp in Z, lerp in W/W+/S) into a strip PNG or a GIF.",
     "--model M.safetensors --from (seed N | F.safetensors[:TENSOR]) [--via ...] --to (...)\n"

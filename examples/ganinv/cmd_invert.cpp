@@ -161,7 +161,7 @@ int run_invert(const Args& a) {
     return job.finish();
 }
 
-const bool registered = register_command(Command{
+const bool invert_registered = register_command(Command{
     "invert",
     "Find the latent codes of images (GAN inversion) and write codes, reconstructions and reports.",
     "--model M.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR [--resume]\n"

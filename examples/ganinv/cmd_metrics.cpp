@@ -194,7 +194,7 @@ int run_metrics(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool metrics_registered = register_command(Command{
     "metrics",
     "Compare two images (8-bit) or a code's image with its target (float, as invert): MSE, MAE, PSNR, SSIM; LPIPS, identity.",
     "REFERENCE.png TEST.png [--gray] [--json] [--lpips L.safetensors [--vgg-weights V.safetensors]]\n"

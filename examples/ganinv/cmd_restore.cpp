@@ -280,7 +280,7 @@ int run_restore(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool restore_registered = register_command(Command{
     "restore",
     "Restore images through inversion: inpainting, super-resolution or colorization, scored against baselines.",
     "--task inpaint|superres|colorize --model M.safetensors (--image A.png ... | --dir D) --out DIR\n"

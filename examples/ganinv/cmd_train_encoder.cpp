@@ -259,7 +259,7 @@ int run_train_encoder(const Args& a) {
     return 0;
 }
 
-const bool registered = register_command(Command{
+const bool train_encoder_registered = register_command(Command{
     "train-encoder",
     "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"

@@ -354,7 +354,7 @@ int run_tune(const Args& a) {
     return dataset.finish();
 }
 
-const bool registered = register_command(Command{
+const bool tune_registered = register_command(Command{
     "tune",
     "Pivotal Tuning Inversion: invert images, then tune the generator's weights around the codes.",
     "--model M.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR [--resume]\n"
