@@ -128,8 +128,6 @@ std::vector<double> score(const Item& it, const Tensor<float>& result, Task task
     return v;
 }
 
-Tensor<float> row_of(const Tensor<float>& t, Index n) { return slice_batch(t, n, 1); }
-
 void write_item(const std::filesystem::path& d, const Item& it, const InversionResult& r, Index i, Task task, Index factor) {
     SafetensorsWriter w;
     w.add("ws", row_of(r.ws, i));

@@ -9,15 +9,6 @@
 namespace ganinv::cli {
 namespace {
 
-Tensor<float> row_of(const Tensor<float>& t, Index n) {
-    Shape s = t.shape();
-    const Index per = t.numel() / s[0];
-    s[0] = 1;
-    Tensor<float> out(s);
-    std::copy(t.data() + n * per, t.data() + (n + 1) * per, out.data());
-    return out;
-}
-
 using html::escape;
 using html::fixed;
 

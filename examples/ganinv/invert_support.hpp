@@ -135,6 +135,9 @@ inline Tensor<float> slice_batch(const Tensor<float>& t, Index b0, Index nb) {
     return out;
 }
 
+/// Item n of a batch, as a batch of one.
+inline Tensor<float> row_of(const Tensor<float>& t, Index n) { return slice_batch(t, n, 1); }
+
 inline InverterOptions inverter_options_from_args(const Args& a) {
     InverterOptions o;
     o.steps = a.integer("steps", 500);
