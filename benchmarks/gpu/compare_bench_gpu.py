@@ -6,15 +6,29 @@ drift of the machine shows in both.
 
 Usage: compare_bench_gpu.py --before A1.json [A2.json ...] --after B1.json [B2.json ...]
                             [--out joined.json] [--labels BEFORE AFTER]
+A file that does not end in .json is read as bench_gpu's printed table (its log): a run stopped
+by a time limit has printed the rows it finished but not yet written its JSON. Rows are then keyed
+by name, precision and the columns between them and the time; give the same kind of file on both sides.
 Prints a Markdown table; rows present in only one build are listed below it.
 """
 import argparse
 import json
+import re
+
+LOG_ROW = re.compile(r"^(\S+)\s+(fp32|tf32|bf16)\s+(.*?)\s+([0-9.]+) ms")
 
 
 def load_rows(paths):
     rows = {}
     for path in paths:
+        if not path.endswith(".json"):
+            with open(path) as f:
+                for line in f:
+                    m = LOG_ROW.match(line)
+                    if m:
+                        key = (m.group(1), m.group(2), " ".join(m.group(3).split()))
+                        rows.setdefault(key, []).append(float(m.group(4)))
+            continue
         with open(path) as f:
             data = json.load(f)
             data = data.get("ganinv", data)  # report.py's joined file keeps bench_gpu's output under "ganinv"
