@@ -6,8 +6,9 @@
 # every output file and the summary: what a user waits for) and the inversion alone (the sum of
 # the batches' inversion times from summary.json). Scaling efficiency = rate / (batch-1 rate).
 # Usage: benchmarks/gpu/bench_dataset_gpu.sh BUILD_DIR OUT_DIR [STEPS] [PRECISION]
-# Env: BENCH_DATASET_RES (default "256 1024"), BENCH_DATASET_DEVICE (default cuda; "cpu" for a
-#      smoke test of the script at a small resolution, without --cuda-precision).
+# Env: BENCH_DATASET_RES (default "256 1024"), BENCH_DATASET_BATCHES (default "1 8 32"),
+#      BENCH_DATASET_DEVICE (default cuda; "cpu" for a smoke test of the script at a small
+#      resolution, without --cuda-precision). A resolution run without batch 1 has no scaling column.
 # Writes OUT_DIR/dataset_gpu.json (a list of rows) and OUT_DIR/dataset_gpu.md (the table).
 set -euo pipefail
 build=${1:?build directory with examples/ganinv and benchmarks/write_random_generator}
@@ -30,7 +31,7 @@ for res in ${BENCH_DATASET_RES:-256 1024}; do
   rm -rf "$out/targets_$res"
   mkdir -p "$out/targets_$res"
   "$tool" generate --model "$model" --seed 100 --count 32 --out "$out/targets_$res/t.png" > /dev/null
-  for batch in 1 8 32; do
+  for batch in ${BENCH_DATASET_BATCHES:-1 8 32}; do
     run="$out/run_${res}_b$batch"
     rm -rf "$run"
     t0=$(date +%s.%N)
@@ -59,16 +60,17 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 base = {(r["resolution"]): r for r in rows if r["batch"] == 1}
 for r in rows:
-    b = base[r["resolution"]]
-    r["job_scaling_vs_batch1"] = round(r["job_images_per_second"] / b["job_images_per_second"], 3)
-    r["inversion_scaling_vs_batch1"] = round(r["inversion_images_per_second"] / b["inversion_images_per_second"], 3)
+    b = base.get(r["resolution"])
+    r["job_scaling_vs_batch1"] = round(r["job_images_per_second"] / b["job_images_per_second"], 3) if b else None
+    r["inversion_scaling_vs_batch1"] = round(r["inversion_images_per_second"] / b["inversion_images_per_second"], 3) if b else None
 json.dump(rows, open(sys.argv[2], "w"), indent=1)
 lines = ["| resolution | batch | steps | precision | images | job s | job images/s | inversion images/s | x batch 1 (job / inversion) | mean PSNR |",
          "|---|---|---|---|---|---|---|---|---|---|"]
 for r in rows:
     lines.append(f"| {r['resolution']} | {r['batch']} | {r['steps']} | {r['precision']} | {r['images']} | {r['job_seconds']:.1f} | "
                  f"{r['job_images_per_second']:.3f} | {r['inversion_images_per_second']:.3f} | "
-                 f"{r['job_scaling_vs_batch1']:.2f} / {r['inversion_scaling_vs_batch1']:.2f} | {r['mean_psnr']:.2f} |")
+                 + (f"{r['job_scaling_vs_batch1']:.2f} / {r['inversion_scaling_vs_batch1']:.2f}" if base.get(r["resolution"]) else "-")
+                 + f" | {r['mean_psnr']:.2f} |")
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -2,7 +2,7 @@
 // the device (invert/device_loop.hpp: one CUDA graph per step) at the official 256x256 and
 // 1024x1024 random-weight configurations, batch 1 and 8, for the official projector's objective
 // (W + noise maps + VGG16 feature distance at <= 256x256 + the noise regulariser) and W+ with MSE,
-// in fp32 / tf32 (and bf16 for W+ MSE: the cuDNN VGG refuses bf16). Prints the table, writes JSON
+// in fp32 / tf32 / bf16 (the VGG's cuDNN convolutions in the same precision). Prints the table, writes JSON
 // with FLOPs per step (generator fwd+bwd = 2x forward, VGG fwd + data-bwd = 2x forward, as
 // bench_gpu counts) for the floor; official_projector_timing.py times the official code the same way.
 // Usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32,bf16]
@@ -82,16 +82,11 @@ int main(int argc, char** argv) {
                 co.precision = cuda::parse_precision(prec);
                 const Cuda backend(stream, co);
                 G g = G::random(cfg, 1, backend);
-                // The VGG runs in tf32 when the generator runs bf16 (cuDNN's BF16 is refused).
-                cuda::CudaOptions vo = co;
-                if (vo.precision == cuda::Precision::bf16) vo.precision = cuda::Precision::tf32;
-                const Cuda vgg_backend = backend.with_options(vo);
-                const Vgg16 trunk = Vgg16::hash_rule();
+                const Vgg16 trunk = Vgg16::hash_rule();  // the VGG runs in the generator's precision
                 for (const std::string& bs : bench::split_list(batch_list)) {
                     const Index batch = std::stoll(bs);
                     const Tensor<float> t = bench::random_targets(g, batch, 7);
                     for (const bool official : {true, false}) {
-                        if (official && prec == "bf16") continue;
                         InverterOptions o;
                         o.optimize_noise = official;
                         o.eval_batch = batch;
@@ -100,7 +95,7 @@ int main(int argc, char** argv) {
                         bench::StepTiming st;
                         double flops = 2.0 * synthesis_forward_flops(cfg, batch);
                         if (official) {
-                            auto vgg = [&] { return VggPerceptual<Cuda>(vgg_backend, trunk, bench::official_vgg_options()); };
+                            auto vgg = [&] { return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options()); };
                             st = bench::time_inverter_steps<WSpace>(g, vgg, o, t, s1, s2);
                             flops += 2.0 * vgg_forward_flops(std::min<Index>(res, 256), batch);
                         } else {

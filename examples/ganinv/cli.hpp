@@ -6,6 +6,7 @@
 #include <ganinv/core/error.hpp>
 #include <ganinv/io/image.hpp>
 
+#include <chrono>
 #include <cstdint>
 
 #include <functional>
@@ -15,6 +16,13 @@
 #include <vector>
 
 namespace ganinv::cli {
+
+/// When the process started, for the dataset jobs' time breakdown (main() calls this first, so
+/// the first call is the start; the time before main, the dynamic loader's, is not counted).
+inline std::chrono::steady_clock::time_point process_start() {
+    static const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    return start;
+}
 
 /// Wrong or missing command-line arguments: main prints the message and the usage, exits 2.
 class UsageError : public std::runtime_error {

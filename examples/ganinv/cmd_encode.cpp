@@ -65,10 +65,10 @@ int run_encode(const Args& a) {
             tally.failed += static_cast<long long>(loaded.ids.size());
             return tally;
         }
-        for (std::size_t k = 0; k < loaded.ids.size(); ++k) {
-            std::optional<ImageSummary> s = job.write_result(loaded.ids[k], static_cast<Index>(k), t, r, tally);
-            if (s) s->psnr_per_iteration = psnr_rows[k];
-            if (s && !job.many()) summary.push_back(*s);
+        std::vector<std::optional<ImageSummary>> rows = job.write_results(loaded.ids, t, r, tally);
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+            if (rows[k]) rows[k]->psnr_per_iteration = psnr_rows[k];
+            if (rows[k] && !job.many()) summary.push_back(std::move(*rows[k]));
         }
         return tally;
     });
@@ -78,9 +78,12 @@ int run_encode(const Args& a) {
     const std::string method =
         concat("encoder ", encoder, iterations == 1 ? " (one forward pass)" : concat(" (", iterations, " refinement iterations)"));
     if (!job.many() && !summary.empty()) {  // the images this process encoded; the manifest has the whole job
+        const auto t0 = std::chrono::steady_clock::now();
         write_overview(out_dir, summary);
         print_summary(std::cout, summary);
-        write_summary_files(out_dir, summary, model, "wplus", method, o, false, "encode");
+        job.times().summary = seconds_since(t0);
+        write_summary_files(out_dir, summary, model, "wplus", method, o, false, "encode", job.times().to_json());
+        DatasetJob::say(job.times().line());
     }
     Json settings{Json::Object{}};
     settings.set("model", model);

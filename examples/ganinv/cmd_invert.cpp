@@ -15,6 +15,7 @@
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/optim/optim.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <iostream>
@@ -135,19 +136,22 @@ int run_invert(const Args& a) {
             tally.failed += static_cast<long long>(ids.size());
             return tally;
         }
-        for (std::size_t k = 0; k < ids.size(); ++k) {
-            std::optional<ImageSummary> s = job.write_result(ids[k], static_cast<Index>(k), t, r, tally);
-            if (s && !lpips.empty()) s->lpips = lpips[k];
-            if (s && !job.many()) summary.push_back(*s);
+        std::vector<std::optional<ImageSummary>> rows = job.write_results(ids, t, r, tally);
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+            if (rows[k] && !lpips.empty()) rows[k]->lpips = lpips[k];
+            if (rows[k] && !job.many()) summary.push_back(std::move(*rows[k]));
         }
         return tally;
     };
     job.run(work);
 
     if (!job.many() && !summary.empty()) {  // the images this process inverted; the manifest has the whole job
+        const auto t0 = std::chrono::steady_clock::now();
         write_overview(out_dir, summary);
         print_summary(std::cout, summary);
-        write_summary_files(out_dir, summary, model, space, optimizer, o, a.has("report"));
+        job.times().summary = seconds_since(t0);  // the summary files, a few kB, are written after this
+        write_summary_files(out_dir, summary, model, space, optimizer, o, a.has("report"), "invert", job.times().to_json());
+        DatasetJob::say(job.times().line());
     }
     Json settings{Json::Object{}};
     settings.set("model", model);

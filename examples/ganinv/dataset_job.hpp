@@ -292,6 +292,38 @@ inline int remove_stale_temporaries(const std::filesystem::path& dir) {
     return removed;
 }
 
+/// Seconds from `t0` to now.
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Where a one-process job's wall time went (summary.json's "timing" and one line on stderr), so
+/// that a slow job says which part to look at. startup: process start to the first batch
+/// (arguments, model, device, the output folder and its plan); loading: decoding and resizing the
+/// inputs; inversion: the command's work on each batch (the optimisation, its final renders and
+/// scores); outputs: every image's files and manifest line; summary: the overview and the table.
+struct JobTimes {
+    double startup = 0, loading = 0, inversion = 0, outputs = 0, summary = 0;
+
+    double total() const { return startup + loading + inversion + outputs + summary; }
+    Json to_json() const {
+        Json j{Json::Object{}};
+        j.set("startup_seconds", startup);
+        j.set("loading_seconds", loading);
+        j.set("inversion_seconds", inversion);
+        j.set("outputs_seconds", outputs);
+        j.set("summary_seconds", summary);
+        j.set("total_seconds", total());
+        return j;
+    }
+    std::string line() const {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "time: %.1f s = startup %.1f + loading images %.1f + inversion %.1f + outputs %.1f + summary %.1f",
+                      total(), startup, loading, inversion, outputs, summary);
+        return buf;
+    }
+};
+
 /// The job's one progress line on stderr: images done / total, images per second, ETA. On a
 /// terminal it is redrawn in place; in a log a line at most every `log_every` seconds and at the end.
 class JobProgress {

@@ -11,6 +11,7 @@
 #include "invert_support.hpp"
 #include "job_comm.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -131,6 +132,7 @@ public:
         Tensor<float> images;
     };
     LoadedBatch load_batch(const JobBatch& b, Index R, Index C, const Args& a, JobTally& tally) {
+        const auto t0 = std::chrono::steady_clock::now();
         LoadedBatch out;
         std::vector<Tensor<float>> rows;
         for (long long i : b) {
@@ -145,44 +147,77 @@ public:
             }
         }
         if (!rows.empty()) out.images = stack_rows(rows, C, R);
+        times_.loading += seconds_since(t0);
         return out;
     }
 
-    /// Image `k` of a batch's result (image index `i` of the job): its files (write_image_outputs,
-    /// each complete or absent), then its `ok` line; or, when a file cannot be written, its
-    /// `error` line. The summary row on success.
-    std::optional<ImageSummary> write_result(long long i, Index k, const Tensor<float>& targets, const InversionResult& r,
-                                             JobTally& tally) {
-        try {
-            ImageSummary s = write_image_outputs(spec_.out.string(), name(i), k, targets, r);
-            ManifestEntry e = entry(i);
+    /// The images of a batch's result, image k of the batch being job image ids[k]: their files
+    /// (write_image_outputs, each complete or absent), written by several threads at once (one
+    /// 1024^2 image's PNGs take ~0.5 s to encode), then, in the batch's order, each image's `ok`
+    /// line, or its `error` line when a file could not be written. The summary rows of the successes.
+    std::vector<std::optional<ImageSummary>> write_results(const std::vector<long long>& ids, const Tensor<float>& targets,
+                                                           const InversionResult& r, JobTally& tally) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto n = static_cast<std::ptrdiff_t>(ids.size());
+        std::vector<std::optional<ImageSummary>> rows(ids.size());
+        std::vector<std::string> errors(ids.size());
+        std::vector<std::exception_ptr> crashes(ids.size());  // not an Error (bad_alloc): rethrown as before
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+        for (std::ptrdiff_t k = 0; k < n; ++k) {
+            const auto u = static_cast<std::size_t>(k);
+            try {  // nothing may leave an OpenMP loop's body by an exception
+                rows[u] = write_image_outputs(spec_.out.string(), name(ids[u]), static_cast<Index>(k), targets, r);
+            } catch (const Error& e) {
+                errors[u] = e.what();
+            } catch (...) {
+                crashes[u] = std::current_exception();
+            }
+        }
+        for (std::size_t k = 0; k < ids.size(); ++k) {
+            if (crashes[k]) std::rethrow_exception(crashes[k]);
+            if (!rows[k]) {
+                fail(ids[k], errors[k], r.seconds / static_cast<double>(targets.dim(0)));
+                ++tally.failed;
+                continue;
+            }
+            const ImageSummary& s = *rows[k];
+            ManifestEntry e = entry(ids[k]);
             e.ok = true;
             e.psnr = s.m.psnr;
             e.ssim = s.m.ssim;
             e.steps = s.steps;
             e.seconds = s.seconds;
-            record(e);  // last: the line vouches for outputs already in place
+            record(e);  // after the files: the line vouches for outputs already in place
             ++tally.done;
-            return s;
-        } catch (const Error& e) {
-            fail(i, e.what(), r.seconds / static_cast<double>(targets.dim(0)));
-            ++tally.failed;
-            return std::nullopt;
         }
+        times_.outputs += seconds_since(t0);
+        return rows;
     }
 
     /// Runs `work` on every batch through the ranks' queue, with the job's progress line on rank 0
     /// (in one process only its last line: per-batch progress bars say the rest). The whole job's totals.
     JobTally run(const std::function<JobTally(const JobBatch&)>& work) {
         const auto t0 = std::chrono::steady_clock::now();
+        times_.startup = seconds_since(process_start());
         std::optional<JobProgress> progress;
         if (comm_.rank() == 0) progress.emplace(static_cast<long long>(todo_.size()), many() ? 10.0 : 1e9);
-        total_ = comm_.run_queue(batches_, work, [&](const JobTally& t) {
+        double working = 0;  // in `work`, of which load_batch and write_results time their own parts
+        const auto timed_work = [&](const JobBatch& b) {
+            const auto tb = std::chrono::steady_clock::now();
+            JobTally t = work(b);
+            working += seconds_since(tb);
+            return t;
+        };
+        total_ = comm_.run_queue(batches_, timed_work, [&](const JobTally& t) {
             if (progress) progress->update(t.done + t.failed, t.failed);
         });
-        seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        seconds_ = seconds_since(t0);
+        times_.inversion = std::max(0.0, working - times_.loading - times_.outputs);
         return total_;
     }
+
+    /// This process's time so far; a command adds the `summary` part (JobTimes).
+    JobTimes& times() { return times_; }
 
     /// A job of several ranks, on rank 0 after run(): DIR/summary.json and summary.md for every
     /// image of the job's list, from the last manifest line of each (so a resumed job's summary
@@ -247,6 +282,7 @@ private:
     std::optional<ManifestWriter> manifest_;
     JobTally total_;
     double seconds_ = 0;
+    JobTimes times_;
 };
 
 }  // namespace ganinv::cli

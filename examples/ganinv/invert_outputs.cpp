@@ -3,6 +3,8 @@
 #include "html_report.hpp"
 #include "invert_support.hpp"
 
+#include <algorithm>
+#include <exception>
 #include <iomanip>
 #include <sstream>
 
@@ -95,9 +97,23 @@ ImageSummary write_image_outputs(const std::string& dir, const std::string& name
 }
 
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows) {
-    std::vector<Image> strips;
-    for (const auto& r : rows) strips.push_back(load_image(std::filesystem::path(dir) / (r.name + "_compare.png")));
+    std::vector<Image> strips(std::min(rows.size(), kOverviewMaxImages));
     if (strips.empty()) return;
+    std::vector<std::exception_ptr> failures(strips.size());
+    const auto n = static_cast<std::ptrdiff_t>(strips.size());
+    // Decoding 64 strips of 1024^2 images takes seconds on one thread.
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::ptrdiff_t k = 0; k < n; ++k) {
+        const auto u = static_cast<std::size_t>(k);
+        try {
+            const Image strip = load_image(std::filesystem::path(dir) / (rows[u].name + "_compare.png"));
+            strips[u] = shrink_image(strip, (strip.height + kOverviewMaxStripHeight - 1) / kOverviewMaxStripHeight);
+        } catch (...) {
+            failures[u] = std::current_exception();
+        }
+    }
+    for (const auto& f : failures)
+        if (f) std::rethrow_exception(f);
     const int columns = strips.size() > 8 ? 2 : 1;
     save_png(std::filesystem::path(dir) / "overview.png", make_grid(strips, columns, 6, 255));
 }
@@ -147,7 +163,7 @@ void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows) {
 
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
                          const std::string& space, const std::string& optimizer, const InverterOptions& o, bool report,
-                         const std::string& command) {
+                         const std::string& command, const Json& timing) {
     const std::filesystem::path d(dir);
     Json root{Json::Object{}};
     root.set("model", model);
@@ -189,6 +205,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
                  "per code: Mahalanobis distance of each of its w vectors under N(mean, covariance) of the mapping "
                  "network's w over " + std::to_string(o.w_statistics_samples) + " samples, averaged over the vectors");
     }
+    if (!timing.is_null()) root.set("timing", timing);
     // Checked, all-or-nothing writes: a full disk is an error naming the file, never an empty summary.
     write_file_atomically(d / "summary.json", root.dump() + "\n");
     std::ostringstream table, md;

@@ -240,10 +240,17 @@ inline Image difference_image(const Tensor<float>& target, const Tensor<float>& 
 ImageSummary write_image_outputs(const std::string& dir, const std::string& name, Index i, const Tensor<float>& targets,
                                  const InversionResult& r);
 void print_summary(std::ostream& os, const std::vector<ImageSummary>& rows);
-/// DIR/overview.png: every image's comparison strip, one per row.
+/// At most this many images (the first ones of the run) are shown in overview.png.
+inline constexpr std::size_t kOverviewMaxImages = 64;
+/// ... each strip shrunk (by an integer factor) to at most this height.
+inline constexpr int kOverviewMaxStripHeight = 256;
+/// DIR/overview.png: the comparison strips of the first kOverviewMaxImages images, one per row
+/// (two columns beyond eight), shrunk to at most kOverviewMaxStripHeight pixels high: a picture
+/// to look at, not a second copy of the results (every NAME_compare.png is full size).
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows);
+/// summary.json (with `timing`, when not null, as its "timing" object), summary.md, report.html.
 void write_summary_files(const std::string& dir, const std::vector<ImageSummary>& rows, const std::string& model,
                          const std::string& space, const std::string& optimizer, const InverterOptions& o,
-                         bool report, const std::string& command = "invert");
+                         bool report, const std::string& command = "invert", const Json& timing = Json());
 
 }  // namespace ganinv::cli

@@ -95,6 +95,7 @@ void print_overview(std::FILE* out) {
 
 int main(int argc, char** argv) {
     using namespace ganinv::cli;
+    process_start();  // the clock of the dataset jobs' "startup" time
     // A tool built with the CUDA sources compiled for another SIMD level than the C++ ones would
     // free Eigen memory wrongly somewhere later (ganinv/core/eigen.hpp): refuse to start instead.
     if (const std::string mismatch = ganinv::eigen_abi_mismatch(); !mismatch.empty()) {

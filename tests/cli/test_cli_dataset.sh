@@ -74,5 +74,40 @@ check "resume after SIGKILL" 1 "resume: $(echo "$first_run" | grep -c .) of 24 i
   "${run[@]}" --steps 8 --batch 1 --dir "$work/images" --out "$work/k" --resume
 resumed_once "$work/k" "$n1" "$first_run"
 
+# ---------------------------------------------------------------- outputs from several threads, the time breakdown, the overview
+# The files of a batch's images are written by several threads at once (DatasetJob::write_results):
+# byte for byte those one thread writes (the CPU inversion itself does not depend on the thread count).
+OMP_NUM_THREADS=4 "${run[@]}" --batch 8 --dir "$work/images" --out "$work/p4" > "$work/p4.log" 2>&1
+OMP_NUM_THREADS=1 "${run[@]}" --batch 8 --dir "$work/images" --out "$work/p1" > "$work/p1.log" 2>&1
+differ=0
+for n in $(good_names); do
+  for f in "$n.safetensors" "${n}_recon.png" "${n}_compare.png" "${n}_loss.png"; do
+    cmp -s "$work/p1/$f" "$work/p4/$f" || { differ=1; fail "4 writer threads: $f differs from one thread's"; }
+  done
+done
+[ "$differ" -eq 0 ] && ok
+# summary.json's "timing": the parts of the job's time, which add up to its total; the same line on stderr.
+timing=$(python3 - "$work/p4/summary.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["timing"]
+parts = ["startup_seconds", "loading_seconds", "inversion_seconds", "outputs_seconds", "summary_seconds"]
+good = all(t[p] >= 0 for p in parts) and abs(sum(t[p] for p in parts) - t["total_seconds"]) < 1e-6 and t["inversion_seconds"] > 0
+print("adds up" if good else f"bad timing {t}")
+PY
+)
+same "summary.json timing" "$timing" "adds up"
+grep -qE "^time: [0-9.]+ s = startup [0-9.]+ \+ loading images [0-9.]+ \+ inversion [0-9.]+ \+ outputs [0-9.]+ \+ summary [0-9.]+$" \
+  "$work/p4.log" && ok || fail "no time line on stderr: $(tail -2 "$work/p4.log")"
+# overview.png shows the first 64 images (two columns of 32 strips): 65 inputs give the same height as 64.
+mkdir -p "$work/many"
+cp "$data"/fmnist/test_00*.png "$work/many/"
+cp "$data/fmnist/test_0000.png" "$work/many/zz_extra.png"
+same "65 inputs" "$(ls "$work/many" | wc -l)" 65
+"$bin" invert --model "$model" --steps 1 --batch 65 --dir "$work/many" --out "$work/om" > "$work/om.log" 2>&1 && ok || fail "65 images: $(tail -2 "$work/om.log")"
+png_size() { python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print(*struct.unpack(">II", d[16:24]))' "$1"; }
+# a strip is 3 panels of 32x32 enlarged 4x with 4 pixels between them: 392 x 128; the grid pads by 6
+same "overview of 65 images" "$(png_size "$work/om/overview.png")" "$((2 * (392 + 6) + 6)) $((32 * (128 + 6) + 6))"
+[ -e "$work/om/zz_extra_compare.png" ] && ok || fail "the 65th image has no comparison strip"
+
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -1,6 +1,6 @@
 // Lpips<Cuda>, VggPerceptual<Cuda> and Identity<Cuda> against their Cpu versions (values and
 // gradients, batch 1 and odd batches, gray and RGB, with and without resampling / face box),
-// against the official LPIPS fixture and face-api's descriptors, in float32 and in the
+// against the official LPIPS fixture and face-api's descriptors, in float32, TF32, BF16 and in the
 // reference precision (double-accumulated convolutions), the device target cache, and bad
 // input. Every gradient buffer is filled with NaN before each call: the losses write it in
 // place, so an element they fail to write fails the comparison.
@@ -322,6 +322,62 @@ TEST_CASE("CUDA network losses in reference precision match the Cpu's double pat
         const Tensor<float> p = face_gray({0, 4, 8}), t = face_gray({1, 5, 9});
         compare(id, b, p, t, test::cpu::identity(p, t, std::vector<Index>{7, 5, 167, 175}, true),
                 "b3 gray faces box+resize [reference precision]", 1e-5, 1e-4);
+    }
+}
+
+namespace {
+
+Cuda backend_in(cudaStream_t s, Precision precision) {
+    cuda::CudaOptions o;
+    o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;
+    o.precision = precision;
+    return Cuda(s, o);
+}
+
+/// The loss on a TF32 or BF16 backend against the Cpu's float32 run, within `value_bound` /
+/// `grad_bound`; and proof that the reduced precision really ran: its gradient is not float32's
+/// to 1e-6 (a silent float32 fallback would be).
+template <class L>
+void compare_reduced(L& loss, const Cuda& b, Precision precision, const Tensor<float>& pred, const Tensor<float>& target,
+                     const test::cpu::LossRun& ref, const std::string& what, double value_bound, double grad_bound) {
+    compare(loss, b, pred, target, ref, concat(what, " [", cuda::to_string(precision), "]"), value_bound, grad_bound);
+    cuda::DeviceTensor g = poisoned_grad(b, pred.shape());
+    loss.evaluate(b.upload(pred), b.upload(target), &g);
+    CHECK(relative_l2_error(b.download(g).values(), ref.grad.values()) > 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("CUDA network losses in TF32 and BF16 (cuDNN tensor-core convolutions) against the Cpu's float32",
+          "[cuda][losses][bf16]") {
+    cuda::Stream stream;
+    // Bounds: the measured errors (ERRBOUND lines, docs/cuda.md) with a margin of about 3x.
+    struct Bounds {
+        Precision precision;
+        double value, grad;
+    };
+    for (const Bounds& bd : {Bounds{Precision::tf32, 2e-2, 1e-1}, Bounds{Precision::bf16, 5e-2, 2e-1}}) {
+        Cuda b = backend_in(stream.get(), bd.precision);
+        {
+            Lpips<Cuda> lpips(b, trunk(), lin());
+            const Tensor<float> p = images({2, 3, 64, 64}, 11), t = images({2, 3, 64, 64}, 12);
+            compare_reduced(lpips, b, bd.precision, p, t, test::cpu::lpips(p, t, 0, true), "lpips b2 rgb 64", bd.value, bd.grad);
+        }
+        {
+            VggPerceptual<Cuda> vp(b, trunk());
+            const Tensor<float> p = images({3, 3, 40, 48}, 21), t = images({3, 3, 40, 48}, 22);
+            compare_reduced(vp, b, bd.precision, p, t,
+                            test::cpu::vgg_perceptual(p, t, {"conv1_1", "conv1_2", "conv3_2", "conv4_2"}, true, {}, 256, true),
+                            "vgg b3 rgb default", bd.value, bd.grad);
+        }
+        {
+            IdentityOptions o;
+            o.box = FaceBox{7, 5, 167, 175};
+            Identity<Cuda> id(b, face_net(), o);
+            const Tensor<float> p = face_gray({0, 4, 8}), t = face_gray({1, 5, 9});
+            compare_reduced(id, b, bd.precision, p, t, test::cpu::identity(p, t, std::vector<Index>{7, 5, 167, 175}, true),
+                            "identity b3 gray faces", bd.value, bd.grad);
+        }
     }
 }
 

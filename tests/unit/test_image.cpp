@@ -345,6 +345,30 @@ TEST_CASE("grid and strip geometry", "[io][grid]") {
     CHECK(padded.at(2, 2) == 100);
 }
 
+TEST_CASE("shrink_image averages factor x factor blocks, partial blocks at the edges", "[io][grid]") {
+    Image img = make_image(5, 3, 3);
+    for (int y = 0; y < 3; ++y)
+        for (int x = 0; x < 5; ++x) {
+            img.at(x, y, 0) = static_cast<std::uint8_t>(10 * x + y);
+            img.at(x, y, 1) = static_cast<std::uint8_t>(x == 4 ? 255 : 0);
+        }
+    const Image s = shrink_image(img, 2);
+    REQUIRE(s.width == 3);
+    REQUIRE(s.height == 2);
+    REQUIRE(s.channels == 3);
+    CHECK(s.at(0, 0, 0) == 6);   // (0 + 1 + 10 + 11) / 4 = 5.5, rounded half up
+    CHECK(s.at(1, 0, 0) == 26);  // (20 + 21 + 30 + 31) / 4 = 25.5
+    CHECK(s.at(2, 0, 0) == 41);  // the partial column: (40 + 41) / 2 = 40.5
+    CHECK(s.at(0, 1, 0) == 7);   // the partial row: (2 + 12) / 2
+    CHECK(s.at(2, 1, 0) == 42);  // the corner block is one pixel
+    CHECK(s.at(1, 0, 1) == 0);
+    CHECK(s.at(2, 1, 1) == 255);  // a partial block is not darkened by pixels it lacks
+    CHECK(shrink_image(img, 1).pixels == img.pixels);
+    CHECK(shrink_image(img, 9).width == 1);
+    CHECK_THROWS_WITH(shrink_image(img, 0), Catch::Contains("factor must be >= 1"));
+    CHECK_THROWS_WITH(shrink_image(Image{}, 2), Catch::Contains("shrink_image"));
+}
+
 // ------------------------------------------------------------------ plots
 
 TEST_CASE("plot_curves draws axes, curves and legend", "[io][plot]") {

@@ -9,7 +9,9 @@
 /// algorithms and their workspace sizes. Workspaces come from the backend's memory pool.
 ///
 /// Precision: `fp32` (the default) pins CUDNN_FMA_MATH, so cuDNN may not silently use TF32 on
-/// Hopper (its default math mode allows it); `tf32` allows tensor cores. Backward-data uses only
+/// Hopper (its default math mode allows it); `tf32` allows tensor cores; `bf16` adds overloads on
+/// BF16 tensors (x, w, y in BF16, accumulated in float: cuDNN's PSEUDO_BFLOAT16 configuration,
+/// tensor-core math), which the caller feeds with converted copies (TrunkConvs). Backward-data uses only
 /// deterministic algorithms, so a gradient is reproducible run to run. Algorithm choice is
 /// cuDNN's heuristic (no device work) or, with `AlgoSearch::exhaustive`, cudnnFind (times every
 /// candidate once per geometry, as PyTorch's cudnn.benchmark does).
@@ -31,6 +33,7 @@
 #include "ganinv/cuda/memory_pool.hpp"
 #include "ganinv/cuda/options.hpp"
 
+#include <cuda_bf16.h>
 #include <cudnn.h>
 
 #include <algorithm>
@@ -61,9 +64,7 @@ class CudnnContext {
 public:
     CudnnContext(cudaStream_t stream, std::shared_ptr<MemoryPool> pool, Precision precision,
                  AlgoSearch search = AlgoSearch::heuristic)
-        : pool_(std::move(pool)), search_(search) {
-        GANINV_CHECK(precision != Precision::bf16, ValueError,
-                     "CUDA losses: BF16 convolutions are not supported; use fp32 (exact) or tf32");
+        : pool_(std::move(pool)), search_(search), precision_(precision) {
         math_ = precision == Precision::fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
         GANINV_CUDNN_CHECK(cudnnCreate(&handle_));
         const cudnnStatus_t s = cudnnSetStream(handle_, stream);
@@ -91,11 +92,35 @@ public:
     void backward_data(const ConvGeometry& g, const double* w, const double* gy, double* gx) {
         run_backward_data<double>(g, w, gy, gx);
     }
+    /// The BF16 forward (a context made with Precision::bf16): BF16 x, w, y, float accumulation.
+    void forward(const ConvGeometry& g, const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y) {
+        run_forward<__nv_bfloat16>(g, x, w, y);
+    }
+    /// The BF16 backward-data: BF16 w, gy, gx, float accumulation.
+    void backward_data(const ConvGeometry& g, const __nv_bfloat16* w, const __nv_bfloat16* gy, __nv_bfloat16* gx) {
+        run_backward_data<__nv_bfloat16>(g, w, gy, gx);
+    }
+
+    /// The precision the context was made for (the backend's): TrunkConvs converts to BF16 for bf16.
+    Precision precision() const { return precision_; }
 
     static int version() { return static_cast<int>(cudnnGetVersion()); }
 
 private:
+    /// A plan's tensor type: float, double (the reference precision) or BF16.
+    enum class Kind { f32 = 0, f64 = 1, bf16 = 2 };
+    template <class T>
+    static constexpr Kind kind_of() {
+        if constexpr (std::is_same_v<T, double>) return Kind::f64;
+        else if constexpr (std::is_same_v<T, __nv_bfloat16>) return Kind::bf16;
+        else return Kind::f32;
+    }
+    static const char* describe(Kind k) {
+        return k == Kind::f64 ? "double reference precision" : k == Kind::bf16 ? "bf16, float accumulation" : "float32";
+    }
+
     struct Plan {
+        Kind kind = Kind::f32;
         bool precise = false;  ///< double tensors, direct-summation algorithms only
         cudnnTensorDescriptor_t x = nullptr, y = nullptr;
         cudnnFilterDescriptor_t f = nullptr;
@@ -115,35 +140,37 @@ private:
     };
     using Key = std::array<Index, 9>;
 
-    // cuDNN reads alpha/beta as double for double tensors and as float otherwise, so the scale
-    // factors take the element type.
+    // cuDNN reads alpha/beta as double for double tensors and as float otherwise (BF16 included).
+    template <class T>
+    using Scale = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
     template <class T>
     void run_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
-        Plan& p = plan(g, std::is_same_v<T, double>);
+        Plan& p = plan(g, kind_of<T>());
         Block ws = workspace(p.fwd_bytes);
-        const T one = 1, zero = 0;
+        const Scale<T> one = 1, zero = 0;
         const cudnnStatus_t s = cudnnConvolutionForward(handle_, &one, p.x, x, p.f, w, p.conv, p.fwd_algo, ws.ptr,
                                                         p.fwd_bytes, &zero, p.y, y);
         pool_->release(ws);
-        check_run(s, "forward", g, p.precise);
+        check_run(s, "forward", g, p.kind);
     }
     template <class T>
     void run_backward_data(const ConvGeometry& g, const T* w, const T* gy, T* gx) {
-        Plan& p = plan(g, std::is_same_v<T, double>);
+        Plan& p = plan(g, kind_of<T>());
         Block ws = workspace(p.bwd_bytes);
-        const T one = 1, zero = 0;
+        const Scale<T> one = 1, zero = 0;
         const cudnnStatus_t s = cudnnConvolutionBackwardData(handle_, &one, p.f, w, p.y, gy, p.conv, p.bwd_algo,
                                                              ws.ptr, p.bwd_bytes, &zero, p.x, gx);
         pool_->release(ws);
-        check_run(s, "backward-data", g, p.precise);
+        check_run(s, "backward-data", g, p.kind);
     }
     /// A failed launch names the pass, the geometry and the precision (GANINV_CUDNN_CHECK alone
     /// would say only which call of this file failed).
-    static void check_run(cudnnStatus_t s, const char* pass, const ConvGeometry& g, bool precise) {
+    static void check_run(cudnnStatus_t s, const char* pass, const ConvGeometry& g, Kind kind) {
         if (s == CUDNN_STATUS_SUCCESS) return;
         char detail[512] = {0};
         cudnnGetLastErrorString(detail, sizeof(detail));
-        throw CudnnError(concat("cuDNN conv ", pass, " failed (", precise ? "double reference precision" : "float32",
+        throw CudnnError(concat("cuDNN conv ", pass, " failed (", describe(kind),
                                 ", ", g.describe(), "): ", cudnnGetErrorString(s),
                                 detail[0] ? concat(" (", detail, ")") : std::string()),
                          s);
@@ -151,12 +178,12 @@ private:
 
     Block workspace(std::size_t bytes) { return bytes ? pool_->allocate(bytes) : Block{}; }
 
-    Plan& plan(const ConvGeometry& g, bool precise) {
+    Plan& plan(const ConvGeometry& g, Kind kind) {
         std::lock_guard<std::mutex> lock(mutex_);
         const auto k8 = g.key();
         Key key{};
         std::copy(k8.begin(), k8.end(), key.begin());
-        key[8] = precise ? 1 : 0;
+        key[8] = static_cast<Index>(kind);
         auto it = plans_.find(key);
         if (it != plans_.end()) return *it->second;
         GANINV_CHECK(g.n > 0 && g.c > 0 && g.o > 0 && g.k > 0 && g.stride > 0 && g.pad >= 0 && g.out_h() > 0 &&
@@ -165,9 +192,16 @@ private:
         GANINV_CHECK(g.n * std::max(g.c, g.o) * g.h * g.w < (Index{1} << 31), ShapeError,
                      "cuDNN conv: a tensor of ", g.n, "x", std::max(g.c, g.o), "x", g.h, "x", g.w,
                      " exceeds cuDNN's 32-bit element count; split the batch");
+        GANINV_CHECK(kind != Kind::bf16 || precision_ == Precision::bf16, ValueError,
+                     "cuDNN conv: a BF16 convolution on a context made for ", to_string(precision_));
+        const bool precise = kind == Kind::f64;
         auto p = std::make_unique<Plan>();
+        p->kind = kind;
         p->precise = precise;
-        const cudnnDataType_t type = precise ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+        const cudnnDataType_t type = precise ? CUDNN_DATA_DOUBLE : kind == Kind::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+        // BF16 tensors accumulate in float (PSEUDO_BFLOAT16): a BF16 sum of 4608 products would
+        // lose the small ones.
+        const cudnnDataType_t compute = precise ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
         const auto i = [](Index v) { return static_cast<int>(v); };
         GANINV_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x));
         GANINV_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y));
@@ -176,9 +210,10 @@ private:
         GANINV_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, type, i(g.n), i(g.c), i(g.h), i(g.w)));
         GANINV_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->f, type, CUDNN_TENSOR_NCHW, i(g.o), i(g.c), i(g.k), i(g.k)));
         GANINV_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, i(g.pad), i(g.pad), i(g.stride), i(g.stride), 1, 1,
-                                                           CUDNN_CROSS_CORRELATION, type));
+                                                           CUDNN_CROSS_CORRELATION, compute));
         // The reference precision ignores tf32: it is the exact path whatever the backend asks.
-        GANINV_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, precise ? CUDNN_FMA_MATH : math_));
+        GANINV_CUDNN_CHECK(cudnnSetConvolutionMathType(
+            p->conv, precise ? CUDNN_FMA_MATH : kind == Kind::bf16 ? CUDNN_TENSOR_OP_MATH : math_));
         int on = 0, oc = 0, oh = 0, ow = 0;
         GANINV_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->f, &on, &oc, &oh, &ow));
         GANINV_CHECK(on == g.n && oc == g.o && oh == g.out_h() && ow == g.out_w(), ShapeError,
@@ -192,6 +227,7 @@ private:
     /// Math modes a candidate may use: FMA only for fp32 and the reference precision (cuDNN
     /// reports FMA or default math for non-tensor-core kernels); anything for tf32.
     bool math_ok(const Plan& p, cudnnMathType_t m) const {
+        if (p.kind == Kind::bf16) return true;
         const bool fma_only = p.precise || math_ == CUDNN_FMA_MATH;
         return !fma_only || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
     }
@@ -273,6 +309,7 @@ private:
 
     std::shared_ptr<MemoryPool> pool_;
     AlgoSearch search_;
+    Precision precision_;
     cudnnMathType_t math_ = CUDNN_FMA_MATH;
     cudnnHandle_t handle_ = nullptr;
     std::mutex mutex_;

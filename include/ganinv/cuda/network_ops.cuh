@@ -22,6 +22,7 @@
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/cuda/memory_pool.hpp"
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <memory>
@@ -239,6 +240,18 @@ __global__ void net_double_to_float(const double* x, float* y, long long n) {
     GANINV_GRID_STRIDE(i, n) y[i] = static_cast<float>(x[i]);
 }
 
+/// Round-to-nearest-even narrowing to BF16 (the BF16 convolutions' inputs and weights).
+template <int = 0>  // a template: defined once however many TUs of a binary include this
+__global__ void net_float_to_bf16(const float* x, __nv_bfloat16* y, long long n) {
+    GANINV_GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+/// Exact widening of a BF16 conv result to float.
+template <int = 0>  // a template: defined once however many TUs of a binary include this
+__global__ void net_bf16_to_float(const __nv_bfloat16* x, float* y, long long n) {
+    GANINV_GRID_STRIDE(i, n) y[i] = __bfloat162float(x[i]);
+}
+
 }  // namespace kernels
 
 /// Host launchers (all on `stream`, all checked).
@@ -276,10 +289,24 @@ struct NetOps {
     static void to_float(const double* x, float* y, Index n, cudaStream_t s) {
         launch_1d(kernels::net_double_to_float<>, n, s, x, y, ll(n));
     }
+    static void to_bf16(const float* x, __nv_bfloat16* y, Index n, cudaStream_t s) {
+        launch_1d(kernels::net_float_to_bf16<>, n, s, x, y, ll(n));
+    }
+    static void to_float(const __nv_bfloat16* x, float* y, Index n, cudaStream_t s) {
+        launch_1d(kernels::net_bf16_to_float<>, n, s, x, y, ll(n));
+    }
 };
 
 /// A network's fixed convolution weights on the device and the calls that run them (cuDNN, no
 /// bias: the epilogue kernels above add it). Float32 by default.
+///
+/// BF16 (a CudnnContext made for Precision::bf16, i.e. a backend with `--cuda-precision bf16`):
+/// each convolution rounds its float input (or output gradient) to BF16, multiplies by a BF16
+/// copy of the weights (made once, when the layer is added), accumulates in float inside cuDNN
+/// and widens the BF16 result back to float. Everything between convolutions (bias, ReLU, pools,
+/// taps, heads) stays float32, as in TF32 mode; so does the reference precision, which wins
+/// over BF16 when both are asked for. Its error against float32 is measured in the tests
+/// (test_cuda_network_losses, "[bf16]") and written in docs/cuda.md.
 ///
 /// Reference precision (`set_reference_precision(true)`), the twin of the Cpu's
 /// `nn::Conv2dShape::precise` (nn/conv2d.hpp): a convolution widens its float input to double,
@@ -306,7 +333,9 @@ public:
                      shape_to_string(w.shape()));
         weights_.push_back(std::move(w));
         weights64_.emplace_back();
+        weights16_.emplace_back();
         if (precise_) make_double(weights_.size() - 1);
+        if (bf16()) make_bf16(weights_.size() - 1);
         return weights_.size() - 1;
     }
 
@@ -316,15 +345,24 @@ public:
             for (std::size_t l = 0; l < weights_.size(); ++l) make_double(l);
     }
     bool reference_precision() const { return precise_; }
+    /// The convolutions run in BF16 (the context's precision), unless the reference precision is on.
+    bool bf16() const { return dnn_ != nullptr && dnn_->precision() == Precision::bf16; }
 
     /// y [n, o, out_h, out_w] = conv(x [n, c, h, w], weights of `layer`).
     void forward(std::size_t layer, const ConvGeometry& g, const float* x, float* y) const {
         check(layer, g);
+        const Index nx = g.n * g.c * g.h * g.w, ny = g.n * g.o * g.out_h() * g.out_w();
+        if (!precise_ && bf16()) {
+            PoolArray<__nv_bfloat16> x16(pool_, static_cast<std::size_t>(nx)), y16(pool_, static_cast<std::size_t>(ny));
+            NetOps::to_bf16(x, x16.data(), nx, pool_->stream());
+            dnn_->forward(g, x16.data(), weights16_[layer]->data(), y16.data());
+            NetOps::to_float(y16.data(), y, ny, pool_->stream());
+            return;
+        }
         if (!precise_) {
             dnn_->forward(g, x, weights_[layer].data(), y);
             return;
         }
-        const Index nx = g.n * g.c * g.h * g.w, ny = g.n * g.o * g.out_h() * g.out_w();
         PoolArray<double> x64(pool_, static_cast<std::size_t>(nx)), y64(pool_, static_cast<std::size_t>(ny));
         NetOps::to_double(x, x64.data(), nx, pool_->stream());
         dnn_->forward(g, x64.data(), weights64_[layer]->data(), y64.data());
@@ -334,11 +372,18 @@ public:
     /// gx [n, c, h, w] = conv^T(gy [n, o, out_h, out_w], weights of `layer`), every element written.
     void backward_data(std::size_t layer, const ConvGeometry& g, const float* gy, float* gx) const {
         check(layer, g);
+        const Index nx = g.n * g.c * g.h * g.w, ny = g.n * g.o * g.out_h() * g.out_w();
+        if (!precise_ && bf16()) {
+            PoolArray<__nv_bfloat16> gy16(pool_, static_cast<std::size_t>(ny)), gx16(pool_, static_cast<std::size_t>(nx));
+            NetOps::to_bf16(gy, gy16.data(), ny, pool_->stream());
+            dnn_->backward_data(g, weights16_[layer]->data(), gy16.data(), gx16.data());
+            NetOps::to_float(gx16.data(), gx, nx, pool_->stream());
+            return;
+        }
         if (!precise_) {
             dnn_->backward_data(g, weights_[layer].data(), gy, gx);
             return;
         }
-        const Index nx = g.n * g.c * g.h * g.w, ny = g.n * g.o * g.out_h() * g.out_w();
         PoolArray<double> gy64(pool_, static_cast<std::size_t>(ny)), gx64(pool_, static_cast<std::size_t>(nx));
         NetOps::to_double(gy, gy64.data(), ny, pool_->stream());
         dnn_->backward_data(g, weights64_[layer]->data(), gy64.data(), gx64.data());
@@ -356,6 +401,13 @@ private:
         NetOps::to_double(w.data(), w64->data(), w.numel(), pool_->stream());
         weights64_[l] = std::move(w64);
     }
+    void make_bf16(std::size_t l) {
+        if (weights16_[l]) return;
+        const DeviceTensor& w = weights_[l];
+        auto w16 = std::make_shared<PoolArray<__nv_bfloat16>>(pool_, static_cast<std::size_t>(w.numel()));
+        NetOps::to_bf16(w.data(), w16->data(), w.numel(), pool_->stream());
+        weights16_[l] = std::move(w16);
+    }
     /// The geometry must be the weights' (a mismatch would make cuDNN read past the weights).
     void check(std::size_t layer, const ConvGeometry& g) const {
         GANINV_CHECK(dnn_ != nullptr && layer < weights_.size(), ValueError, "TrunkConvs: no conv layer ", layer, " (",
@@ -371,6 +423,7 @@ private:
     // Shared, never written after make_double: a copied network (the losses are copyable) reuses
     // them instead of converting again.
     std::vector<std::shared_ptr<const PoolArray<double>>> weights64_;
+    std::vector<std::shared_ptr<const PoolArray<__nv_bfloat16>>> weights16_;  // the same, for BF16
     bool precise_ = false;
 };
 

@@ -1,7 +1,7 @@
 /// @file image_ops.hpp
 /// @brief Geometry on images: resampling of float NCHW tensors (exact area averaging, Keys
 ///        bicubic, PIL-style antialiased Lanczos-3), cropping, gray<->RGB, and the composition of
-///        8-bit images into grids and strips for reports.
+///        8-bit images into grids and strips for reports (and their box-filtered thumbnails).
 #pragma once
 
 #include "ganinv/core/axis_weights.hpp"
@@ -296,6 +296,34 @@ inline Image hconcat(const std::vector<Image>& images, int padding, std::uint8_t
         x += img.width + padding;
     }
     return strip;
+}
+
+/// Shrinks an 8-bit image by an integer `factor` per axis: each output pixel is the rounded mean
+/// of its factor x factor block (box filter: no aliasing of fine detail into moire). The last
+/// row/column of blocks may be partial (a width not divisible by `factor`); their mean is over the
+/// pixels present, so the output is ceil(width / factor) x ceil(height / factor).
+inline Image shrink_image(const Image& img, int factor) {
+    expect_valid_image(img, "shrink_image");
+    GANINV_CHECK(factor >= 1, ValueError, "shrink_image: factor must be >= 1, got ", factor);
+    if (factor == 1) return img;
+    const int w = (img.width + factor - 1) / factor, h = (img.height + factor - 1) / factor, c = img.channels;
+    Image out = make_image(w, h, c);
+    std::vector<std::uint32_t> sum(static_cast<std::size_t>(w) * static_cast<std::size_t>(c));
+    for (int oy = 0; oy < h; ++oy) {
+        std::fill(sum.begin(), sum.end(), 0u);
+        const int y1 = std::min(img.height, (oy + 1) * factor), rows = y1 - oy * factor;
+        for (int y = oy * factor; y < y1; ++y)
+            for (int x = 0; x < img.width; ++x)
+                for (int ch = 0; ch < c; ++ch) sum[static_cast<std::size_t>((x / factor) * c + ch)] += img.pixels[img.offset(x, y, ch)];
+        for (int ox = 0; ox < w; ++ox) {
+            const int cols = std::min(img.width, (ox + 1) * factor) - ox * factor;
+            const std::uint32_t count = static_cast<std::uint32_t>(rows * cols);
+            for (int ch = 0; ch < c; ++ch)
+                out.pixels[out.offset(ox, oy, ch)] =
+                    static_cast<std::uint8_t>((sum[static_cast<std::size_t>(ox * c + ch)] + count / 2) / count);
+        }
+    }
+    return out;
 }
 
 }  // namespace ganinv

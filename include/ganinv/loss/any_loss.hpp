@@ -82,7 +82,10 @@ public:
 
     std::string name() const {
         std::string s;
-        for (const auto& p : parts_) s += (s.empty() ? "" : "+") + p.loss.name();
+        for (const auto& p : parts_) {  // appended in two steps: GCC 12 warns (-Wrestrict) on `"+" + name()`
+            if (!s.empty()) s += '+';
+            s += p.loss.name();
+        }
         return s;
     }
 
