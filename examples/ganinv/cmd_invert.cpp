@@ -171,8 +171,9 @@ const bool invert_registered = register_command(Command{
     "--model M.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR [--resume]\n"
     "       [--space z|w|wplus|s] [--loss mse,lpips:W,...] [--optimizer adam|lbfgs|cmaes|basincma]\n"
     "       [--steps N] [--seed S] [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--optimize-noise] [--batch B]\n"
-    "       [--init mean|random|C.safetensors|encoder:E.safetensors] [--lpips-weights F [--vgg-weights F]] [--no-resize]\n"
-    "       [--max-pixels N] [--report]  in-domain: [--domain-regularization L [--encoder E.safetensors]]\n"
+    "       [--init mean|random|C.safetensors|encoder:E.safetensors] [--lpips-weights F [--vgg-weights F]]\n"
+    "       [--identity-weights F] [--no-resize] [--max-pixels N] [--report]\n"
+    "       in-domain: [--domain-regularization L [--encoder E.safetensors]]\n"
     "       Adam: [--lr LR] [--no-schedule]  noise: [--noise-regularization W]\n"
     "       priors: [--w-avg-prior W] [--wplus-spread-prior W]  stopping: [--target-loss L] [--patience K]\n"
     "       CMA-ES, BasinCMA: [--population P] [--sigma S] [--inner-steps K] [--final-steps K]\n"
@@ -185,9 +186,10 @@ const bool invert_registered = register_command(Command{
         {"out", "DIR", "output directory (created); DIR/manifest.jsonl gets a line per image, DIR/ganinv.lock keeps a second job out"},
         {"resume", "", "skip the images whose manifest line says ok and whose outputs read back whole; redo the others"},
         {"space", "SPACE", "latent space: z, w, wplus (default) or s"},
-        {"loss", "SPEC", "comma list of TERM[:WEIGHT]: mse (default), l1, charbonnier, lpips, vgg"},
+        {"loss", "SPEC", "comma list of TERM[:WEIGHT]: mse (default), l1, charbonnier, lpips, vgg, identity"},
         {"vgg-weights", "F", "VGG16 trunk weights (safetensors) for the lpips/vgg terms and the LPIPS column"},
         {"lpips-weights", "F", "LPIPS v0.1 linear weights (safetensors): the lpips term, and an LPIPS column in the summary"},
+        {"identity-weights", "F", "face-recognition ResNet (safetensors, tools/README_face_api.md) for the identity term"},
         {"optimizer", "OPT", "adam (default, official projector schedule), lbfgs, cmaes or basincma"},
         {"steps", "N", "optimizer steps (CMA-ES: generations; BasinCMA: outer iterations); default 500"},
         {"seed", "S", "random seed (default 0)"},

@@ -265,7 +265,7 @@ const bool train_encoder_registered = register_command(Command{
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
     "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
-    "       [--loss SPEC [--vgg-weights F] [--lpips-weights F]] [--latent-adversarial W]\n"
+    "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
     "       [--image-adversarial W] [--discriminator-lr LR] [--checkpoint-every N] [--loss-curve F.png]\n"
     "       [--export F.safetensors] [--max-pixels N]",
     {
@@ -283,9 +283,10 @@ const bool train_encoder_registered = register_command(Command{
         {"code-weight", "W", "weight of the W+ code regression on generated samples (default 1)"},
         {"pixel-weight", "W", "weight of the reconstruction term of G(E(x)) (default 1)"},
         {"loss", "SPEC", "the reconstruction term, as invert's --loss: comma list of TERM[:WEIGHT] of mse (default), "
-                         "l1, charbonnier, lpips, vgg (batch mean of the per-image values)"},
+                         "l1, charbonnier, lpips, vgg, identity (batch mean of the per-image values)"},
         {"vgg-weights", "F", "VGG16 trunk weights (safetensors) for the lpips/vgg terms"},
         {"lpips-weights", "F", "LPIPS linear-layer weights for the lpips term"},
+        {"identity-weights", "F", "face-recognition ResNet (safetensors, tools/README_face_api.md) for the identity term"},
         {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
                             "code, K passes per batch with a loss and an Adam step each (default: single-pass)"},
         {"latent-adversarial", "W", "weight of a latent discriminator's adversarial term: a small MLP trained alongside "

@@ -360,8 +360,8 @@ const bool tune_registered = register_command(Command{
     "--model M.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR [--resume]\n"
     "       [--pivot-steps 450] [--tune-steps 350] [--tune-lr 3e-4] [--space w|wplus] [--loss mse,lpips:1]\n"
     "       [--layers a:b] [--params all|torgb|biases] [--locality W] [--target-loss L] [--shared]\n"
-    "       [--pivot C.safetensors|DIR] [--seed S] [--lpips-weights F [--vgg-weights F]] [--device cpu|cuda]\n"
-    "       [--cuda-precision fp32|tf32|bf16] [--no-resize] [--max-pixels N] [--report]",
+    "       [--pivot C.safetensors|DIR] [--seed S] [--lpips-weights F [--vgg-weights F]] [--identity-weights F]\n"
+    "       [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--no-resize] [--max-pixels N] [--report]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"image", "FILE", "image files to tune for (PNG, JPEG, BMP)", true},
@@ -373,7 +373,7 @@ const bool tune_registered = register_command(Command{
         {"tune-steps", "N", "Adam steps over the generator's weights (default 350)"},
         {"tune-lr", "LR", "learning rate of the weight tuning (default 3e-4)"},
         {"space", "SPACE", "the pivot's space: w (default, as PTI) or wplus"},
-        {"loss", "SPEC", "TERM[:WEIGHT],... for pivot and tuning: mse, l1, charbonnier, lpips, vgg (default mse, "
+        {"loss", "SPEC", "TERM[:WEIGHT],... for pivot and tuning: mse, l1, charbonnier, lpips, vgg, identity (default mse, "
                          "with --lpips-weights mse,lpips:1)"},
         {"layers", "a:b", "tune only the layers fed by w indices a..b-1 (default: all)"},
         {"params", "KIND", "all (default), torgb (ToRGB layers only) or biases (biases only)"},
@@ -385,6 +385,7 @@ const bool tune_registered = register_command(Command{
         {"seed", "S", "random seed (default 0)"},
         {"lpips-weights", "F", "LPIPS v0.1 linear weights: the lpips term and LPIPS columns in the summary"},
         {"vgg-weights", "F", "VGG16 trunk weights for the lpips/vgg terms"},
+        {"identity-weights", "F", "face-recognition ResNet (safetensors, tools/README_face_api.md) for the identity term"},
         {"device", "DEV", "cpu (default) or cuda: pivots and tuning on the GPU (under MPI: local rank % GPUs)"},
         cuda_precision_option(),
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},

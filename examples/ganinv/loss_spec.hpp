@@ -1,7 +1,8 @@
 /// @file loss_spec.hpp
 /// @brief The --loss option ("mse,lpips:0.5") on the command line: the library's parser and
 ///        builder (ganinv/loss/loss_spec.hpp, the same for every backend) with the weight files
-///        taken from --vgg-weights / --lpips-weights and their ValueErrors reported as usage errors.
+///        taken from --vgg-weights / --lpips-weights / --identity-weights and their ValueErrors
+///        reported as usage errors.
 #pragma once
 
 #include "cli.hpp"
@@ -28,6 +29,7 @@ inline LossWeightFiles loss_weight_files(const Args& a) {
     LossWeightFiles f;
     if (const auto v = a.get("vgg-weights")) f.vgg = *v;
     if (const auto l = a.get("lpips-weights")) f.lpips = *l;
+    if (const auto i = a.get("identity-weights")) f.identity = *i;
     return f;
 }
 

@@ -69,7 +69,7 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
                     double noise_regularization, double w_avg_prior, double wplus_spread_prior,
                     std::optional<double> target_loss, Index patience, Index lbfgs_history, Index population,
                     double sigma, Index inner_steps, Index final_steps, std::optional<std::string> vgg_weights,
-                    std::optional<std::string> lpips_weights) {
+                    std::optional<std::string> lpips_weights, std::optional<std::string> identity_weights) {
     // Every argument is checked before the work starts, as the ganinv tool does.
     GANINV_CHECK(steps >= 1, ValueError, "steps must be >= 1, got ", steps);
     const Tensor<float> targets = targets_from_array(targets_array, g.model);
@@ -106,6 +106,7 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
     LossWeightFiles files;
     if (vgg_weights) files.vgg = *vgg_weights;
     if (lpips_weights) files.lpips = *lpips_weights;
+    if (identity_weights) files.identity = *identity_weights;
     const WeightedLossSum<Cpu> loss = build_loss<Cpu>(loss_spec, files);
 
     nb::object report;  // a callable(step, total_steps, losses), or None
@@ -212,6 +213,7 @@ void bind_invert(nb::module_& m) {
           nb::arg("lbfgs_history") = optimizer_defaults.lbfgs_history,
           nb::arg("population") = optimizer_defaults.population, nb::arg("sigma") = optimizer_defaults.sigma,
           nb::arg("inner_steps") = optimizer_defaults.inner_steps, nb::arg("final_steps") = optimizer_defaults.final_steps, nb::arg("vgg_weights") = nb::none(), nb::arg("lpips_weights") = nb::none(),
+          nb::arg("identity_weights") = nb::none(),
           "Finds the codes of target images (see ganinv/__init__.pyi for every argument).");
     m.def("_lpips", &lpips, nb::arg("a"), nb::arg("b"), nb::arg("lpips_weights"), nb::arg("vgg_weights") = nb::none());
 }

@@ -39,6 +39,11 @@ if ! nvidia-smi -L > /dev/null 2>&1; then
 fi
 check "invert with the LPIPS column (test weights, fixture trunk)" 0 "LPIPS" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv_lpips" --steps 3 --lpips-weights "$data/lpips/lpips_vgg_weights.safetensors" --loss mse,lpips:0.5
 grep -q '"lpips": ' "$work/inv_lpips/summary.json" && passed=$((passed + 1)) || { echo "FAIL: summary.json has no lpips"; failures=$((failures + 1)); }
+# The identity term (face-recognition ResNet): refused without its weights before anything is written.
+check "invert --loss identity needs its weights" 2 "needs --identity-weights" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv_noid" --steps 2 --loss mse,identity:0.1
+[ ! -e "$work/inv_noid" ] && passed=$((passed + 1)) || { echo "FAIL: a refused identity run left $work/inv_noid"; failures=$((failures + 1)); }
+check "invert with the identity term" 0 "mean" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv_id" --steps 2 --loss mse,identity:0.1 --identity-weights "$data/face_api/face_recognition.safetensors"
+exists "$work/inv_id/a.safetensors"
 check "invert unknown space" 2 "unknown space" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --space q --steps 1
 check "invert no-resize" 1 "28x28 but the generator makes 32x32" -- "$bin" invert --model "$model" --image "$work/a.png" --out "$work/inv" --no-resize --steps 1
 mkdir -p "$work/empty"

@@ -2,6 +2,7 @@
 // VggPerceptual, their gradients against finite differences, and their error messages.
 #include "test_loss_support.hpp"
 
+#include <ganinv/loss/identity.hpp>
 #include <ganinv/loss/loss_spec.hpp>
 #include <ganinv/loss/lpips.hpp>
 #include <ganinv/loss/vgg_perceptual.hpp>
@@ -280,4 +281,28 @@ TEST_CASE("build_loss reads a spec into weighted terms, with the LPIPS trunk fou
     REQUIRE_THROWS_WITH(parse_loss_terms("mse,ssim"), Catch::Contains("unknown term 'ssim'"));
     REQUIRE_THROWS_WITH(parse_loss_terms("mse:x", "--loss"), Catch::Contains("--loss: bad weight in 'mse:x'"));
     REQUIRE_THROWS_AS(parse_loss_terms("mse,"), ValueError);
+}
+
+TEST_CASE("build_loss: the identity term is the face-recognition Identity loss", "[loss][spec][identity]") {
+    const std::filesystem::path face_file = data_dir() / "face_api" / "face_recognition.safetensors";
+    const std::vector<LossTermSpec> terms = parse_loss_terms("mse,identity:0.25");
+    REQUIRE(terms.size() == 2);
+    CHECK(terms[1].name == "identity");
+    REQUIRE_THROWS_WITH(build_loss<Cpu>(terms, LossWeightFiles{}), Catch::Contains("needs --identity-weights"));
+    LossWeightFiles files;
+    files.identity = face_file;
+    WeightedLossSum<Cpu> sum = build_loss<Cpu>(terms, files);
+    CHECK(sum.name() == "mse+identity");
+    Rng rng(5);
+    const Tensor<float> a = random_image({2, 3, 48, 40}, rng), b = random_image({2, 3, 48, 40}, rng);
+    Identity<Cpu> id = Identity<Cpu>::load(face_file);
+    const LossResult direct = id.evaluate(a, b, nullptr), mse = Mse<Cpu>{}.evaluate(a, b, nullptr);
+    Tensor<float> grad(a.shape());
+    const LossResult r = sum.evaluate(a, b, &grad);
+    for (std::size_t n = 0; n < 2; ++n) CHECK(r.per_image[n] == Approx(mse.per_image[n] + 0.25 * direct.per_image[n]).epsilon(1e-12));
+    // The term's gradient is the Identity loss's, weighted.
+    Tensor<float> g_id(a.shape()), g_mse(a.shape());
+    id.evaluate(a, b, &g_id);
+    Mse<Cpu>{}.evaluate(a, b, &g_mse);
+    for (Index i = 0; i < grad.numel(); i += 97) CHECK(grad[i] == Approx(g_mse[i] + 0.25f * g_id[i]).margin(1e-7));
 }

@@ -12,6 +12,7 @@
 #include "ganinv/core/error.hpp"
 #include "ganinv/io/safetensors.hpp"
 #include "ganinv/loss/any_loss.hpp"
+#include "ganinv/loss/identity.hpp"
 #include "ganinv/loss/lpips.hpp"
 #include "ganinv/loss/pixel.hpp"
 #include "ganinv/loss/vgg_perceptual.hpp"
@@ -31,14 +32,16 @@ namespace ganinv {
 
 /// One term of a spec: a loss name and its weight.
 struct LossTermSpec {
-    std::string name;  ///< mse, l1, charbonnier, lpips, vgg
+    std::string name;  ///< mse, l1, charbonnier, lpips, vgg, identity
     double weight = 1.0;
 };
 
-/// The weight files the network terms read (command line: --vgg-weights, --lpips-weights).
+/// The weight files the network terms read (command line: --vgg-weights, --lpips-weights,
+/// --identity-weights).
 struct LossWeightFiles {
-    std::optional<std::filesystem::path> vgg;    ///< torchvision VGG16 features (lpips trunk, vgg term)
-    std::optional<std::filesystem::path> lpips;  ///< LPIPS v0.1 linear weights (lpips term)
+    std::optional<std::filesystem::path> vgg;       ///< torchvision VGG16 features (lpips trunk, vgg term)
+    std::optional<std::filesystem::path> lpips;     ///< LPIPS v0.1 linear weights (lpips term)
+    std::optional<std::filesystem::path> identity;  ///< face-recognition ResNet (identity term; FaceResNet::load)
 };
 
 /// "mse,lpips:0.5" -> {{"mse", 1}, {"lpips", 0.5}}. Empty terms, bad weights and unknown names
@@ -62,8 +65,9 @@ inline std::vector<LossTermSpec> parse_loss_terms(const std::string& spec, const
                 throw ValueError(what + ": bad weight in '" + item + "'");
             }
         }
-        if (t.name != "mse" && t.name != "l1" && t.name != "charbonnier" && t.name != "lpips" && t.name != "vgg")
-            throw ValueError(what + ": unknown term '" + t.name + "' (mse, l1, charbonnier, lpips, vgg)");
+        if (t.name != "mse" && t.name != "l1" && t.name != "charbonnier" && t.name != "lpips" && t.name != "vgg" &&
+            t.name != "identity")
+            throw ValueError(what + ": unknown term '" + t.name + "' (mse, l1, charbonnier, lpips, vgg, identity)");
         terms.push_back(std::move(t));
     }
     return terms;
@@ -110,7 +114,9 @@ void require_network_losses(const std::string& term) {
 }  // namespace detail
 
 /// The weighted sum of `terms` on `backend`. Network terms need their weight files (ValueError
-/// naming the missing one); every backend accepts exactly the same terms and files.
+/// naming the missing one); every backend accepts exactly the same terms and files. `identity`
+/// is 1 - cos of the face-recognition descriptors of the whole image resized to 150x150 (the
+/// Identity loss without a face box: give aligned face crops, as pSp/e4e/PTI's ID loss assumes).
 template <class B>
 WeightedLossSum<B> build_loss(const std::vector<LossTermSpec>& terms, const LossWeightFiles& files, const B& backend = {}) {
     WeightedLossSum<B> sum;
@@ -134,8 +140,16 @@ WeightedLossSum<B> build_loss(const std::vector<LossTermSpec>& terms, const Loss
                 if (!files.vgg) throw ValueError("--loss vgg needs --vgg-weights F (see tools/README.md)");
                 sum.add(AnyLoss<B>(detail::make_loss_on<VggPerceptual<B>>(backend, Vgg16::load(*files.vgg))), t.weight);
             }
+        } else if (t.name == "identity") {
+            detail::require_network_losses<B>(t.name);
+            if constexpr (detail::network_losses_defined<B>) {
+                if (!files.identity)
+                    throw ValueError("--loss identity needs --identity-weights F (a face-recognition ResNet as "
+                                     "safetensors; see tools/README_face_api.md)");
+                sum.add(AnyLoss<B>(detail::make_loss_on<Identity<B>>(backend, FaceResNet::load(*files.identity))), t.weight);
+            }
         } else {
-            throw ValueError("unknown loss term '" + t.name + "' (mse, l1, charbonnier, lpips, vgg)");
+            throw ValueError("unknown loss term '" + t.name + "' (mse, l1, charbonnier, lpips, vgg, identity)");
         }
     }
     return sum;
