@@ -16,6 +16,7 @@
 #include <cmath>
 #include <exception>
 #include <functional>
+#include <future>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -157,41 +158,33 @@ public:
     /// line, or its `error` line when a file could not be written. The summary rows of the successes.
     std::vector<std::optional<ImageSummary>> write_results(const std::vector<long long>& ids, const Tensor<float>& targets,
                                                            const InversionResult& r, JobTally& tally) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const auto n = static_cast<std::ptrdiff_t>(ids.size());
-        std::vector<std::optional<ImageSummary>> rows(ids.size());
-        std::vector<std::string> errors(ids.size());
-        std::vector<std::exception_ptr> crashes(ids.size());  // not an Error (bad_alloc): rethrown as before
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
-        for (std::ptrdiff_t k = 0; k < n; ++k) {
-            const auto u = static_cast<std::size_t>(k);
-            try {  // nothing may leave an OpenMP loop's body by an exception
-                rows[u] = write_image_outputs(spec_.out.string(), name(ids[u]), static_cast<Index>(k), targets, r);
-            } catch (const Error& e) {
-                errors[u] = e.what();
-            } catch (...) {
-                crashes[u] = std::current_exception();
-            }
+        Written w = write_batch(ids, targets, r);
+        tally += w.tally;
+        times_.outputs += w.seconds;
+        return std::move(w.rows);
+    }
+
+    /// What a command does with a batch's summary rows once its files are written.
+    using RowsWritten = std::function<void(std::vector<std::optional<ImageSummary>>&)>;
+
+    /// write_results, overlapped with the next batch in a one-process run: the files are written
+    /// on a background thread while the command inverts the next batch (the GPU would otherwise
+    /// wait ~1 s per 1024^2 image), and `done` gets the rows when they are collected, on this
+    /// thread, at the next call or at the end of run(). Several ranks write at once instead: a
+    /// rank's manifest lines must be in place before it asks for more work. Returns the tally
+    /// of the writes collected now (the previous batch's, in one process).
+    JobTally write_results_overlapped(std::vector<long long> ids, Tensor<float> targets, InversionResult r,
+                                      RowsWritten done) {
+        JobTally tally = finish_pending_writes();
+        if (many()) {
+            std::vector<std::optional<ImageSummary>> rows = write_results(ids, targets, r, tally);
+            done(rows);
+            return tally;
         }
-        for (std::size_t k = 0; k < ids.size(); ++k) {
-            if (crashes[k]) std::rethrow_exception(crashes[k]);
-            if (!rows[k]) {
-                fail(ids[k], errors[k], r.seconds / static_cast<double>(targets.dim(0)));
-                ++tally.failed;
-                continue;
-            }
-            const ImageSummary& s = *rows[k];
-            ManifestEntry e = entry(ids[k]);
-            e.ok = true;
-            e.psnr = s.m.psnr;
-            e.ssim = s.m.ssim;
-            e.steps = s.steps;
-            e.seconds = s.seconds;
-            record(e);  // after the files: the line vouches for outputs already in place
-            ++tally.done;
-        }
-        times_.outputs += seconds_since(t0);
-        return rows;
+        pending_done_ = std::move(done);
+        pending_ = std::async(std::launch::async, [this, ids = std::move(ids), targets = std::move(targets),
+                                                   r = std::move(r)] { return write_batch(ids, targets, r); });
+        return tally;
     }
 
     /// Runs `work` on every batch through the ranks' queue, with the job's progress line on rank 0
@@ -211,8 +204,12 @@ public:
         total_ = comm_.run_queue(batches_, timed_work, [&](const JobTally& t) {
             if (progress) progress->update(t.done + t.failed, t.failed);
         });
-        seconds_ = seconds_since(t0);
         times_.inversion = std::max(0.0, working - times_.loading - times_.outputs);
+        if (pending_.valid()) {  // the last batch's files (one process)
+            total_ += finish_pending_writes();
+            if (progress) progress->update(total_.done + total_.failed, total_.failed);
+        }
+        seconds_ = seconds_since(t0);
         return total_;
     }
 
@@ -242,6 +239,70 @@ public:
     }
 
 private:
+    /// A batch's written files: the manifest lines' tally, the summary rows, the seconds it took.
+    struct Written {
+        JobTally tally;
+        std::vector<std::optional<ImageSummary>> rows;
+        double seconds = 0;
+    };
+
+    /// The work of write_results; touches no member but the manifest (one atomic append per
+    /// line) and stderr, so it may run on the background thread of write_results_overlapped.
+    Written write_batch(const std::vector<long long>& ids, const Tensor<float>& targets, const InversionResult& r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto n = static_cast<std::ptrdiff_t>(ids.size());
+        Written w;
+        w.rows.resize(ids.size());
+        std::vector<std::string> errors(ids.size());
+        std::vector<std::exception_ptr> crashes(ids.size());  // not an Error (bad_alloc): rethrown as before
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+        for (std::ptrdiff_t k = 0; k < n; ++k) {
+            const auto u = static_cast<std::size_t>(k);
+            try {  // nothing may leave an OpenMP loop's body by an exception
+                w.rows[u] = write_image_outputs(spec_.out.string(), name(ids[u]), static_cast<Index>(k), targets, r);
+            } catch (const Error& e) {
+                errors[u] = e.what();
+            } catch (...) {
+                crashes[u] = std::current_exception();
+            }
+        }
+        for (std::size_t k = 0; k < ids.size(); ++k) {
+            if (crashes[k]) std::rethrow_exception(crashes[k]);
+            if (!w.rows[k]) {
+                fail(ids[k], errors[k], r.seconds / static_cast<double>(targets.dim(0)));
+                ++w.tally.failed;
+                continue;
+            }
+            const ImageSummary& s = *w.rows[k];
+            ManifestEntry e = entry(ids[k]);
+            e.ok = true;
+            e.psnr = s.m.psnr;
+            e.ssim = s.m.ssim;
+            e.steps = s.steps;
+            e.seconds = s.seconds;
+            record(e);  // after the files: the line vouches for outputs already in place
+            ++w.tally.done;
+        }
+        w.seconds = seconds_since(t0);
+        return w;
+    }
+
+    /// Waits for the background write of the previous batch (rethrowing what it threw), hands
+    /// its rows to its `done` and returns its tally. The wait is the part of the writing that
+    /// the inversion did not hide: `outputs` in the time breakdown; the writing itself is
+    /// `outputs_overlapped`.
+    JobTally finish_pending_writes() {
+        if (!pending_.valid()) return {};
+        const auto t0 = std::chrono::steady_clock::now();
+        Written w = pending_.get();
+        times_.outputs += seconds_since(t0);
+        times_.outputs_overlapped += w.seconds;
+        RowsWritten done = std::move(pending_done_);
+        pending_done_ = nullptr;
+        done(w.rows);
+        return w.tally;
+    }
+
     /// Rank 0, holding the lock: the indices of the images this run does. Without --resume that
     /// is every image (and the manifest starts afresh); with it, every image but those whose last
     /// manifest line says ok AND whose outputs read back whole.
@@ -283,6 +344,10 @@ private:
     JobTally total_;
     double seconds_ = 0;
     JobTimes times_;
+    RowsWritten pending_done_;
+    // Last: destroyed first, so a write still running when the job ends by an exception is
+    // waited for while the members it uses are alive.
+    std::future<Written> pending_;
 };
 
 }  // namespace ganinv::cli

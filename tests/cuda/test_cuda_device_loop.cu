@@ -1,6 +1,6 @@
 // The device-resident Adam loop (invert/device_loop.hpp) on CUDA: the whole loop against the host
 // Adam loop with the same exploration noise on the same GPU generator (50 steps), the graph replay
-// against plain launches, and the host traffic of the step path counted in the backend's pool:
+// against plain launches (and the fallback to them when a capture fails), and the host traffic of the step path counted in the backend's pool:
 // nothing between progress reports but the report's own two copies and one event wait. Also the
 // generator tuner (invert/tuner.hpp, issue 15): StyleGAN2<Cuda> against StyleGAN2<Cpu> over 20 steps.
 #include "cuda_catch.hpp"
@@ -21,6 +21,7 @@
 #endif
 
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,56 @@ TEST_CASE("device Adam loop: graph replay equals plain launches", "[cuda][device
     CHECK(err <= 1e-5);
     for (std::size_t s = 0; s < a.loss_history.size(); ++s)
         for (std::size_t i = 0; i < 2; ++i) CHECK(std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0) < 1e-5);
+}
+
+namespace {
+
+/// Mse that throws, as an allocation that fails for want of memory inside a capture does
+/// (MemoryPool::allocate), the first time it runs during a CUDA graph capture.
+class MseFailingInCapture : public Mse<Cuda> {
+public:
+    MseFailingInCapture(cudaStream_t stream, std::shared_ptr<int> thrown) : stream_(stream), thrown_(std::move(thrown)) {}
+    void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values,
+                            float weight = 1.0f) const {
+        cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+        GANINV_CUDA_CHECK(cudaStreamIsCapturing(stream_, &status));
+        if (status != cudaStreamCaptureStatusNone && *thrown_ == 0) {
+            ++*thrown_;
+            throw CudaError("test: an allocation failed inside the capture", cudaErrorMemoryAllocation);
+        }
+        Mse<Cuda>::evaluate_on_device(pred, target, grad, values, weight);
+    }
+
+private:
+    cudaStream_t stream_;
+    std::shared_ptr<int> thrown_;
+};
+
+}  // namespace
+
+TEST_CASE("device Adam loop: a failed graph capture falls back to plain launches", "[cuda][device_loop][graph]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Tensor<float> t = loop_targets(g, 2, 33);
+    InverterOptions o = loop_options(true);
+    auto thrown = std::make_shared<int>(0);
+    std::string mode_fallback, mode_plain;
+    const InversionResult a = run_loop<WSpace>(g, MseFailingInCapture(stream.get(), thrown), o, t, &mode_fallback);
+    CHECK(*thrown == 1);  // the capture of step 2 failed once; no later step was captured again
+    CHECK(mode_fallback.rfind("device, plain (graph capture failed: test: an allocation failed inside the capture", 0) == 0);
+    CHECK(a.launch_mode == mode_fallback);  // the result says so too (the ganinv tool prints a note)
+    o.device_graph = false;
+    const InversionResult b = run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode_plain);
+    REQUIRE(a.loss_history.size() == b.loss_history.size());
+    const double err = test::relative_l2(a.params, b.params);
+    INFO("fallback vs plain launches: relative L2 " << err);
+    CHECK(err <= 1e-5);  // the failed capture ran nothing: the same 50 steps as plain launches
+    for (std::size_t s = 0; s < a.loss_history.size(); ++s)
+        for (std::size_t i = 0; i < 2; ++i) CHECK(std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0) < 1e-5);
+    // The stream is usable afterwards: a graph run on the same generator still captures.
+    std::string mode_graph;
+    (void)run_loop<WSpace>(g, Mse<Cuda>{}, loop_options(true), t, &mode_graph);
+    CHECK(mode_graph == "device, graph");
 }
 
 namespace {

@@ -69,6 +69,14 @@ public:
         cudaError_t e = cudaMalloc(&p, want);
         if (e != cudaSuccess) {
             (void)cudaGetLastError();
+            // Giving the cache back synchronises the stream, which a CUDA graph capture forbids
+            // (it would invalidate the capture): say so instead; the device loop then runs plain.
+            cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+            if (cudaStreamIsCapturing(stream_, &capturing) == cudaSuccess && capturing != cudaStreamCaptureStatusNone)
+                throw CudaError(concat("CUDA backend: cannot allocate ", want, " bytes of device memory while a CUDA graph "
+                                       "is captured (", in_use_, " bytes in use by tensors, ", reserved_,
+                                       " reserved; the cached blocks can only be freed outside a capture)"),
+                                e);
             release_cached_locked();  // give the cache back and try once more
             e = cudaMalloc(&p, want);
         }

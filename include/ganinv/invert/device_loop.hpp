@@ -198,11 +198,22 @@ private:
     void run_step(Index step) {
         if constexpr (requires { typename B::StepGraph; }) {
             const bool capturable = loss_on_device() && kRegOnDevice;
-            if (f_.options().device_graph && capturable && step > 0) {
+            if (f_.options().device_graph && capturable && step > 0 && !capture_failed_) {
                 if (!graph_) {
                     graph_.emplace();
-                    b_.capture(*graph_, [&] { step_body(); });
-                    mode_ = "graph";
+                    try {
+                        b_.capture(*graph_, [&] { step_body(); });
+                        mode_ = "graph";
+                    } catch (const Error& e) {
+                        // Capture forbids what an eager step may do when memory runs short (the
+                        // pool's free-and-retry synchronises): nothing of the captured step ran, so
+                        // this step and the rest run as plain launches, and launch_mode() says why.
+                        graph_.reset();
+                        capture_failed_ = true;
+                        mode_ = concat("plain (graph capture failed: ", e.what(), ")");
+                        step_body();
+                        return;
+                    }
                 }
                 b_.replay(*graph_);
                 return;
@@ -326,6 +337,7 @@ private:
     std::shared_ptr<float[]> host_;
     std::vector<LossTerm> terms_;  ///< at the last report: the loss (one term) and the regulariser
     std::string mode_ = "plain";
+    bool capture_failed_ = false;
     typename detail::GraphSlot<B>::type graph_;
 };
 

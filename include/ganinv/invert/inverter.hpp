@@ -134,6 +134,7 @@ public:
         if (!on_device) res.stopped_at = stop.stopped_at(res.steps_run);
         res.evaluations = objective_.evaluations();
         res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        res.launch_mode = launch_mode_;
         return res;
     }
 

@@ -102,6 +102,8 @@ struct InversionResult {
     Index steps_run = 0;
     Index evaluations = 0;               ///< generator batches evaluated
     double seconds = 0;
+    /// How the steps ran (Inverter::launch_mode()): "host", "device, graph", "device, plain (why)".
+    std::string launch_mode;
 };
 
 }  // namespace ganinv
