@@ -351,12 +351,15 @@ void compare_reduced(L& loss, const Cuda& b, Precision precision, const Tensor<f
 TEST_CASE("CUDA network losses in TF32 and BF16 (cuDNN tensor-core convolutions) against the Cpu's float32",
           "[cuda][losses][bf16]") {
     cuda::Stream stream;
-    // Bounds: the measured errors (ERRBOUND lines, docs/cuda.md) with a margin of about 3x.
+    // Bounds: about 2-3x the largest errors measured on an H100 (ERRBOUND lines, docs/cuda.md:
+    // values TF32 1.7e-4 / BF16 1.8e-2, gradients TF32 5.8e-2 / BF16 1.9e-1). A gradient of these
+    // networks on noise images passes many ReLU/max-pool kinks, so reduced precision moves it far
+    // more than the value; a broken conversion or weight copy gives errors of order 1.
     struct Bounds {
         Precision precision;
         double value, grad;
     };
-    for (const Bounds& bd : {Bounds{Precision::tf32, 2e-2, 1e-1}, Bounds{Precision::bf16, 5e-2, 2e-1}}) {
+    for (const Bounds& bd : {Bounds{Precision::tf32, 1e-3, 1.5e-1}, Bounds{Precision::bf16, 5e-2, 4e-1}}) {
         Cuda b = backend_in(stream.get(), bd.precision);
         {
             Lpips<Cuda> lpips(b, trunk(), lin());
