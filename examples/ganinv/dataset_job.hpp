@@ -11,6 +11,7 @@
 #include <ganinv/io/image.hpp>
 #include <ganinv/io/safetensors.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -303,10 +304,11 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 /// inputs; inversion: the command's work on each batch (the optimisation, its final renders and
 /// scores); outputs: writing every image's files and manifest line, or, where that overlaps the
 /// next batch's inversion (one process), waiting for it; summary: the overview and the table.
-/// outputs_overlapped (not part of the total) is the writing done while the next batch ran.
+/// outputs_background (not part of the total) is the writing done on the background thread of a
+/// one-process run; what of it the later batches' inversions did not hide is in `outputs`.
 struct JobTimes {
     double startup = 0, loading = 0, inversion = 0, outputs = 0, summary = 0;
-    double outputs_overlapped = 0;
+    double outputs_background = 0;
 
     double total() const { return startup + loading + inversion + outputs + summary; }
     Json to_json() const {
@@ -317,15 +319,18 @@ struct JobTimes {
         j.set("outputs_seconds", outputs);
         j.set("summary_seconds", summary);
         j.set("total_seconds", total());
-        j.set("outputs_overlapped_seconds", outputs_overlapped);
+        j.set("outputs_background_seconds", outputs_background);
         return j;
     }
     std::string line() const {
         char buf[320];
-        std::snprintf(buf, sizeof buf,
-                      "time: %.1f s = startup %.1f + loading images %.1f + inversion %.1f + outputs %.1f + summary %.1f "
-                      "(outputs written during the next batch's inversion: %.1f s)",
-                      total(), startup, loading, inversion, outputs, summary, outputs_overlapped);
+        int n = std::snprintf(buf, sizeof buf,
+                              "time: %.1f s = startup %.1f + loading images %.1f + inversion %.1f + outputs %.1f + summary %.1f",
+                              total(), startup, loading, inversion, outputs, summary);
+        if (outputs_background > 0 && n > 0 && n < static_cast<int>(sizeof buf))
+            std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n),
+                          "; files written in the background %.1f s, %.1f s of it hidden behind later batches",
+                          outputs_background, std::max(0.0, outputs_background - outputs));
         return buf;
     }
 };

@@ -290,13 +290,13 @@ private:
     /// Waits for the background write of the previous batch (rethrowing what it threw), hands
     /// its rows to its `done` and returns its tally. The wait is the part of the writing that
     /// the inversion did not hide: `outputs` in the time breakdown; the writing itself is
-    /// `outputs_overlapped`.
+    /// `outputs_background`.
     JobTally finish_pending_writes() {
         if (!pending_.valid()) return {};
         const auto t0 = std::chrono::steady_clock::now();
         Written w = pending_.get();
         times_.outputs += seconds_since(t0);
-        times_.outputs_overlapped += w.seconds;
+        times_.outputs_background += w.seconds;
         RowsWritten done = std::move(pending_done_);
         pending_done_ = nullptr;
         done(w.rows);
