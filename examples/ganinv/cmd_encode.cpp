@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 
 namespace ganinv::cli {
 namespace {
@@ -19,6 +20,16 @@ int run_encode(const Args& a) {
     StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
     const PspEncoder e = load_encoder_for(encoder, g.num_ws(), g.w_dim(), g.img_channels(), g.resolution());
     const Index iterations = iterations_option(a, e, encoder);
+    // --bootstrap E0 (ReStyle's encoder bootstrapping): the refinement starts at E0's codes.
+    std::optional<PspEncoder> bootstrap;
+    if (a.has("bootstrap")) {
+        bootstrap.emplace(load_encoder_for(*a.get("bootstrap"), g.num_ws(), g.w_dim(), g.img_channels(), g.resolution()));
+        try {
+            check_bootstrap(e, *bootstrap);
+        } catch (const ValueError& err) {
+            throw UsageError(concat("--bootstrap '", *a.get("bootstrap"), "' with --encoder '", encoder, "': ", err.what()));
+        }
+    }
     OutputSpec spec;  // what `--resume` reads back: invert's files, a W+ code, no fixed-noise picture
     spec.resolution = g.resolution();
     spec.channels = g.img_channels();
@@ -43,9 +54,10 @@ int run_encode(const Args& a) {
             r.space = "wplus";
             // The generator's constant noise; each iterate scored: loss_history[t][image] is its MSE.
             std::vector<std::vector<metrics::Comparison>> scores;
-            RefineState s = encode_images(g, e, t, iterations, [&](Index, const RefineState& it) {
-                scores.push_back(metrics::compare_reconstruction(it.reconstruction, t));
-            });
+            RefineState s = encode_images(
+                g, e, t, iterations,
+                [&](Index, const RefineState& it) { scores.push_back(metrics::compare_reconstruction(it.reconstruction, t)); },
+                bootstrap ? &*bootstrap : nullptr);
             r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             r.ws = std::move(s.codes);
             r.reconstruction = std::move(s.reconstruction);
@@ -76,7 +88,8 @@ int run_encode(const Args& a) {
     InverterOptions o;
     o.steps = 0;
     const std::string method =
-        concat("encoder ", encoder, iterations == 1 ? " (one forward pass)" : concat(" (", iterations, " refinement iterations)"));
+        concat("encoder ", encoder, iterations == 1 && !bootstrap ? " (one forward pass)" : concat(" (", iterations, " refinement iterations)"),
+               bootstrap ? concat(" from the codes of ", *a.get("bootstrap")) : std::string());
     if (!job.many() && !summary.empty()) {  // the images this process encoded; the manifest has the whole job
         const auto t0 = std::chrono::steady_clock::now();
         write_overview(out_dir, summary);
@@ -91,6 +104,7 @@ int run_encode(const Args& a) {
     settings.set("optimizer", method);
     settings.set("steps", 0);
     settings.set("iterations", static_cast<std::int64_t>(iterations));
+    if (bootstrap) settings.set("bootstrap", *a.get("bootstrap"));
     job.write_manifest_summary(std::move(settings));
     return job.finish();
 }
@@ -100,7 +114,7 @@ const bool encode_registered = register_command(Command{
     "Codes of images from a trained encoder in one forward pass (or K refinement passes of an iterative one); writes "
     "codes, reconstructions, a summary.",
     "--model M.safetensors --encoder E.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR\n"
-    "       [--iterations K] [--resume] [--batch B] [--no-resize] [--max-pixels N]",
+    "       [--iterations K] [--bootstrap E0.safetensors] [--resume] [--batch B] [--no-resize] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"encoder", "E.safetensors", "encoder file for this generator (ganinv train-encoder)"},
@@ -112,6 +126,8 @@ const bool encode_registered = register_command(Command{
         {"resume", "", "skip the images whose manifest line says ok and whose outputs read back whole; redo the others"},
         {"iterations", "K", "refinement passes of an iterative (ReStyle) encoder: w += E([x, G(w)]) from the mean code "
                             "(default: what it was trained with; 1 for a single-pass encoder, which refuses more)"},
+        {"bootstrap", "E0.safetensors", "ReStyle's encoder bootstrapping: an iterative --encoder refines the codes of this "
+                                        "single-pass encoder (of the same generator) instead of starting from the mean code"},
         {"batch", "B", "images per encoder pass (default 64)"},
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         max_pixels_option(),

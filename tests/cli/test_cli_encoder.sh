@@ -135,6 +135,17 @@ exists "$work/curves/it3.png"
 check "encode, iterative" 0 "mean PSNR per refinement iteration \(dB\): [0-9.]+ [0-9.]+$" -- "$bin" encode --model "$model" --encoder "$it" --image "$a" --out "$work/enc_it"
 check "summary.json: PSNR per iteration" 0 '"iterations": 2, "mean_psnr_per_iteration": \[[0-9.]+, [0-9.]+\]' -- cat "$work/enc_it/summary.json"
 check "encode --iterations 3" 0 "mean PSNR per refinement iteration \(dB\): [0-9.]+ [0-9.]+ [0-9.]+$" -- "$bin" encode --model "$model" --encoder "$it" --image "$a" --out "$work/enc_it3" --iterations 3
+# --bootstrap E0 (ReStyle's encoder bootstrapping): the refinement starts from the single-pass
+# encoder's codes, so its passes differ from those that start at the mean code; the summary says so.
+check "encode --bootstrap" 0 "mean PSNR per refinement iteration \(dB\): [0-9.]+ [0-9.]+$" -- "$bin" encode --model "$model" --encoder "$it" --bootstrap "$enc" --image "$a" --out "$work/enc_boot"
+check "bootstrap in summary.md" 0 "refinement iterations\) from the codes of .*e.safetensors" -- cat "$work/enc_boot/summary.md"
+[ "$(grep -oE '"mean_psnr_per_iteration": \[[0-9.]+' "$work/enc_boot/summary.json")" != "$(grep -oE '"mean_psnr_per_iteration": \[[0-9.]+' "$work/enc_it/summary.json")" ] \
+  && passed=$((passed + 1)) || { echo "FAIL: bootstrapped and plain refinement gave the same first pass"; failures=$((failures + 1)); }
+check "--bootstrap with a single-pass --encoder" 2 "--bootstrap '.*e.safetensors' with --encoder '.*e.safetensors': encoder bootstrapping starts an iterative" -- \
+  "$bin" encode --model "$model" --encoder "$enc" --bootstrap "$enc" --image "$a" --out "$work/no_boot1"
+check "--bootstrap with an iterative encoder" 2 "the bootstrapping encoder must be single-pass" -- \
+  "$bin" encode --model "$model" --encoder "$it" --bootstrap "$it" --image "$a" --out "$work/no_boot2"
+[ ! -e "$work/no_boot1" ] && [ ! -e "$work/no_boot2" ] && passed=$((passed + 1)) || { echo "FAIL: a refused --bootstrap left an output folder"; failures=$((failures + 1)); }
 # invert --init encoder:E starts from the codes after the encoder's 2 iterations (with lr 0 the
 # codes stay there): its PSNR is encode's, not that of the first iterate.
 check "invert --init with an iterative encoder" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_it" --init "encoder:$it" --steps 1 --lr 0

@@ -210,6 +210,36 @@ TEST_CASE("a single-pass encoder refuses refinement iterations", "[encoder][erro
     CHECK(std::equal(codes.values().begin(), codes.values().end(), s.codes.values().begin()));
 }
 
+TEST_CASE("ReStyle encoder bootstrapping: the refinement starts from a single-pass encoder's codes",
+          "[encoder][restyle][bootstrap]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const PspEncoder refiner(tiny_iterative(g, 2), 3), first(tiny_encoder(g), 4);
+    Tensor<float> z({2, g.z_dim()});
+    Rng(31).fill_normal(z.values());
+    const Tensor<float> img = g.synthesis(g.mapping(z));
+    std::vector<Tensor<float>> iterates;
+    const RefineState s = encode_images(g, refiner, img, 2, [&](Index, const RefineState& it) { iterates.push_back(it.codes); },
+                                        &first);
+    REQUIRE(iterates.size() == 2);
+    // By hand: w_0 = first(x), y_0 = G(w_0), w_1 = w_0 + refiner([x, y_0]), w_2 = w_1 + refiner([x, G(w_1)]).
+    const Tensor<float> w0 = first.forward(img);
+    const Tensor<float> w1 = refiner.forward(refinement_input(img, g.synthesis(w0, NoiseInput<Cpu>{})), nullptr, &w0);
+    const Tensor<float> w2 = refiner.forward(refinement_input(img, g.synthesis(w1, NoiseInput<Cpu>{})), nullptr, &w1);
+    CHECK(std::equal(w1.values().begin(), w1.values().end(), iterates[0].values().begin()));
+    CHECK(std::equal(w2.values().begin(), w2.values().end(), s.codes.values().begin()));
+    // Not the w_avg start.
+    const RefineState plain = encode_images(g, refiner, img, 2);
+    CHECK_FALSE(std::equal(plain.codes.values().begin(), plain.codes.values().end(), s.codes.values().begin()));
+    // Refused: a single-pass refiner, an iterative bootstrap, another generator's encoder.
+    REQUIRE_THROWS_WITH(encode_images(g, first, img, 1, {}, &first), Catch::Matchers::Contains("this encoder is single-pass"));
+    REQUIRE_THROWS_WITH(encode_images(g, refiner, img, 2, {}, &refiner),
+                        Catch::Matchers::Contains("the bootstrapping encoder must be single-pass"));
+    EncoderConfig other = tiny_encoder(g);
+    other.num_ws = g.num_ws() - 1;
+    const PspEncoder wrong(other, 1);
+    REQUIRE_THROWS_WITH(encode_images(g, refiner, img, 2, {}, &wrong), Catch::Matchers::Contains("for different generators"));
+}
+
 namespace {
 
 EncoderConfig tiny_e4e(const StyleGAN2<Cpu>& g) {

@@ -2,6 +2,8 @@
 /// @brief Encoding images with a trained encoder on the CPU, including ReStyle's iterative
 ///        refinement (Alaluf et al. 2021): w_0 = w_avg, y_0 = G(w_0), and per iteration
 ///        w_{t+1} = w_t + E([x, y_t]), y_{t+1} = G(w_{t+1}). A single-pass encoder runs once.
+///        ReStyle's encoder bootstrapping starts the refinement from a single-pass encoder's
+///        codes instead, w_0 = E_0(x) (encode_images' `bootstrap`).
 ///
 /// The trainer (encoder_trainer.hpp) and the CLI (`encode`, `invert --init encoder:`) share
 /// these steps, so what is trained is exactly what runs.
@@ -54,11 +56,31 @@ inline void check_refinement_iterations(const PspEncoder& e, Index iterations) {
                  "pass, without --iterations), so it cannot refine its codes: ", iterations, " iterations asked for");
 }
 
+/// Throws a ValueError unless `bootstrap` can start `e`'s refinement: `e` iterative, `bootstrap`
+/// single-pass, both for the same code shape and image channels.
+inline void check_bootstrap(const PspEncoder& e, const PspEncoder& bootstrap) {
+    GANINV_CHECK(e.iterative(), ValueError, "encoder bootstrapping starts an iterative (ReStyle) encoder's refinement; "
+                 "this encoder is single-pass: it has nothing to refine");
+    GANINV_CHECK(!bootstrap.iterative(), ValueError, "the bootstrapping encoder must be single-pass (its one pass gives "
+                 "w_0); this one is iterative");
+    GANINV_CHECK(bootstrap.num_ws() == e.num_ws() && bootstrap.w_dim() == e.w_dim(), ValueError,
+                 "the bootstrapping encoder gives codes of ", bootstrap.num_ws(), " x ", bootstrap.w_dim(),
+                 ", the refining encoder works on ", e.num_ws(), " x ", e.w_dim(), ": they are for different generators");
+    GANINV_CHECK(bootstrap.image_channels() == e.image_channels() && bootstrap.config().resolution == e.config().resolution,
+                 ValueError, "the bootstrapping encoder reads ", bootstrap.image_channels(), "-channel ",
+                 bootstrap.config().resolution, "^2 images, the refining encoder ", e.image_channels(), "-channel ",
+                 e.config().resolution, "^2 ones");
+}
+
 /// Encodes images [N, C, R, R] in `iterations` passes (see the file comment); `on_iteration`
-/// (may be empty) sees each iterate (t = 1..K). Returns the last codes and their image.
+/// (may be empty) sees each iterate (t = 1..K). With `bootstrap` (a single-pass encoder of the
+/// same generator; `e` iterative) the refinement starts at w_0 = bootstrap(x) instead of w_avg.
+/// Returns the last codes and their image.
 inline RefineState encode_images(StyleGAN2<Cpu>& g, const PspEncoder& e, const Tensor<float>& images, Index iterations,
-                                 const std::function<void(Index, const RefineState&)>& on_iteration = {}) {
+                                 const std::function<void(Index, const RefineState&)>& on_iteration = {},
+                                 const PspEncoder* bootstrap = nullptr) {
     check_refinement_iterations(e, iterations);
+    if (bootstrap) check_bootstrap(e, *bootstrap);
     RefineState s;
     if (!e.iterative()) {
         s.codes = e.forward(images);
@@ -66,7 +88,12 @@ inline RefineState encode_images(StyleGAN2<Cpu>& g, const PspEncoder& e, const T
         if (on_iteration) on_iteration(1, s);
         return s;
     }
-    s = refinement_start(g, e, images.dim(0));
+    if (bootstrap) {
+        s.codes = bootstrap->forward(images);
+        s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});
+    } else {
+        s = refinement_start(g, e, images.dim(0));
+    }
     for (Index t = 1; t <= iterations; ++t) {
         s.codes = e.forward(refinement_input(images, s.reconstruction), nullptr, &s.codes);
         s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});
