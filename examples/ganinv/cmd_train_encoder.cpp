@@ -118,6 +118,9 @@ int run_train_encoder(const Args& a) {
     o.image_adversarial = a.number("image-adversarial", 0.0);
     if (a.has("discriminator-lr") && !a.has("latent-adversarial") && !a.has("image-adversarial"))
         throw UsageError("--discriminator-lr needs --latent-adversarial W or --image-adversarial W");
+    o.r1_gamma = a.number("r1", 0.0);
+    if (a.has("r1") && !a.has("latent-adversarial") && !a.has("image-adversarial"))
+        throw UsageError("--r1 needs --latent-adversarial W or --image-adversarial W (it regularises their discriminators)");
     o.offset_weight = a.number("offset-weight", 2e-4);
     o.progressive_every = a.integer("progressive-every", 500);
     // The reconstruction term: the built-in pixel MSE unless --loss names another (L1, perceptual).
@@ -199,7 +202,7 @@ int run_train_encoder(const Args& a) {
     ensure_parent_dir(curve);
     const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
     const auto t0 = std::chrono::steady_clock::now();
-    double avg = 0, avg_code = 0, avg_pixel = 0, avg_adv = 0, avg_d = 0, avg_img_adv = 0, avg_img_d = 0;
+    double avg = 0, avg_code = 0, avg_pixel = 0, avg_adv = 0, avg_d = 0, avg_img_adv = 0, avg_img_d = 0, avg_r1 = 0;
     std::vector<double> avg_iter(static_cast<std::size_t>(e.config().iterations), 0.0);
     Index in_avg = 0;
     for (Index s = first; s < last; ++s) {
@@ -211,6 +214,7 @@ int run_train_encoder(const Args& a) {
         avg_d += st.discriminator_loss;
         avg_img_adv += st.image_adversarial_loss;
         avg_img_d += st.image_discriminator_loss;
+        avg_r1 += st.r1;
         for (std::size_t i = 0; i < st.iteration_pixel_loss.size(); ++i) avg_iter[i] += st.iteration_pixel_loss[i];
         ++in_avg;
         const Index done = st.step - first;
@@ -230,6 +234,7 @@ int run_train_encoder(const Args& a) {
             if (t.image_discriminator())
                 per_iteration += concat("  image adversarial ", static_cast<float>(avg_img_adv / n), " (D ",
                                         static_cast<float>(avg_img_d / n), ")");
+            if (t.options().r1_gamma > 0) per_iteration += concat("  R1 ", static_cast<float>(avg_r1 / n));
             if (e.config().e4e)  // how far the progressive schedule is, and what the offsets cost
                 per_iteration += concat("  offsets ", st.active_offsets, "/", e.num_ws() - 1, " (norm ",
                                         static_cast<float>(st.offset_loss), ")");
@@ -238,7 +243,7 @@ int run_train_encoder(const Args& a) {
                          t.options().image_loss.empty() ? "pixel" : t.options().image_loss.c_str(), avg_pixel / n,
                          per_iteration.c_str(), secs / static_cast<double>(done),
                          secs / static_cast<double>(done) * static_cast<double>(last - st.step));
-            avg = avg_code = avg_pixel = avg_adv = avg_d = avg_img_adv = avg_img_d = 0;
+            avg = avg_code = avg_pixel = avg_adv = avg_d = avg_img_adv = avg_img_d = avg_r1 = 0;
             std::fill(avg_iter.begin(), avg_iter.end(), 0.0);
             in_avg = 0;
         }
@@ -266,7 +271,7 @@ const bool train_encoder_registered = register_command(Command{
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
     "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
     "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
-    "       [--image-adversarial W] [--discriminator-lr LR] [--checkpoint-every N] [--loss-curve F.png]\n"
+    "       [--image-adversarial W] [--discriminator-lr LR] [--r1 GAMMA] [--checkpoint-every N] [--loss-curve F.png]\n"
     "       [--export F.safetensors] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
@@ -295,6 +300,7 @@ const bool train_encoder_registered = register_command(Command{
                                    "(in-domain inversion's domain-guided encoder; with --loss mse,vgg its other terms)"},
         {"discriminator-lr", "LR", "the latent discriminator's Adam learning rate (default 2e-4: e4e's 2e-5 on "
                                    "unit-scale, equalised-learning-rate weights)"},
+        {"r1", "GAMMA", "R1 penalty on the discriminators: GAMMA/2 * mean ||dD/dx||^2 on the real samples (default 0: off)"},
         {"e4e", "", "train an e4e encoder: one w plus per-layer offsets w_i = w + delta_i, the offsets' norms "
                     "penalised and enabled one layer at a time"},
         {"offset-weight", "W", "e4e: weight of the sum of the offsets' L2 norms (default 2e-4)"},

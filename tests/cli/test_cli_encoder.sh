@@ -124,6 +124,11 @@ check "invert --init encoder:E" 0 "mean" -- "$bin" invert --model "$model" --ima
 exists "$work/hyb/test_0000.safetensors"
 check "invert --init encoder:E in W" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_w" --init "encoder:$enc" --steps 2 --space w
 
+# R1 on the discriminators: in the progress line; refused without a discriminator.
+check "train-encoder --r1" 0 "step 2/2 .*adversarial [0-9.e-]+ \(D [0-9.e-]+\)  R1 [0-9.e-]+" -- "$bin" train-encoder --model "$model" --out "$work/r1.safetensors" --steps 2 --batch 2 --latent-adversarial 0.1 --r1 10
+check "train-encoder --r1 without a discriminator" 2 "--r1 needs --latent-adversarial W or --image-adversarial W" -- "$bin" train-encoder --model "$model" --out "$work/no_r1.safetensors" --steps 2 --r1 10
+[ ! -e "$work/no_r1.safetensors" ] && passed=$((passed + 1)) || { echo "FAIL: a refused --r1 run wrote its encoder"; failures=$((failures + 1)); }
+
 # ---------------------------------------------------------------- ReStyle: iterative encoder
 it="$work/it.safetensors"
 check "train-encoder --iterations 2" 0 "iterative \(2 refinement iterations per batch\)" -- "$bin" train-encoder --model "$model" --out "$it" --steps 3 --batch 2 --seed 3 --iterations 2

@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include <ganinv/core/rng.hpp>
+#include <ganinv/invert/encoder_adversaries.hpp>
 #include <ganinv/models/latent_discriminator.hpp>
 #include <ganinv/models/psp_encoder.hpp>
 
@@ -231,6 +232,42 @@ TEST_CASE("encoder config: the iterative fields round-trip and old configs load 
     Json bad = c.to_json();
     bad.set("iterations", "two");
     REQUIRE_THROWS_WITH(EncoderConfig::from_json(bad, "e.safetensors"), Catch::Matchers::Contains("e.safetensors: bad encoder_config"));
+}
+
+TEST_CASE("R1 penalty: its value and weight gradient agree with finite differences", "[encoder][gradcheck][adversarial][r1]") {
+    LatentDiscriminator d(LatentDiscriminatorConfig{6, 8, 2}, 3);
+    Rng rng(4);
+    Tensor<float> real({5, 6});
+    rng.fill_normal(real.values());
+    const auto same = [](const Tensor<float>& t) { return t; };
+    const double gamma = 3.0;
+    const auto r1_value = [&] {
+        Tensor<float> unused({1, d.num_params()}, 0.0f);
+        return detail::r1_penalty(d, real, gamma, same, same, unused);
+    };
+    Tensor<float> grad({1, d.num_params()}, 0.0f);
+    const double value = detail::r1_penalty(d, real, gamma, same, same, grad);
+    // The value by hand: gamma/2 * mean over the rows of ||dD(x_i)/dx_i||^2.
+    LatentDiscriminator::Cache k;
+    const Tensor<float> logits = d.forward(real, &k);
+    const Tensor<float> g = d.backward(k, Tensor<float>(logits.shape(), 1.0f), nullptr);
+    double g2 = 0;
+    for (float v : g.values()) g2 += static_cast<double>(v) * v;
+    CHECK(value == Approx(0.5 * gamma * g2 / 5.0).epsilon(1e-12));
+    // The weight gradient (a central difference of two backward passes inside r1_penalty) against
+    // finite differences of the value itself, on every weight and bias.
+    int nonzero = 0;
+    for (Index i = 0; i < d.num_params(); ++i) {
+        const double fd = test::best_finite_difference(r1_value, d.params().data() + i, grad[i]);
+        INFO("param " << i << ": r1_penalty " << grad[i] << " fd " << fd);
+        CHECK(std::fabs(fd - grad[i]) <= 2e-3 * (1.0 + std::fabs(fd)));
+        nonzero += std::fabs(fd) > 1e-4 ? 1 : 0;
+    }
+    CHECK(nonzero > d.num_params() / 4);
+    // Accumulates: a second call adds the same gradient again.
+    Tensor<float> twice = grad;
+    detail::r1_penalty(d, real, gamma, same, same, twice);
+    for (Index i = 0; i < grad.numel(); i += 7) CHECK(twice[i] == Approx(2.0 * grad[i]).margin(1e-6));
 }
 
 TEST_CASE("latent discriminator: weight and code gradients agree with finite differences", "[encoder][gradcheck][adversarial]") {

@@ -393,6 +393,43 @@ std::pair<double, double> discriminator_logits(StyleGAN2<Cpu>& g, const PspEncod
 
 }  // namespace
 
+TEST_CASE("R1 on the discriminators: reported, deterministic, recorded in the checkpoint", "[encoder][train][adversarial][r1]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const auto dir = test::temp_dir("encoder_r1");
+    for (const bool image : {false, true}) {
+        INFO((image ? "image discriminator" : "latent discriminator"));
+        EncoderTrainerOptions o = options();
+        (image ? o.image_adversarial : o.latent_adversarial) = 0.1;
+        o.r1_gamma = 10.0;
+        PspEncoder a(tiny_encoder(g), 6), b(tiny_encoder(g), 6);
+        EncoderTrainer ta(g, a, o), tb(g, b, o);
+        for (int s = 0; s < 2; ++s) {
+            const EncoderStepStats st = ta.step();
+            CHECK(st.r1 > 0);
+            CHECK(std::isfinite(st.r1));
+            CHECK(tb.step().r1 == st.r1);  // deterministic
+        }
+        ta.save_checkpoint(dir / "ckpt.safetensors");
+        PspEncoder c(tiny_encoder(g), 6);
+        EncoderTrainer tc(g, c, options());
+        tc.resume(dir / "ckpt.safetensors");
+        CHECK(tc.options().r1_gamma == 10.0);  // the checkpoint's options apply
+        CHECK(tc.step().r1 == ta.step().r1);
+        // Without R1 the same run reports none, and the discriminator's step differs.
+        EncoderTrainerOptions off = o;
+        off.r1_gamma = 0;
+        PspEncoder p0(tiny_encoder(g), 6);
+        EncoderTrainer t0(g, p0, off);
+        CHECK(t0.step().r1 == 0);
+    }
+    EncoderTrainerOptions bad = options();
+    bad.r1_gamma = 1.0;  // no discriminator to regularise
+    REQUIRE_THROWS_WITH(bad.validate(), Catch::Matchers::Contains("needs a discriminator"));
+    bad.latent_adversarial = 0.1;
+    bad.r1_gamma = -1.0;
+    REQUIRE_THROWS_WITH(bad.validate(), Catch::Matchers::Contains("R1 weight must be >= 0"));
+}
+
 TEST_CASE("a latent discriminator trains alongside the encoder and resumes with it", "[encoder][train][adversarial]") {
     StyleGAN2<Cpu>& g = demo_generator();
     const auto dir = test::temp_dir("encoder_latent_d");

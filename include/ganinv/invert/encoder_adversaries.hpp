@@ -5,6 +5,7 @@
 ///        iteration each takes one step on the non-saturating GAN loss (real vs fake, the fake
 ///        held constant) and then gives the encoder's gradient of softplus(-D(fake)) with
 ///        respect to the fake. Both are saved in, and restored from, the trainer's checkpoints.
+///        Optionally the discriminator's step adds the R1 penalty on the real samples.
 #pragma once
 
 #include "ganinv/backend/cpu.hpp"
@@ -14,6 +15,8 @@
 #include "ganinv/models/psp_encoder.hpp"
 #include "ganinv/optim/adam.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,6 +27,7 @@ namespace ganinv {
 /// the encoder's gradient with respect to the fake (same shape as the fake).
 struct AdversaryStep {
     double adversarial = 0, discriminator = 0;
+    double r1 = 0;  ///< the R1 penalty added to the discriminator's loss (0 when off)
     Tensor<float> grad;
 };
 
@@ -55,21 +59,68 @@ inline void load_adversary(const SafetensorsFile& f, const std::filesystem::path
     adam.set_state(s);
 }
 
-/// One discriminator step on (real, fake) logits, then the adversarial term of the fake's logits
-/// from the updated discriminator. `forward(x, cache)` gives logits, `backward(cache, grad, params
-/// grad or null)` the input gradient; `to_logits`/`from_logits` convert the network's outputs.
+/// The R1 penalty (Mescheder et al. 2018) on real samples: gamma/2 * mean over the M rows of
+/// ||dD(x_i)/dx_i||^2; adds its weight gradient into `grad_params` and returns the value.
+///
+/// The weight gradient is (gamma/M) sum_i (dg_i/dtheta)^T g_i with g_i = dD(x_i)/dx_i, which is
+/// the derivative along the g_i of the weight gradient of sum_i D: d/de grad_theta sum_i D(x_i +
+/// e g_i) at e = 0 (swap the two derivatives). It is taken as a central difference of two
+/// ordinary backward passes, with the step e scaled so that e*g is 1e-3 of x in RMS: no second-
+/// order backward is needed. For a piecewise-linear network (the latent discriminator: linear
+/// layers and leaky ReLU) grad_theta D is piecewise linear in x and the difference is exact
+/// unless x +- e g crosses a kink; with group norm (the image discriminator) it is exact to O(e^2).
+template <class Net, class ToLogits, class FromLogits>
+double r1_penalty(Net& net, const Tensor<float>& real, double gamma, ToLogits to_logits, FromLogits from_logits,
+                  Tensor<float>& grad_params) {
+    typename Net::Cache k;
+    const Tensor<float> logits = to_logits(net.forward(real, &k));
+    const Index M = logits.numel();
+    const Tensor<float> g = net.backward(k, from_logits(Tensor<float>(logits.shape(), 1.0f)), nullptr);  // rows independent
+    double g2 = 0, x2 = 0;
+    for (Index i = 0; i < g.numel(); ++i) g2 += static_cast<double>(g[i]) * g[i];
+    for (Index i = 0; i < real.numel(); ++i) x2 += static_cast<double>(real[i]) * real[i];
+    const double value = 0.5 * gamma * g2 / static_cast<double>(M);
+    if (g2 == 0) return value;
+    const double e = 1e-3 * std::sqrt(std::max(x2, 1e-12) / g2);
+    Tensor<float> plus(real.shape()), minus(real.shape());
+    for (Index i = 0; i < real.numel(); ++i) {
+        plus[i] = static_cast<float>(real[i] + e * g[i]);
+        minus[i] = static_cast<float>(real[i] - e * g[i]);
+    }
+    Tensor<float> gp({1, net.num_params()}, 0.0f), gm({1, net.num_params()}, 0.0f);
+    typename Net::Cache kp, km;
+    const Tensor<float> ones(logits.shape(), 1.0f);
+    (void)net.forward(plus, &kp);
+    net.backward(kp, from_logits(ones), &gp);
+    (void)net.forward(minus, &km);
+    net.backward(km, from_logits(ones), &gm);
+    // The step actually taken in float: (plus - minus) / 2 per element is e * g up to rounding,
+    // so divide by the e the float inputs realise, measured along g.
+    double along = 0;
+    for (Index i = 0; i < real.numel(); ++i) along += (static_cast<double>(plus[i]) - minus[i]) * g[i];
+    const double e_real = along / (2.0 * g2);
+    const double scale = gamma / static_cast<double>(M) / (2.0 * e_real);
+    for (Index i = 0; i < gp.numel(); ++i) grad_params[i] += static_cast<float>(scale * (static_cast<double>(gp[i]) - gm[i]));
+    return value;
+}
+
+/// One discriminator step on (real, fake) logits (plus R1 on the real ones when r1_gamma > 0),
+/// then the adversarial term of the fake's logits from the updated discriminator.
+/// `forward(x, cache)` gives logits, `backward(cache, grad, params grad or null)` the input
+/// gradient; `to_logits`/`from_logits` convert the network's outputs.
 template <class Net, class ToLogits, class FromLogits>
 AdversaryStep adversary_step(Net& net, Adam& adam, const Tensor<float>& real, const Tensor<float>& fake, ToLogits to_logits,
-                             FromLogits from_logits) {
+                             FromLogits from_logits, double r1_gamma = 0.0) {
     typename Net::Cache kr, kf, ke;
     const GanLoss on_real = discriminator_loss(to_logits(net.forward(real, &kr)), true);
     const GanLoss on_fake = discriminator_loss(to_logits(net.forward(fake, &kf)), false);
     Tensor<float> gd({1, net.num_params()}, 0.0f);
     net.backward(kr, from_logits(on_real.grad), &gd);
     net.backward(kf, from_logits(on_fake.grad), &gd);
+    const double r1 = r1_gamma > 0 ? r1_penalty(net, real, r1_gamma, to_logits, from_logits, gd) : 0.0;
     adam.step(net.params(), gd);
     const GanLoss adv = adversarial_loss(to_logits(net.forward(fake, &ke)));
-    return {adv.value, on_real.value + on_fake.value, net.backward(ke, from_logits(adv.grad), nullptr)};
+    return {adv.value, on_real.value + on_fake.value, r1, net.backward(ke, from_logits(adv.grad), nullptr)};
 }
 
 }  // namespace detail
@@ -77,8 +128,9 @@ AdversaryStep adversary_step(Net& net, Adam& adam, const Tensor<float>& real, co
 /// A LatentDiscriminator (w_dim -> three hidden layers of w_dim -> a logit, e4e's shape).
 class LatentAdversary {
 public:
-    LatentAdversary(Index w_dim, std::uint64_t seed, double learning_rate)
-        : d_(LatentDiscriminatorConfig{w_dim, w_dim, 3}, seed), adam_(AdamOptions{learning_rate, 0.9, 0.999, 1e-8}) {}
+    LatentAdversary(Index w_dim, std::uint64_t seed, double learning_rate, double r1_gamma = 0.0)
+        : d_(LatentDiscriminatorConfig{w_dim, w_dim, 3}, seed), adam_(AdamOptions{learning_rate, 0.9, 0.999, 1e-8}),
+          r1_gamma_(r1_gamma) {}
 
     /// real: w vectors of the mapping network [M, w_dim]; codes: the encoder's [N, num_ws, w_dim],
     /// every w vector a fake. The gradient has the codes' shape.
@@ -86,7 +138,7 @@ public:
         const Index D = codes.dim(codes.rank() - 1);
         const Tensor<float> fake({codes.numel() / D, D}, std::vector<float>(codes.values().begin(), codes.values().end()));
         const auto same = [](const Tensor<float>& t) { return t; };
-        AdversaryStep r = detail::adversary_step(d_, adam_, real, fake, same, same);
+        AdversaryStep r = detail::adversary_step(d_, adam_, real, fake, same, same, r1_gamma_);
         r.grad = Tensor<float>(codes.shape(), std::vector<float>(r.grad.values().begin(), r.grad.values().end()));
         return r;
     }
@@ -99,14 +151,16 @@ public:
 private:
     LatentDiscriminator d_;
     Adam adam_;
+    double r1_gamma_;
 };
 
 /// An image discriminator: the encoder's preset network for the generator with one scalar output
 /// (num_ws = w_dim = 1, w_avg 0), so its weight and input gradients are the tested encoder's.
 class ImageAdversary {
 public:
-    ImageAdversary(Index resolution, Index channels, std::uint64_t seed, double learning_rate)
-        : d_(EncoderConfig::for_generator(resolution, channels, 1, 1), seed), adam_(AdamOptions{learning_rate, 0.9, 0.999, 1e-8}) {}
+    ImageAdversary(Index resolution, Index channels, std::uint64_t seed, double learning_rate, double r1_gamma = 0.0)
+        : d_(EncoderConfig::for_generator(resolution, channels, 1, 1), seed), adam_(AdamOptions{learning_rate, 0.9, 0.999, 1e-8}),
+          r1_gamma_(r1_gamma) {}
     ImageAdversary(const ImageAdversary&) = delete;  // net_ refers to d_
     ImageAdversary& operator=(const ImageAdversary&) = delete;
 
@@ -120,7 +174,7 @@ public:
         const auto from_logits = [N](const Tensor<float>& g) {
             return Tensor<float>({N, 1, 1}, std::vector<float>(g.values().begin(), g.values().end()));
         };
-        return detail::adversary_step(net_, adam_, real, fake, to_logits, from_logits);
+        return detail::adversary_step(net_, adam_, real, fake, to_logits, from_logits, r1_gamma_);
     }
     const PspEncoder& discriminator() const { return d_; }
     void save(SafetensorsWriter& w, Index steps_done) const { detail::save_adversary(w, "image_d", d_.params(), adam_, steps_done); }
@@ -142,6 +196,7 @@ private:
     };
     PspEncoder d_;
     Adam adam_;
+    double r1_gamma_;
     Net net_{d_};
 };
 

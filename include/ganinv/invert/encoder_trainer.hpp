@@ -65,6 +65,10 @@ struct EncoderTrainerOptions {
     /// encoder minimises softplus(-D(G(E(x)))) through the generator. Needs the pixel term's
     /// reconstructions (pixel_weight > 0). 0: off.
     double image_adversarial = 0.0;
+    /// R1 (Mescheder et al. 2018): each discriminator's step adds r1_gamma/2 * the mean squared
+    /// norm of its gradient on the real samples (the mapping network's w, the real images), which
+    /// keeps it from growing steep around the real data. 0: off; needs a discriminator.
+    double r1_gamma = 0.0;
 
     void validate() const {
         GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
@@ -80,6 +84,9 @@ struct EncoderTrainerOptions {
         GANINV_CHECK(std::isfinite(image_adversarial) && image_adversarial >= 0 && (image_adversarial == 0 || pixel_weight > 0),
                      ValueError, "encoder training: the image adversarial weight must be >= 0 and needs the "
                      "reconstruction term (pixel weight > 0), got ", image_adversarial, " with pixel weight ", pixel_weight);
+        GANINV_CHECK(std::isfinite(r1_gamma) && r1_gamma >= 0 && (r1_gamma == 0 || latent_adversarial > 0 || image_adversarial > 0),
+                     ValueError, "encoder training: the R1 weight must be >= 0 and needs a discriminator (latent or image "
+                     "adversarial weight > 0), got ", r1_gamma);
         GANINV_CHECK(std::isfinite(offset_weight) && offset_weight >= 0 && progressive_every >= 0, ValueError,
                      "encoder training: the offset weight and progressive_every must be >= 0 (", offset_weight, ", ",
                      progressive_every, ")");
@@ -99,6 +106,7 @@ struct EncoderTrainerOptions {
         if (latent_adversarial > 0) j.set("latent_adversarial", latent_adversarial);
         if (image_adversarial > 0) j.set("image_adversarial", image_adversarial);
         if (latent_adversarial > 0 || image_adversarial > 0) j.set("discriminator_lr", discriminator_lr);
+        if (r1_gamma > 0) j.set("r1_gamma", r1_gamma);
         return j;
     }
     static EncoderTrainerOptions from_json(const Json& j) {
@@ -117,6 +125,7 @@ struct EncoderTrainerOptions {
         if (const Json* v = j.find("latent_adversarial")) o.latent_adversarial = v->as_number();
         if (const Json* v = j.find("image_adversarial")) o.image_adversarial = v->as_number();
         if (const Json* v = j.find("discriminator_lr")) o.discriminator_lr = v->as_number();
+        if (const Json* v = j.find("r1_gamma")) o.r1_gamma = v->as_number();
         o.validate();
         return o;
     }
@@ -133,6 +142,7 @@ struct EncoderStepStats {
     /// With a latent discriminator: the encoder's adversarial term (mean softplus(-D(codes))) and
     /// the discriminator's loss (mean softplus(-D(w)) + mean softplus(D(codes))), before its step.
     double adversarial_loss = 0, discriminator_loss = 0;
+    double r1 = 0;  ///< the discriminators' R1 penalties (EncoderTrainerOptions::r1_gamma), summed
     /// With an image discriminator: the same two for images (reconstructions vs the batch).
     double image_adversarial_loss = 0, image_discriminator_loss = 0;
     Index active_offsets = 0;  ///< e4e: offsets in use in this step
@@ -230,6 +240,7 @@ public:
                         grad_img[i] += static_cast<float>(o_.image_adversarial * a.grad[i]);
                     st.image_adversarial_loss += a.adversarial / static_cast<double>(K);
                     st.image_discriminator_loss += a.discriminator / static_cast<double>(K);
+                    st.r1 += a.r1 / static_cast<double>(K);
                 }
                 st.iteration_pixel_loss.push_back(value);
                 st.pixel_loss += value / static_cast<double>(K);
@@ -245,6 +256,7 @@ public:
                     grad_codes[i] += static_cast<float>(o_.latent_adversarial * a.grad[i]);
                 st.adversarial_loss += a.adversarial / static_cast<double>(K);
                 st.discriminator_loss += a.discriminator / static_cast<double>(K);
+                st.r1 += a.r1 / static_cast<double>(K);
             }
             Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
             e_.backward(cache, grad_codes, &grad_params, false, e_.config().e4e ? o_.offset_weight : 0.0);
@@ -359,9 +371,9 @@ private:
     void make_discriminator() {
         latent_adv_.reset();
         image_adv_.reset();
-        if (o_.latent_adversarial > 0) latent_adv_.emplace(g_.w_dim(), o_.seed ^ 0xD15C0ULL, o_.discriminator_lr);
+        if (o_.latent_adversarial > 0) latent_adv_.emplace(g_.w_dim(), o_.seed ^ 0xD15C0ULL, o_.discriminator_lr, o_.r1_gamma);
         if (o_.image_adversarial > 0)
-            image_adv_.emplace(g_.resolution(), g_.img_channels(), o_.seed ^ 0x1D15CULL, o_.discriminator_lr);
+            image_adv_.emplace(g_.resolution(), g_.img_channels(), o_.seed ^ 0x1D15CULL, o_.discriminator_lr, o_.r1_gamma);
     }
 
     /// n fresh w vectors of the mapping network [n, w_dim] (the latent discriminator's real side).
