@@ -166,6 +166,40 @@ TEST_CASE("device Adam loop: a failed graph capture falls back to plain launches
     CHECK(mode_graph == "device, graph");
 }
 
+TEST_CASE("the memory pool does not free its cache inside a graph capture", "[cuda][device_loop][graph]") {
+    cuda::Stream stream;
+    Cuda b = loop_backend(stream);
+    if (std::getenv("GANINV_TEST_NO_POOL")) return;  // plain cudaMalloc per tensor: no cache to free
+    cuda::MemoryPool& pool = b.pool();
+    pool.release(pool.allocate(std::size_t{1} << 20));  // a cached block, which a free-and-retry would free
+    const std::size_t impossible = std::size_t{1} << 50;  // a petabyte: cudaMalloc fails
+    GANINV_CUDA_CHECK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeRelaxed));
+    std::string message;
+    try {
+        (void)pool.allocate(impossible);
+    } catch (const CudaError& e) {
+        message = e.what();
+    }
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream.get(), &graph);
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    // Freeing the cache synchronises the stream, which would have invalidated the capture.
+    CHECK(end == cudaSuccess);
+    CHECK(message.find("while a CUDA graph is captured") != std::string::npos);
+    // Outside a capture the same request frees the cache, retries and fails with the plain message.
+    const std::size_t reserved = pool.bytes_reserved();
+    std::string plain;
+    try {
+        (void)pool.allocate(impossible);
+    } catch (const CudaError& e) {
+        plain = e.what();
+    }
+    CHECK(plain.find("cannot allocate") != std::string::npos);
+    CHECK(plain.find("captured") == std::string::npos);
+    CHECK(pool.bytes_reserved() + (std::size_t{1} << 20) <= reserved);  // the cached block was given back
+}
+
 namespace {
 
 /// The pool's counters at every progress report of a device-loop run.
