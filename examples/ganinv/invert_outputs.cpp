@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <functional>
 #include <iomanip>
 #include <sstream>
 
@@ -47,53 +48,73 @@ ImageSummary write_image_outputs(const std::string& dir, const std::string& name
     const std::filesystem::path d(dir);
     const Index n = targets.dim(0);
     const int factor = std::max<int>(1, 128 / static_cast<int>(targets.dim(2)));
-    std::vector<std::filesystem::path> written;
-    try {
-        SafetensorsWriter w;
-        w.add("ws", row_of(r.ws, i));
-        if (r.z.numel() > 0) w.add("z", row_of(r.z, i));
-        if (r.styles.numel() > 0) w.add("styles", row_of(r.styles, i));
-        for (std::size_t k = 0; k < r.noise.size(); ++k) w.add(concat("noise", k), row_of(r.noise[k], i));
-        std::vector<float> hist;
-        for (const auto& step : r.loss_history) hist.push_back(static_cast<float>(step[static_cast<std::size_t>(i)]));
-        if (!hist.empty()) w.add("loss_history", {static_cast<Index>(hist.size())}, hist);
-        w.set_metadata("space", r.space);
-        w.write(written.emplace_back(d / (name + ".safetensors")));
+    SafetensorsWriter w;
+    w.add("ws", row_of(r.ws, i));
+    if (r.z.numel() > 0) w.add("z", row_of(r.z, i));
+    if (r.styles.numel() > 0) w.add("styles", row_of(r.styles, i));
+    for (std::size_t k = 0; k < r.noise.size(); ++k) w.add(concat("noise", k), row_of(r.noise[k], i));
+    std::vector<float> hist;
+    for (const auto& step : r.loss_history) hist.push_back(static_cast<float>(step[static_cast<std::size_t>(i)]));
+    if (!hist.empty()) w.add("loss_history", {static_cast<Index>(hist.size())}, hist);
+    w.set_metadata("space", r.space);
+    const Image target = tensor_to_image(targets, i), recon = tensor_to_image(r.reconstruction, i);
+    const bool fixed = r.reconstruction_fixed_noise.numel() > 0;
+    const Image fixed_noise = fixed ? tensor_to_image(r.reconstruction_fixed_noise, i) : Image{};
 
-        const Image target = tensor_to_image(targets, i), recon = tensor_to_image(r.reconstruction, i);
-        save_png(written.emplace_back(d / (name + "_recon.png")), recon);
+    // One job per file; the PNG encodings are most of an image's output time (~1 s at 1024^2),
+    // so they run side by side when this image is written alone (a batch's images are written
+    // in parallel already: there this loop, nested, runs on one thread).
+    std::vector<std::filesystem::path> paths;
+    std::vector<std::function<void()>> jobs;
+    const auto add = [&](const std::string& suffix, std::function<void(const std::filesystem::path&)> write) {
+        paths.push_back(d / (name + suffix));
+        jobs.emplace_back([write = std::move(write), path = paths.back()] { write(path); });
+    };
+    add(".safetensors", [&](const std::filesystem::path& p) { w.write(p); });
+    add("_recon.png", [&](const std::filesystem::path& p) { save_png(p, recon); });
+    if (fixed) add("_recon_fixed_noise.png", [&](const std::filesystem::path& p) { save_png(p, fixed_noise); });
+    add("_compare.png", [&](const std::filesystem::path& p) {
         std::vector<Image> panels{enlarge(target, factor), enlarge(recon, factor),
                                   enlarge(difference_image(targets, r.reconstruction, i), factor)};
-        if (r.reconstruction_fixed_noise.numel() > 0) {
-            const Image fixed_noise = tensor_to_image(r.reconstruction_fixed_noise, i);
-            save_png(written.emplace_back(d / (name + "_recon_fixed_noise.png")), fixed_noise);
-            panels.push_back(enlarge(fixed_noise, factor));
-        }
-        save_png(written.emplace_back(d / (name + "_compare.png")), hconcat(panels, 4));
+        if (fixed) panels.push_back(enlarge(fixed_noise, factor));
+        save_png(p, hconcat(panels, 4));
+    });
+    add("_loss.png", [&](const std::filesystem::path& p) {
         PlotOptions po;
         po.title = name + " (" + r.space + ")";
         po.width = 480;
         po.height = 300;
-        save_png(written.emplace_back(d / (name + "_loss.png")),
-                 plot_curves({Curve{"loss", std::vector<double>(hist.begin(), hist.end()), palette_color(0)}}, po));
-
-        ImageSummary s;
-        s.name = name;
-        s.m = r.metrics[static_cast<std::size_t>(i)];
-        if (!r.metrics_fixed_noise.empty()) s.fixed_noise = r.metrics_fixed_noise[static_cast<std::size_t>(i)];
-        if (!r.w_mahalanobis.empty()) s.w_mahalanobis = r.w_mahalanobis[static_cast<std::size_t>(i)];
-        s.steps = r.stopped_at.empty() ? r.steps_run : r.stopped_at[static_cast<std::size_t>(i)];
-        s.seconds = r.seconds / static_cast<double>(n);
-        s.batch_seconds = r.seconds;
-        s.batch_size = n;
-        s.final_loss = hist.empty() ? 0.0 : hist.back();
-        return s;
-    } catch (...) {
+        save_png(p, plot_curves({Curve{"loss", std::vector<double>(hist.begin(), hist.end()), palette_color(0)}}, po));
+    });
+    std::vector<std::exception_ptr> failures(jobs.size());
+    const auto m = static_cast<std::ptrdiff_t>(jobs.size());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::ptrdiff_t k = 0; k < m; ++k) {
+        try {  // nothing may leave an OpenMP loop's body by an exception
+            jobs[static_cast<std::size_t>(k)]();
+        } catch (...) {
+            failures[static_cast<std::size_t>(k)] = std::current_exception();
+        }
+    }
+    for (const auto& f : failures) {
+        if (!f) continue;
         // A part of an image's outputs is not a result: no later reader may take it for one.
         std::error_code ec;
-        for (const auto& p : written) std::filesystem::remove(p, ec);
-        throw;
+        for (const auto& p : paths) std::filesystem::remove(p, ec);
+        std::rethrow_exception(f);
     }
+
+    ImageSummary s;
+    s.name = name;
+    s.m = r.metrics[static_cast<std::size_t>(i)];
+    if (!r.metrics_fixed_noise.empty()) s.fixed_noise = r.metrics_fixed_noise[static_cast<std::size_t>(i)];
+    if (!r.w_mahalanobis.empty()) s.w_mahalanobis = r.w_mahalanobis[static_cast<std::size_t>(i)];
+    s.steps = r.stopped_at.empty() ? r.steps_run : r.stopped_at[static_cast<std::size_t>(i)];
+    s.seconds = r.seconds / static_cast<double>(n);
+    s.batch_seconds = r.seconds;
+    s.batch_size = n;
+    s.final_loss = hist.empty() ? 0.0 : hist.back();
+    return s;
 }
 
 void write_overview(const std::string& dir, const std::vector<ImageSummary>& rows) {
