@@ -61,14 +61,14 @@ ImageSummary write_image_outputs(const std::string& dir, const std::string& name
     const bool fixed = r.reconstruction_fixed_noise.numel() > 0;
     const Image fixed_noise = fixed ? tensor_to_image(r.reconstruction_fixed_noise, i) : Image{};
 
-    // One job per file; the PNG encodings are most of an image's output time (~1 s at 1024^2),
+    // One writer per file; the PNG encodings are most of an image's output time (~1 s at 1024^2),
     // so they run side by side when this image is written alone (a batch's images are written
     // in parallel already: there this loop, nested, runs on one thread).
     std::vector<std::filesystem::path> paths;
-    std::vector<std::function<void()>> jobs;
+    std::vector<std::function<void(const std::filesystem::path&)>> writers;
     const auto add = [&](const std::string& suffix, std::function<void(const std::filesystem::path&)> write) {
         paths.push_back(d / (name + suffix));
-        jobs.emplace_back([write = std::move(write), path = paths.back()] { write(path); });
+        writers.push_back(std::move(write));
     };
     add(".safetensors", [&](const std::filesystem::path& p) { w.write(p); });
     add("_recon.png", [&](const std::filesystem::path& p) { save_png(p, recon); });
@@ -86,14 +86,15 @@ ImageSummary write_image_outputs(const std::string& dir, const std::string& name
         po.height = 300;
         save_png(p, plot_curves({Curve{"loss", std::vector<double>(hist.begin(), hist.end()), palette_color(0)}}, po));
     });
-    std::vector<std::exception_ptr> failures(jobs.size());
-    const auto m = static_cast<std::ptrdiff_t>(jobs.size());
+    std::vector<std::exception_ptr> failures(writers.size());
+    const auto m = static_cast<std::ptrdiff_t>(writers.size());
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::ptrdiff_t k = 0; k < m; ++k) {
+        const auto u = static_cast<std::size_t>(k);
         try {  // nothing may leave an OpenMP loop's body by an exception
-            jobs[static_cast<std::size_t>(k)]();
+            writers[u](paths[u]);
         } catch (...) {
-            failures[static_cast<std::size_t>(k)] = std::current_exception();
+            failures[u] = std::current_exception();
         }
     }
     for (const auto& f : failures) {
