@@ -10,6 +10,7 @@
 #include "ganinv/core/philox.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/lbfgs_ops.hpp"
 #include "ganinv/nn/linear.hpp"
 #include "ganinv/nn/modulated_conv.hpp"
 #include "ganinv/nn/optimizer_ops.hpp"
@@ -294,8 +295,70 @@ struct Cpu {
     void copy_to_host_async(const float* src, Index n, float* dst) const { copy(src, dst, n); }
     /// Waits for the copies started by copy_to_host_async (not for other work).
     void wait_host_copies() const {}
+    /// dst[0, n) = src[0, n) from host memory (host_buffer's; on CUDA an asynchronous copy: src
+    /// must stay unchanged until the next wait_host_copies()).
+    void copy_to_device_async(const float* src, Index n, float* dst) const { copy(src, dst, n); }
+
+    // ------------------------------------------------------------------ L-BFGS (invert/device_lbfgs.hpp)
+    // Contracts shared with Cuda; the math is nn/lbfgs_ops.hpp's functors. Each row's sums run
+    // in element order, as the host Lbfgs's dot products do.
+    /// d = -H g by the two-loop recursion (<= max_pairs pairs) on the kLbfgsRun rows; out: g'd, g'g, max |g|, pairs.
+    void lbfgs_direction(const nn::LbfgsVectors& v, const nn::LbfgsRows& w, Index max_pairs) const {
+        nn::lbfgs_direction_passes(v, w, max_pairs, LbfgsRun{v.rows, v.len});
+    }
+    /// kLbfgsKeep: g_best = g_trial; kLbfgsReset: d = -g, history cleared; kLbfgsWrite: trial = x + step d, out moved.
+    void lbfgs_trial(const nn::LbfgsVectors& v, const nn::LbfgsRows& w) const {
+        LbfgsRun{v.rows, v.len}.reduce(nn::LbfgsTrial{{v, w}});
+    }
+    /// out slope = g_trial'd on the kLbfgsWrite rows.
+    void lbfgs_slope(const nn::LbfgsVectors& v, const nn::LbfgsRows& w) const {
+        LbfgsRun{v.rows, v.len}.reduce(nn::LbfgsSlope{{v, w}});
+    }
+    /// kLbfgsKeep first; kLbfgsAccept: x = x + step d, g = g_best, the pair stored if it has curvature; kLbfgsClear.
+    void lbfgs_accept(const nn::LbfgsVectors& v, const nn::LbfgsRows& w) const {
+        const LbfgsRun run{v.rows, v.len};
+        run.reduce(nn::LbfgsAcceptDots{{v, w}});
+        run.map(nn::LbfgsAcceptMove{{v, w}});
+    }
+    /// b.input[r, l, :] = point[r, b.offset : b.offset + b.len] for l < b.repeat, every block b.
+    void scatter_row_blocks(const float* point, Index rows, Index width, std::span<const nn::RowBlock> blocks) const {
+        for (const nn::RowBlock& b : blocks)
+            for (Index r = 0; r < rows; ++r)
+                for (Index l = 0; l < b.repeat; ++l)
+                    std::memcpy(b.input + (r * b.repeat + l) * b.len, point + r * width + b.offset,
+                                sizeof(float) * static_cast<std::size_t>(b.len));
+    }
+    /// grad[r, b.offset + j] = nn::row_block_grad(b, r, j) for every block b.
+    void gather_row_blocks(std::span<const nn::RowBlock> blocks, Index rows, Index width, float* grad) const {
+        for (const nn::RowBlock& b : blocks)
+            for (Index r = 0; r < rows; ++r)
+                for (Index j = 0; j < b.len; ++j) grad[r * width + b.offset + j] = nn::row_block_grad(b, r, j);
+    }
 
 private:
+    /// The loops behind the L-BFGS functors: a map over each active row's elements, a reduction
+    /// that sums each row's elements in order (rows in parallel, each row by one thread).
+    struct LbfgsRun {
+        Index rows, len;
+        template <class M>
+        void map(const M& m) const {
+            for (Index r = 0; r < rows; ++r) {
+                if (!m.active(r)) continue;
+#pragma omp parallel for schedule(static) if (len > nn::kParallelMinWork)
+                for (Index j = 0; j < len; ++j) m(r, j);
+            }
+        }
+        template <class T>
+        void reduce(const T& t) const {
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * len > nn::kParallelMinWork)
+            for (Index r = 0; r < rows; ++r) {
+                double acc[T::kSums] = {};
+                if (t.active(r))
+                    for (Index j = 0; j < len; ++j) t.add(acc, r, j);
+                t.finish(r, acc);
+            }
+        }
+    };
     static nn::LinearParams affine_linear(const nn::StyleAffine& l, Index w_dim) {
         nn::LinearParams p;
         p.in = w_dim, p.out = l.channels, p.weight_gain = l.weight_gain, p.bias_gain = l.bias_gain;

@@ -15,6 +15,7 @@
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/elementwise.cuh"
+#include "ganinv/cuda/lbfgs_kernels.cuh"
 #include "ganinv/cuda/linear.cuh"
 #include "ganinv/cuda/modconv.cuh"
 #include "ganinv/cuda/optim_kernels.cuh"
@@ -77,7 +78,7 @@ struct Cuda {
         std::memcpy(pinned, host.data(), b.bytes());
         GANINV_CUDA_CHECK(cudaMemcpyAsync(b.data(), pinned, b.bytes(), cudaMemcpyHostToDevice, stream()));
         GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
-        ++pool().traffic().uploads;
+        pool().traffic().upload(b.bytes());
         ++pool().traffic().syncs;
         return b;
     }
@@ -89,7 +90,7 @@ struct Cuda {
         void* pinned = state_->staging->get(b.bytes());
         GANINV_CUDA_CHECK(cudaMemcpyAsync(pinned, b.data(), b.bytes(), cudaMemcpyDeviceToHost, stream()));
         GANINV_CUDA_CHECK(cudaStreamSynchronize(stream()));
-        ++pool().traffic().downloads;
+        pool().traffic().download(b.bytes());
         ++pool().traffic().syncs;
         std::memcpy(host.data(), pinned, b.bytes());
         return host;
@@ -286,13 +287,44 @@ struct Cuda {
             state_->copied = std::shared_ptr<CUevent_st>(e, [](cudaEvent_t q) { (void)cudaEventDestroy(q); });
         }
         GANINV_CUDA_CHECK(cudaEventRecord(state_->copied.get(), stream()));
-        ++pool().traffic().downloads;
+        pool().traffic().download(sizeof(float) * static_cast<std::size_t>(n));
     }
     /// Waits (on an event, not the whole stream's future work) for the last copy_to_host_async.
     void wait_host_copies() const {
         if (!state_->copied) return;
         GANINV_CUDA_CHECK(cudaEventSynchronize(state_->copied.get()));
         ++pool().traffic().syncs;
+    }
+    /// Starts dst[0, n) = src[0, n) on the stream from pinned host memory (host_buffer's): no
+    /// wait here; src must stay unchanged until a later wait_host_copies() returns.
+    void copy_to_device_async(const float* src, Index n, float* dst) const {
+        if (n <= 0) return;
+        GANINV_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * static_cast<std::size_t>(n), cudaMemcpyHostToDevice, stream()));
+        pool().traffic().upload(sizeof(float) * static_cast<std::size_t>(n));
+    }
+
+    // ------------------------------------------------------------------ L-BFGS (invert/device_lbfgs.hpp)
+    // Same contracts as Cpu's; nn/lbfgs_ops.hpp's functors in the kernels of cuda/lbfgs_kernels.cuh.
+    // Nothing here waits for the stream.
+    void lbfgs_direction(const nn::LbfgsVectors& v, const nn::LbfgsRows& w, Index max_pairs) const {
+        nn::lbfgs_direction_passes(v, w, max_pairs, lbfgs_launch(v));
+    }
+    void lbfgs_trial(const nn::LbfgsVectors& v, const nn::LbfgsRows& w) const {
+        lbfgs_launch(v).reduce(nn::LbfgsTrial{{v, w}});
+    }
+    void lbfgs_slope(const nn::LbfgsVectors& v, const nn::LbfgsRows& w) const {
+        lbfgs_launch(v).reduce(nn::LbfgsSlope{{v, w}});
+    }
+    void lbfgs_accept(const nn::LbfgsVectors& v, const nn::LbfgsRows& w) const {
+        const cuda::LbfgsLaunch run = lbfgs_launch(v);
+        run.reduce(nn::LbfgsAcceptDots{{v, w}});
+        run.map(nn::LbfgsAcceptMove{{v, w}});
+    }
+    void scatter_row_blocks(const float* point, Index rows, Index width, std::span<const nn::RowBlock> blocks) const {
+        cuda::scatter_row_blocks(point, rows, width, blocks, stream());
+    }
+    void gather_row_blocks(std::span<const nn::RowBlock> blocks, Index rows, Index width, float* grad) const {
+        cuda::gather_row_blocks(blocks, rows, width, grad, stream());
     }
 
 private:
@@ -314,6 +346,7 @@ private:
         return ok;
     }
     static long long ll(Index v) { return static_cast<long long>(v); }
+    cuda::LbfgsLaunch lbfgs_launch(const nn::LbfgsVectors& v) const { return {pool(), stream(), v.rows, v.len}; }
     cuda::ModconvContext context() const {
         return {state_->pool, state_->num_sms, state_->options.precision, state_->options.style_mode, state_->wgmma,
                 state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma};

@@ -98,7 +98,7 @@ struct BufferOps<Cuda> {
         const cudaError_t copied =
             cudaMemcpyAsync(per_image.data(), per_image_dev, sizeof(double) * per_image.size(), cudaMemcpyDeviceToHost, s);
         const cudaError_t synced = copied == cudaSuccess ? cudaStreamSynchronize(s) : copied;
-        ++pool.traffic().downloads;
+        pool.traffic().download(sizeof(double) * per_image.size());
         ++pool.traffic().syncs;
         pool.release(scratch);
         GANINV_CUDA_CHECK(synced);
@@ -147,7 +147,7 @@ struct BufferOps<Cuda> {
         cudaError_t e = launched;
         if (e == cudaSuccess) e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
         if (e == cudaSuccess) e = cudaStreamSynchronize(s);
-        ++pool.traffic().downloads;
+        pool.traffic().download(sizeof(double) * v.size());
         ++pool.traffic().syncs;
         pool.release(scratch);
         GANINV_CUDA_CHECK(e);

@@ -48,6 +48,20 @@ public:
     /// assert that its steps add none between progress reports. Counting only, never reset here.
     struct Traffic {
         std::uint64_t uploads = 0, downloads = 0, syncs = 0, mallocs = 0;
+        std::uint64_t upload_bytes = 0, download_bytes = 0;
+        /// Bytes of the largest single copy either way (a test may set it to 0 to watch a stretch:
+        /// the device L-BFGS loop's steps copy per-row scalars, never a vector).
+        std::uint64_t largest_copy = 0;
+        void upload(std::size_t bytes) {
+            ++uploads;
+            upload_bytes += bytes;
+            largest_copy = std::max<std::uint64_t>(largest_copy, bytes);
+        }
+        void download(std::size_t bytes) {
+            ++downloads;
+            download_bytes += bytes;
+            largest_copy = std::max<std::uint64_t>(largest_copy, bytes);
+        }
     };
     Traffic& traffic() { return traffic_; }
 

@@ -44,7 +44,7 @@ public:
         if (n_ == 0) return;
         GANINV_CUDA_CHECK(cudaMemcpyAsync(block_.ptr, host.data(), sizeof(T) * n_, cudaMemcpyHostToDevice, pool_->stream()));
         GANINV_CUDA_CHECK(cudaStreamSynchronize(pool_->stream()));
-        ++pool_->traffic().uploads;
+        pool_->traffic().upload(sizeof(T) * n_);
         ++pool_->traffic().syncs;
     }
     PoolArray(PoolArray&& o) noexcept : pool_(std::move(o.pool_)), n_(std::exchange(o.n_, 0)), block_(std::exchange(o.block_, Block{})) {}
@@ -70,7 +70,7 @@ public:
         if (n_ == 0) return h;
         GANINV_CUDA_CHECK(cudaMemcpyAsync(h.data(), block_.ptr, sizeof(T) * n_, cudaMemcpyDeviceToHost, pool_->stream()));
         GANINV_CUDA_CHECK(cudaStreamSynchronize(pool_->stream()));
-        ++pool_->traffic().downloads;
+        pool_->traffic().download(sizeof(T) * n_);
         ++pool_->traffic().syncs;
         return h;
     }

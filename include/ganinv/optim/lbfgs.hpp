@@ -18,6 +18,7 @@
 #include "ganinv/concepts/optimizer.hpp"
 #include "ganinv/core/error.hpp"
 #include "ganinv/core/tensor.hpp"
+#include "ganinv/nn/lbfgs_ops.hpp"
 #include "ganinv/optim/line_search.hpp"
 
 #include <algorithm>
@@ -37,6 +38,12 @@ struct LbfgsOptions {
 };
 
 enum class LbfgsRowStatus { Running, Converged, Stalled };
+
+/// The first trial step of a search from slope `slope` (< 0) with `pairs` stored pairs: without
+/// curvature information a step of unit length (capped at 1 in alpha), else the quasi-Newton 1.
+inline double lbfgs_first_step(Index pairs, double slope) {
+    return pairs == 0 ? std::min(1.0, 1.0 / std::sqrt(-slope)) : 1.0;
+}
 
 class Lbfgs {
 public:
@@ -94,9 +101,7 @@ public:
                 for (Index j = 0; j < dim_; ++j) d[j] = -row.g[j];
                 slope = -dot(row.g, row.g);
             }
-            // Without curvature information, make the first step of unit length (capped at 1 in alpha).
-            const double alpha0 = row.count == 0 ? std::min(1.0, 1.0 / std::sqrt(-slope)) : 1.0;
-            search[static_cast<std::size_t>(r)].start(row.f, slope, alpha0, wolfe);
+            search[static_cast<std::size_t>(r)].start(row.f, slope, lbfgs_first_step(row.count, slope), wolfe);
             searching[static_cast<std::size_t>(r)] = 1;
         }
 
@@ -258,10 +263,9 @@ private:
             s[j] = static_cast<double>(xn[j]) - static_cast<double>(row.x[j]);
             y[j] = g_new[j] - row.g[j];
         }
-        // Wolfe guarantees s'y > 0 in exact arithmetic; float rounding of the point can break it,
-        // and a pair without positive curvature would make H indefinite, so it is skipped.
+        // A pair without positive curvature (float rounding of the point) is skipped.
         const double sy = dot(s, y);
-        if (sy > 1e-12 * std::sqrt(dot(s, s) * dot(y, y)) && sy > 0.0) {
+        if (nn::lbfgs_keeps_pair(sy, dot(s, s), dot(y, y))) {
             const auto i = static_cast<std::size_t>(row.head);
             if (row.s.size() < static_cast<std::size_t>(m)) {
                 row.s.resize(static_cast<std::size_t>(m));
@@ -290,7 +294,7 @@ private:
         float* t = trial.data() + r * dim_;
         bool moved = false;
         for (Index j = 0; j < dim_; ++j) {
-            t[j] = static_cast<float>(static_cast<double>(row.x[j]) + alpha * d[j]);
+            t[j] = nn::lbfgs_point(row.x[j], alpha, d[j]);
             moved = moved || t[j] != row.x[j];
         }
         return moved;
