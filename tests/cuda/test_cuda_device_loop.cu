@@ -3,9 +3,13 @@
 // against plain launches (and the fallback to them when a capture fails), and the host traffic of the step path counted in the backend's pool:
 // nothing between progress reports but the report's own two copies and one event wait. Also the
 // generator tuner (invert/tuner.hpp, issue 15): StyleGAN2<Cuda> against StyleGAN2<Cpu> over 20 steps.
+// And the device L-BFGS loop (invert/device_lbfgs.hpp, issue 14): against the host L-BFGS on the
+// same GPU and against the Cpu backend over 50 steps, and what crosses per step: per-row scalars,
+// never a vector (the pool's byte counters).
 #include "cuda_catch.hpp"
 #include "device_loop_reference.hpp"
 
+#include <ganinv/concepts/backend_lbfgs.hpp>
 #include <ganinv/concepts/backend_optimizer.hpp>
 #include <ganinv/backend/cuda.cuh>
 #include <ganinv/cuda/stream.hpp>
@@ -20,15 +24,19 @@
 #include <ganinv/loss/network_losses_cuda.cuh>
 #endif
 
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace ganinv;
 using GC = StyleGAN2<Cuda>;
 
 static_assert(BackendOptimizerOps<Cuda>);
+static_assert(BackendLbfgsOps<Cuda>);
 
 namespace {
 
@@ -262,6 +270,137 @@ TEST_CASE("device Adam loop: no host transfer, wait or allocation between progre
             CHECK(at[k].downloads - at[k - 1].downloads == 2);
             CHECK(at[k].syncs - at[k - 1].syncs == 1);
         }
+    }
+}
+
+namespace {
+
+template <class Space, class GG, class LossT>
+InversionResult run_lbfgs(GG& g, LossT loss, const InverterOptions& o, const Tensor<float>& t, std::string* mode,
+                          const std::type_identity_t<std::function<void(Inverter<GG, Space, LossT, Lbfgs>&)>>& before = {}) {
+    Inverter<GG, Space, LossT, Lbfgs> inv(g, std::move(loss), Lbfgs{}, o);
+    if (before) before(inv);
+    InversionResult r = inv.run(t);
+    if (mode) *mode = inv.launch_mode();
+    return r;
+}
+
+InverterOptions lbfgs_loop_options(bool noise) {
+    InverterOptions o = loop_options(noise);
+    o.noise_regularization = 2.0;  // the noise maps matter, the regulariser does not drown the loss
+    return o;
+}
+
+/// Largest |a / b - 1| over the steps and images of two loss histories.
+double history_difference(const InversionResult& a, const InversionResult& b) {
+    double worst = 0;
+    for (std::size_t s = 0; s < std::min(a.loss_history.size(), b.loss_history.size()); ++s)
+        for (std::size_t i = 0; i < a.loss_history[s].size(); ++i)
+            worst = std::max(worst, std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0));
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("device L-BFGS loop on CUDA follows the host L-BFGS over 50 steps", "[cuda][device_lbfgs]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Tensor<float> t = loop_targets(g, 2, 35);
+    for (const bool wplus : {false, true})
+        for (const bool noise : {false, true}) {
+            InverterOptions o = lbfgs_loop_options(noise);
+            std::string mode_dev, mode_host;
+            const InversionResult dev = wplus ? run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_dev)
+                                              : run_lbfgs<WSpace>(g, Mse<Cuda>{}, o, t, &mode_dev);
+            o.device_loop = false;
+            const InversionResult host = wplus ? run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_host)
+                                               : run_lbfgs<WSpace>(g, Mse<Cuda>{}, o, t, &mode_host);
+            const double err = test::relative_l2(dev.params, host.params), hist = history_difference(dev, host);
+            // Same evaluations of the same points on the same GPU; only the rounding of the
+            // device's parallel dot products differs from the host Lbfgs's in-order sums.
+            INFO((wplus ? "W+" : "W") << (noise ? " + noise maps" : "") << ": relative L2 of the final rows " << err
+                                      << ", largest relative difference of the loss histories " << hist);
+            CHECK(mode_dev == "device, lbfgs");
+            CHECK(mode_host == "host");
+            REQUIRE(dev.loss_history.size() == 50);
+            REQUIRE(host.loss_history.size() == 50);
+            CHECK(err < 1e-4);
+            CHECK(hist < 1e-4);
+            CHECK(host.loss_history.back()[0] < 0.5 * host.loss_history.front()[0]);
+        }
+}
+
+TEST_CASE("device L-BFGS loop: StyleGAN2<Cuda> follows StyleGAN2<Cpu> over 50 steps", "[cuda][device_lbfgs]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    StyleGAN2<Cpu> cpu = StyleGAN2<Cpu>::random(g.config(), 7);  // the same weights (same seed)
+    const Tensor<float> t = loop_targets(g, 2, 36);
+    const InverterOptions o = lbfgs_loop_options(true);
+    std::string mode_gpu, mode_cpu;
+    const InversionResult rg = run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_gpu);
+    const InversionResult rc = run_lbfgs<WPlusSpace>(cpu, Mse<Cpu>{}, o, t, &mode_cpu);
+    const double err = test::relative_l2(rg.params, rc.params), hist = history_difference(rg, rc);
+    INFO("cuda vs cpu: relative L2 of the final rows " << err << ", largest relative difference of the loss histories "
+                                                       << hist);
+    CHECK(mode_gpu == "device, lbfgs");
+    CHECK(mode_cpu == "device, lbfgs");
+    REQUIRE(rg.loss_history.size() == 50);
+    REQUIRE(rc.loss_history.size() == 50);
+    CHECK(err < 1e-3);
+    CHECK(hist < 1e-3);
+}
+
+TEST_CASE("device L-BFGS loop: per step only per-row scalars cross to and from the host", "[cuda][device_lbfgs]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Index n = 2;
+    const Tensor<float> t = loop_targets(g, n, 37);
+    for (const bool noise : {false, true}) {
+        InverterOptions o = lbfgs_loop_options(noise);
+        o.steps = 20;
+        o.progress_every = 1;
+        struct Mark {
+            cuda::MemoryPool::Traffic traffic;
+            Index evaluations;
+        };
+        std::vector<Mark> at;
+        InverterObjective<GC, WSpace, Mse<Cuda>>* objective = nullptr;
+        o.on_progress = [&](const InversionProgress&) {
+            cuda::MemoryPool::Traffic& tr = g.backend().pool().traffic();
+            if (at.empty()) tr.largest_copy = 0;  // from here on: the steps only
+            at.push_back({tr, objective->evaluations()});
+        };
+        std::string mode;
+        const InversionResult r = run_lbfgs<WSpace>(
+            g, Mse<Cuda>{}, o, t, &mode,
+            [&](Inverter<GC, WSpace, Mse<Cuda>, Lbfgs>& inv) { objective = &inv.objective(); });
+        INFO((noise ? "W + noise maps" : "W") << ", " << mode);
+        CHECK(mode == "device, lbfgs");
+        REQUIRE(at.size() == 20);
+        const std::uint64_t scalar = sizeof(double) * static_cast<std::uint64_t>(n);
+        // A code row alone is w_dim floats: every copy of a step is smaller than one row.
+        const std::uint64_t row_bytes = sizeof(float) * static_cast<std::uint64_t>(g.w_dim());
+        CHECK(at.back().traffic.largest_copy <= 4 * scalar);
+        CHECK(4 * scalar < row_bytes);
+        for (std::size_t k = 1; k < at.size(); ++k) {
+            const cuda::MemoryPool::Traffic &a = at[k - 1].traffic, &b = at[k].traffic;
+            const auto evals = static_cast<std::uint64_t>(at[k].evaluations - at[k - 1].evaluations);
+            const std::uint64_t ups = b.uploads - a.uploads, downs = b.downloads - a.downloads;
+            INFO("step " << k + 1 << ": " << evals << " evaluations, " << ups << " uploads (" << b.upload_bytes - a.upload_bytes
+                         << " bytes), " << downs << " downloads (" << b.download_bytes - a.download_bytes << " bytes), "
+                         << b.syncs - a.syncs << " waits");
+            // Up: one command (a step and a flag word per row) for the direction, one per
+            // line-search round (at most one more than the evaluations), one for the acceptance.
+            CHECK(ups <= evals + 3);
+            CHECK(b.upload_bytes - a.upload_bytes == ups * 2 * scalar);
+            // Down: the direction's 4 fields; per round (at most one more than the evaluations)
+            // the moved flags; per evaluation the loss, the regulariser (with noise maps), the slopes.
+            CHECK(downs <= 1 + (evals + 1) + evals * (noise ? 3 : 2));
+            CHECK(b.download_bytes - a.download_bytes <= downs * 4 * scalar);
+            CHECK(b.syncs - a.syncs <= downs);
+            if (k >= 3) CHECK(b.mallocs - a.mallocs == 0);
+        }
+        CHECK(r.loss_history.back()[0] < r.loss_history.front()[0]);
     }
 }
 

@@ -10,11 +10,14 @@
 #include "ganinv/concepts/optimizer.hpp"
 #include "ganinv/core/eigen.hpp"
 #include "ganinv/core/view.hpp"
+#include "ganinv/invert/device_lbfgs.hpp"
 #include "ganinv/invert/device_loop.hpp"
 #include "ganinv/invert/objective.hpp"
 #include "ganinv/invert/options.hpp"
 #include "ganinv/invert/projector_schedule.hpp"
+#include "ganinv/invert/stopper.hpp"
 #include "ganinv/optim/adam.hpp"
+#include "ganinv/optim/lbfgs.hpp"
 
 #include <chrono>
 #include <limits>
@@ -52,7 +55,8 @@ public:
 
     const InverterOptions& options() const { return objective_.options(); }
     InverterObjective<G, Space, LossT>& objective() { return objective_; }
-    /// Where the last run's steps ran: "host", or "device, graph" / "device, plain (...)" (device_loop.hpp).
+    /// Where the last run's steps ran: "host", or "device, graph" / "device, plain (...)" (Adam,
+    /// device_loop.hpp) / "device, lbfgs" (device_lbfgs.hpp).
     const std::string& launch_mode() const { return launch_mode_; }
 
     /// Targets in the caller's memory (any strides, e.g. interleaved images or rows of an
@@ -69,7 +73,7 @@ public:
         Tensor<float> params = objective_.initial_params();
         InversionResult res;
         res.stopped_at.assign(static_cast<std::size_t>(n), o.steps);
-        Stopper stop(o, n);
+        ImageStopper stop(o, n);
         bool on_device = false;
         launch_mode_ = "host";
 
@@ -81,8 +85,16 @@ public:
                 on_device = true;
             }
         }
+        if constexpr (std::is_same_v<Opt, Lbfgs>) {
+            if (DeviceLbfgsLoop<G, Space, LossT>::supported(o, n)) {
+                DeviceLbfgsLoop<G, Space, LossT> loop(objective_, opt_.options());
+                params = loop.run(params, res);
+                launch_mode_ = "device, " + loop.launch_mode();
+                on_device = true;
+            }
+        }
         if (on_device) {
-            // DeviceAdamLoop ran the steps and filled the history, steps_run and stopped_at.
+            // A device loop ran the steps and filled the history, steps_run and stopped_at.
         } else if constexpr (kFirstOrder) {
             opt_.reset(n, params.dim(1));
             const ProjectorSchedule sched = ProjectorSchedule::official(std::max<Index>(o.steps, 1));
@@ -139,55 +151,7 @@ public:
     }
 
 private:
-    /// Per-image stopping on a loss threshold or on stagnation.
-    class Stopper {
-    public:
-        Stopper(const InverterOptions& o, Index n)
-            : o_(o), best_(static_cast<std::size_t>(n), std::numeric_limits<double>::infinity()),
-              since_(static_cast<std::size_t>(n), 0), stopped_(static_cast<std::size_t>(n), -1) {}
-        bool running() const {
-            for (Index s : stopped_) if (s < 0) return true;
-            return false;
-        }
-        Index count_running() const {
-            Index c = 0;
-            for (Index s : stopped_) c += s < 0;
-            return c;
-        }
-        void update(const std::vector<double>& v, Index step) {
-            for (std::size_t i = 0; i < v.size() && i < best_.size(); ++i) {
-                if (stopped_[i] >= 0) continue;
-                if (v[i] < best_[i] * (1.0 - o_.min_relative_improvement) || !std::isfinite(best_[i])) {
-                    best_[i] = v[i];
-                    since_[i] = 0;
-                } else {
-                    ++since_[i];
-                }
-                if ((o_.target_loss && v[i] <= *o_.target_loss) || (o_.patience > 0 && since_[i] >= o_.patience))
-                    stopped_[i] = step + 1;
-            }
-        }
-        /// Rows that stopped keep their parameters (the batch still runs as one).
-        void freeze_stopped(Tensor<float>& params, const Tensor<float>& before) const {
-            const Index dim = params.dim(1);
-            for (std::size_t i = 0; i < stopped_.size(); ++i)
-                if (stopped_[i] >= 0)
-                    std::copy(before.data() + static_cast<Index>(i) * dim, before.data() + static_cast<Index>(i + 1) * dim,
-                              params.data() + static_cast<Index>(i) * dim);
-        }
-        std::vector<Index> stopped_at(Index steps_run) const {
-            std::vector<Index> out;
-            for (Index s : stopped_) out.push_back(s < 0 ? steps_run : s);
-            return out;
-        }
-
-    private:
-        const InverterOptions& o_;
-        std::vector<double> best_;
-        std::vector<Index> since_, stopped_;
-    };
-
-    void record(InversionResult& res, Stopper& stop, const std::vector<double>& values, Index step) {
+    void record(InversionResult& res, ImageStopper& stop, const std::vector<double>& values, Index step) {
         res.loss_history.push_back(values);
         res.steps_run = step + 1;
         stop.update(values, step);

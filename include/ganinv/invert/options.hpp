@@ -74,7 +74,8 @@ struct InverterOptions {
     Index patience = 0;                    ///< stop after this many steps without relative gain; 0 = off
     double min_relative_improvement = 1e-4;
 
-    // Where Adam runs (W and W+ without priors or code regulariser; invert/device_loop.hpp).
+    // Where Adam and L-BFGS run (W and W+ without priors or code regulariser; invert/device_loop.hpp,
+    // invert/device_lbfgs.hpp).
     bool device_loop = true;   ///< parameters, moments, schedule, stop state on the generator's backend
     bool device_graph = true;  ///< on CUDA: capture the step once as a graph and replay it
 
@@ -102,7 +103,7 @@ struct InversionResult {
     Index steps_run = 0;
     Index evaluations = 0;               ///< generator batches evaluated
     double seconds = 0;
-    /// How the steps ran (Inverter::launch_mode()): "host", "device, graph", "device, plain (why)".
+    /// How the steps ran (Inverter::launch_mode()): "host", "device, graph", "device, plain (why)", "device, lbfgs".
     std::string launch_mode;
 };
 
