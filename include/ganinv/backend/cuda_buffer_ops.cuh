@@ -53,10 +53,11 @@ struct BufferOps<Cuda> {
     }
 
     /// With `values_into`, values_into[n] += weight * value of image n on the device and nothing
-    /// comes back (the returned vector is empty); otherwise the values are read back.
-    template <class L>
+    /// comes back (the returned vector is empty); otherwise the values are read back. V: float
+    /// (the Adam loop) or double (the L-BFGS loop, which keeps the host objective's doubles).
+    template <class L, class V = float>
     static std::vector<double> pixel_loss(const L& loss, const Buffer& pred, const Buffer& target, const Buffer* mask,
-                                          Buffer* grad, float* values_into = nullptr, float weight = 1.0f) {
+                                          Buffer* grad, V* values_into = nullptr, float weight = 1.0f) {
         static_assert(std::is_trivially_copyable_v<L>,
                       "BufferOps<Cuda>::pixel_loss: the loss object is passed to a kernel by value and must be "
                       "trivially copyable");
@@ -89,7 +90,7 @@ struct BufferOps<Cuda> {
             cuda::launch_1d(cuda::kernels::scale_per_image, N * m, s, grad->data(), ll(N), ll(m),
                             static_cast<const float*>(norm));
         if (values_into) {
-            cuda::launch_1d(cuda::kernels::accumulate_values<>, N, s, static_cast<const double*>(per_image_dev), ll(N),
+            cuda::launch_1d(cuda::kernels::accumulate_values<V>, N, s, static_cast<const double*>(per_image_dev), ll(N),
                             weight, values_into);
             pool.release(scratch);  // stream-ordered: reused only by later work on this stream
             return {};
@@ -107,9 +108,10 @@ struct BufferOps<Cuda> {
 
     /// Same contract as BufferOps<Cpu>::add_noise_regularizer: one block per plane.
     /// With `values_into`, values_into[n] += weight * value of image n on the device instead of
-    /// per_image (nothing comes back to the host).
+    /// per_image (nothing comes back to the host); V as in pixel_loss.
+    template <class V = float>
     static void add_noise_regularizer(const Buffer& map, Index N, Index H, Index W, Buffer* grad,
-                                      std::vector<double>& per_image, float* values_into = nullptr,
+                                      std::vector<double>& per_image, V* values_into = nullptr,
                                       float weight = 1.0f) {
         cuda::kernels::NoiseRegLevels L;
         for (Index h = H, w = W;;) {  // the CPU's do-while: stop after the level with h <= 8
@@ -137,7 +139,7 @@ struct BufferOps<Cuda> {
         const cudaError_t launched = cudaGetLastError();
         if (values_into) {
             if (launched == cudaSuccess)
-                cuda::launch_1d(cuda::kernels::accumulate_values<>, N, s, static_cast<const double*>(value), ll(N), weight,
+                cuda::launch_1d(cuda::kernels::accumulate_values<V>, N, s, static_cast<const double*>(value), ll(N), weight,
                                 values_into);
             pool.release(scratch);
             GANINV_CUDA_CHECK(launched);

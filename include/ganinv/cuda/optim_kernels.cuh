@@ -95,12 +95,14 @@ __global__ void renormalize_segments(ParamSegmentTable t, nn::StepState s) {
     for (long long i = threadIdx.x; i < g.row_len; i += blockDim.x) x[i] = static_cast<float>((x[i] - mean) * inv);
 }
 
-/// out[n] += weight * v[n] (per-image values that stay on the device).
-template <int = 0>  // a template: defined once however many TUs include this
-__global__ void accumulate_values(const double* v, long long n, float weight, float* out) {
+/// out[n] += weight * v[n] (per-image values that stay on the device), in T: float for the Adam
+/// loop's values, double for the L-BFGS loop's (where 0 + 1.0 * v, then + v' ..., is exactly the
+/// host objective's double sum).
+template <class T = float>  // a template: defined once however many TUs include this
+__global__ void accumulate_values(const double* v, long long n, float weight, T* out) {
     for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<long long>(gridDim.x) * blockDim.x)
-        out[i] += weight * static_cast<float>(v[i]);
+        out[i] += static_cast<T>(weight) * static_cast<T>(v[i]);
 }
 
 /// One block: history, stop rule per row, then the step counter (after every row read it).

@@ -12,10 +12,14 @@
 /// history ring (head, count) in backend memory (nn/lbfgs_ops.hpp).
 ///
 /// The strong-Wolfe searches (StrongWolfeSearch, one per row) run on the host: they branch on
-/// every value. What crosses, per row, as scalars:
+/// every value. What crosses, per row, as scalars (each copy one asynchronous copy and one wait):
 ///  - per step, down: max |g|, g'd, g'g and the pair count after the direction (one copy);
 ///  - per line-search round, up: the step along d and a command word (one copy); down: whether
-///    the trial point moved, its loss (and noise-regulariser) value and its slope g'd;
+///    the trial point moved (one copy);
+///  - per evaluation, down: its slope g'd, loss and noise-regulariser values (one copy). The
+///    loss and the regulariser add their per-row doubles into that out block on the backend
+///    (evaluate_on_device into double); a loss that cannot (a sum of terms, a network loss, any
+///    loss on Cpu) returns its values itself, one more copy and wait per evaluation on CUDA;
 ///  - per step, up: the accepted step and command (one copy).
 /// Never a vector. The objective is the host objective's, operation for operation (double
 /// values, float gradients), so on Cpu the loop follows the host Lbfgs bit for bit and on CUDA
@@ -50,6 +54,16 @@ class DeviceLbfgsLoop {
     using Objective = InverterObjective<G, Space, LossT>;
 
 public:
+    /// Whether the loss / the noise regulariser can add their per-row values, in double, into
+    /// backend memory (the out block), so that they cross with the slope in one copy.
+    static constexpr bool kLossDoubles = requires(const LossT& l, const Buffer& b, Buffer* g, double* v) {
+        l.evaluate_on_device(b, b, g, v, 1.0f);
+    };
+    static constexpr bool kRegDoubles = requires(const NoiseRegularizer<B>& r, const std::vector<Buffer>& m,
+                                                 std::vector<Buffer>* g, double* v) {
+        r.evaluate_on_device(m, g, 1.0f, v);
+    };
+
     /// Whether the loop can run this configuration (else the Inverter keeps its host loop):
     /// the conditions of DeviceAdamLoop::supported, on a backend with BackendLbfgsOps.
     static bool supported(const InverterOptions& o, Index images) {
@@ -77,7 +91,8 @@ public:
         if (o.steps <= 0) return start;
         allocate(start);
 
-        f_values_ = evaluate(x_.data(), g_.data());
+        evaluate(x_.data(), g_.data());
+        f_values_ = values(values_on_backend() ? read(nn::kLbfgsOutLoss, 2) : nullptr);
         for (Index r = 0; r < n_; ++r)
             GANINV_CHECK(std::isfinite(f_values_[idx(r)]), ValueError, "DeviceLbfgsLoop: the objective is not finite (",
                          f_values_[idx(r)], ") at the starting point of row ", r);
@@ -125,6 +140,7 @@ private:
         }
         GANINV_CHECK(off == width_, ShapeError, "DeviceLbfgsLoop: start rows are ", width_, " wide, expected ", off);
 
+        zero_ = b_.zeros({4 * n_});  // the two value fields' doubles, cleared before each evaluation
         x_ = b_.upload(start);
         g_ = b_.zeros({n_, width_});
         trial_ = b_.zeros({n_, width_});
@@ -188,33 +204,38 @@ private:
         return reinterpret_cast<const double*>(h);
     }
 
-    /// The host objective's value per row at `point` ([rows, width], backend memory), its
-    /// gradient into `grad`: synthesis, loss, backward, noise regulariser, all on the backend;
-    /// the per-row values come back (n doubles from the loss, n from the regulariser).
-    std::vector<double> evaluate(const float* point, float* grad) {
+    /// The host objective at `point` ([rows, width], backend memory), its gradient into `grad`:
+    /// synthesis, loss, backward, noise regulariser, all on the backend. The per-row loss and
+    /// regulariser values go into the out block's value fields where they can (kLossDoubles,
+    /// kRegDoubles), else to loss_host_ / reg_host_; values() combines them once read.
+    void evaluate(const float* point, float* grad) {
         const InverterOptions& o = f_.options();
         G& g = f_.generator();
+        double* dev_values = rows_.out + nn::kLbfgsOutLoss * n_;  // [loss | reg], n_ doubles each
+        b_.copy(zero_.data(), reinterpret_cast<float*>(dev_values), 4 * n_);
         b_.scatter_row_blocks(point, n_, width_, blocks_);
         NoiseInput<B> noise{o.fixed_noise, o.seed, nullptr};
         if (o.optimize_noise) noise = {NoiseMode::explicit_maps, 0, &maps_};
         img_ = g.synthesis(ws_, noise, &cache_.synthesis);
-        const LossResult lr = f_.loss().evaluate(img_, target_, &grad_img_);
-        GANINV_CHECK(static_cast<Index>(lr.per_image.size()) == n_, ShapeError, "DeviceLbfgsLoop: the loss gave ",
-                     lr.per_image.size(), " values for ", n_, " rows");
-        std::vector<double> values = lr.per_image;
-        terms_now_ = lr.terms;  // the loss's named terms, as the host objective reports them
+        if constexpr (kLossDoubles) {
+            f_.loss().evaluate_on_device(img_, target_, &grad_img_, dev_values, 1.0f);
+        } else {
+            LossResult lr = f_.loss().evaluate(img_, target_, &grad_img_);
+            GANINV_CHECK(static_cast<Index>(lr.per_image.size()) == n_, ShapeError, "DeviceLbfgsLoop: the loss gave ",
+                         lr.per_image.size(), " values for ", n_, " rows");
+            loss_host_ = std::move(lr.per_image);
+            loss_terms_ = std::move(lr.terms);  // the loss's named terms, as the host objective reports them
+        }
         gws_ = g.synthesis_backward_ws(cache_.synthesis, grad_img_, nullptr, &cache_.grads);
         blocks_[0].grad = gws_.data();
-        const bool reg = o.optimize_noise && o.noise_regularization > 0;
+        const bool reg = regularized();
         const double w = o.noise_regularization;
         if (reg) {
-            const LossResult rr = NoiseRegularizer<B>{}.evaluate(maps_, &reg_grads_);
-            LossTerm term{"noise_reg", std::vector<double>(idx(n_))};
-            for (Index r = 0; r < n_; ++r) {
-                values[idx(r)] += w * rr.per_image[idx(r)];  // as the host objective adds it
-                term.per_image[idx(r)] = w * rr.per_image[idx(r)];
+            if constexpr (kRegDoubles) {
+                NoiseRegularizer<B>{}.evaluate_on_device(maps_, &reg_grads_, 1.0f, dev_values + n_);
+            } else {
+                reg_host_ = NoiseRegularizer<B>{}.evaluate(maps_, &reg_grads_).per_image;
             }
-            terms_now_.push_back(std::move(term));
         }
         for (std::size_t k = 0; k < maps_.size(); ++k) {
             blocks_[k + 1].grad = cache_.grads.noise[k].data();
@@ -223,7 +244,35 @@ private:
         }
         b_.gather_row_blocks(blocks_, n_, width_, grad);
         f_.count_evaluations(1);
-        return values;
+    }
+
+    bool regularized() const { return f_.options().optimize_noise && f_.options().noise_regularization > 0; }
+    /// Whether an evaluation leaves values in the out block's value fields (to be read).
+    bool values_on_backend() const { return kLossDoubles || (kRegDoubles && regularized()); }
+
+    /// The last evaluation's value per row, loss + weight * regulariser as the host objective adds
+    /// them (in double), from `dev` (the host copy of its two value fields) or the host values;
+    /// also its named terms (terms_now_).
+    std::vector<double> values(const double* dev) {
+        std::vector<double> v(idx(n_));
+        if constexpr (kLossDoubles) {
+            std::copy_n(dev, n_, v.begin());
+            terms_now_.assign(1, LossTerm{f_.loss().name(), v});  // a pixel loss: one term, its own name
+        } else {
+            v = loss_host_;
+            terms_now_ = loss_terms_;
+        }
+        if (regularized()) {
+            const double w = f_.options().noise_regularization;
+            LossTerm term{"noise_reg", std::vector<double>(idx(n_))};
+            for (Index r = 0; r < n_; ++r) {
+                const double reg = kRegDoubles ? dev[n_ + r] : reg_host_[idx(r)];
+                v[idx(r)] += w * reg;  // as the host objective adds it
+                term.per_image[idx(r)] = w * reg;
+            }
+            terms_now_.push_back(std::move(term));
+        }
+        return v;
     }
 
     /// Row r's values of every term from `from` into `to` (the same terms in the same order).
@@ -295,14 +344,17 @@ private:
                 }
             }
             if (!moving) break;
-            const std::vector<double> values = evaluate(trial_.data(), g_trial_.data());
+            evaluate(trial_.data(), g_trial_.data());
             b_.lbfgs_slope(vectors(), rows(cmd));
-            const double* slope = read(nn::kLbfgsOutSlope, 1);
+            // The slopes and both value fields follow each other in the out block: one copy.
+            static_assert(nn::kLbfgsOutLoss == nn::kLbfgsOutSlope + 1 && nn::kLbfgsOutReg == nn::kLbfgsOutLoss + 1);
+            const double* slope = read(nn::kLbfgsOutSlope, values_on_backend() ? 3 : 1);
+            const std::vector<double> f_trial = values(slope + n_);
             any_searching = false;
             for (Index r = 0; r < n_; ++r) {
                 const auto i = idx(r);
                 if (!searching[i]) continue;
-                if (search[i].observe(values[i], slope[r])) {
+                if (search[i].observe(f_trial[i], slope[r])) {
                     keep[i] = 1;  // g_best = g_trial before the next evaluation overwrites it
                     copy_terms(terms_now_, terms_best_, i);
                 }
@@ -366,7 +418,7 @@ private:
     std::vector<Buffer> maps_, reg_grads_;
     std::vector<nn::RowBlock> blocks_;
     typename Space::template Cache<G> cache_;
-    Buffer x_, g_, trial_, g_trial_, g_best_, d_, s_, y_, scalars_;
+    Buffer x_, g_, trial_, g_trial_, g_best_, d_, s_, y_, scalars_, zero_;
     nn::LbfgsRows rows_;
     double* cmd_search_ = nullptr;
     double* cmd_accept_ = nullptr;
@@ -379,6 +431,9 @@ private:
     std::vector<LbfgsRowStatus> status_;
     std::vector<Index> pairs_;
     std::vector<LossTerm> terms_now_, terms_best_, terms_at_;  ///< the named terms (loss terms, noise_reg)
+    // The last evaluation's values where the loss / the regulariser return them to the host.
+    std::vector<double> loss_host_, reg_host_;
+    std::vector<LossTerm> loss_terms_;
     std::string mode_ = "lbfgs";
 };
 

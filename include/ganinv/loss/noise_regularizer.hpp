@@ -45,9 +45,12 @@ public:
     }
 
     /// values[n] += weight * image n's regulariser, kept in backend memory (no read-back): for the
-    /// device inversion loop, on backends whose BufferOps can (CUDA). grads as in evaluate().
-    void evaluate_on_device(const std::vector<Buffer>& maps, std::vector<Buffer>* grads, float weight, float* values) const
-        requires requires(const Buffer& b, Buffer* g, std::vector<double>& v, float* out) {
+    /// device inversion loops, on backends whose BufferOps can (CUDA). grads as in evaluate().
+    /// V: float (the Adam loop) or double (the L-BFGS loop: with weight 1 into zeros, the maps'
+    /// values summed in evaluate()'s order, so the very double that evaluate() returns).
+    template <class V = float>
+    void evaluate_on_device(const std::vector<Buffer>& maps, std::vector<Buffer>* grads, float weight, V* values) const
+        requires requires(const Buffer& b, Buffer* g, std::vector<double>& v, V* out) {
             detail::BufferOps<Backend>::add_noise_regularizer(b, 1, 1, 1, g, v, out, 1.0f);
         }
     {

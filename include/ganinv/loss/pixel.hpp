@@ -41,10 +41,13 @@ public:
         return single_term(self.name(), BufferOps<Backend>::pixel_loss(self, pred, target, nullptr, grad));
     }
     /// values[n] += weight * the value of image n, kept in backend memory (no read-back, no wait):
-    /// for the device inversion loop, on backends whose BufferOps can (CUDA). grad as in evaluate.
-    void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, float* values,
+    /// for the device inversion loops, on backends whose BufferOps can (CUDA). grad as in
+    /// evaluate. V: float (the Adam loop) or double (the L-BFGS loop: with weight 1 into zeros,
+    /// the very double that evaluate() returns).
+    template <class V = float>
+    void evaluate_on_device(const Buffer& pred, const Buffer& target, Buffer* grad, V* values,
                             float weight = 1.0f) const
-        requires requires(const Derived& d, const Buffer& b, Buffer* g, float* v) {
+        requires requires(const Derived& d, const Buffer& b, Buffer* g, V* v) {
             BufferOps<Backend>::pixel_loss(d, b, b, nullptr, g, v, 1.0f);
         }
     {

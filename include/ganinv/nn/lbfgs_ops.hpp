@@ -44,6 +44,8 @@ enum LbfgsOut : int {
     kLbfgsOutPairs,       ///< pairs in the history (lbfgs_direction)
     kLbfgsOutMoved,       ///< 1 if float(x + step * d) differs from x anywhere (lbfgs_trial)
     kLbfgsOutSlope,       ///< g_trial'd (lbfgs_slope)
+    kLbfgsOutLoss,        ///< the loss at the point evaluated last (the loop's evaluation, where the loss can)
+    kLbfgsOutReg,         ///< the noise regulariser there, unweighted (likewise)
     kLbfgsOutFields
 };
 
