@@ -25,9 +25,11 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -72,6 +74,17 @@ InverterOptions loop_options(bool noise) {
     return o;
 }
 
+/// How far two runs of the same launches may end apart (relative L2 of the rows, relative loss
+/// per step). The synthesis backward sums the style gradient dL/ds over pixels with float
+/// atomicAdd (BwdDataEpilogue in cuda/conv_gemm.cuh, GradInputStore in cuda/hopper_conv.cuh,
+/// the 1x1 toRGB's grad_s in cuda/pointwise_modconv.cuh, demod_grad_coef in
+/// cuda/modconv_aux.cuh), whose order changes from run to run: now and then the code's gradient
+/// differs in its last bits (docs/cuda.md, "Determinism"). An H100 run measured 1.56e-5 between
+/// graph and plain launches (128 entries differed: as many as the two rows' codes hold),
+/// earlier runs 0. A graph that replayed stale pointers or a frozen step counter (learning rate,
+/// exploration noise) would be off by percents.
+constexpr double kAtomicsTolerance = 1e-4;
+
 template <class Space, class LossT>
 InversionResult run_loop(GC& g, LossT loss, const InverterOptions& o, const Tensor<float>& t, std::string* mode) {
     Inverter<GC, Space, LossT, Adam> inv(g, std::move(loss), Adam(ProjectorSchedule{}.adam_options()), o);
@@ -113,15 +126,27 @@ TEST_CASE("device Adam loop: graph replay equals plain launches", "[cuda][device
     const InversionResult a = run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode_graph);
     o.device_graph = false;
     const InversionResult b = run_loop<WSpace>(g, Mse<Cuda>{}, o, t, &mode_plain);
+    // The plain launches once more: the run-to-run spread of the same launches (the atomics).
+    const InversionResult c = run_loop<WSpace>(g, Mse<Cuda>{}, o, t, nullptr);
     CHECK(mode_graph == "device, graph");
     CHECK(mode_plain == "device, plain (device_graph off)");
+    REQUIRE(a.loss_history.size() == b.loss_history.size());
+    REQUIRE(c.loss_history.size() == b.loss_history.size());
     Index same = 0;
     for (Index i = 0; i < a.params.numel(); ++i) same += a.params[i] == b.params[i];
-    const double err = test::relative_l2(a.params, b.params);
-    INFO("graph vs plain: relative L2 " << err << ", " << same << " of " << a.params.numel() << " entries bit-equal");
-    CHECK(err <= 1e-5);
-    for (std::size_t s = 0; s < a.loss_history.size(); ++s)
-        for (std::size_t i = 0; i < 2; ++i) CHECK(std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0) < 1e-5);
+    double hist = 0, hist_spread = 0;
+    for (std::size_t s = 0; s < b.loss_history.size(); ++s)
+        for (std::size_t i = 0; i < 2; ++i) {
+            hist = std::max(hist, std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0));
+            hist_spread = std::max(hist_spread, std::fabs(c.loss_history[s][i] / b.loss_history[s][i] - 1.0));
+        }
+    const double err = test::relative_l2(a.params, b.params), spread = test::relative_l2(c.params, b.params);
+    INFO("graph vs plain: relative L2 " << err << ", " << same << " of " << a.params.numel()
+                                        << " entries bit-equal, losses " << hist << "; plain vs plain: relative L2 "
+                                        << spread << ", losses " << hist_spread);
+    // Within the atomics' tolerance, or 10x what the same launches gave twice in this run.
+    CHECK(err <= std::max(kAtomicsTolerance, 10 * spread));
+    CHECK(hist <= std::max(kAtomicsTolerance, 10 * hist_spread));
 }
 
 namespace {
@@ -165,9 +190,11 @@ TEST_CASE("device Adam loop: a failed graph capture falls back to plain launches
     REQUIRE(a.loss_history.size() == b.loss_history.size());
     const double err = test::relative_l2(a.params, b.params);
     INFO("fallback vs plain launches: relative L2 " << err);
-    CHECK(err <= 1e-5);  // the failed capture ran nothing: the same 50 steps as plain launches
+    // The failed capture ran nothing: the same 50 steps as plain launches, up to the atomics.
+    CHECK(err <= kAtomicsTolerance);
     for (std::size_t s = 0; s < a.loss_history.size(); ++s)
-        for (std::size_t i = 0; i < 2; ++i) CHECK(std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0) < 1e-5);
+        for (std::size_t i = 0; i < 2; ++i)
+            CHECK(std::fabs(a.loss_history[s][i] / b.loss_history[s][i] - 1.0) <= kAtomicsTolerance);
     // The stream is usable afterwards: a graph run on the same generator still captures.
     std::string mode_graph;
     (void)run_loop<WSpace>(g, Mse<Cuda>{}, loop_options(true), t, &mode_graph);
@@ -290,18 +317,74 @@ InverterOptions lbfgs_loop_options(bool noise) {
     o.noise_regularization = 2.0;  // the noise maps matter, the regulariser does not drown the loss
     return o;
 }
-
-/// Largest |a - b| / |b| over the steps and images of two loss histories, where |b| is at least
-/// 1e-5 of the image's first value: a loss that L-BFGS drove to float rounding (a reachable
-/// target) is noise in its relative digits.
-double history_difference(const InversionResult& a, const InversionResult& b) {
+/// Largest |a - b| / |b| over steps [0, steps) and the images of two loss histories, where |b|
+/// is at least 1e-5 of the image's first value: a loss that L-BFGS drove to float rounding (a
+/// reachable target) is noise in its relative digits.
+double history_difference(const InversionResult& a, const InversionResult& b, std::size_t steps) {
     double worst = 0;
-    for (std::size_t s = 0; s < std::min(a.loss_history.size(), b.loss_history.size()); ++s)
+    for (std::size_t s = 0; s < std::min({a.loss_history.size(), b.loss_history.size(), steps}); ++s)
         for (std::size_t i = 0; i < a.loss_history[s].size(); ++i) {
             const double scale = std::max(std::fabs(b.loss_history[s][i]), 1e-5 * std::fabs(b.loss_history[0][i]));
             worst = std::max(worst, std::fabs(a.loss_history[s][i] - b.loss_history[s][i]) / scale);
         }
     return worst;
+}
+
+/// How far apart two L-BFGS runs end up: the final rows (relative L2), the losses of the first
+/// kEarlySteps steps (largest relative difference) and the final losses (largest
+/// |a - b| / min(a, b) over the images: a worse end either way counts).
+struct Apart {
+    static constexpr std::size_t kEarlySteps = 5;
+    double rows = 0, early = 0, final_loss = 0;
+    static Apart of(const InversionResult& a, const InversionResult& b) {
+        Apart d;
+        d.rows = test::relative_l2(a.params, b.params);
+        d.early = history_difference(a, b, kEarlySteps);
+        const std::vector<double>&fa = a.loss_history.back(), &fb = b.loss_history.back();
+        for (std::size_t i = 0; i < fa.size(); ++i) {
+            // The floor of history_difference: a loss at float rounding has no relative digits.
+            const double scale = std::max(std::min(fa[i], fb[i]), 1e-5 * b.loss_history[0][i]);
+            d.final_loss = std::max(d.final_loss, std::fabs(fa[i] - fb[i]) / scale);
+        }
+        return d;
+    }
+    static Apart max(const Apart& a, const Apart& b) {
+        return {std::max(a.rows, b.rows), std::max(a.early, b.early), std::max(a.final_loss, b.final_loss)};
+    }
+};
+
+std::ostream& operator<<(std::ostream& os, const Apart& d) {
+    return os << "rows " << d.rows << ", first " << Apart::kEarlySteps << " steps' losses " << d.early
+              << ", final losses " << d.final_loss;
+}
+
+/// The targets with every value moved by one float ulp: the same problem at float resolution.
+Tensor<float> nudged(Tensor<float> t) {
+    for (float& v : t.values()) v = std::nextafter(v, 2.0f);
+    return t;
+}
+
+/// Checks that run `a` follows run `b` as closely as the objective lets any two runs follow each
+/// other. L-BFGS's line search amplifies last-bit differences (the backward's float atomics, the
+/// device's parallel dot products, CPU vs GPU rounding) into different trajectories; `spread`
+/// measures that amplification on one side: the same run twice (run-to-run nondeterminism) and
+/// with targets one ulp away (a perturbation at float resolution that is always there). Bounds:
+///  - the first kEarlySteps steps' losses within 1e-4 (or 2x the spread there, should the
+///    objective itself already diverge that early): before the amplification has had time, a
+///    wrong two-loop recursion or line search is off by percents from the first steps on;
+///  - the final rows within 5x the spread (floor 1e-5): past the divergence, how far two
+///    trajectories drift apart is set by the objective's landscape, not by the size of the
+///    first difference, so a difference of the same kind lands at the same scale; 5x covers
+///    the variation of one sample (two H100 runs of the same pair gave 0.0179 and 0.0227);
+///  - the final losses within 10% both ways (or 2x the spread): the same quality of fit.
+void check_follows(const InversionResult& a, const InversionResult& b, const Apart& spread, const std::string& what) {
+    const Apart d = Apart::of(a, b);
+    INFO(what << ": " << d << "; the objective's own spread: " << spread);
+    CHECK(d.early <= std::max(1e-4, 2 * spread.early));
+    CHECK(d.rows <= std::max(1e-5, 5 * spread.rows));
+    CHECK(d.final_loss <= std::max(0.1, 2 * spread.final_loss));
+    CHECK(a.loss_history.back()[0] < 0.5 * a.loss_history.front()[0]);
+    CHECK(b.loss_history.back()[0] < 0.5 * b.loss_history.front()[0]);
 }
 
 }  // namespace
@@ -313,25 +396,26 @@ TEST_CASE("device L-BFGS loop on CUDA follows the host L-BFGS over 50 steps", "[
     for (const bool wplus : {false, true})
         for (const bool noise : {false, true}) {
             InverterOptions o = lbfgs_loop_options(noise);
+            auto lbfgs = [&](const InverterOptions& oo, const Tensor<float>& tt, std::string* mode) {
+                return wplus ? run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, oo, tt, mode)
+                             : run_lbfgs<WSpace>(g, Mse<Cuda>{}, oo, tt, mode);
+            };
             std::string mode_dev, mode_host;
-            const InversionResult dev = wplus ? run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_dev)
-                                              : run_lbfgs<WSpace>(g, Mse<Cuda>{}, o, t, &mode_dev);
+            const InversionResult dev = lbfgs(o, t, &mode_dev);
             o.device_loop = false;
-            const InversionResult host = wplus ? run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_host)
-                                               : run_lbfgs<WSpace>(g, Mse<Cuda>{}, o, t, &mode_host);
-            const double err = test::relative_l2(dev.params, host.params), hist = history_difference(dev, host);
-            // The same generator and loss on the same GPU; the device's parallel dot products
-            // round differently from the host Lbfgs's in-order sums (and the backward's float
-            // atomics differ from run to run), so the trajectories agree to float tolerance.
-            INFO((wplus ? "W+" : "W") << (noise ? " + noise maps" : "") << ": relative L2 of the final rows " << err
-                                      << ", largest relative difference of the loss histories " << hist);
+            const InversionResult host = lbfgs(o, t, &mode_host);
+            // The host L-BFGS's own spread on this GPU: once more, and on targets one ulp away.
+            const InversionResult again = lbfgs(o, t, nullptr), moved = lbfgs(o, nudged(t), nullptr);
             CHECK(mode_dev == "device, lbfgs");
             CHECK(mode_host == "host");
             REQUIRE(dev.loss_history.size() == 50);
             REQUIRE(host.loss_history.size() == 50);
-            CHECK(err < 1e-3);
-            CHECK(hist < 1e-3);
-            CHECK(host.loss_history.back()[0] < 0.5 * host.loss_history.front()[0]);
+            REQUIRE(again.loss_history.size() == 50);
+            REQUIRE(moved.loss_history.size() == 50);
+            const Apart rerun = Apart::of(again, host), ulp = Apart::of(moved, host);
+            const std::string what = std::string(wplus ? "W+" : "W") + (noise ? " + noise maps" : "");
+            INFO(what << ": host vs host run again: " << rerun << "; host vs host on targets one ulp away: " << ulp);
+            check_follows(dev, host, Apart::max(rerun, ulp), what + ", device vs host");
         }
 }
 
@@ -344,15 +428,20 @@ TEST_CASE("device L-BFGS loop: StyleGAN2<Cuda> follows StyleGAN2<Cpu> over 50 st
     std::string mode_gpu, mode_cpu;
     const InversionResult rg = run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_gpu);
     const InversionResult rc = run_lbfgs<WPlusSpace>(cpu, Mse<Cpu>{}, o, t, &mode_cpu);
-    const double err = test::relative_l2(rg.params, rc.params), hist = history_difference(rg, rc);
-    INFO("cuda vs cpu: relative L2 of the final rows " << err << ", largest relative difference of the loss histories "
-                                                       << hist);
+    // The GPU loop's own spread: once more, and on targets one ulp away. The CPU's float
+    // rounding differs from the GPU's by more than one ulp per operation sequence, so the early
+    // steps are where the two backends must agree; past the divergence, the same scale.
+    const InversionResult again = run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, t, nullptr);
+    const InversionResult moved = run_lbfgs<WPlusSpace>(g, Mse<Cuda>{}, o, nudged(t), nullptr);
     CHECK(mode_gpu == "device, lbfgs");
     CHECK(mode_cpu == "device, lbfgs");
     REQUIRE(rg.loss_history.size() == 50);
     REQUIRE(rc.loss_history.size() == 50);
-    CHECK(hist < 1e-3);
-    CHECK(err < 1e-2);  // the rows at the end of 50 line searches on two backends' float rounding
+    REQUIRE(again.loss_history.size() == 50);
+    REQUIRE(moved.loss_history.size() == 50);
+    const Apart rerun = Apart::of(again, rg), ulp = Apart::of(moved, rg);
+    INFO("cuda vs cuda run again: " << rerun << "; cuda vs cuda on targets one ulp away: " << ulp);
+    check_follows(rg, rc, Apart::max(rerun, ulp), "cuda vs cpu");
 }
 
 TEST_CASE("device L-BFGS loop: per step only per-row scalars cross to and from the host", "[cuda][device_lbfgs]") {
@@ -395,12 +484,15 @@ TEST_CASE("device L-BFGS loop: per step only per-row scalars cross to and from t
                          << " bytes), " << downs << " downloads (" << b.download_bytes - a.download_bytes << " bytes), "
                          << b.syncs - a.syncs << " waits");
             // Up: one command (a step and a flag word per row) for the direction, one per
-            // line-search round (at most one more than the evaluations), one for the acceptance.
+            // line-search round (one per evaluation, and one more if a round's trials all stayed
+            // put), one for the acceptance.
             CHECK(ups <= evals + 3);
             CHECK(b.upload_bytes - a.upload_bytes == ups * 2 * scalar);
-            // Down: the direction's 4 fields; per round (at most one more than the evaluations)
-            // the moved flags; per evaluation the loss, the regulariser (with noise maps), the slopes.
-            CHECK(downs <= 1 + (evals + 1) + evals * (noise ? 3 : 2));
+            // Down: the direction's 4 fields; per round the moved flags; per evaluation ONE copy
+            // of the slopes with the loss and regulariser values (Mse and the regulariser add
+            // their doubles into the loop's out block on the device), with or without noise maps.
+            if (evals > 0) CHECK(downs >= 1 + 2 * evals);
+            CHECK(downs <= 2 + 2 * evals);
             CHECK(b.download_bytes - a.download_bytes <= downs * 4 * scalar);
             CHECK(b.syncs - a.syncs == downs);  // each copy down waited for, no other wait
             if (k >= 3) CHECK(b.mallocs - a.mallocs == 0);
