@@ -1,4 +1,4 @@
-"""ganinv: GAN inversion (StyleGAN2) from ganinv's C++ core, on the CPU.
+"""ganinv: GAN inversion (StyleGAN2) from ganinv's C++ core, on the CPU or a GPU.
 
 Arrays cross without copies: float32, C-contiguous NumPy arrays and PyTorch CPU tensors are read
 in place; results are NumPy arrays that own the C++ buffers. The GIL is released while ganinv
@@ -12,6 +12,10 @@ or shape is a ValueError (ganinv.ValueError / ganinv.ShapeError) naming the argu
     e = ganinv.Encoder.load("models/fmnist32_encoder.safetensors")
     codes = e.encode(g, img).ws                   # one pass (learning-based inversion)
     res = ganinv.invert(g, img, init=codes, steps=100)   # hybrid: start from the encoder's codes
+
+On a GPU (cuda_available(); builds made where nvcc was found): Generator.load(path, device="cuda")
+runs mapping, synthesis and invert there; CUDA tensors (PyTorch, CuPy) are read in place and CUDA
+results come back as DLPack arrays (torch.from_dlpack wraps them without a copy).
 """
 
 from ._ganinv import (
@@ -26,6 +30,7 @@ from ._ganinv import (
     ValueError,
     __version__,
     cuda_available,
+    cuda_built,
     image_to_tensor,
     invert,
     load_image,
@@ -47,6 +52,7 @@ __all__ = [
     "ValueError",
     "__version__",
     "cuda_available",
+    "cuda_built",
     "edit",
     "image_to_tensor",
     "invert",

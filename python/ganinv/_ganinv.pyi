@@ -1,8 +1,9 @@
 """
-ganinv's C++ core (StyleGAN2 generator, inverter, editors, metrics) on the CPU.
+ganinv's C++ core (StyleGAN2 generator, inverter, editors, metrics) on the CPU, and on a GPU for
+generators loaded with device="cuda" (builds with the CUDA path: cuda_built()).
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy
 from numpy.typing import NDArray
@@ -91,12 +92,12 @@ class Encoder:
         """
 
 class Generator:
-    """A StyleGAN2 generator (mapping + synthesis) on the CPU."""
+    """A StyleGAN2 generator (mapping + synthesis) on the CPU or a GPU."""
 
     @staticmethod
     def load(path: str, device: str = 'cpu', precision: str = 'fp32') -> Generator:
         """
-        Loads a generator file (safetensors with its config). device='cuda' and precision other than 'fp32' need a CUDA build (ganinv.cuda_available()).
+        Loads a generator file (safetensors with its config). device: 'cpu', 'cuda' or 'cuda:N' (needs ganinv.cuda_available()); precision 'tf32' or 'bf16' (tensor-core convolutions) on CUDA only.
         """
 
     @property
@@ -121,16 +122,21 @@ class Generator:
     def path(self) -> str: ...
 
     @property
-    def device(self) -> str: ...
+    def device(self) -> str:
+        """'cpu' or 'cuda:N'"""
 
-    def mapping(self, z: Annotated[NDArray, dict(writable=False)], psi: float = 1.0, cutoff: int | None = None) -> NDArray[numpy.float32]:
+    @property
+    def device_name(self) -> str:
+        """the GPU and its convolution precision (device='cuda'), else 'cpu'"""
+
+    def mapping(self, z: Annotated[NDArray, dict(writable=False)], psi: float = 1.0, cutoff: int | None = None, stream: int | None = None) -> NDArray[numpy.float32] | Any:
         """
-        ws [N, num_ws, w_dim] from z [N, z_dim] (float32, C-contiguous; read in place). psi < 1 truncates towards the mean w on the first `cutoff` layers (all when None).
+        ws [N, num_ws, w_dim] from z [N, z_dim] (float32, C-contiguous; read in place). psi < 1 truncates towards the mean w on the first `cutoff` layers (all when None). On a CUDA generator a CUDA z gives a CUDA result (DLPack) and a host z a NumPy one; `stream` (an int cudaStream_t, None = the default stream) orders the work after what is queued there and the result before what is queued later.
         """
 
-    def synthesis(self, ws: Annotated[NDArray, dict(writable=False)], noise_mode: str = 'const', noise_seed: int = 0) -> NDArray[numpy.float32]:
+    def synthesis(self, ws: Annotated[NDArray, dict(writable=False)], noise_mode: str = 'const', noise_seed: int = 0, stream: int | None = None) -> NDArray[numpy.float32] | Any:
         """
-        Images [N, C, R, R] (about [-1, 1], unclamped) from ws [N, num_ws, w_dim] (float32, C-contiguous; read in place). noise_mode: 'const' (the generator's maps), 'none' or 'random' (from noise_seed).
+        Images [N, C, R, R] (about [-1, 1], unclamped) from ws [N, num_ws, w_dim] (float32, C-contiguous; read in place). noise_mode: 'const' (the generator's maps), 'none' or 'random' (from noise_seed). CUDA generators: results where ws lives, `stream` as for mapping.
         """
 
     def seed_z(self, seed: int, count: int = 1) -> NDArray[numpy.float32]:
@@ -242,5 +248,10 @@ def save_tensors(path: str, tensors: dict) -> None:
 
 def cuda_available() -> bool:
     """
-    False: this build of the package computes on the CPU only (the CUDA bindings are not part of it yet; the ganinv tool and the C++ library have the CUDA path).
+    True when this build of the package has the CUDA path (nvcc was found when it was built) and a CUDA device is usable now; Generator.load(..., device='cuda') needs it.
+    """
+
+def cuda_built() -> bool:
+    """
+    Whether this build of the package has the CUDA path at all (False: built without nvcc).
     """

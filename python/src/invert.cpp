@@ -2,6 +2,9 @@
 // name through the library's dispatch, the same as `ganinv invert`) and the LPIPS network. Kept
 // in their own translation unit: the Inverter instantiations are the slow part of the build.
 #include "bindings.hpp"
+#if GANINV_PYTHON_HAS_CUDA
+#include "cuda_model.hpp"
+#endif
 
 #include <ganinv/invert/dispatch.hpp>
 #include <ganinv/loss/loss_spec.hpp>
@@ -72,7 +75,22 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
                     std::optional<std::string> lpips_weights, std::optional<std::string> identity_weights) {
     // Every argument is checked before the work starts, as the ganinv tool does.
     GANINV_CHECK(steps >= 1, ValueError, "steps must be >= 1, got ", steps);
-    const Tensor<float> targets = targets_from_array(targets_array, g.model);
+    Tensor<float> targets;
+#if GANINV_PYTHON_HAS_CUDA
+    if (g.cuda && on_cuda(targets_array)) {
+        // CUDA targets (float32 [N, C, R, R]) come to the host once: the inverter keeps its own copy
+        // of the targets and uploads it once per batch.
+        const Index r = g.model.resolution();
+        const auto shape = float_array_shape<4>(targets_array, "targets", {kAnySize, g.model.img_channels(), r, r});
+        GANINV_CHECK(targets_array.device_id() == g.cuda->device(), ValueError, "targets: a CUDA array on cuda:",
+                     targets_array.device_id(), ", the generator is on cuda:", g.cuda->device());
+        record_address("targets", targets_array.data());
+        nb::gil_scoped_release unlocked;
+        targets = g.cuda->rows_to_host(static_cast<const float*>(targets_array.data()),
+                                       Shape(shape.begin(), shape.end()), 0);
+    }
+#endif
+    if (targets.numel() == 0) targets = targets_from_array(targets_array, g.model);
 
     InverterOptions o;
     o.steps = steps;
@@ -107,7 +125,10 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
     if (vgg_weights) files.vgg = *vgg_weights;
     if (lpips_weights) files.lpips = *lpips_weights;
     if (identity_weights) files.identity = *identity_weights;
-    const WeightedLossSum<Cpu> loss = build_loss<Cpu>(loss_spec, files);
+    // On the CPU the loss is built (its weight files read) before the work starts; the CUDA model
+    // builds its own on the device, with the same terms and files.
+    std::optional<WeightedLossSum<Cpu>> cpu_loss;
+    if (!g.cuda) cpu_loss.emplace(build_loss<Cpu>(loss_spec, files));
 
     nb::object report;  // a callable(step, total_steps, losses), or None
     if (nb::isinstance<nb::bool_>(progress))
@@ -127,7 +148,10 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
     {
         nb::gil_scoped_release unlocked;
         const std::lock_guard lock(g.busy);
-        r = run_inversion(space, optimizer, settings, g.model, loss, o, targets);
+#if GANINV_PYTHON_HAS_CUDA
+        if (g.cuda) r = g.cuda->invert(space, optimizer, settings, loss_spec, files, o, targets);
+#endif
+        if (cpu_loss) r = run_inversion(space, optimizer, settings, g.model, *cpu_loss, o, targets);
     }
 
     InvertOutput out;

@@ -66,9 +66,12 @@ std::string dtype_name(const AnyArray& a) {
 }
 
 void expect_host_array(const AnyArray& a, const std::string& name) {
+    GANINV_CHECK(!on_cuda(a), ValueError, name, ": expected an array in host memory, got a CUDA array (this call "
+                 "computes on the CPU: use .cpu() first, or a generator loaded with device='cuda' where the call "
+                 "takes CUDA arrays)");
     GANINV_CHECK(a.device_type() == nb::device::cpu::value, ValueError, name,
-                 ": expected an array in host memory, got one on device type ", a.device_type(),
-                 " (this ganinv package computes on the CPU; use .cpu() first)");
+                 ": expected an array in host memory, got one on DLPack device type ", a.device_type(),
+                 " (use .cpu() first)");
 }
 
 void expect_c_contiguous(const AnyArray& a, const std::string& name, const std::string& expected) {
@@ -168,9 +171,11 @@ NB_MODULE(_ganinv, m) {
     bind_invert(m);
     bind_tools(m);
     bind_encoder(m);
-    m.def("cuda_available", [] { return false; },
-          "False: this build of the package computes on the CPU only (the CUDA bindings are not part of it yet; "
-          "the ganinv tool and the C++ library have the CUDA path).");
+    m.def("cuda_available", &cuda_available,
+          "True when this build of the package has the CUDA path (nvcc was found when it was built) and a CUDA "
+          "device is usable now; Generator.load(..., device='cuda') needs it.");
+    m.def("cuda_built", [] { return static_cast<bool>(GANINV_PYTHON_HAS_CUDA); },
+          "Whether this build of the package has the CUDA path at all (False: built without nvcc).");
     m.def("_debug_addresses", [] {
         const std::lock_guard lock(addresses_mutex);
         return last_addresses;

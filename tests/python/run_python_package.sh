@@ -6,7 +6,9 @@
 # the first run fetches the build requirements (nanobind, scikit-build-core) with pip, and the
 # extension is rebuilt only where its sources or the headers changed. NumPy, PyTorch and pytest
 # come from the system (python3-numpy, python3-torch, python3-pytest; scripts/install_deps.sh).
-# Env: GANINV_TEST_PYTHON (default /usr/bin/python3), CMAKE_CXX_COMPILER_LAUNCHER (e.g. ccache).
+# Env: GANINV_TEST_PYTHON (default /usr/bin/python3), CMAKE_CXX_COMPILER_LAUNCHER and
+# CMAKE_CUDA_COMPILER_LAUNCHER (e.g. ccache), GANINV_PYTHON_CUDA (ON/OFF: build the CUDA path;
+# unset: where nvcc is found, as a user's `pip install .`), GANINV_PYTHON_CUDA_ARCHITECTURES.
 set -euo pipefail
 src="$1" work="$2" cli="$3"
 python="${GANINV_TEST_PYTHON:-/usr/bin/python3}"
@@ -27,9 +29,13 @@ fi
 
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 start=$(date +%s)
+settings=(--config-settings=build-dir="$work/build")
+[ -n "${GANINV_PYTHON_CUDA:-}" ] && settings+=(--config-settings=cmake.define.GANINV_ENABLE_CUDA="$GANINV_PYTHON_CUDA")
+[ -n "${GANINV_PYTHON_CUDA_ARCHITECTURES:-}" ] &&
+  settings+=(--config-settings=cmake.define.CMAKE_CUDA_ARCHITECTURES="$GANINV_PYTHON_CUDA_ARCHITECTURES")
 # --no-build-isolation: the build requirements above, so the build folder's CMake cache stays valid.
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall \
-  --config-settings=build-dir="$work/build" "$src"
+  "${settings[@]}" "$src"
 echo "python_package: pip install took $(( $(date +%s) - start )) s"
 
 # Outside the source tree, so that `import ganinv` is the installed package.

@@ -120,6 +120,23 @@ public:
         return synthesis_from_styles(styles_of_rows(ws.data(), ws.dim(0)), noise);
     }
 
+    /// ws [n, num_ws, w_dim] from n rows of z that already live in the backend's memory (device
+    /// memory on Cuda: the Python bindings hand PyTorch/CuPy CUDA tensors through here), read in
+    /// place: no copy, no cache (a forward pass). The caller guarantees the pointer's placement.
+    Buffer mapping_of_backend_rows(const float* z, Index n, const Truncation& trunc = {}) {
+        GANINV_CHECK(z != nullptr && n > 0, ShapeError, "z: expected n >= 1 rows of ", z_dim(), " values, got n = ", n);
+        MapCache forward_only;
+        return map_rows(z, n, trunc, forward_only);
+    }
+
+    /// img [n, img_channels, R, R] from n rows of ws [num_ws, w_dim] in the backend's memory, read in
+    /// place (as mapping_of_backend_rows).
+    Buffer synthesis_of_backend_rows(const float* ws, Index n, const NoiseInput<Backend>& noise = {}) {
+        GANINV_CHECK(ws != nullptr && n > 0, ShapeError, "ws: expected n >= 1 rows of [", num_ws(), ", ", w_dim(),
+                     "], got n = ", n);
+        return synthesis_from_styles(styles_of_rows(ws, n), noise);
+    }
+
 private:
     /// The mapping network on n rows of z at `z` (device memory of the backend).
     Buffer map_rows(const float* z, Index n, const Truncation& trunc, MapCache& c) {
