@@ -2,11 +2,14 @@
 // of Cpu against a direct host computation (two-loop recursion, trial point and its "moved" flag,
 // the curvature test when a pair is stored, the row blocks), the whole loop against the
 // Inverter's host L-BFGS branch (W and W+, with and without noise maps, 50 steps), and the stop
-// rule: rows that stop freeze.
+// rule: rows that stop freeze. The device-resident CMA-ES loop (invert/device_cma.hpp) on Cpu
+// against the Inverter's host CmaEs branch (full variant in W, separable in W+ with noise maps,
+// chunked evaluation, rows that stop), bit for bit over 50 generations.
 #include "test_support.hpp"
 #include "device_loop_reference.hpp"
 #include "invert_fixtures.hpp"
 
+#include <ganinv/concepts/backend_cma.hpp>
 #include <ganinv/concepts/backend_lbfgs.hpp>
 #include <ganinv/invert/inverter.hpp>
 #include <ganinv/loss/pixel.hpp>
@@ -22,6 +25,7 @@ using namespace ganinv;
 using G = StyleGAN2<Cpu>;
 
 static_assert(BackendLbfgsOps<Cpu>);
+static_assert(BackendCmaOps<Cpu>);
 
 namespace {
 
@@ -323,4 +327,107 @@ TEST_CASE("device L-BFGS loop: a non-finite start is an error; unsupported optio
     o.init.kind = InitKind::given;
     o.init.codes = Tensor<float>({2, g.w_dim()}, std::numeric_limits<float>::quiet_NaN());
     CHECK_THROWS_AS(run_lbfgs<WSpace>(g, o, t, &mode), ValueError);
+}
+
+namespace {
+
+template <class Space>
+InversionResult run_cma(G& g, const InverterOptions& o, const CmaEsOptions& co, const Tensor<float>& t, std::string* mode) {
+    Inverter<G, Space, Mse<Cpu>, CmaEs> inv(g, Mse<Cpu>{}, CmaEs(co), o);
+    InversionResult r = inv.run(t);
+    if (mode) *mode = inv.launch_mode();
+    return r;
+}
+
+/// Bitwise equality of two float tensors (NaN-free).
+bool same_bits(const Tensor<float>& a, const Tensor<float>& b) {
+    return a.shape() == b.shape() && std::equal(a.values().begin(), a.values().end(), b.values().begin());
+}
+
+}  // namespace
+
+TEST_CASE("device CMA-ES loop on Cpu follows the host CmaEs bit for bit over 50 generations", "[invert][device_cma]") {
+    G g = test::small_generator();
+    const Tensor<float> t = test::reachable_targets(g, 3, 26);
+    struct Case {
+        const char* what;
+        bool wplus, noise;
+        CmaMode mode;
+        Index eval_batch;
+        double value_tolerance;
+    };
+    const Case cases[] = {
+        {"W, full", false, false, CmaMode::Auto, 64, 1e-12},
+        {"W, full, chunks of 5 rows", false, false, CmaMode::Full, 5, 1e-12},
+        {"W+ + noise maps, separable", true, true, CmaMode::Separable, 64, 1e-12},
+        {"W+, full", true, false, CmaMode::Full, 64, 1e-12},
+        // Flat fitness after the window (10 + ceil(30 n / lambda) generations): rows stop and freeze.
+        {"W, full, rows stop", false, false, CmaMode::Full, 64, 1e9},
+    };
+    for (const Case& c : cases) {
+        InverterOptions o;
+        o.steps = 50;
+        o.seed = 5;
+        o.w_statistics_samples = 200;
+        o.optimize_noise = c.noise;
+        o.noise_regularization = 2.0;
+        o.eval_batch = c.eval_batch;
+        CmaEsOptions co;
+        co.mode = c.mode;
+        co.seed = 11;
+        co.sigma = 0.3;
+        co.value_tolerance = c.value_tolerance;
+        std::string mode_dev, mode_host;
+        const InversionResult dev =
+            c.wplus ? run_cma<WPlusSpace>(g, o, co, t, &mode_dev) : run_cma<WSpace>(g, o, co, t, &mode_dev);
+        o.device_loop = false;
+        const InversionResult host =
+            c.wplus ? run_cma<WPlusSpace>(g, o, co, t, &mode_host) : run_cma<WSpace>(g, o, co, t, &mode_host);
+        INFO(c.what << ": relative L2 of the final rows " << test::relative_l2(dev.params, host.params));
+        CHECK(mode_dev == "device, cmaes");
+        CHECK(dev.launch_mode == "device, cmaes");
+        CHECK(mode_host == "host");
+        REQUIRE(dev.loss_history.size() == 50);
+        REQUIRE(host.loss_history.size() == 50);
+        for (std::size_t s = 0; s < 50; ++s) CHECK(dev.loss_history[s] == host.loss_history[s]);
+        CHECK(same_bits(dev.params, host.params));
+        CHECK(dev.evaluations == host.evaluations);
+        CHECK(dev.stopped_at == host.stopped_at);
+        CHECK(host.loss_history.back()[0] < 0.5 * host.loss_history.front()[0]);
+        if (c.value_tolerance > 1) {
+            // Every row stopped at the end of its window and then kept its best.
+            CHECK(dev.loss_history[49] == dev.loss_history[40]);
+        }
+    }
+}
+
+TEST_CASE("device CMA-ES loop: progress reports the best values and their terms; unsupported options keep the host loop",
+          "[invert][device_cma]") {
+    G g = test::small_generator();
+    const Tensor<float> t = test::reachable_targets(g, 2, 27);
+    InverterOptions o;
+    o.steps = 6;
+    o.w_statistics_samples = 200;
+    o.optimize_noise = true;
+    o.noise_regularization = 2.0;
+    o.progress_every = 2;
+    std::vector<Index> reported;
+    o.on_progress = [&](const InversionProgress& p) {
+        reported.push_back(p.step);
+        REQUIRE(p.terms->size() == 2);  // the loss and the weighted noise regulariser of each image's best sample
+        for (std::size_t i = 0; i < 2; ++i)
+            CHECK((*p.terms)[0].per_image[i] + (*p.terms)[1].per_image[i] == Approx((*p.loss)[i]).epsilon(1e-12));
+    };
+    std::string mode;
+    (void)run_cma<WSpace>(g, o, CmaEsOptions{}, t, &mode);
+    CHECK(mode == "device, cmaes");
+    CHECK(reported == std::vector<Index>{2, 4, 6});
+    o.on_progress = nullptr;
+    o.w_avg_prior = 0.1;  // priors are evaluated on the host: the host loop runs
+    (void)run_cma<WPlusSpace>(g, o, CmaEsOptions{}, t, &mode);
+    CHECK(mode == "host");
+    o.w_avg_prior = 0;
+    o.device_loop = false;
+    (void)run_cma<WSpace>(g, o, CmaEsOptions{}, t, &mode);
+    CHECK(mode == "host");
 }

@@ -10,6 +10,7 @@
 #include "ganinv/core/philox.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/cma_ops.hpp"
 #include "ganinv/nn/lbfgs_ops.hpp"
 #include "ganinv/nn/linear.hpp"
 #include "ganinv/nn/modulated_conv.hpp"
@@ -335,6 +336,16 @@ struct Cpu {
                 for (Index j = 0; j < b.len; ++j) grad[r * width + b.offset + j] = nn::row_block_grad(b, r, j);
     }
 
+    // ------------------------------------------------------------------ CMA-ES (invert/device_cma.hpp)
+    // Contracts shared with Cuda; the math is nn/cma_ops.hpp's functors, the host CmaEs's code,
+    // each row's elements in order: the device loop on Cpu follows the host CmaEs bit for bit.
+    /// z, Y = B D z and the samples x = mean + sigma Y of the kCmaSample rows; kCmaFrozen rows: x = best.
+    void cma_sample(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_sample_passes(k, v, CmaRun{v.rows}); }
+    /// kCmaImprove: best = the command's sample; kCmaUpdate: mean, paths, covariance; kCmaSymmetrize: C = (C + C') / 2.
+    void cma_update(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_update_passes(k, v, CmaRun{v.rows}); }
+    /// out: max sqrt(C_jj), max diag, max 1 / diag of the kCmaUpdate rows.
+    void cma_stats(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_stats_passes(k, v, CmaRun{v.rows}); }
+
 private:
     /// The loops behind the L-BFGS functors: a map over each active row's elements, a reduction
     /// that sums each row's elements in order (rows in parallel, each row by one thread).
@@ -358,6 +369,14 @@ private:
                 t.finish(r, acc);
             }
         }
+    };
+    /// The CMA-ES passes' loops: LbfgsRun's, with the length of each pass.
+    struct CmaRun {
+        Index rows;
+        template <class M>
+        void map(const M& m, Index len) const { LbfgsRun{rows, len}.map(m); }
+        template <class T>
+        void reduce(const T& t, Index len) const { LbfgsRun{rows, len}.reduce(t); }
     };
     static nn::LinearParams affine_linear(const nn::StyleAffine& l, Index w_dim) {
         nn::LinearParams p;

@@ -24,6 +24,7 @@
 #include "ganinv/cuda/style_blocks.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/nn/bias_act.hpp"
+#include "ganinv/nn/cma_ops.hpp"
 #include "ganinv/nn/linear_params.hpp"
 #include "ganinv/nn/modconv_shape.hpp"
 #include "ganinv/nn/upfirdn2d.hpp"
@@ -327,6 +328,13 @@ struct Cuda {
         cuda::gather_row_blocks(blocks, rows, width, grad, stream());
     }
 
+    // ------------------------------------------------------------------ CMA-ES (invert/device_cma.hpp)
+    // Same contracts as Cpu's; nn/cma_ops.hpp's functors in cuda/lbfgs_kernels.cuh's generic row
+    // maps and reductions. Nothing here waits for the stream.
+    void cma_sample(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_sample_passes(k, v, cma_launch(v)); }
+    void cma_update(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_update_passes(k, v, cma_launch(v)); }
+    void cma_stats(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_stats_passes(k, v, cma_launch(v)); }
+
 private:
     struct State {
         std::shared_ptr<cuda::MemoryPool> pool;
@@ -347,6 +355,17 @@ private:
     }
     static long long ll(Index v) { return static_cast<long long>(v); }
     cuda::LbfgsLaunch lbfgs_launch(const nn::LbfgsVectors& v) const { return {pool(), stream(), v.rows, v.len}; }
+    /// The CMA-ES passes' loops: LbfgsLaunch's, with the length of each pass.
+    struct CmaLaunch {
+        cuda::MemoryPool& pool;
+        cudaStream_t stream;
+        Index rows;
+        template <class M>
+        void map(const M& m, Index len) const { cuda::LbfgsLaunch{pool, stream, rows, len}.map(m); }
+        template <class T>
+        void reduce(const T& t, Index len) const { cuda::LbfgsLaunch{pool, stream, rows, len}.reduce(t); }
+    };
+    CmaLaunch cma_launch(const nn::CmaVectors& v) const { return {pool(), stream(), v.rows}; }
     cuda::ModconvContext context() const {
         return {state_->pool, state_->num_sms, state_->options.precision, state_->options.style_mode, state_->wgmma,
                 state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma};

@@ -10,6 +10,7 @@
 #include "ganinv/concepts/optimizer.hpp"
 #include "ganinv/core/eigen.hpp"
 #include "ganinv/core/view.hpp"
+#include "ganinv/invert/device_cma.hpp"
 #include "ganinv/invert/device_lbfgs.hpp"
 #include "ganinv/invert/device_loop.hpp"
 #include "ganinv/invert/objective.hpp"
@@ -17,6 +18,7 @@
 #include "ganinv/invert/projector_schedule.hpp"
 #include "ganinv/invert/stopper.hpp"
 #include "ganinv/optim/adam.hpp"
+#include "ganinv/optim/cmaes.hpp"
 #include "ganinv/optim/lbfgs.hpp"
 
 #include <chrono>
@@ -56,7 +58,7 @@ public:
     const InverterOptions& options() const { return objective_.options(); }
     InverterObjective<G, Space, LossT>& objective() { return objective_; }
     /// Where the last run's steps ran: "host", or "device, graph" / "device, plain (...)" (Adam,
-    /// device_loop.hpp) / "device, lbfgs" (device_lbfgs.hpp).
+    /// device_loop.hpp) / "device, lbfgs" (device_lbfgs.hpp) / "device, cmaes" (device_cma.hpp).
     const std::string& launch_mode() const { return launch_mode_; }
 
     /// Targets in the caller's memory (any strides, e.g. interleaved images or rows of an
@@ -88,6 +90,14 @@ public:
         if constexpr (std::is_same_v<Opt, Lbfgs>) {
             if (DeviceLbfgsLoop<G, Space, LossT>::supported(o, n)) {
                 DeviceLbfgsLoop<G, Space, LossT> loop(objective_, opt_.options());
+                params = loop.run(params, res);
+                launch_mode_ = "device, " + loop.launch_mode();
+                on_device = true;
+            }
+        }
+        if constexpr (std::is_same_v<Opt, CmaEs>) {
+            if (DeviceCmaLoop<G, Space, LossT>::supported(o, n)) {
+                DeviceCmaLoop<G, Space, LossT> loop(objective_, opt_.options());
                 params = loop.run(params, res);
                 launch_mode_ = "device, " + loop.launch_mode();
                 on_device = true;
