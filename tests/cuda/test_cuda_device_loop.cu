@@ -5,10 +5,13 @@
 // generator tuner (invert/tuner.hpp, issue 15): StyleGAN2<Cuda> against StyleGAN2<Cpu> over 20 steps.
 // And the device L-BFGS loop (invert/device_lbfgs.hpp, issue 14): against the host L-BFGS on the
 // same GPU and against the Cpu backend over 50 steps, and what crosses per step: per-row scalars,
-// never a vector (the pool's byte counters).
+// never a vector (the pool's byte counters). And the device CMA-ES loop (invert/device_cma.hpp):
+// against the host CmaEs on the same GPU and against the Cpu backend over 50 generations, and
+// what crosses per generation: per-sample values and per-row scalars, never a vector.
 #include "cuda_catch.hpp"
 #include "device_loop_reference.hpp"
 
+#include <ganinv/concepts/backend_cma.hpp>
 #include <ganinv/concepts/backend_lbfgs.hpp>
 #include <ganinv/concepts/backend_optimizer.hpp>
 #include <ganinv/backend/cuda.cuh>
@@ -39,6 +42,7 @@ using GC = StyleGAN2<Cuda>;
 
 static_assert(BackendOptimizerOps<Cuda>);
 static_assert(BackendLbfgsOps<Cuda>);
+static_assert(BackendCmaOps<Cuda>);
 
 namespace {
 
@@ -582,4 +586,148 @@ TEST_CASE("Tuner on CUDA follows the CPU tuner over 20 steps", "[cuda][tuner]") 
     CHECK(err_all < 1e-3);
     CHECK(test::relative_l2(rg.after, rc.after) < 1e-3);
     CHECK(rc.loss_history.back()[0] < rc.loss_history.front()[0]);
+}
+
+namespace {
+
+template <class Space, class GG, class LossT>
+InversionResult run_cmaes(GG& g, LossT loss, const InverterOptions& o, const Tensor<float>& t, std::string* mode,
+                          const std::type_identity_t<std::function<void(Inverter<GG, Space, LossT, CmaEs>&)>>& before = {}) {
+    CmaEsOptions co;
+    co.seed = 3;
+    co.sigma = 0.3;
+    Inverter<GG, Space, LossT, CmaEs> inv(g, std::move(loss), CmaEs(co), o);
+    if (before) before(inv);
+    InversionResult r = inv.run(t);
+    if (mode) *mode = inv.launch_mode();
+    return r;
+}
+
+/// check_follows's bounds without its halving of the loss (50 generations of CMA-ES in 64 or more
+/// dimensions gain less than 50 L-BFGS steps): CMA-ES's ranking turns last-bit differences of
+/// the values (||p_sigma||'s tree sum on the device, the synthesis's own rounding) into other
+/// selections, as the line search does, so the spread is measured the same way.
+void check_cma_follows(const InversionResult& a, const InversionResult& b, const Apart& spread, const std::string& what) {
+    const Apart d = Apart::of(a, b);
+    INFO(what << ": " << d << "; the objective's own spread: " << spread);
+    CHECK(d.early <= std::max(1e-4, 2 * spread.early));
+    CHECK(d.rows <= std::max(1e-5, 5 * spread.rows));
+    CHECK(d.final_loss <= std::max(0.1, 2 * spread.final_loss));
+    CHECK(a.loss_history.back()[0] < a.loss_history.front()[0]);
+    CHECK(b.loss_history.back()[0] < b.loss_history.front()[0]);
+}
+
+}  // namespace
+
+TEST_CASE("device CMA-ES loop on CUDA follows the host CmaEs over 50 generations", "[cuda][device_cma]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Tensor<float> t = loop_targets(g, 2, 38);
+    // W: 64 dimensions, the full variant (B, D refreshed on the host every 15 generations); W+
+    // with noise maps: thousands, the separable variant.
+    for (const bool wplus : {false, true}) {
+        InverterOptions o = lbfgs_loop_options(wplus);
+        auto cma = [&](const InverterOptions& oo, const Tensor<float>& tt, std::string* mode) {
+            return wplus ? run_cmaes<WPlusSpace>(g, Mse<Cuda>{}, oo, tt, mode) : run_cmaes<WSpace>(g, Mse<Cuda>{}, oo, tt, mode);
+        };
+        std::string mode_dev, mode_host;
+        const InversionResult dev = cma(o, t, &mode_dev);
+        o.device_loop = false;
+        const InversionResult host = cma(o, t, &mode_host);
+        const InversionResult again = cma(o, t, nullptr), moved = cma(o, nudged(t), nullptr);
+        CHECK(mode_dev == "device, cmaes");
+        CHECK(mode_host == "host");
+        REQUIRE(dev.loss_history.size() == 50);
+        REQUIRE(host.loss_history.size() == 50);
+        CHECK(dev.evaluations == host.evaluations);
+        const Apart rerun = Apart::of(again, host), ulp = Apart::of(moved, host);
+        const std::string what = wplus ? "W+ + noise maps, separable" : "W, full";
+        INFO(what << ": host vs host run again: " << rerun << "; host vs host on targets one ulp away: " << ulp);
+        check_cma_follows(dev, host, Apart::max(rerun, ulp), what + ", device vs host");
+    }
+}
+
+TEST_CASE("device CMA-ES loop: StyleGAN2<Cuda> follows StyleGAN2<Cpu> over 50 generations", "[cuda][device_cma]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    StyleGAN2<Cpu> cpu = StyleGAN2<Cpu>::random(g.config(), 7);  // the same weights (same seed)
+    const Tensor<float> t = loop_targets(g, 2, 39);
+    const InverterOptions o = lbfgs_loop_options(true);
+    std::string mode_gpu, mode_cpu;
+    const InversionResult rg = run_cmaes<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode_gpu);
+    const InversionResult rc = run_cmaes<WPlusSpace>(cpu, Mse<Cpu>{}, o, t, &mode_cpu);
+    const InversionResult again = run_cmaes<WPlusSpace>(g, Mse<Cuda>{}, o, t, nullptr);
+    const InversionResult moved = run_cmaes<WPlusSpace>(g, Mse<Cuda>{}, o, nudged(t), nullptr);
+    CHECK(mode_gpu == "device, cmaes");
+    CHECK(mode_cpu == "device, cmaes");
+    REQUIRE(rg.loss_history.size() == 50);
+    REQUIRE(rc.loss_history.size() == 50);
+    const Apart rerun = Apart::of(again, rg), ulp = Apart::of(moved, rg);
+    INFO("cuda vs cuda run again: " << rerun << "; cuda vs cuda on targets one ulp away: " << ulp);
+    check_cma_follows(rg, rc, Apart::max(rerun, ulp), "cuda vs cpu");
+}
+
+TEST_CASE("device CMA-ES loop: per generation only per-sample values and per-row scalars cross", "[cuda][device_cma]") {
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    const Index n = 2;
+    const Tensor<float> t = loop_targets(g, n, 40);
+    for (const bool wplus : {false, true}) {
+        InverterOptions o = lbfgs_loop_options(wplus);  // W+ with noise maps: separable; W: full
+        o.steps = 40;
+        o.progress_every = 1;
+        std::vector<cuda::MemoryPool::Traffic> at;
+        o.on_progress = [&](const InversionProgress&) {
+            cuda::MemoryPool::Traffic& tr = g.backend().pool().traffic();
+            if (at.empty()) tr.largest_copy = 0;  // from here on: the generations only
+            at.push_back(tr);
+        };
+        std::string mode;
+        const InversionResult r =
+            wplus ? run_cmaes<WPlusSpace>(g, Mse<Cuda>{}, o, t, &mode) : run_cmaes<WSpace>(g, Mse<Cuda>{}, o, t, &mode);
+        // The loop's sizes, as its CmaCore sets them.
+        const Index width = r.params.dim(1);
+        CmaCore core;
+        core.reset(n, width, 0.3);
+        const Index lambda = core.lambda(), mu = core.mu();
+        const bool full = !core.separable();
+        INFO((wplus ? "W+ + noise maps" : "W") << ", " << mode << ", width " << width << ", lambda " << lambda);
+        CHECK(mode == "device, cmaes");
+        CHECK(full == !wplus);
+        REQUIRE(at.size() == 40);
+        const std::uint64_t d = sizeof(double);
+        const std::uint64_t cmd = d * static_cast<std::uint64_t>((nn::kCmaCmdOrder + mu) * n);
+        const std::uint64_t values = d * static_cast<std::uint64_t>(2 * n * lambda);  // loss and regulariser, per sample
+        const std::uint64_t out = d * static_cast<std::uint64_t>(nn::kCmaOutFields * n);
+        const std::uint64_t c_bytes = d * static_cast<std::uint64_t>(width * width);
+        const std::uint64_t row_bytes = sizeof(float) * static_cast<std::uint64_t>(width);  // one sample
+        if (!full) {
+            // Never a vector: every copy is O(lambda) per row, smaller than one sample.
+            CHECK(at.back().largest_copy <= std::max({cmd, values, out}));
+            CHECK(std::max({cmd, values, out}) < row_bytes);
+        }
+        int refreshes = 0;
+        for (std::size_t k = 1; k < at.size(); ++k) {
+            const cuda::MemoryPool::Traffic &a = at[k - 1], &b = at[k];
+            const std::uint64_t ups = b.uploads - a.uploads, downs = b.downloads - a.downloads;
+            INFO("generation " << k + 1 << ": " << ups << " uploads (" << b.upload_bytes - a.upload_bytes << " bytes), "
+                               << downs << " downloads (" << b.download_bytes - a.download_bytes << " bytes), "
+                               << b.syncs - a.syncs << " waits");
+            // A refresh (full variant): per refreshed row C down, B and diag up.
+            const std::uint64_t rows_refreshed = downs - 2;
+            if (rows_refreshed > 0) ++refreshes;
+            CHECK(ups == 2 + 2 * rows_refreshed);  // the sample and the update commands
+            CHECK(b.upload_bytes - a.upload_bytes ==
+                  2 * cmd + rows_refreshed * (c_bytes + d * static_cast<std::uint64_t>(width)));
+            // Down: the samples' values (Mse and the regulariser write their doubles on the device)
+            // and the update's per-row scalars, each waited for, no other wait.
+            CHECK(b.download_bytes - a.download_bytes == (wplus ? values : values / 2) + out + rows_refreshed * c_bytes);
+            CHECK(b.syncs - a.syncs == downs);
+            CHECK((full || rows_refreshed == 0));
+            if (k >= 3) CHECK(b.mallocs - a.mallocs == 0);
+        }
+        // W at n = 64: lambda / (10 n (c_1 + c_mu)) is about 15 generations between refreshes.
+        if (full) CHECK((refreshes >= 1 && refreshes <= 4));
+        CHECK(r.loss_history.back()[0] < r.loss_history.front()[0]);
+    }
 }

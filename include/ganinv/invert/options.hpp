@@ -74,8 +74,8 @@ struct InverterOptions {
     Index patience = 0;                    ///< stop after this many steps without relative gain; 0 = off
     double min_relative_improvement = 1e-4;
 
-    // Where Adam and L-BFGS run (W and W+ without priors or code regulariser; invert/device_loop.hpp,
-    // invert/device_lbfgs.hpp).
+    // Where Adam, L-BFGS and CMA-ES run (W and W+ without priors or code regulariser;
+    // invert/device_loop.hpp, invert/device_lbfgs.hpp, invert/device_cma.hpp).
     bool device_loop = true;   ///< parameters, moments, schedule, stop state on the generator's backend
     bool device_graph = true;  ///< on CUDA: capture the step once as a graph and replay it
 
