@@ -86,6 +86,7 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
                      targets_array.device_id(), ", the generator is on cuda:", g.cuda->device());
         record_address("targets", targets_array.data());
         nb::gil_scoped_release unlocked;
+        const std::lock_guard lock(g.busy);  // the copy runs on the generator's stream
         targets = g.cuda->rows_to_host(static_cast<const float*>(targets_array.data()),
                                        Shape(shape.begin(), shape.end()), 0);
     }
