@@ -31,6 +31,7 @@
 #pragma once
 
 #include "ganinv/concepts/backend_cma.hpp"
+#include "ganinv/invert/device_loop_support.hpp"
 #include "ganinv/invert/objective.hpp"
 #include "ganinv/invert/options.hpp"
 #include "ganinv/invert/stopper.hpp"
@@ -56,13 +57,8 @@ class DeviceCmaLoop {
 public:
     /// Whether the loss / the noise regulariser can add their per-row values, in double, into
     /// backend memory (read back with the others in one copy).
-    static constexpr bool kLossDoubles = requires(const LossT& l, const Buffer& b, Buffer* g, double* v) {
-        l.evaluate_on_device(b, b, g, v, 1.0f);
-    };
-    static constexpr bool kRegDoubles = requires(const NoiseRegularizer<B>& r, const std::vector<Buffer>& m,
-                                                 std::vector<Buffer>* g, double* v) {
-        r.evaluate_on_device(m, g, 1.0f, v);
-    };
+    static constexpr bool kLossDoubles = detail::loss_writes_doubles<LossT, Buffer>;
+    static constexpr bool kRegDoubles = detail::regularizer_writes_doubles<B, Buffer>;
 
     /// Whether the loop can run this configuration (else the Inverter keeps its host loop): W / W+
     /// codes without the host-side priors and code regulariser, on a backend with BackendCmaOps.
@@ -71,8 +67,7 @@ public:
         if constexpr (!BackendCmaOps<B> || !Space::w_like) {
             return false;
         } else {
-            return o.device_loop && o.w_avg_prior <= 0 && o.wplus_spread_prior <= 0 && !o.code_regularizer &&
-                   images <= 65535;
+            return detail::device_loop_allowed(o, images);
         }
     }
 
@@ -104,19 +99,6 @@ public:
 
 private:
     static std::size_t idx(Index i) { return static_cast<std::size_t>(i); }
-    /// Doubles live in float buffers of twice the length (aligned for double: std::allocator and
-    /// the pool's 256 bytes), as in DeviceLbfgsLoop.
-    Buffer doubles(Index count) { return b_.zeros({2 * count}); }
-    Buffer upload_doubles(const std::vector<double>& v) {
-        Tensor<float> t({2 * static_cast<Index>(v.size())});
-        std::memcpy(t.data(), v.data(), sizeof(double) * v.size());
-        return b_.upload(t);
-    }
-    static double* dp(Buffer& b) {
-        GANINV_CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % alignof(double) == 0, ValueError,
-                     "DeviceCmaLoop: a buffer is not aligned for double");
-        return reinterpret_cast<double*>(b.data());
-    }
 
     /// One chunk of the population as the generator sees it: rows [r0, r0 + m).
     struct Chunk {
@@ -157,13 +139,13 @@ private:
         }
         // The distributions, as CmaEs::reset starts them: mean = start, paths 0, C = B = I, diag 1.
         std::vector<double> mean(start.values().begin(), start.values().end());
-        mean_ = upload_doubles(mean);
-        diag_ = upload_doubles(std::vector<double>(idx(n_ * n), 1.0));
-        ps_ = doubles(n_ * n);
-        pc_ = doubles(n_ * n);
-        yw_ = doubles(n_ * n);
-        t_ = doubles(n_ * n);
-        Y_ = doubles(rows * n);
+        mean_ = detail::upload_doubles(b_, mean);
+        diag_ = detail::upload_doubles(b_, std::vector<double>(idx(n_ * n), 1.0));
+        ps_ = detail::double_block(b_, n_ * n);
+        pc_ = detail::double_block(b_, n_ * n);
+        yw_ = detail::double_block(b_, n_ * n);
+        t_ = detail::double_block(b_, n_ * n);
+        Y_ = detail::double_block(b_, rows * n);
         z_ = b_.zeros({rows * n});
         x_ = b_.zeros({rows, n});
         best_ = b_.upload(start);
@@ -171,34 +153,35 @@ private:
             std::vector<double> eye(idx(n_ * n * n), 0.0);
             for (Index r = 0; r < n_; ++r)
                 for (Index j = 0; j < n; ++j) eye[idx((r * n + j) * n + j)] = 1.0;
-            C_ = upload_doubles(eye);
-            B_ = upload_doubles(eye);
+            C_ = detail::upload_doubles(b_, eye);
+            B_ = detail::upload_doubles(b_, eye);
             // Pinned host memory for the refreshes, per row [C | B | diag]: C down, B and diag up.
             host_eig_ = b_.host_buffer(2 * n_ * (2 * n * n + n));
         }
-        weights_ = upload_doubles(core_.weights());
+        weights_ = detail::upload_doubles(b_, core_.weights());
         std::vector<double> seeds(idx(n_));
         std::memcpy(seeds.data(), core_.seeds().data(), sizeof(double) * seeds.size());  // 64-bit keys, bit for bit
-        seeds_ = upload_doubles(seeds);
+        seeds_ = detail::upload_doubles(b_, seeds);
         cmd_fields_ = nn::kCmaCmdOrder + core_.mu();
         // Per row: hsig, the command, the out fields; then the samples' values [loss | reg].
-        scalars_ = doubles(n_ + cmd_fields_ * n_ + nn::kCmaOutFields * n_);
-        values_ = doubles(2 * rows);
+        scalars_ = detail::double_block(b_, n_ + cmd_fields_ * n_ + nn::kCmaOutFields * n_);
+        values_ = detail::double_block(b_, 2 * rows);
         zero_ = b_.zeros({4 * rows});
         host_ = b_.host_buffer(2 * (cmd_fields_ * n_ + std::max(2 * rows, nn::kCmaOutFields * n_)));
         terms_best_.clear();
     }
 
     nn::CmaVectors vectors() {
-        double* s = dp(scalars_);
+        double* s = detail::as_doubles(scalars_);
         nn::CmaVectors v;
         v.rows = n_;
-        v.weights = dp(weights_);
-        v.seeds = reinterpret_cast<const std::uint64_t*>(dp(seeds_));
-        v.mean = dp(mean_), v.ps = dp(ps_), v.pc = dp(pc_), v.diag = dp(diag_);
-        v.C = core_.separable() ? nullptr : dp(C_);
-        v.B = core_.separable() ? nullptr : dp(B_);
-        v.Y = dp(Y_), v.yw = dp(yw_), v.t = dp(t_);
+        v.weights = detail::as_doubles(weights_);
+        v.seeds = reinterpret_cast<const std::uint64_t*>(detail::as_doubles(seeds_));
+        v.mean = detail::as_doubles(mean_), v.ps = detail::as_doubles(ps_), v.pc = detail::as_doubles(pc_);
+        v.diag = detail::as_doubles(diag_);
+        v.C = core_.separable() ? nullptr : detail::as_doubles(C_);
+        v.B = core_.separable() ? nullptr : detail::as_doubles(B_);
+        v.Y = detail::as_doubles(Y_), v.yw = detail::as_doubles(yw_), v.t = detail::as_doubles(t_);
         v.hsig = s;
         v.cmd = s + n_;
         v.out = s + n_ + cmd_fields_ * n_;
@@ -209,7 +192,8 @@ private:
     /// read (a wait) before the host writes its memory again.
     void send(const std::vector<double>& cmd) {
         std::memcpy(host_.get(), cmd.data(), sizeof(double) * cmd.size());
-        b_.copy_to_device_async(host_.get(), 2 * static_cast<Index>(cmd.size()), reinterpret_cast<float*>(dp(scalars_) + n_));
+        b_.copy_to_device_async(host_.get(), 2 * static_cast<Index>(cmd.size()),
+                                reinterpret_cast<float*>(detail::as_doubles(scalars_) + n_));
     }
     /// `count` doubles from backend memory to the host (one copy, one wait).
     const double* read(const double* src, Index count) {
@@ -225,7 +209,7 @@ private:
     std::vector<double> evaluate() {
         const InverterOptions& o = f_.options();
         G& g = f_.generator();
-        double* dev = dp(values_);  // [loss | reg], pop_ doubles each
+        double* dev = detail::as_doubles(values_);  // [loss | reg], pop_ doubles each
         const bool on_backend = kLossDoubles || (kRegDoubles && regularized());
         if (on_backend) b_.copy(zero_.data(), values_.data(), 4 * pop_);
         std::vector<double> loss(idx(pop_)), reg(idx(pop_));

@@ -32,6 +32,7 @@
 #pragma once
 
 #include "ganinv/concepts/backend_lbfgs.hpp"
+#include "ganinv/invert/device_loop_support.hpp"
 #include "ganinv/invert/objective.hpp"
 #include "ganinv/invert/options.hpp"
 #include "ganinv/invert/stopper.hpp"
@@ -56,13 +57,8 @@ class DeviceLbfgsLoop {
 public:
     /// Whether the loss / the noise regulariser can add their per-row values, in double, into
     /// backend memory (the out block), so that they cross with the slope in one copy.
-    static constexpr bool kLossDoubles = requires(const LossT& l, const Buffer& b, Buffer* g, double* v) {
-        l.evaluate_on_device(b, b, g, v, 1.0f);
-    };
-    static constexpr bool kRegDoubles = requires(const NoiseRegularizer<B>& r, const std::vector<Buffer>& m,
-                                                 std::vector<Buffer>* g, double* v) {
-        r.evaluate_on_device(m, g, 1.0f, v);
-    };
+    static constexpr bool kLossDoubles = detail::loss_writes_doubles<LossT, Buffer>;
+    static constexpr bool kRegDoubles = detail::regularizer_writes_doubles<B, Buffer>;
 
     /// Whether the loop can run this configuration (else the Inverter keeps its host loop):
     /// the conditions of DeviceAdamLoop::supported, on a backend with BackendLbfgsOps.
@@ -70,8 +66,7 @@ public:
         if constexpr (!BackendLbfgsOps<B> || !Space::w_like) {
             return false;
         } else {
-            return o.device_loop && o.w_avg_prior <= 0 && o.wplus_spread_prior <= 0 && !o.code_regularizer &&
-                   o.eval_batch >= images && images <= 65535;
+            return detail::device_loop_allowed(o, images) && o.eval_batch >= images;
         }
     }
 
@@ -113,14 +108,6 @@ public:
 
 private:
     static std::size_t idx(Index i) { return static_cast<std::size_t>(i); }
-    /// Doubles live in float buffers of twice the length (both backends' buffers are float;
-    /// their storage is aligned for double: std::allocator and the pool's 256 bytes).
-    Buffer doubles(Index count) { return b_.zeros({2 * count}); }
-    static double* dp(Buffer& b) {
-        GANINV_CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % alignof(double) == 0, ValueError,
-                     "DeviceLbfgsLoop: a buffer is not aligned for double");
-        return reinterpret_cast<double*>(b.data());
-    }
 
     void allocate(const Tensor<float>& start) {
         const InverterOptions& o = f_.options();
@@ -146,13 +133,13 @@ private:
         trial_ = b_.zeros({n_, width_});
         g_trial_ = b_.zeros({n_, width_});
         g_best_ = b_.zeros({n_, width_});
-        d_ = doubles(n_ * width_);
-        s_ = doubles(m * n_ * width_);
-        y_ = doubles(m * n_ * width_);
+        d_ = detail::double_block(b_, n_ * width_);
+        s_ = detail::double_block(b_, m * n_ * width_);
+        y_ = detail::double_block(b_, m * n_ * width_);
         // Per-row scalars: head, count, slot, coef; rho, sy, yy, alpha per pair; the out fields;
         // two commands (search rounds, acceptance) of [step | flags].
-        scalars_ = doubles(4 * n_ + 4 * m * n_ + nn::kLbfgsOutFields * n_ + 4 * n_);
-        double* p = dp(scalars_);
+        scalars_ = detail::double_block(b_, 4 * n_ + 4 * m * n_ + nn::kLbfgsOutFields * n_ + 4 * n_);
+        double* p = detail::as_doubles(scalars_);
         rows_.head = p;
         rows_.count = p + n_;
         rows_.slot = p + 2 * n_;
@@ -175,7 +162,7 @@ private:
 
     nn::LbfgsVectors vectors() {
         return {n_,          width_,         opt_.history_size, x_.data(), g_.data(), trial_.data(), g_trial_.data(),
-                g_best_.data(), dp(d_), dp(s_), dp(y_)};
+                g_best_.data(), detail::as_doubles(d_), detail::as_doubles(s_), detail::as_doubles(y_)};
     }
     nn::LbfgsRows rows(const double* cmd) const {
         nn::LbfgsRows w = rows_;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include "ganinv/concepts/backend_optimizer.hpp"
+#include "ganinv/invert/device_loop_support.hpp"
 #include "ganinv/invert/objective.hpp"
 #include "ganinv/invert/options.hpp"
 #include "ganinv/invert/projector_schedule.hpp"
@@ -59,8 +60,7 @@ public:
         if constexpr (!BackendOptimizerOps<B> || !Space::w_like) {
             return false;
         } else {
-            return o.device_loop && o.w_avg_prior <= 0 && o.wplus_spread_prior <= 0 && !o.code_regularizer &&
-                   o.eval_batch >= images && images <= 65535;
+            return detail::device_loop_allowed(o, images) && o.eval_batch >= images;
         }
     }
     /// Whether every op of a step can stay on the device (else the loss values come back each step).
