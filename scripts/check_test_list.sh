@@ -4,7 +4,7 @@
 # not find, a typo in tests/CMakeLists.txt). scripts/test.sh runs it before ctest.
 # Usage: scripts/check_test_list.sh EXPECTED CTEST_N_OUTPUT [CONDITION ...]
 #   EXPECTED        tests/expected_tests.txt: one test name a line, optionally followed by the
-#                   condition under which it exists (cuda, clang, mpi); '#' starts a comment
+#                   condition under which it exists (cuda, cudnn, clang, mpi); '#' starts a comment
 #   CTEST_N_OUTPUT  what `ctest --test-dir BUILD -N` printed
 #   CONDITION       the conditions that hold in this build (e.g. cuda when the CUDA targets are on)
 # Exit status: 0 the lists agree, 1 a test is missing or unlisted, 2 bad arguments or list.
@@ -14,7 +14,7 @@ if [ $# -lt 2 ]; then
   exit 2
 fi
 expected_file="$1"; listing="$2"; shift 2
-known_conditions=" cuda clang mpi "
+known_conditions=" cuda cudnn clang mpi "
 active=" $* "
 for c in "$@"; do
   [[ "$known_conditions" == *" $c "* ]] || { echo "check_test_list: unknown condition '$c' (known:$known_conditions)" >&2; exit 2; }

@@ -20,6 +20,7 @@ built=$(date +%s)
 
 conditions=()
 [ "$cuda_on" = 1 ] && conditions+=(cuda)
+[ "$cuda_on" = 1 ] && grep -qs '^GANINV_HAS_CUDNN:INTERNAL=ON' "$build/CMakeCache.txt" && conditions+=(cudnn)
 grep -qs 'CMAKE_CXX_COMPILER_ID "Clang"' "$build"/CMakeFiles/*/CMakeCXXCompiler.cmake && conditions+=(clang)
 grep -qs '^GANINV_HAS_MPI:INTERNAL=ON' "$build/CMakeCache.txt" && conditions+=(mpi)
 ctest --test-dir "$build" -N > "$build/ctest_list.txt"

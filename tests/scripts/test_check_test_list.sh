@@ -60,6 +60,6 @@ expect 2 "cannot read" "$work/absent.txt" "$work/cpu.txt"
 mapfile -t names < <(sed 's/#.*//' "$repo_list" | awk 'NF { print $1 }')
 [ ${#names[@]} -ge 20 ] || fail "$repo_list lists only ${#names[@]} tests"
 listing "${names[@]}" > "$work/repo.txt"
-expect 0 "all ${#names[@]} tests of the suite are registered" "$repo_list" "$work/repo.txt" cuda mpi
+expect 0 "all ${#names[@]} tests of the suite are registered" "$repo_list" "$work/repo.txt" cuda cudnn mpi
 printf '%s\n' "${names[@]}" | grep -qx "test_list_check" || fail "$repo_list does not list test_list_check"
 echo "check_test_list.sh: every case behaves; $repo_list lists ${#names[@]} tests"

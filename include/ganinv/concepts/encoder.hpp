@@ -3,7 +3,7 @@
 ///        (learning-based inversion), with a backward to its weights (training) and to its input
 ///        (losses on the image side, iterative refinement), keeping what the backward needs in a cache.
 ///
-/// Satisfied by: ganinv::PspEncoder (CPU).
+/// Satisfied by: ganinv::PspEncoder (CPU), ganinv::PspEncoderCuda (CUDA, models/psp_encoder_cuda.cuh).
 #pragma once
 
 #include "ganinv/core/tensor.hpp"

@@ -1,7 +1,8 @@
 /// @file cudnn_conv.hpp
-/// @brief Plain (fixed-weight) convolutions of the CUDA losses through cuDNN: forward and
-///        backward-data only — the VGG16 and face-ResNet weights are never trained, so no weight
-///        gradient is ever needed.
+/// @brief Plain convolutions through cuDNN: forward and backward-data for the CUDA losses
+///        (their VGG16 and face-ResNet weights are fixed), and a float32 backward-filter
+///        (weight gradient, accumulated) for the networks trained on the GPU: the pSp/e4e
+///        encoder (models/psp_encoder_cuda.cuh).
 ///
 /// `CudnnContext` owns one cuDNN handle bound (cudnnSetStream) to one stream: every loss object
 /// makes its own (no global handle), so two losses on two streams share nothing. Per geometry
@@ -12,7 +13,10 @@
 /// Hopper (its default math mode allows it); `tf32` allows tensor cores; `bf16` adds overloads on
 /// BF16 tensors (x, w, y in BF16, accumulated in float: cuDNN's PSEUDO_BFLOAT16 configuration,
 /// tensor-core math), which the caller feeds with converted copies (TrunkConvs). Backward-data uses only
-/// deterministic algorithms, so a gradient is reproducible run to run. Algorithm choice is
+/// deterministic algorithms, so a gradient is reproducible run to run; backward-filter accepts
+/// nothing else (it throws when cuDNN offers no deterministic algorithm: an encoder's weight
+/// gradient must not change from run to run), and chooses its algorithm the first time a plan
+/// needs one, so the losses' plans never pay for it. Algorithm choice is
 /// cuDNN's heuristic (no device work) or, with `AlgoSearch::exhaustive`, cudnnFind (times every
 /// candidate once per geometry, as PyTorch's cudnn.benchmark does).
 ///
@@ -101,6 +105,19 @@ public:
         run_backward_data<__nv_bfloat16>(g, w, gy, gx);
     }
 
+    /// gw += dL/dw of y = conv(x, w) given gy = dL/dy (cuDNN's beta = 1: the gradient accumulates,
+    /// as nn::conv2d_backward's grad_weight does). float32 only; deterministic algorithms only.
+    void backward_filter(const ConvGeometry& g, const float* x, const float* gy, float* gw) {
+        Plan& p = plan(g, Kind::f32);
+        choose_backward_filter(p, g);
+        Block ws = workspace(p.filter_bytes);
+        const float one = 1;
+        const cudnnStatus_t s = cudnnConvolutionBackwardFilter(handle_, &one, p.x, x, p.y, gy, p.conv, p.filter_algo,
+                                                               ws.ptr, p.filter_bytes, &one, p.f, gw);
+        pool_->release(ws);
+        check_run(s, "backward-filter", g, p.kind);
+    }
+
     /// The precision the context was made for (the backend's): TrunkConvs converts to BF16 for bf16.
     Precision precision() const { return precision_; }
 
@@ -128,6 +145,9 @@ private:
         cudnnConvolutionFwdAlgo_t fwd_algo{};
         cudnnConvolutionBwdDataAlgo_t bwd_algo{};
         std::size_t fwd_bytes = 0, bwd_bytes = 0;
+        bool filter_chosen = false;  ///< backward-filter's algorithm is chosen on first use
+        cudnnConvolutionBwdFilterAlgo_t filter_algo{};
+        std::size_t filter_bytes = 0;
         Plan() = default;
         Plan(const Plan&) = delete;
         Plan& operator=(const Plan&) = delete;
@@ -305,6 +325,40 @@ private:
                 return;
             }
         throw CudnnError(no_algorithm("backward-data", p, g, offered(r, n)), CUDNN_STATUS_NOT_SUPPORTED);
+    }
+
+    /// Deterministic candidates only (ALGO_1 is, and runs every geometry; ALGO_0 and ALGO_3 sum
+    /// with atomics); the direct sum ALGO_1 first, FFT / Winograd only where it cannot run: their
+    /// transforms round with the whole tile's magnitude, and the trained weights should follow
+    /// the CPU's gradient to float rounding. Under the plans' mutex: two threads may share a context.
+    void choose_backward_filter(Plan& p, const ConvGeometry& g) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (p.filter_chosen) return;
+        constexpr int kMax = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+        cudnnConvolutionBwdFilterAlgoPerf_t r[kMax];
+        int n = 0;
+        if (search_ == AlgoSearch::exhaustive)
+            GANINV_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(handle_, p.x, p.y, p.conv, p.f, kMax, &n, r));
+        else
+            GANINV_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x, p.y, p.conv, p.f, kMax, &n, r));
+        for (bool direct_only : {true, false})
+            for (int k = 0; k < n; ++k) {
+                if (r[k].status != CUDNN_STATUS_SUCCESS || !math_ok(p, r[k].mathType) ||
+                    r[k].determinism != CUDNN_DETERMINISTIC ||
+                    (direct_only && r[k].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1))
+                    continue;
+                std::size_t bytes = 0;
+                if (cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.y, p.conv, p.f, r[k].algo, &bytes) !=
+                    CUDNN_STATUS_SUCCESS)
+                    continue;
+                p.filter_algo = r[k].algo;
+                p.filter_bytes = bytes;
+                p.filter_chosen = true;
+                return;
+            }
+        throw CudnnError(concat("cuDNN conv: no deterministic backward-filter algorithm supports this geometry in ",
+                                describe(p.kind), " (", g.describe(), "; cuDNN offered: ", offered(r, n), ")"),
+                         CUDNN_STATUS_NOT_SUPPORTED);
     }
 
     std::shared_ptr<MemoryPool> pool_;

@@ -235,10 +235,17 @@ public:
         return encoder::conv_backward(P, stem_conv_, k.stem_x, gc, c.resolution, G, want_input_grad);
     }
 
-private:
+    // ---- The layout, read-only: what a twin on another backend (PspEncoderCuda) needs to run
+    // the same function on the same flat parameter vector. Offsets index params().
     struct Head {
-        Index w1 = 0, b1 = 0, w2 = 0, b2 = 0;
+        Index w1 = 0, b1 = 0, w2 = 0, b2 = 0;  ///< offsets of fc1/fc2 weight and bias
     };
+    const encoder::ConvLayer& stem_conv() const { return stem_conv_; }
+    const encoder::NormLayer& stem_norm() const { return stem_norm_; }
+    Index stem_prelu() const { return stem_prelu_; }
+    const std::vector<encoder::ResBlock>& blocks() const { return blocks_; }
+    const std::vector<encoder::ConvLayer>& laterals() const { return laterals_; }  ///< finest level first
+    const std::vector<Head>& heads() const { return heads_; }                       ///< one per style layer
 
     nn::LinearParams head1() const {
         const Index in = config_.pyramid_channels * config_.head_grid * config_.head_grid;
@@ -249,12 +256,7 @@ private:
     }
     /// A pSp head always; an e4e head when it is the w or an enabled offset.
     bool head_active(Index i) const { return !config_.e4e || i <= config_.active_offsets; }
-    double offset_norm(const Cache& k, Index i, Index n) const {
-        const float* v = k.delta[static_cast<std::size_t>(i)].data() + n * config_.w_dim;
-        double s = 0;
-        for (Index d = 0; d < config_.w_dim; ++d) s += static_cast<double>(v[d]) * v[d];
-        return std::sqrt(s);
-    }
+    /// Resolution of pyramid level l (0 = finest).
     Index level_resolution(Index l) const {
         return config_.stage_resolution(static_cast<Index>(config_.stage_channels.size()) - config_.levels() + l);
     }
@@ -262,6 +264,14 @@ private:
     bool feeds_pyramid(Index b) const {
         const Index S = static_cast<Index>(config_.stage_channels.size());
         return (b + 1) % config_.blocks_per_stage == 0 && b / config_.blocks_per_stage >= S - config_.levels();
+    }
+
+private:
+    double offset_norm(const Cache& k, Index i, Index n) const {
+        const float* v = k.delta[static_cast<std::size_t>(i)].data() + n * config_.w_dim;
+        double s = 0;
+        for (Index d = 0; d < config_.w_dim; ++d) s += static_cast<double>(v[d]) * v[d];
+        return std::sqrt(s);
     }
 
     Index add(const std::string& name, Shape shape) {
