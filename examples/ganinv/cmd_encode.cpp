@@ -1,12 +1,19 @@
 // ganinv encode: codes of images from a trained encoder in one forward pass (learning-based
 // inversion), or K passes of an iterative (ReStyle) encoder; writes the same per-image files and
 // summary as `ganinv invert`, as a dataset job (manifest, --resume, the lock, MPI ranks:
-// dataset_run.hpp), and the mean PSNR after each refinement iteration.
+// dataset_run.hpp), and the mean PSNR after each refinement iteration. With --device cuda the
+// encoder and the generator run on the GPU (encoder_cuda.cu), one GPU per MPI rank of a node.
+#include "cuda_options_arg.hpp"
 #include "dataset_run.hpp"
 #include "encoder_support.hpp"
+#if GANINV_CLI_HAS_CUDNN
+#include "encoder_cuda.hpp"
+#include "invert_cuda.hpp"
+#endif
 
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 namespace ganinv::cli {
@@ -14,16 +21,20 @@ namespace {
 
 int run_encode(const Args& a) {
     const std::string model = a.require("model"), encoder = a.require("encoder"), out_dir = output_dir_option(a);
+    const std::string device = encoder_device_option(a);
+    [[maybe_unused]] const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);  // used by the CUDA build
     const Index batch = batch_option(a, 64);
     const std::vector<std::filesystem::path> paths = job_paths(a);
     const std::unique_ptr<JobComm> comm = make_job_comm();
-    StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
-    const PspEncoder e = load_encoder_for(encoder, g.num_ws(), g.w_dim(), g.img_channels(), g.resolution());
+    std::optional<StyleGAN2<Cpu>> g;  // the CPU path's generator; the GPU path loads its own
+    if (device == "cpu") g.emplace(StyleGAN2<Cpu>::load(model));
+    const StyleGAN2Config gc = g ? g->config() : generator_config_of(model);
+    const PspEncoder e = load_encoder_for(encoder, gc.num_ws(), gc.w_dim, gc.img_channels, gc.img_resolution);
     const Index iterations = iterations_option(a, e, encoder);
     // --bootstrap E0 (ReStyle's encoder bootstrapping): the refinement starts at E0's codes.
     std::optional<PspEncoder> bootstrap;
     if (a.has("bootstrap")) {
-        bootstrap.emplace(load_encoder_for(*a.get("bootstrap"), g.num_ws(), g.w_dim(), g.img_channels(), g.resolution()));
+        bootstrap.emplace(load_encoder_for(*a.get("bootstrap"), gc.num_ws(), gc.w_dim, gc.img_channels, gc.img_resolution));
         try {
             check_bootstrap(e, *bootstrap);
         } catch (const ValueError& err) {
@@ -31,13 +42,22 @@ int run_encode(const Args& a) {
         }
     }
     OutputSpec spec;  // what `--resume` reads back: invert's files, a W+ code, no fixed-noise picture
-    spec.resolution = g.resolution();
-    spec.channels = g.img_channels();
-    spec.num_ws = g.num_ws();
-    spec.w_dim = g.w_dim();
+    spec.resolution = gc.img_resolution;
+    spec.channels = gc.img_channels;
+    spec.num_ws = gc.num_ws();
+    spec.w_dim = gc.w_dim;
     spec.space = "wplus";
 
-    DatasetJob job(*comm, {"encode", "encoded", out_dir, batch, a.has("resume"), "cpu"}, paths,
+    std::string device_label = "cpu";
+#if GANINV_CLI_HAS_CUDNN
+    std::unique_ptr<CudaEncoding> gpu;
+    if (device == "cuda") {
+        device_label = concat("cuda:", select_cuda_device(comm->local_rank()));  // one GPU per rank of a node
+        gpu = std::make_unique<CudaEncoding>(model, e, bootstrap ? &*bootstrap : nullptr, cuda_options);
+        std::cerr << "device (rank " << comm->rank() << "): " << device_label << ", " << gpu->device_name() << "\n";
+    }
+#endif
+    DatasetJob job(*comm, {"encode", "encoded", out_dir, batch, a.has("resume"), device_label}, paths,
                    [&](const std::string& name) { return verify_outputs(out_dir, name, spec); });
     if (!job.started()) return 1;  // rank 0 says why
     std::vector<ImageSummary> summary;  // this process's images, for the summary files of a one-process run
@@ -54,10 +74,15 @@ int run_encode(const Args& a) {
             r.space = "wplus";
             // The generator's constant noise; each iterate scored: loss_history[t][image] is its MSE.
             std::vector<std::vector<metrics::Comparison>> scores;
-            RefineState s = encode_images(
-                g, e, t, iterations,
-                [&](Index, const RefineState& it) { scores.push_back(metrics::compare_reconstruction(it.reconstruction, t)); },
-                bootstrap ? &*bootstrap : nullptr);
+            const auto score = [&](Index, const RefineState& it) {
+                scores.push_back(metrics::compare_reconstruction(it.reconstruction, t));
+            };
+#if GANINV_CLI_HAS_CUDNN
+            RefineState s = gpu ? gpu->encode(t, iterations, score)
+                                : encode_images(*g, e, t, iterations, score, bootstrap ? &*bootstrap : nullptr);
+#else
+            RefineState s = encode_images(*g, e, t, iterations, score, bootstrap ? &*bootstrap : nullptr);
+#endif
             r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             r.ws = std::move(s.codes);
             r.reconstruction = std::move(s.reconstruction);
@@ -114,7 +139,8 @@ const bool encode_registered = register_command(Command{
     "Codes of images from a trained encoder in one forward pass (or K refinement passes of an iterative one); writes "
     "codes, reconstructions, a summary.",
     "--model M.safetensors --encoder E.safetensors (--image A.png [B.png ...] | --dir D | --list FILE) --out DIR\n"
-    "       [--iterations K] [--bootstrap E0.safetensors] [--resume] [--batch B] [--no-resize] [--max-pixels N]",
+    "       [--iterations K] [--bootstrap E0.safetensors] [--resume] [--batch B] [--device cpu|cuda]\n"
+    "       [--cuda-precision fp32|tf32|bf16] [--no-resize] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"encoder", "E.safetensors", "encoder file for this generator (ganinv train-encoder)"},
@@ -129,6 +155,9 @@ const bool encode_registered = register_command(Command{
         {"bootstrap", "E0.safetensors", "ReStyle's encoder bootstrapping: an iterative --encoder refines the codes of this "
                                         "single-pass encoder (of the same generator) instead of starting from the mean code"},
         {"batch", "B", "images per encoder pass (default 64)"},
+        {"device", "DEV", "cpu (default) or cuda: encoder and generator on the GPU (needs a build with CUDA and cuDNN; "
+                          "under MPI: local rank % GPUs)"},
+        cuda_precision_option(),
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         max_pixels_option(),
     },

@@ -1,7 +1,12 @@
-// ganinv train-encoder: trains a pSp-style encoder for a generator on the CPU (generated samples
-// with known codes, optionally real images), single-pass or iterative (ReStyle, --iterations K),
-// and writes it as an encoder file.
+// ganinv train-encoder: trains a pSp-style encoder for a generator on the CPU or, with --device
+// cuda, on the GPU (encoder_cuda.cu: EncoderTrainerCuda) — generated samples with known codes,
+// optionally real images, single-pass or iterative (ReStyle, --iterations K), pSp or e4e — and
+// writes it as an encoder file (a checkpoint either device resumes).
+#include "cuda_options_arg.hpp"
 #include "encoder_support.hpp"
+#if GANINV_CLI_HAS_CUDNN
+#include "encoder_cuda.hpp"
+#endif
 
 #include <ganinv/invert/encoder_trainer.hpp>
 #include <ganinv/io/idx.hpp>
@@ -9,13 +14,16 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 namespace ganinv::cli {
 namespace {
 
 /// The loss curve PNG: the loss and, for an iterative encoder, each iteration's pixel loss.
-void write_loss_curve(const std::filesystem::path& path, const EncoderTrainer& t) {
+/// Trainer: EncoderTrainer or CudaEncoderTraining.
+template <class Trainer>
+void write_loss_curve(const std::filesystem::path& path, const Trainer& t) {
     const auto& h = t.history();
     if (h.empty()) return;
     std::vector<Curve> curves;
@@ -80,8 +88,102 @@ std::string canonical_loss_spec(const std::vector<LossTermSpec>& terms) {
     return s;
 }
 
+/// What a training run writes and how long it runs.
+struct TrainRun {
+    std::filesystem::path out, curve;
+    long long steps = 0, every = 0;
+    std::optional<std::filesystem::path> exported;
+};
+
+/// The steps, progress lines, checkpoints and loss curve of a run; Trainer: EncoderTrainer or
+/// CudaEncoderTraining (the same members). `e` describes the network; `trained` gives the
+/// encoder as trained (--export).
+template <class Trainer>
+int train_loop(Trainer& t, const PspEncoder& e, const TrainRun& run, const std::function<PspEncoder()>& trained) {
+    std::cerr << "encoder: " << e.num_params() << " parameters"
+              << (e.config().e4e ? concat(", e4e (one w + ", e.num_ws() - 1, " per-layer offsets; offset weight ",
+                                          t.options().offset_weight, ", one more offset every ",
+                                          t.options().progressive_every, " steps)")
+                                 : "")
+              << (e.iterative() ? concat(", iterative (", e.config().iterations, " refinement iterations per batch)") : "")
+              << "; batch " << t.options().batch << " ("
+              << std::lround(t.options().real_ratio * 100) << "% real), seed " << t.options().seed << "\n";
+    const std::filesystem::path& out = run.out;
+    const std::filesystem::path& curve = run.curve;
+    const long long steps = run.steps, every = run.every;
+    ensure_parent_dir(out);
+    ensure_parent_dir(curve);
+    const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
+    const auto t0 = std::chrono::steady_clock::now();
+    double avg = 0, avg_code = 0, avg_pixel = 0, avg_adv = 0, avg_d = 0, avg_img_adv = 0, avg_img_d = 0, avg_r1 = 0;
+    std::vector<double> avg_iter(static_cast<std::size_t>(e.config().iterations), 0.0);
+    Index in_avg = 0;
+    for (Index s = first; s < last; ++s) {
+        const EncoderStepStats st = t.step();
+        avg += st.loss;
+        avg_code += st.code_loss;
+        avg_pixel += st.pixel_loss;
+        avg_adv += st.adversarial_loss;
+        avg_d += st.discriminator_loss;
+        avg_img_adv += st.image_adversarial_loss;
+        avg_img_d += st.image_discriminator_loss;
+        avg_r1 += st.r1;
+        for (std::size_t i = 0; i < st.iteration_pixel_loss.size(); ++i) avg_iter[i] += st.iteration_pixel_loss[i];
+        ++in_avg;
+        const Index done = st.step - first;
+        if (done % report == 0 || st.step == last) {
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double n = static_cast<double>(in_avg);
+            std::string per_iteration;  // does each refinement pass improve on the last?
+            if (avg_iter.size() > 1 && t.options().pixel_weight > 0)
+                for (std::size_t i = 0; i < avg_iter.size(); ++i) {
+                    char v[32];
+                    std::snprintf(v, sizeof v, "%.5f", avg_iter[i] / n);
+                    per_iteration += concat(i == 0 ? "  pixel per iteration " : " -> ", v);
+                }
+            if (t.options().latent_adversarial > 0)  // the two players: the encoder's term and D's own loss
+                per_iteration += concat("  adversarial ", static_cast<float>(avg_adv / n), " (D ",
+                                        static_cast<float>(avg_d / n), ")");
+            if (t.options().image_adversarial > 0)
+                per_iteration += concat("  image adversarial ", static_cast<float>(avg_img_adv / n), " (D ",
+                                        static_cast<float>(avg_img_d / n), ")");
+            if (t.options().r1_gamma > 0) per_iteration += concat("  R1 ", static_cast<float>(avg_r1 / n));
+            if (e.config().e4e)  // how far the progressive schedule is, and what the offsets cost
+                per_iteration += concat("  offsets ", st.active_offsets, "/", e.num_ws() - 1, " (norm ",
+                                        static_cast<float>(st.offset_loss), ")");
+            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, %s %.5f)%s  %.2f s/step  eta %.0f s\n",
+                         static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n,
+                         t.options().image_loss.empty() ? "pixel" : t.options().image_loss.c_str(), avg_pixel / n,
+                         per_iteration.c_str(), secs / static_cast<double>(done),
+                         secs / static_cast<double>(done) * static_cast<double>(last - st.step));
+            avg = avg_code = avg_pixel = avg_adv = avg_d = avg_img_adv = avg_img_d = avg_r1 = 0;
+            std::fill(avg_iter.begin(), avg_iter.end(), 0.0);
+            in_avg = 0;
+        }
+        if (every > 0 && st.step % every == 0 && st.step != last) {
+            t.save_checkpoint(out);
+            write_loss_curve(curve, t);
+        }
+    }
+    t.save_checkpoint(out);
+    write_loss_curve(curve, t);
+    std::cout << "wrote " << out.string() << " (step " << t.steps_done() << "; resume with --resume "
+              << out.string() << ") and its loss curve " << curve.string() << "\n";
+    if (run.exported) {
+        const std::optional<std::filesystem::path>& exported = run.exported;
+        ensure_parent_dir(*exported);
+        save_encoder(*exported, trained());
+        std::cout << "wrote " << exported->string() << " (the encoder alone, for encode and invert --init encoder:)\n";
+    }
+    return 0;
+}
+
 int run_train_encoder(const Args& a) {
     const std::string model = a.require("model");
+    const std::string device = encoder_device_option(a);
+    [[maybe_unused]] const cuda::CudaOptions cuda_options = cuda_options_from_args(a, device);  // used by the CUDA build
+    if (cuda_options.precision == cuda::Precision::bf16)
+        throw UsageError("--cuda-precision bf16: train-encoder on the GPU takes fp32 (default) or tf32");
     const std::filesystem::path out(a.require("out"));
     if (out.extension() != ".safetensors") throw UsageError("--out must name a .safetensors file, got '" + out.string() + "'");
     const long long steps = a.integer("steps", 2000);
@@ -125,6 +227,12 @@ int run_train_encoder(const Args& a) {
     o.progressive_every = a.integer("progressive-every", 500);
     // The reconstruction term: the built-in pixel MSE unless --loss names another (L1, perceptual).
     const std::string loss_spec = a.has("loss") ? canonical_loss_spec(parse_loss_terms(*a.get("loss"))) : "mse";
+    if (device == "cuda") {  // refused before anything is loaded
+        EncoderTrainerOptions on_gpu = o;
+        if (loss_spec != "mse") on_gpu.image_loss = loss_spec;
+        if (const char* missing = encoder_option_not_on_gpu(on_gpu))
+            throw UsageError(concat("--device cuda: ", missing, " is not available on the GPU; use --device cpu"));
+    }
     std::optional<WeightedLossSum<Cpu>> image_loss;
     if (loss_spec != "mse") image_loss.emplace(parse_loss_spec(loss_spec, a));
     const bool has_real = a.has("real-dir") || a.has("real-idx");
@@ -150,19 +258,22 @@ int run_train_encoder(const Args& a) {
         }
     }
 
-    StyleGAN2<Cpu> g = StyleGAN2<Cpu>::load(model);
+    std::optional<StyleGAN2<Cpu>> cpu_g;  // the CPU trainer's generator; the GPU path loads its own
+    if (device == "cpu") cpu_g.emplace(StyleGAN2<Cpu>::load(model));
+    const StyleGAN2Config gc = cpu_g ? cpu_g->config() : generator_config_of(model);
+    const Index R = gc.img_resolution, C = gc.img_channels;
     Tensor<float> real;
     if (!real_paths.empty()) {
-        TargetSet ts = load_targets(real_paths, g, true, a.max_pixels());
+        TargetSet ts = load_targets(real_paths, R, C, true, a.max_pixels());
         for (const auto& m : ts.failures) std::cerr << "warning: skipped " << m << "\n";
         if (ts.names.empty()) throw IoError("none of the images in --real-dir could be read");
         std::cerr << "real images: " << ts.names.size() << " from " << *a.get("real-dir") << "\n";
         real = std::move(ts.images);
     } else if (a.has("real-idx")) {
-        real = load_idx_targets(*a.get("real-idx"), real_count, g.resolution(), g.img_channels());
+        real = load_idx_targets(*a.get("real-idx"), real_count, R, C);
         std::cerr << "real images: " << real.dim(0) << " from " << *a.get("real-idx") << "\n";
     }
-    EncoderConfig config = EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim());
+    EncoderConfig config = EncoderConfig::for_generator(R, C, gc.num_ws(), gc.w_dim);
     if (iterations) {
         config.iterative = true;
         config.iterations = *iterations;
@@ -184,95 +295,38 @@ int run_train_encoder(const Args& a) {
         config = saved;
     }
     PspEncoder e(config, o.seed);
-    EncoderTrainer t(g, e, o, real);
-    if (image_loss) t.set_image_loss(loss_spec, std::move(*image_loss));
+    const TrainRun run{out, curve, steps, every, exported};
+    if (device == "cpu") {
+        EncoderTrainer t(*cpu_g, e, o, real);
+        if (image_loss) t.set_image_loss(loss_spec, std::move(*image_loss));
+        if (a.has("resume")) {
+            t.resume(*a.get("resume"));
+            std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
+        }
+        return train_loop(t, e, run, [&] { return e; });
+    }
+#if GANINV_CLI_HAS_CUDNN
+    CudaEncoderTraining t(model, e, o, std::move(real), cuda_options);
+    std::cerr << "device: cuda, " << t.device_name() << "\n";
     if (a.has("resume")) {
         t.resume(*a.get("resume"));
         std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
     }
-    std::cerr << "encoder: " << e.num_params() << " parameters"
-              << (e.config().e4e ? concat(", e4e (one w + ", e.num_ws() - 1, " per-layer offsets; offset weight ",
-                                          t.options().offset_weight, ", one more offset every ",
-                                          t.options().progressive_every, " steps)")
-                                 : "")
-              << (e.iterative() ? concat(", iterative (", e.config().iterations, " refinement iterations per batch)") : "")
-              << "; batch " << t.options().batch << " ("
-              << std::lround(t.options().real_ratio * 100) << "% real), seed " << t.options().seed << "\n";
-    ensure_parent_dir(out);
-    ensure_parent_dir(curve);
-    const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
-    const auto t0 = std::chrono::steady_clock::now();
-    double avg = 0, avg_code = 0, avg_pixel = 0, avg_adv = 0, avg_d = 0, avg_img_adv = 0, avg_img_d = 0, avg_r1 = 0;
-    std::vector<double> avg_iter(static_cast<std::size_t>(e.config().iterations), 0.0);
-    Index in_avg = 0;
-    for (Index s = first; s < last; ++s) {
-        const EncoderStepStats st = t.step();
-        avg += st.loss;
-        avg_code += st.code_loss;
-        avg_pixel += st.pixel_loss;
-        avg_adv += st.adversarial_loss;
-        avg_d += st.discriminator_loss;
-        avg_img_adv += st.image_adversarial_loss;
-        avg_img_d += st.image_discriminator_loss;
-        avg_r1 += st.r1;
-        for (std::size_t i = 0; i < st.iteration_pixel_loss.size(); ++i) avg_iter[i] += st.iteration_pixel_loss[i];
-        ++in_avg;
-        const Index done = st.step - first;
-        if (done % report == 0 || st.step == last) {
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const double n = static_cast<double>(in_avg);
-            std::string per_iteration;  // does each refinement pass improve on the last?
-            if (avg_iter.size() > 1 && t.options().pixel_weight > 0)
-                for (std::size_t i = 0; i < avg_iter.size(); ++i) {
-                    char v[32];
-                    std::snprintf(v, sizeof v, "%.5f", avg_iter[i] / n);
-                    per_iteration += concat(i == 0 ? "  pixel per iteration " : " -> ", v);
-                }
-            if (t.latent_discriminator())  // the two players: the encoder's term and D's own loss
-                per_iteration += concat("  adversarial ", static_cast<float>(avg_adv / n), " (D ",
-                                        static_cast<float>(avg_d / n), ")");
-            if (t.image_discriminator())
-                per_iteration += concat("  image adversarial ", static_cast<float>(avg_img_adv / n), " (D ",
-                                        static_cast<float>(avg_img_d / n), ")");
-            if (t.options().r1_gamma > 0) per_iteration += concat("  R1 ", static_cast<float>(avg_r1 / n));
-            if (e.config().e4e)  // how far the progressive schedule is, and what the offsets cost
-                per_iteration += concat("  offsets ", st.active_offsets, "/", e.num_ws() - 1, " (norm ",
-                                        static_cast<float>(st.offset_loss), ")");
-            std::fprintf(stderr, "step %ld/%ld  loss %.5f (code %.5f, %s %.5f)%s  %.2f s/step  eta %.0f s\n",
-                         static_cast<long>(st.step), static_cast<long>(last), avg / n, avg_code / n,
-                         t.options().image_loss.empty() ? "pixel" : t.options().image_loss.c_str(), avg_pixel / n,
-                         per_iteration.c_str(), secs / static_cast<double>(done),
-                         secs / static_cast<double>(done) * static_cast<double>(last - st.step));
-            avg = avg_code = avg_pixel = avg_adv = avg_d = avg_img_adv = avg_img_d = avg_r1 = 0;
-            std::fill(avg_iter.begin(), avg_iter.end(), 0.0);
-            in_avg = 0;
-        }
-        if (every > 0 && st.step % every == 0 && st.step != last) {
-            t.save_checkpoint(out);
-            write_loss_curve(curve, t);
-        }
-    }
-    t.save_checkpoint(out);
-    write_loss_curve(curve, t);
-    std::cout << "wrote " << out.string() << " (step " << t.steps_done() << "; resume with --resume "
-              << out.string() << ") and its loss curve " << curve.string() << "\n";
-    if (exported) {
-        ensure_parent_dir(*exported);
-        save_encoder(*exported, e);
-        std::cout << "wrote " << exported->string() << " (the encoder alone, for encode and invert --init encoder:)\n";
-    }
-    return 0;
+    return train_loop(t, e, run, [&] { return t.encoder(); });
+#else
+    throw UsageError("--device cuda: this ganinv has no GPU encoder");  // refused by encoder_device_option already
+#endif
 }
 
 const bool train_encoder_registered = register_command(Command{
     "train-encoder",
-    "Train a pSp-style encoder for a generator on the CPU (generated samples, optionally real images).",
+    "Train a pSp-style encoder for a generator on the CPU or the GPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
     "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
     "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
     "       [--image-adversarial W] [--discriminator-lr LR] [--r1 GAMMA] [--checkpoint-every N] [--loss-curve F.png]\n"
-    "       [--export F.safetensors] [--max-pixels N]",
+    "       [--export F.safetensors] [--device cpu|cuda] [--cuda-precision fp32|tf32] [--max-pixels N]",
     {
         {"model", "M.safetensors", "generator weights (frozen)"},
         {"out", "E.safetensors", "encoder file to write (also a checkpoint: --resume continues it)"},
@@ -310,6 +364,9 @@ const bool train_encoder_registered = register_command(Command{
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
         {"export", "F.safetensors", "at the end also write the encoder alone, without the optimizer state (a fifth "
                                     "of the checkpoint's size): the file to ship for encode and invert --init encoder:"},
+        {"device", "DEV", "cpu (default) or cuda: generator, encoder and Adam on the GPU (needs a build with CUDA and "
+                          "cuDNN; --loss, the adversaries and --r1 need cpu); checkpoints resume on either device"},
+        {"cuda-precision", "P", "--device cuda: fp32 (default, exact) or tf32 tensor-core convolutions in the generator"},
         max_pixels_option(),
     },
     run_train_encoder});

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <optional>
+#include <string>
 
 namespace ganinv::cli {
 
@@ -18,6 +19,31 @@ inline PspEncoder load_encoder_for(const std::string& path, Index num_ws, Index 
     PspEncoder e = load_encoder(path);
     check_encoder_fits(e.config(), num_ws, w_dim, channels, resolution, "'" + path + "'");
     return e;
+}
+
+/// `--device` of train-encoder and encode: "cpu" (default) or "cuda", refused with a usage error
+/// (before anything is loaded) when this build has no GPU encoder: it needs CUDA and cuDNN.
+inline std::string encoder_device_option(const Args& a) {
+    const std::string device = a.get("device").value_or("cpu");
+    if (device != "cpu" && device != "cuda") throw UsageError("--device must be cpu or cuda, got '" + device + "'");
+#if !GANINV_CLI_HAS_CUDA
+    if (device == "cuda")
+        throw UsageError("--device cuda: this ganinv was built without CUDA (CMake found no nvcc); rebuild on a "
+                         "machine with the CUDA toolkit, or use --device cpu");
+#elif !GANINV_CLI_HAS_CUDNN
+    if (device == "cuda")
+        throw UsageError("--device cuda: this ganinv was built without cuDNN, which the encoder's convolutions on the GPU "
+                         "need; rebuild with cuDNN (CMake: -DCUDNN_INCLUDE_DIR, -DCUDNN_LIBRARY), or use --device cpu");
+#endif
+    return device;
+}
+
+/// The generator config in the model file `model` (its metadata, without loading the weights).
+inline StyleGAN2Config generator_config_of(const std::string& model) {
+    const SafetensorsFile f(model);
+    const auto meta = f.metadata("config");
+    GANINV_CHECK(meta.has_value(), FormatError, "'", model, "' has no 'config' metadata");
+    return StyleGAN2Config::from_json(Json::parse(*meta));
 }
 
 /// `--iterations K` of `encode`: by default what the encoder was trained with; refused (before
@@ -43,10 +69,7 @@ struct EncoderInit {
 /// The encoder in `path`, checked against the config in the generator file `model` (read
 /// without loading its weights, so that a mismatch is refused before any work).
 inline PspEncoder load_encoder_for_model(const std::string& path, const std::string& model) {
-    const SafetensorsFile f(model);
-    const auto meta = f.metadata("config");
-    GANINV_CHECK(meta.has_value(), FormatError, "'", model, "' has no 'config' metadata");
-    const StyleGAN2Config c = StyleGAN2Config::from_json(Json::parse(*meta));
+    const StyleGAN2Config c = generator_config_of(model);
     return load_encoder_for(path, c.num_ws(), c.w_dim, c.img_channels, c.img_resolution);
 }
 

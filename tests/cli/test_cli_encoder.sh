@@ -192,5 +192,38 @@ check "resume with another --iterations" 2 "was trained with --iterations 2; a r
   "$bin" train-encoder --model "$model" --out "$work/no10.safetensors" --resume "$it" --iterations 3
 for d in no1 no2 no3 no4 no5.safetensors no6.png no7.safetensors no8 no9.safetensors no10.safetensors no11.safetensors no11.jpg no11_loss.png no12.safetensors no13.safetensors no14.safetensors no15.png no16.safetensors no17.safetensors no18.safetensors; do absent "$work/$d"; done
 
+# ---------------------------------------------------------------- --device cuda
+# Refused before anything is loaded, with or without a GPU: the options the GPU trainer lacks (exit 2,
+# naming the flag and --device cpu), bf16, --cuda-precision without --device cuda, a bad --device. A
+# build without CUDA or cuDNN refuses every --device cuda first (exit 2, "built without").
+check "train-encoder --device cuda with a latent adversary" 2 "latent adversary \(--latent-adversarial\) is not available on the GPU; use --device cpu|built without" -- \
+  "$bin" train-encoder --model "$model" --out "$work/gpu_no1.safetensors" --steps 1 --device cuda --latent-adversarial 0.1
+check "train-encoder --device cuda with --loss l1" 2 "custom image loss \(--loss\) is not available on the GPU|built without" -- \
+  "$bin" train-encoder --model "$model" --out "$work/gpu_no2.safetensors" --steps 1 --device cuda --loss l1
+check "train-encoder --cuda-precision bf16" 2 "train-encoder on the GPU takes fp32 \(default\) or tf32|built without" -- \
+  "$bin" train-encoder --model "$model" --out "$work/gpu_no3.safetensors" --steps 1 --device cuda --cuda-precision bf16
+check "train-encoder --cuda-precision needs --device cuda" 2 "applies to --device cuda only" -- \
+  "$bin" train-encoder --model "$model" --out "$work/gpu_no4.safetensors" --steps 1 --cuda-precision tf32
+check "encode --device tpu" 2 "--device must be cpu or cuda, got 'tpu'" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" --out "$work/gpu_no5" --device tpu
+for d in gpu_no1.safetensors gpu_no2.safetensors gpu_no3.safetensors gpu_no4.safetensors gpu_no5; do absent "$work/$d"; done
+if nvidia-smi -L > /dev/null 2>&1; then
+  # On a GPU: a few steps there, resumed on the CPU (one checkpoint format), and encode on the GPU.
+  check "train-encoder --device cuda" 0 "wrote .*gpu_e.safetensors \(step 4;" -- \
+    "$bin" train-encoder --model "$model" --out "$work/gpu_e.safetensors" --steps 4 --batch 2 --seed 3 --device cuda
+  check "a GPU checkpoint resumes on the CPU" 0 "step 6/6" -- \
+    "$bin" train-encoder --model "$model" --out "$work/gpu_e2.safetensors" --resume "$work/gpu_e.safetensors" --steps 2
+  check "a CPU checkpoint resumes on the GPU" 0 "step 6/6" -- \
+    "$bin" train-encoder --model "$model" --out "$work/gpu_e3.safetensors" --resume "$enc" --steps 2 --device cuda
+  check "encode --device cuda" 0 "mean" -- "$bin" encode --model "$model" --encoder "$work/gpu_e.safetensors" --image "$a" "$b" --out "$work/gpu_enc" --device cuda
+  exists "$work/gpu_enc/summary.json"
+else
+  # Without a GPU: status 1 "no usable CUDA device" in a CUDA + cuDNN build, 2 "built without" otherwise.
+  check "train-encoder --device cuda refuses without a GPU" 0 "no usable CUDA device|built without" -- bash -c \
+    "'$bin' train-encoder --model '$model' --out '$work/gpu_no6.safetensors' --steps 1 --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
+  check "encode --device cuda refuses without a GPU" 0 "no usable CUDA device|built without" -- bash -c \
+    "'$bin' encode --model '$model' --encoder '$enc' --image '$a' --out '$work/gpu_no7' --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
+  for d in gpu_no6.safetensors gpu_no7; do absent "$work/$d"; done
+fi
+
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -49,16 +49,19 @@ inline Tensor<float> refinement_input(const Tensor<float>& images, const Tensor<
     return in;
 }
 
-/// Throws a ValueError unless `iterations` fits the encoder: >= 1, and 1 for a single-pass one.
-inline void check_refinement_iterations(const PspEncoder& e, Index iterations) {
+/// Throws a ValueError unless `iterations` fits the encoder (PspEncoder, or PspEncoderCuda:
+/// encoder_refine_cuda.cuh): >= 1, and 1 for a single-pass one.
+template <class Encoder>
+void check_refinement_iterations(const Encoder& e, Index iterations) {
     GANINV_CHECK(iterations >= 1, ValueError, "encoder iterations must be >= 1, got ", iterations);
     GANINV_CHECK(e.iterative() || iterations == 1, ValueError, "the encoder is not iterative (it was trained for a single "
                  "pass, without --iterations), so it cannot refine its codes: ", iterations, " iterations asked for");
 }
 
 /// Throws a ValueError unless `bootstrap` can start `e`'s refinement: `e` iterative, `bootstrap`
-/// single-pass, both for the same code shape and image channels.
-inline void check_bootstrap(const PspEncoder& e, const PspEncoder& bootstrap) {
+/// single-pass, both for the same code shape and image channels (PspEncoder or PspEncoderCuda).
+template <class Encoder>
+void check_bootstrap(const Encoder& e, const Encoder& bootstrap) {
     GANINV_CHECK(e.iterative(), ValueError, "encoder bootstrapping starts an iterative (ReStyle) encoder's refinement; "
                  "this encoder is single-pass: it has nothing to refine");
     GANINV_CHECK(!bootstrap.iterative(), ValueError, "the bootstrapping encoder must be single-pass (its one pass gives "
