@@ -101,7 +101,7 @@ inline std::optional<double> domain_regularization_option(const Args& a, const s
     if (space != "wplus" && space != "w")
         throw UsageError("--domain-regularization works on W and W+ codes; use --space wplus or w, not " + space);
     if (device != "cpu")
-        throw UsageError("--domain-regularization runs on the CPU only (the encoder has no CUDA version yet); use --device cpu");
+        throw UsageError("--domain-regularization runs on the CPU only (its encoder pass is not part of the GPU inverter yet); use --device cpu");
     return weight;
 }
 
