@@ -5,8 +5,13 @@
 // Tuner's device step. Objectives: MSE, and the VGG16 feature distance (the official projector's
 // taps, hash-rule weights: the cost of PTI's LPIPS term without shipping weights). Times are wall
 // clock around each phase after one warm-up job (cuDNN plans, the memory pool), the setup included.
-// Usage: bench_tune_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32]
-//        [--objectives mse,vgg]
+// --breakdown adds where a tuning step's time goes (device-synchronised averages of 10 calls):
+// the forward + loss alone, forward + loss + the backward to the codes only (what an inversion
+// step pays), and forward + loss + the backward with every synthesis weight's gradient (the
+// tuner's evaluate); the rest of a step (Adam over the weights, zeroing the gradients, the loss
+// read-back) is the step time minus the last.
+// Usage: bench_tune_gpu [--quick] [--breakdown] [--json OUT.json] [--res 256,1024]
+//        [--precisions fp32,tf32] [--objectives mse,vgg]
 #include "../device_step_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
@@ -68,19 +73,57 @@ PtiTiming run_pti(G& g, MakeLoss&& make_loss, const Tensor<float>& target, Index
     return r;
 }
 
+struct StepBreakdown {
+    double forward_ms = 0, backward_codes_ms = 0, backward_weights_ms = 0;
+};
+
+/// Averages of 10 device-synchronised calls of each part of a tuning step (after one warm-up call).
+template <class G, class MakeLoss>
+StepBreakdown break_down(G& g, MakeLoss&& make_loss, const Tensor<float>& target) {
+    using LossT = decltype(make_loss());
+    using Buffer = typename G::Buffer;
+    Tensor<float> z({1, g.z_dim()});
+    Rng(11).fill_normal(z.values());
+    const Tensor<float> pivot = g.backend().download(g.mapping(g.backend().upload(z)));
+    Tuner<G, LossT> tuner(g, make_loss(), TunerOptions{});
+    tuner.set_problem(target, pivot);
+    LossT loss = make_loss();
+    const Buffer ws = g.backend().upload(pivot), tgt = g.backend().upload(target);
+    auto avg_ms = [&](auto&& fn) {
+        fn();
+        g.backend().synchronize();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < 10; ++i) fn();
+        g.backend().synchronize();
+        return seconds_since(t0) * 100.0;  // 1e3 ms / 10 calls
+    };
+    StepBreakdown b;
+    b.forward_ms = avg_ms([&] { (void)tuner.evaluate(false); });
+    b.backward_codes_ms = avg_ms([&] {
+        typename G::Cache cache;
+        const Buffer img = g.synthesis(ws, NoiseInput<typename G::backend_type>{}, &cache);
+        Buffer grad;
+        (void)loss.evaluate(img, tgt, &grad);
+        (void)g.synthesis_backward_ws(cache, grad);
+    });
+    b.backward_weights_ms = avg_ms([&] { (void)tuner.evaluate(true); });
+    return b;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string json_path = "bench_tune_gpu.json", res_list = "256,1024", prec_list = "fp32,tf32", obj_list = "mse,vgg";
-    bool quick = false;
+    bool quick = false, breakdown = false;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else if (!std::strcmp(argv[i], "--breakdown")) breakdown = true;
         else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
         else if (!std::strcmp(argv[i], "--res") && i + 1 < argc) res_list = argv[++i];
         else if (!std::strcmp(argv[i], "--precisions") && i + 1 < argc) prec_list = argv[++i];
         else if (!std::strcmp(argv[i], "--objectives") && i + 1 < argc) obj_list = argv[++i];
         else {
-            std::cerr << "usage: bench_tune_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32] "
+            std::cerr << "usage: bench_tune_gpu [--quick] [--breakdown] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32] "
                          "[--objectives mse,vgg]\n";
             return 2;
         }
@@ -110,9 +153,11 @@ int main(int argc, char** argv) {
                 const Vgg16 trunk = Vgg16::hash_rule();
                 for (const std::string& obj : bench::split_list(obj_list)) {
                     PtiTiming t;
+                    StepBreakdown parts;
                     auto timed = [&](auto&& make_loss) {
                         (void)run_pti(g, make_loss, target, 10, 10, stats);  // warm-up: statistics, plans, pool
                         t = run_pti(g, make_loss, target, pivot_steps, tune_steps, stats);
+                        if (breakdown) parts = break_down(g, make_loss, target);
                     };
                     if (obj == "mse") {
                         timed([] { return Mse<Cuda>{}; });
@@ -142,6 +187,16 @@ int main(int argc, char** argv) {
                     j.set("psnr_after", t.psnr_after);
                     j.set("pivot_launch_mode", t.pivot_mode);
                     j.set("device", std::string(prop.name));
+                    if (breakdown) {
+                        j.set("forward_loss_ms", parts.forward_ms);
+                        j.set("forward_loss_backward_codes_ms", parts.backward_codes_ms);
+                        j.set("forward_loss_backward_weights_ms", parts.backward_weights_ms);
+                        std::cout << "\n" << config << " " << obj << " " << prec << ": forward + loss "
+                                  << bench::fmt(parts.forward_ms, 2) << " ms; + backward to the codes "
+                                  << bench::fmt(parts.backward_codes_ms, 2) << " ms; + backward with all weight gradients "
+                                  << bench::fmt(parts.backward_weights_ms, 2) << " ms; tuning step "
+                                  << bench::fmt(t.tune_s / static_cast<double>(tune_steps) * 1e3, 2) << " ms\n";
+                    }
                     r.json = j;
                     rows.push_back(r);
                     std::cout << "." << std::flush;

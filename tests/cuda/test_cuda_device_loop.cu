@@ -643,7 +643,35 @@ TEST_CASE("device CMA-ES loop on CUDA follows the host CmaEs over 50 generations
         const Apart rerun = Apart::of(again, host), ulp = Apart::of(moved, host);
         const std::string what = wplus ? "W+ + noise maps, separable" : "W, full";
         INFO(what << ": host vs host run again: " << rerun << "; host vs host on targets one ulp away: " << ulp);
-        check_cma_follows(dev, host, Apart::max(rerun, ulp), what + ", device vs host");
+        if (wplus) {
+            check_cma_follows(dev, host, Apart::max(rerun, ulp), what + ", device vs host");
+            continue;
+        }
+        // The full variant follows the host exactly only until its first eigendecomposition. C is
+        // then still close to a multiple of the identity: its eigenvalues nearly coincide, so its
+        // eigenvectors (the sampling basis B) are determined only up to a rotation inside that
+        // near-degenerate subspace, and a last-bit difference of C (the device's tree sums
+        // against the host's sequential ones) picks another basis: the same normal draws become
+        // other samples from then on, from the same distribution. Measured on the CPU (this
+        // generator, these targets): host CmaEs with C scaled by 1 +- 1e-16 (relative, symmetric)
+        // before each Eigen call ends with rows 0.26 apart and final losses 1.8% apart; the first
+        // H100 run of this test gave device vs host rows 0.26, final losses 1.2% (2026-12-05).
+        // So: the generations before the first decomposition as tightly as the separable case,
+        // after it the same search quality (final losses), not the same points.
+        CmaCore core;
+        core.reset(2, dev.params.dim(1), 0.3);
+        const double gap = static_cast<double>(core.lambda()) /
+                           ((core.constants().c_1 + core.constants().c_mu) * static_cast<double>(dev.params.dim(1)) * 10.0);
+        const auto exact_steps = static_cast<std::size_t>(std::min(50.0, std::floor(gap)));
+        const double before = history_difference(dev, host, exact_steps);
+        const Apart d = Apart::of(dev, host);
+        INFO(what << ", device vs host: " << d << "; the first " << exact_steps
+                  << " generations (before the first eigendecomposition): losses " << before << " apart");
+        CHECK(exact_steps >= 5);
+        CHECK(before <= std::max(1e-4, 2 * Apart::max(rerun, ulp).early));
+        CHECK(d.final_loss <= 0.1);
+        CHECK(dev.loss_history.back()[0] < dev.loss_history.front()[0]);
+        CHECK(host.loss_history.back()[0] < host.loss_history.front()[0]);
     }
 }
 
