@@ -79,6 +79,7 @@ int run_invert(const Args& a) {
         spec.channels = gpu->img_channels();
         spec.num_ws = gpu->num_ws();
         spec.w_dim = gpu->w_dim();
+        if (domain_weight) gpu->set_domain_regularization(*domain_encoder, *domain_weight, o.fixed_noise, o.seed);
         invert_batch = [&](const InverterOptions& o, const Tensor<float>& t) { return gpu->run(space, optimizer, a, o, t); };
 #else
         throw UsageError("--device cuda: this ganinv was built without CUDA (CMake found no nvcc); rebuild on a "
@@ -167,6 +168,7 @@ int run_invert(const Args& a) {
     settings.set("steps", static_cast<std::int64_t>(o.steps));
     settings.set("seed", static_cast<std::int64_t>(o.seed));
     settings.set("optimize_noise", o.optimize_noise);
+    if (optimizer == "adam" || optimizer == "basincma") settings.set("schedule", schedule_description(o));
     for (const auto& [key, value] : domain_settings.as_object()) settings.set(key, value);
     job.write_manifest_summary(std::move(settings));
     return job.finish();
@@ -181,7 +183,7 @@ const bool invert_registered = register_command(Command{
     "       [--init mean|random|C.safetensors|encoder:E.safetensors] [--lpips-weights F [--vgg-weights F]]\n"
     "       [--identity-weights F] [--no-resize] [--max-pixels N] [--report]\n"
     "       in-domain: [--domain-regularization L [--encoder E.safetensors]]\n"
-    "       Adam: [--lr LR] [--no-schedule]  noise: [--noise-regularization W]\n"
+    "       Adam: [--lr LR] [--no-schedule | --lr-rampup F --lr-rampdown F --w-noise F]  noise: [--noise-regularization W]\n"
     "       priors: [--w-avg-prior W] [--wplus-spread-prior W]  stopping: [--target-loss L] [--patience K]\n"
     "       CMA-ES, BasinCMA: [--population P] [--sigma S] [--inner-steps K] [--final-steps K]\n"
     "       L-BFGS: [--lbfgs-history K]",
@@ -201,15 +203,19 @@ const bool invert_registered = register_command(Command{
         {"steps", "N", "optimizer steps (CMA-ES: generations; BasinCMA: outer iterations); default 500"},
         {"seed", "S", "random seed (default 0)"},
         {"init", "KIND", "mean (default), random, a file with 'ws' (or 'z' for --space z), or encoder:E.safetensors (hybrid; an iterative encoder "
-                          "refines its codes as often as it was trained to)"},
+                          "refines its codes as often as it was trained to; Adam then warms up over 20% of the steps, without "
+                          "exploration noise, unless --no-schedule/--lr-rampup/--lr-rampdown/--w-noise say otherwise)"},
         {"lr", "LR", "initial learning rate (Adam, default 0.1)"},
         {"no-schedule", "", "Adam with a constant learning rate and no exploration noise"},
+        {"lr-rampup", "F", "fraction of the steps over which the learning rate ramps up from 0 (default 0.05; 0 = none)"},
+        {"lr-rampdown", "F", "fraction of the steps over which it falls to 0 on a cosine (default 0.25; 0 = none)"},
+        {"w-noise", "F", "exploration noise on the code: F * w_std * max(0, 1 - t/0.75)^2 (default 0.05; 0 = none)"},
         {"optimize-noise", "", "optimise the noise maps too (regularised as the official projector)"},
         {"noise-regularization", "W", "weight of the noise regulariser (default 1e5)"},
         {"w-avg-prior", "W", "weight of an L2 pull of the code towards the mean w (default 0)"},
         {"wplus-spread-prior", "W", "weight of the distance of W+ layers from their mean (default 0)"},
         {"domain-regularization", "L",
-         "in-domain inversion (CPU, W/W+): add L * mean((w - E(G(w)))^2) over the code's num_ws x w_dim entries"},
+         "in-domain inversion (W/W+; on the GPU the encoder runs there too): add L * mean((w - E(G(w)))^2) over the code's num_ws x w_dim entries"},
         {"encoder", "E.safetensors", "the encoder of --domain-regularization (default: the --init encoder:E file)"},
         {"target-loss", "L", "stop an image once its loss is at or below L"},
         {"patience", "K", "stop an image after K steps without relative improvement 1e-4"},

@@ -100,8 +100,13 @@ inline std::optional<double> domain_regularization_option(const Args& a, const s
         throw UsageError("--domain-regularization needs an encoder: give --encoder E.safetensors (or --init encoder:E.safetensors)");
     if (space != "wplus" && space != "w")
         throw UsageError("--domain-regularization works on W and W+ codes; use --space wplus or w, not " + space);
-    if (device != "cpu")
-        throw UsageError("--domain-regularization runs on the CPU only (its encoder pass is not part of the GPU inverter yet); use --device cpu");
+#if GANINV_CLI_HAS_CUDA && !GANINV_CLI_HAS_CUDNN
+    if (device == "cuda")
+        throw UsageError("--domain-regularization --device cuda: this ganinv was built without cuDNN, which the encoder's "
+                         "convolutions on the GPU need; rebuild with cuDNN, or use --device cpu");
+#else
+    (void)device;
+#endif
     return weight;
 }
 

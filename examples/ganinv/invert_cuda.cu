@@ -10,8 +10,12 @@
 #include <ganinv/loss/pixel.hpp>
 #include <ganinv/models/stylegan2.hpp>
 #if GANINV_CLI_HAS_CUDNN
+#include <ganinv/invert/domain_regularizer.hpp>
 #include <ganinv/loss/network_losses_cuda.cuh>
+#include <ganinv/models/psp_encoder_cuda.cuh>
 #endif
+
+#include <optional>
 
 namespace ganinv::cli {
 
@@ -30,6 +34,10 @@ struct CudaInversion::Impl {
     StyleGAN2<Cuda> generator;
     WeightedLossSum<Cuda> loss;
     std::string device;
+#if GANINV_CLI_HAS_CUDNN
+    std::unique_ptr<PspEncoderCuda> domain_encoder;  ///< --domain-regularization's E, on this stream
+#endif
+    std::optional<CodeRegularizerHook> domain;
 
     Impl(const std::filesystem::path& model, const std::vector<LossTermSpec>& terms, const Args& a,
          const cuda::CudaOptions& options)
@@ -48,9 +56,24 @@ Index CudaInversion::num_ws() const { return impl_->generator.num_ws(); }
 Index CudaInversion::w_dim() const { return impl_->generator.w_dim(); }
 std::string CudaInversion::device_name() const { return impl_->device; }
 
+void CudaInversion::set_domain_regularization(const PspEncoder& encoder, double weight, NoiseMode noise,
+                                              std::uint64_t noise_seed) {
+#if GANINV_CLI_HAS_CUDNN
+    Impl& m = *impl_;
+    m.domain_encoder = std::make_unique<PspEncoderCuda>(encoder, m.backend);  // the generator's stream
+    m.domain = make_domain_regularization(m.generator, *m.domain_encoder, weight, noise, noise_seed);
+#else
+    (void)encoder, (void)weight, (void)noise, (void)noise_seed;
+    throw UsageError("--domain-regularization --device cuda: this ganinv was built without cuDNN; use --device cpu");
+#endif
+}
+
 InversionResult CudaInversion::run(const std::string& space, const std::string& optimizer, const Args& a,
                                    const InverterOptions& o, const Tensor<float>& targets) {
-    return run_inversion(space, optimizer, a, impl_->generator, impl_->loss, o, targets);
+    if (!impl_->domain) return run_inversion(space, optimizer, a, impl_->generator, impl_->loss, o, targets);
+    InverterOptions with_domain = o;
+    with_domain.code_regularizer = impl_->domain;
+    return run_inversion(space, optimizer, a, impl_->generator, impl_->loss, with_domain, targets);
 }
 
 }  // namespace ganinv::cli

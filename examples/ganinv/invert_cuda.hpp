@@ -9,7 +9,9 @@
 
 #include <ganinv/cuda/options.hpp>
 #include <ganinv/invert/options.hpp>
+#include <ganinv/models/psp_encoder.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -38,6 +40,10 @@ public:
     Index w_dim() const;
     /// "NVIDIA H100 80GB HBM3 (sm_90)".
     std::string device_name() const;
+    /// In-domain inversion on the GPU (--domain-regularization): every later run adds
+    /// weight * mean((w - E(G(w)))^2) with E = `encoder` on this generator's device (cuDNN). The
+    /// optimisation then runs on the host loop, as on the CPU (a code regulariser is host code).
+    void set_domain_regularization(const PspEncoder& encoder, double weight, NoiseMode noise, std::uint64_t noise_seed);
     /// Inverts host targets [N, C, R, R] in [-1, 1]; results come back on the host.
     InversionResult run(const std::string& space, const std::string& optimizer, const Args& a,
                         const InverterOptions& o, const Tensor<float>& targets);

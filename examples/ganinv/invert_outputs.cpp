@@ -194,6 +194,7 @@ void write_summary_files(const std::string& dir, const std::vector<ImageSummary>
     root.set("steps", static_cast<std::int64_t>(o.steps));
     root.set("seed", static_cast<std::int64_t>(o.seed));
     root.set("optimize_noise", o.optimize_noise);
+    if (optimizer == "adam" || optimizer == "basincma") root.set("schedule", schedule_description(o));
     root.set("metrics_domain", "float: reconstruction clamped to [-1, 1] vs the target, data range 2");
     Json::Array images;
     for (const auto& r : rows) {

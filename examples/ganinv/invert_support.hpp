@@ -145,6 +145,18 @@ inline InverterOptions inverter_options_from_args(const Args& a) {
     o.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
     o.learning_rate = a.number("lr", 0.1);
     o.projector_schedule = !a.has("no-schedule");
+    const bool shaped = a.has("no-schedule") || a.has("lr-rampup") || a.has("lr-rampdown") || a.has("w-noise");
+    // Hybrid inversion starts near the answer: its own schedule unless the command shapes one.
+    if (!shaped && a.get("init").value_or("").rfind("encoder:", 0) == 0) use_refinement_schedule(o);
+    o.lr_rampup = a.number("lr-rampup", o.lr_rampup);
+    o.lr_rampdown = a.number("lr-rampdown", o.lr_rampdown);
+    o.w_noise_factor = a.number("w-noise", o.w_noise_factor);
+    for (const auto& [flag, value] : {std::pair{"lr-rampup", o.lr_rampup}, std::pair{"lr-rampdown", o.lr_rampdown}})
+        if (!(value >= 0.0 && value <= 1.0))
+            throw UsageError(std::string("--") + flag + " must be a fraction of the run in [0, 1], got " + std::to_string(value));
+    if (!(o.w_noise_factor >= 0.0)) throw UsageError("--w-noise must be >= 0, got " + std::to_string(o.w_noise_factor));
+    if (a.has("no-schedule") && (a.has("lr-rampup") || a.has("lr-rampdown") || a.has("w-noise")))
+        throw UsageError("--no-schedule switches the schedule off; --lr-rampup, --lr-rampdown and --w-noise shape it: use one or the other");
     o.optimize_noise = a.has("optimize-noise");
     o.noise_regularization = a.number("noise-regularization", 1e5);
     o.w_avg_prior = a.number("w-avg-prior", 0.0);
@@ -168,6 +180,13 @@ inline InverterOptions inverter_options_from_args(const Args& a) {
         o.init.codes = load_nonempty(f, f.contains("ws") ? "ws" : (f.contains("z") ? "z" : f.entries().at(0).name));
     }
     return o;
+}
+
+/// The Adam schedule a run used, for the summary's settings.
+inline std::string schedule_description(const InverterOptions& o) {
+    if (!o.projector_schedule) return concat("constant lr ", o.learning_rate);
+    return concat("lr ", o.learning_rate, ", ramp-up ", o.lr_rampup, ", ramp-down ", o.lr_rampdown, ", w noise ",
+                  o.w_noise_factor);
 }
 
 /// One line per update on a terminal (carriage return), every 10% otherwise (logs stay short).

@@ -216,7 +216,7 @@ class InversionResult:
 
     def __repr__(self) -> str: ...
 
-def invert(g: Generator, targets: Annotated[NDArray, dict(writable=False)], *, space: str = 'wplus', loss: str = 'mse', optimizer: str = 'adam', steps: int = 500, optimize_noise: bool = False, seed: int = 0, init: object | None = None, progress: object = True, lr: float = 0.1, schedule: bool = True, noise_regularization: float = 100000.0, w_avg_prior: float = 0.0, wplus_spread_prior: float = 0.0, target_loss: float | None = None, patience: int = 0, lbfgs_history: int = 10, population: int = 0, sigma: float = 0.5, inner_steps: int = 30, final_steps: int = 300, vgg_weights: str | None = None, lpips_weights: str | None = None, identity_weights: str | None = None) -> InversionResult:
+def invert(g: Generator, targets: Annotated[NDArray, dict(writable=False)], *, space: str = 'wplus', loss: str = 'mse', optimizer: str = 'adam', steps: int = 500, optimize_noise: bool = False, seed: int = 0, init: object | None = None, progress: object = True, lr: float = 0.1, schedule: bool = True, lr_rampup: float = 0.05, lr_rampdown: float = 0.25, w_noise: float = 0.05, noise_regularization: float = 100000.0, w_avg_prior: float = 0.0, wplus_spread_prior: float = 0.0, target_loss: float | None = None, patience: int = 0, lbfgs_history: int = 10, population: int = 0, sigma: float = 0.5, inner_steps: int = 30, final_steps: int = 300, vgg_weights: str | None = None, lpips_weights: str | None = None, identity_weights: str | None = None) -> InversionResult:
     """
     Finds the codes of target images (see ganinv/__init__.pyi for every argument).
     """

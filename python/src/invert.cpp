@@ -68,13 +68,16 @@ nb::object numpy_or_none(Tensor<float>&& t) {
 
 InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::string& space, const std::string& loss_spec,
                     const std::string& optimizer, Index steps, bool optimize_noise, std::uint64_t seed,
-                    const nb::object& init, const nb::object& progress, double lr, bool schedule,
-                    double noise_regularization, double w_avg_prior, double wplus_spread_prior,
+                    const nb::object& init, const nb::object& progress, double lr, bool schedule, double lr_rampup,
+                    double lr_rampdown, double w_noise, double noise_regularization, double w_avg_prior, double wplus_spread_prior,
                     std::optional<double> target_loss, Index patience, Index lbfgs_history, Index population,
                     double sigma, Index inner_steps, Index final_steps, std::optional<std::string> vgg_weights,
                     std::optional<std::string> lpips_weights, std::optional<std::string> identity_weights) {
     // Every argument is checked before the work starts, as the ganinv tool does.
     GANINV_CHECK(steps >= 1, ValueError, "steps must be >= 1, got ", steps);
+    GANINV_CHECK(lr_rampup >= 0 && lr_rampup <= 1 && lr_rampdown >= 0 && lr_rampdown <= 1, ValueError,
+                 "lr_rampup and lr_rampdown are fractions of the run in [0, 1], got ", lr_rampup, " and ", lr_rampdown);
+    GANINV_CHECK(w_noise >= 0, ValueError, "w_noise must be >= 0, got ", w_noise);
     Tensor<float> targets;
 #if GANINV_PYTHON_HAS_CUDA
     if (g.cuda && on_cuda(targets_array)) {
@@ -98,6 +101,9 @@ InvertOutput invert(Generator& g, const AnyArray& targets_array, const std::stri
     o.seed = seed;
     o.learning_rate = lr;
     o.projector_schedule = schedule;
+    o.lr_rampup = lr_rampup;
+    o.lr_rampdown = lr_rampdown;
+    o.w_noise_factor = w_noise;
     o.optimize_noise = optimize_noise;
     o.noise_regularization = noise_regularization;
     o.w_avg_prior = w_avg_prior;
@@ -233,6 +239,8 @@ void bind_invert(nb::module_& m) {
           nb::arg("loss") = "mse", nb::arg("optimizer") = "adam", nb::arg("steps") = 500,
           nb::arg("optimize_noise") = false, nb::arg("seed") = 0, nb::arg("init") = nb::none(),
           nb::arg("progress") = true, nb::arg("lr") = defaults.learning_rate, nb::arg("schedule") = true,
+          nb::arg("lr_rampup") = defaults.lr_rampup, nb::arg("lr_rampdown") = defaults.lr_rampdown,
+          nb::arg("w_noise") = defaults.w_noise_factor,
           nb::arg("noise_regularization") = defaults.noise_regularization, nb::arg("w_avg_prior") = 0.0,
           nb::arg("wplus_spread_prior") = 0.0, nb::arg("target_loss") = nb::none(), nb::arg("patience") = 0,
           nb::arg("lbfgs_history") = optimizer_defaults.lbfgs_history,

@@ -18,6 +18,8 @@ def load_targets(paths):
 @pytest.mark.parametrize(
     "space,optimizer,extra",
     [("wplus", "adam", {}), ("w", "adam", {"schedule": False}), ("z", "adam", {"optimize_noise": True}),
+     # the hybrid's schedule (a 20% warm-up, no exploration noise), as `ganinv invert --init encoder:E` uses it
+     ("wplus", "adam", {"lr_rampup": 0.2, "w_noise": 0.0}),
      # L-BFGS's line search turns last-bit differences into different codes (0.08 apart when the
      # extension was built with nanobind's default -Os): this case checks the build flags too.
      ("w", "lbfgs", {}), ("wplus", "lbfgs", {"lbfgs_history": 4})],
@@ -31,6 +33,9 @@ def test_invert_equals_the_cli(generator, cli, tmp_path, space, optimizer, extra
         args.append("--optimize-noise")
     if extra.get("schedule") is False:
         args.append("--no-schedule")
+    for key in ("lr_rampup", "lr_rampdown", "w_noise"):
+        if key in extra:
+            args += ["--" + key.replace("_", "-"), extra[key]]
     if "lbfgs_history" in extra:
         args += ["--lbfgs-history", extra["lbfgs_history"]]
     cli(*args, "--image", *paths)
@@ -86,6 +91,10 @@ def test_bad_arguments(generator):
         ganinv.invert(generator, targets[:, :16], steps=2, progress=False)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         ganinv.invert(generator, targets, steps=0, progress=False)
+    with pytest.raises(ValueError, match=r"lr_rampup and lr_rampdown are fractions of the run in \[0, 1\]"):
+        ganinv.invert(generator, targets, steps=2, lr_rampdown=1.5, progress=False)
+    with pytest.raises(ValueError, match="w_noise must be >= 0"):
+        ganinv.invert(generator, targets, steps=2, w_noise=-0.1, progress=False)
 
 
 def test_gil_is_released_while_inverting(generator):

@@ -124,6 +124,16 @@ check "generate from an encoded code" 0 "wrote" -- "$bin" generate --model "$mod
 check "invert --init encoder:E" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb" --init "encoder:$enc" --steps 3
 exists "$work/hyb/test_0000.safetensors"
 check "invert --init encoder:E in W" 0 "mean" -- "$bin" invert --model "$model" --image "$a" --out "$work/hyb_w" --init "encoder:$enc" --steps 2 --space w
+# The hybrid's own Adam schedule (a 20% warm-up, no exploration noise) unless the command shapes one.
+check "the hybrid records its schedule" 0 '"schedule": "lr 0.1, ramp-up 0.2, ramp-down 0.25, w noise 0"' -- cat "$work/hyb/summary.json"
+check "--no-schedule overrides the hybrid's schedule" 0 '"schedule": "constant lr 0.05"' -- sh -c \
+  "'$bin' invert --model '$model' --image '$a' --out '$work/hyb_c' --init 'encoder:$enc' --steps 2 --no-schedule --lr 0.05 >/dev/null && cat '$work/hyb_c/summary.json'"
+check "a mean start keeps the projector's schedule" 0 '"schedule": "lr 0.1, ramp-up 0.05, ramp-down 0.25, w noise 0.05"' -- sh -c \
+  "'$bin' invert --model '$model' --image '$a' --out '$work/mean_s' --steps 2 >/dev/null && cat '$work/mean_s/summary.json'"
+check "--lr-rampdown beyond the run" 2 "--lr-rampdown must be a fraction of the run in \[0, 1\]" -- "$bin" invert --model "$model" --image "$a" --out "$work/no_s1" --lr-rampdown 2
+check "--no-schedule with --lr-rampup" 2 "--no-schedule switches the schedule off" -- "$bin" invert --model "$model" --image "$a" --out "$work/no_s2" --no-schedule --lr-rampup 0.1
+check "a negative --w-noise" 2 "--w-noise must be >= 0" -- "$bin" invert --model "$model" --image "$a" --out "$work/no_s3" --w-noise -1
+absent "$work/no_s1"
 
 # R1 on the discriminators: in the progress line; refused without a discriminator.
 check "train-encoder --r1" 0 "step 2/2 .*adversarial [0-9.e-]+ \(D [0-9.e-]+\)  R1 [0-9.e-]+" -- "$bin" train-encoder --model "$model" --out "$work/r1.safetensors" --steps 2 --batch 2 --latent-adversarial 0.1 --r1 10
@@ -167,13 +177,12 @@ check "invert --domain-regularization" 0 "W-Mahal" -- "$bin" invert --model "$mo
 grep -qE '"mean_w_mahalanobis": ?[0-9]' "$work/ind/summary.json" && ok || fail "summary.json has no mean_w_mahalanobis"
 check "--domain-regularization with the --init encoder, W" 0 "W-Mahal" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_w" --init "encoder:$enc" --domain-regularization 1 --steps 2 --space w
 check "--domain-regularization without an encoder" 2 "needs an encoder: give --encoder" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no1" --domain-regularization 1
-check "--domain-regularization on cuda" 2 "runs on the CPU only \(its encoder pass is not part of the GPU inverter yet\)" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no2" --encoder "$enc" --domain-regularization 1 --device cuda
 check "--domain-regularization, encoder of another generator" 1 "was made for another generator: w_dim 128" -- "$bin" invert --model "$tiny" --image "$a" --out "$work/ind_no3" --encoder "$enc" --domain-regularization 1
 check "--encoder without --domain-regularization" 2 "give that flag too" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no4" --encoder "$enc"
 check "--domain-regularization in Z" 2 "works on W and W\+ codes" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no5" --encoder "$enc" --domain-regularization 1 --space z
 check "--domain-regularization negative" 2 "finite number >= 0" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no6" --encoder "$enc" --domain-regularization -1
 check "--domain-regularization with an iterative encoder" 2 "needs a single-pass encoder" -- "$bin" invert --model "$model" --image "$a" --out "$work/ind_no7" --encoder "$it" --domain-regularization 1
-for d in ind_no1 ind_no2 ind_no3 ind_no4 ind_no5 ind_no6 ind_no7; do absent "$work/$d"; done
+for d in ind_no1 ind_no3 ind_no4 ind_no5 ind_no6 ind_no7; do absent "$work/$d"; done
 
 # ---------------------------------------------------------------- refused input, nothing written
 check "encoder of another generator (encode)" 1 "was made for another generator: w_dim 128 \(the generator has 64\), channels 1 \(the generator has 3\)" -- \
@@ -217,13 +226,24 @@ if nvidia-smi -L > /dev/null 2>&1; then
     "$bin" train-encoder --model "$model" --out "$work/gpu_e3.safetensors" --resume "$enc" --steps 2 --device cuda
   check "encode --device cuda" 0 "mean" -- "$bin" encode --model "$model" --encoder "$work/gpu_e.safetensors" --image "$a" "$b" --out "$work/gpu_enc" --device cuda
   exists "$work/gpu_enc/summary.json"
+  # In-domain inversion with the encoder on the GPU: the CPU run's numbers (same seed and steps).
+  check "invert --domain-regularization --device cuda" 0 "W-Mahal" -- "$bin" invert --model "$model" --image "$a" "$b" \
+    --out "$work/gpu_ind" --encoder "$enc" --domain-regularization 2 --steps 3 --device cuda
+  mean_of() { grep -oE "\"$2\": ?[0-9.]+" "$1" | head -1 | grep -oE '[0-9.]+$'; }
+  check "GPU in-domain inversion equals the CPU's" 0 "^ok$" -- awk \
+    -v p1="$(psnr_of "$work/ind/summary.json")" -v p2="$(psnr_of "$work/gpu_ind/summary.json")" \
+    -v m1="$(mean_of "$work/ind/summary.json" mean_w_mahalanobis)" -v m2="$(mean_of "$work/gpu_ind/summary.json" mean_w_mahalanobis)" \
+    'BEGIN { dp = p1 - p2; dm = (m1 - m2) / m1; if (dp < 0) dp = -dp; if (dm < 0) dm = -dm;
+             print (p1 != "" && dp < 0.01 && dm < 0.005 ? "ok" : "differs: PSNR " p1 " vs " p2 ", W-Mahal " m1 " vs " m2) }'
 else
   # Without a GPU: status 1 "no usable CUDA device" in a CUDA + cuDNN build, 2 "built without" otherwise.
   check "train-encoder --device cuda refuses without a GPU" 0 "no usable CUDA device|built without" -- bash -c \
     "'$bin' train-encoder --model '$model' --out '$work/gpu_no6.safetensors' --steps 1 --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
   check "encode --device cuda refuses without a GPU" 0 "no usable CUDA device|built without" -- bash -c \
     "'$bin' encode --model '$model' --encoder '$enc' --image '$a' --out '$work/gpu_no7' --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
-  for d in gpu_no6.safetensors gpu_no7; do absent "$work/$d"; done
+  check "invert --domain-regularization --device cuda refuses without a GPU" 0 "no usable CUDA device|built without" -- bash -c \
+    "'$bin' invert --model '$model' --image '$a' --out '$work/gpu_no8' --encoder '$enc' --domain-regularization 1 --device cuda; s=\$?; [ \$s -eq 1 ] || [ \$s -eq 2 ]"
+  for d in gpu_no6.safetensors gpu_no7 gpu_no8; do absent "$work/$d"; done
 fi
 
 echo "$passed passed, $failures failed"

@@ -16,13 +16,16 @@
 // off by 1e-1 or more.
 #include "cuda_catch.hpp"
 #include "cuda_check_close.hpp"
+#include "cpu_domain_reference.hpp"
 
 #include <ganinv/backend/cuda.cuh>
 #include <ganinv/cuda/cudnn_conv.hpp>
 #include <ganinv/cuda/encoder_kernels.cuh>
 #include <ganinv/cuda/stream.hpp>
+#include <ganinv/invert/domain_regularizer.hpp>
 #include <ganinv/models/psp_encoder.hpp>
 #include <ganinv/models/psp_encoder_cuda.cuh>
+#include <ganinv/models/stylegan2.hpp>
 #include <ganinv/nn/conv2d.hpp>
 #include <ganinv/nn/global_pool.hpp>
 #include <ganinv/nn/group_norm.hpp>
@@ -403,6 +406,50 @@ TEST_CASE("PspEncoderCuda: to_host round trip, w_avg, e4e offsets and shape chec
             CHECK_THROWS_AS(dev.backward(k, b.zeros({2, dev.num_ws(), dev.w_dim()}), nullptr), ValueError);
         } else {
             CHECK_THROWS_AS(dev.set_active_offsets(1), ValueError);
+        }
+    }
+}
+
+TEST_CASE("in-domain regulariser with StyleGAN2<Cuda> and PspEncoderCuda equals the CPU's", "[cuda][encoder][indomain]") {
+    // ganinv invert --domain-regularization --device cuda: E(G(w)) and its gradient through the
+    // encoder and the generator on the device, the same numbers as on the CPU.
+    cuda::Stream stream;
+    const Cuda b(stream);
+    const std::uint64_t generator_seed = 5;
+    StyleGAN2<Cuda> g = StyleGAN2<Cuda>::random(test::domain_case_config(), generator_seed, b);
+    EncoderConfig c;
+    c.resolution = g.resolution();
+    c.in_channels = g.img_channels();
+    c.num_ws = g.num_ws();
+    c.w_dim = g.w_dim();
+    c.stem_channels = 6;
+    c.stage_channels = {6, 9};
+    c.pyramid_channels = 5;
+    c.head_grid = 2;
+    c.head_hidden = 7;
+    c.groups = 3;
+    PspEncoder host(c, 17);
+    host.set_w_avg(randn({c.w_dim}, 18, 0.3f));
+    const PspEncoderCuda dev(host, b);
+    const Tensor<float> ws = randn({5, c.num_ws, c.w_dim}, 19, 0.5f);
+    for (const Index batch : {Index{16}, Index{2}}) {  // one chunk, and chunks of 2 + 2 + 1 rows
+        for (const double weight : {0.7, 0.0}) {
+            DomainRegularizer<StyleGAN2<Cuda>, PspEncoderCuda> r(g, dev, weight, NoiseMode::constant, 0, batch);
+            Tensor<float> grad_gpu, grad_cpu;
+            const std::vector<double> v_gpu = r.evaluate(ws, &grad_gpu);
+            const std::vector<double> v_cpu = test::cpu_domain_regularizer(generator_seed, host, ws, weight, batch, &grad_cpu);
+            INFO("batch " << batch << ", weight " << weight);
+            REQUIRE(v_gpu.size() == v_cpu.size());
+            for (std::size_t i = 0; i < v_cpu.size(); ++i) CHECK(v_gpu[i] == Approx(v_cpu[i]).epsilon(1e-4).margin(1e-12));
+            if (weight == 0.0) {
+                CHECK(norm2(grad_gpu.values()) == 0.0);
+                continue;
+            }
+            CHECK(v_cpu[0] > 0.0);
+            CHECK_CLOSE("indomain.grad_ws", kFp32, concat("batch", batch), grad_gpu, grad_cpu, 1e-3);
+            // Without a gradient request only the values come back, the same ones.
+            const std::vector<double> values_only = r.evaluate(ws, nullptr);
+            for (std::size_t i = 0; i < v_cpu.size(); ++i) CHECK(values_only[i] == Approx(v_gpu[i]).epsilon(1e-6));
         }
     }
 }

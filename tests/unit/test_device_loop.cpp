@@ -207,6 +207,56 @@ TEST_CASE("device Adam loop stops images as the host loop does and reports progr
     for (Index s : reported) CHECK(s % 7 == 0);
 }
 
+TEST_CASE("step_schedule: the projector's numbers, its ramps switched off, or a constant rate", "[invert][device_loop]") {
+    InverterOptions o;
+    const ProjectorSchedule official = ProjectorSchedule::official(200);
+    for (Index s : {Index{0}, Index{5}, Index{100}, Index{170}, Index{199}}) {
+        const StepSchedule at = step_schedule(o, 200, s, 1.5);
+        CHECK(at.learning_rate == official.learning_rate(s));
+        CHECK(at.w_noise_scale == official.w_noise_scale(s, 1.5));
+    }
+    o.lr_rampup = 0;  // an encoder's start: full rate from the first step
+    CHECK(step_schedule(o, 200, 0, 1.5).learning_rate == Approx(0.1));
+    o.lr_rampdown = 0;
+    CHECK(step_schedule(o, 200, 199, 1.5).learning_rate == Approx(0.1));
+    o.lr_rampdown = 1.0;  // a cosine over the whole run: half the rate at the middle
+    CHECK(step_schedule(o, 200, 100, 1.5).learning_rate == Approx(0.05));
+    o.w_noise_factor = 0;
+    CHECK(step_schedule(o, 200, 0, 1.5).w_noise_scale == 0.0);
+    o.lr_rampdown = -0.1;
+    CHECK_THROWS_AS(step_schedule(o, 200, 3, 1.5), ValueError);
+    InverterOptions constant;
+    constant.projector_schedule = false;
+    constant.learning_rate = 0.03;
+    CHECK(step_schedule(constant, 200, 0, 1.5).learning_rate == 0.03);
+    CHECK(step_schedule(constant, 200, 0, 1.5).w_noise_scale == 0.0);
+}
+
+TEST_CASE("the schedule's ramp settings reach the device loop and the host loop alike", "[invert][device_loop]") {
+    G g = test::small_generator();
+    const Tensor<float> t = test::reachable_targets(g, 2, 23);
+    InverterOptions o;
+    o.steps = 30;
+    o.w_statistics_samples = 300;
+    o.w_noise_factor = 0;  // no exploration noise: both loops see the same numbers
+    o.lr_rampup = 0;
+    o.lr_rampdown = 0.5;
+    auto run = [&](const InverterOptions& opts) {
+        Inverter<G, WPlusSpace, Mse<Cpu>, Adam> inv(g, Mse<Cpu>{}, Adam(ProjectorSchedule{}.adam_options()), opts);
+        return inv.run(t).params;
+    };
+    const Tensor<float> dev = run(o);
+    InverterOptions host_o = o;
+    host_o.device_loop = false;
+    const Tensor<float> host = run(host_o);
+    CHECK(relative_l2_error(dev.values(), host.values()) < 1e-4);
+    // The official ramps (lr 0 at step 0, a shorter ramp-down) end elsewhere: the settings took effect.
+    InverterOptions official = o;
+    official.lr_rampup = 0.05;
+    official.lr_rampdown = 0.25;
+    CHECK(relative_l2_error(run(official).values(), dev.values()) > 1e-3);
+}
+
 TEST_CASE("W statistics are computed once per generator through w_statistics_cache", "[invert][device_loop]") {
     G g = test::small_generator();
     InverterOptions o;

@@ -175,16 +175,11 @@ private:
     /// Learning rate and exploration-noise scale of every step, as the host loop computes them.
     void upload_schedule(Index steps) {
         const InverterOptions& o = f_.options();
-        const ProjectorSchedule sched = ProjectorSchedule::official(std::max<Index>(steps, 1));
         Tensor<float> lr({steps + 1}, 0.0f), noise({steps + 1}, 0.0f);
         for (Index s = 0; s < steps; ++s) {
-            if (o.projector_schedule) {
-                lr[s] = static_cast<float>(o.learning_rate / sched.initial_learning_rate * sched.learning_rate(s));
-                noise[s] = static_cast<float>(o.w_noise_factor / sched.initial_noise_factor *
-                                              sched.w_noise_scale(s, f_.statistics().w_std));
-            } else {
-                lr[s] = static_cast<float>(o.learning_rate);
-            }
+            const StepSchedule at = step_schedule(o, steps, s, f_.statistics().w_std);
+            lr[s] = static_cast<float>(at.learning_rate);
+            noise[s] = static_cast<float>(at.w_noise_scale);
         }
         lr_ = b_.upload(lr);
         noise_scale_ = b_.upload(noise);

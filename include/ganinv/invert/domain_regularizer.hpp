@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +25,8 @@ namespace ganinv {
 ///     dR/dws = 2 lambda (ws - e) / n  -  J_G^T J_E^T [2 lambda (ws - e) / n],
 /// the second part through the encoder's input backward and the generator's synthesis backward.
 /// G(ws) uses the generator's fixed noise (`noise`, default the constant maps the encoders are
-/// trained with), never the maps an inversion may optimise.
+/// trained with), never the maps an inversion may optimise. E runs on the host or, sharing the
+/// generator's backend (and so its stream), on the device: StyleGAN2<Cuda> with PspEncoderCuda.
 template <class G, Encoder E>
 class DomainRegularizer {
 public:
@@ -57,9 +59,9 @@ public:
             Tensor<float> chunk({m, L, D});
             std::copy(ws.data() + r0 * n, ws.data() + (r0 + m) * n, chunk.data());
             typename G::Cache gc;
-            const Tensor<float> img = g_.backend().download(g_.synthesis(g_.backend().upload(chunk), noise_, &gc));
+            const auto img = g_.synthesis(g_.backend().upload(chunk), noise_, &gc);
             typename E::Cache ec;
-            const Tensor<float> e = e_.forward(img, &ec);
+            const Tensor<float> e = codes_to_host(e_.forward(image_for_encoder(img), &ec));
             // d = ws - e; the direct gradient 2 lambda d / n, and minus it is dR/de.
             Tensor<float> direct({m, L, D}), grad_e({m, L, D});
             for (Index j = 0; j < m; ++j) {
@@ -73,15 +75,39 @@ public:
                 values[static_cast<std::size_t>(r0 + j)] = weight_ * acc / static_cast<double>(n);
             }
             if (!grad_ws) continue;
-            const Tensor<float> grad_img = e_.backward(ec, grad_e, nullptr);
-            const Tensor<float> through =
-                g_.backend().download(g_.synthesis_backward_ws(gc, g_.backend().upload(grad_img)));
+            const auto grad_img = e_.backward(ec, codes_from_host(grad_e), nullptr);
+            const Tensor<float> through = g_.backend().download(g_.synthesis_backward_ws(gc, image_for_generator(grad_img)));
             for (Index k = 0; k < m * n; ++k) (*grad_ws)[r0 * n + k] = direct[k] + through[k];
         }
         return values;
     }
 
 private:
+    // The encoder on the host (PspEncoder, Buffer = Tensor) or on the generator's device
+    // (PspEncoderCuda with the generator's backend: images stay on the device, only the codes and
+    // their gradient, N x num_ws x w_dim floats, cross).
+    static constexpr bool kHostEncoder = std::same_as<typename E::Buffer, Tensor<float>>;
+    static constexpr bool kSharedBuffers = std::same_as<typename E::Buffer, typename G::Buffer>;
+    static_assert(kHostEncoder || kSharedBuffers,
+                  "DomainRegularizer: the encoder must run on the host or on the generator's backend");
+
+    Tensor<float> codes_to_host(const typename E::Buffer& codes) const {
+        if constexpr (kHostEncoder) return codes;
+        else return e_.backend().download(codes);
+    }
+    typename E::Buffer codes_from_host(const Tensor<float>& codes) const {
+        if constexpr (kHostEncoder) return codes;
+        else return e_.backend().upload(codes);
+    }
+    decltype(auto) image_for_encoder(const typename G::Buffer& img) const {
+        if constexpr (kSharedBuffers) return (img);  // a reference: no copy on the device
+        else return g_.backend().download(img);
+    }
+    decltype(auto) image_for_generator(const typename E::Buffer& grad) const {
+        if constexpr (kSharedBuffers) return (grad);
+        else return g_.backend().upload(grad);
+    }
+
     G& g_;
     const E& e_;
     double weight_;

@@ -107,19 +107,14 @@ public:
             // A device loop ran the steps and filled the history, steps_run and stopped_at.
         } else if constexpr (kFirstOrder) {
             opt_.reset(n, params.dim(1));
-            const ProjectorSchedule sched = ProjectorSchedule::official(std::max<Index>(o.steps, 1));
             Rng rng(o.seed ^ 0x5EEDULL);
             Tensor<float> grads;
             for (Index step = 0; step < o.steps && stop.running(); ++step) {
                 double noise_scale = 0;
                 if constexpr (requires { opt_.set_learning_rate(0.0); }) {
-                    if (o.projector_schedule) {
-                        opt_.set_learning_rate(o.learning_rate / sched.initial_learning_rate * sched.learning_rate(step));
-                        noise_scale = o.w_noise_factor / sched.initial_noise_factor *
-                                      sched.w_noise_scale(step, objective_.statistics().w_std);
-                    } else {
-                        opt_.set_learning_rate(o.learning_rate);
-                    }
+                    const StepSchedule at = step_schedule(o, o.steps, step, objective_.statistics().w_std);
+                    opt_.set_learning_rate(at.learning_rate);
+                    noise_scale = at.w_noise_scale;
                 }
                 const Tensor<float> before = params;
                 const auto values = objective_.evaluate(params, &grads, noise_scale, &rng);

@@ -51,11 +51,18 @@ struct ProjectorSchedule {
         return static_cast<double>(step) / static_cast<double>(num_steps);
     }
 
+    /// A ramp length of 0 switches that ramp off (the official numbers never do).
     double learning_rate(Index step) const {
         const double t = t_frac(step);
-        double ramp = std::min(1.0, (1.0 - t) / lr_rampdown_length);
-        ramp = 0.5 - 0.5 * std::cos(ramp * std::numbers::pi);
-        ramp *= std::min(1.0, t / lr_rampup_length);
+        GANINV_CHECK(lr_rampdown_length >= 0 && lr_rampup_length >= 0, ValueError,
+                     "ProjectorSchedule: ramp lengths must be >= 0, got ramp-down ", lr_rampdown_length, ", ramp-up ",
+                     lr_rampup_length);
+        double ramp = 1.0;
+        if (lr_rampdown_length > 0) {
+            ramp = std::min(1.0, (1.0 - t) / lr_rampdown_length);
+            ramp = 0.5 - 0.5 * std::cos(ramp * std::numbers::pi);
+        }
+        if (lr_rampup_length > 0) ramp *= std::min(1.0, t / lr_rampup_length);
         return initial_learning_rate * ramp;
     }
 
