@@ -367,8 +367,13 @@ private:
     };
     CmaLaunch cma_launch(const nn::CmaVectors& v) const { return {pool(), stream(), v.rows}; }
     cuda::ModconvContext context() const {
-        return {state_->pool, state_->num_sms, state_->options.precision, state_->options.style_mode, state_->wgmma,
-                state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma};
+        return {state_->pool,
+                state_->num_sms,
+                state_->options.precision,
+                state_->options.style_mode,
+                state_->wgmma,
+                state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma,
+                state_->options.wgrad};
     }
 
     std::shared_ptr<State> state_;

@@ -20,6 +20,7 @@
 #include "ganinv/cuda/pointwise_modconv.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/cuda/wgrad_gemm.cuh"
+#include "ganinv/cuda/wgrad_taps.cuh"
 #include "ganinv/nn/modconv_shape.hpp"
 
 #include <algorithm>
@@ -35,6 +36,7 @@ struct ModconvContext {
     StyleMode style_mode = StyleMode::automatic;
     bool wgmma = false;         ///< TF32/BF16 up = 1 convs may take the Hopper kernels (hopper_modconv.cuh)
     bool wgmma_forced = false;  ///< ... and take them for every supported shape (GemmEngine::wgmma)
+    WgradKernel wgrad = WgradKernel::automatic;  ///< the 3x3 weight-gradient kernel (wgrad_kernel_for)
     cudaStream_t stream() const { return pool->stream(); }
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
@@ -50,6 +52,14 @@ inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode request
     // the per-element multiply it saves is free next to the gather. Input scaling everywhere.
     (void)sh;
     return StyleMode::scale_input;
+}
+
+/// The weight-gradient kernel of a non-pointwise conv: all_taps when asked for a 3x3 kernel, else
+/// per_tap. A 1x1 kernel has a single tap: its one GEMM is what all_taps would compute, so a
+/// generator forced to all_taps runs its ToRGB layers that way. Automatic stays per_tap until the
+/// all-taps kernel has been checked and timed on a device (docs/tuning.md).
+inline WgradKernel wgrad_kernel_for(const nn::ModConvShape& sh, WgradKernel requested) {
+    return requested == WgradKernel::all_taps && sh.kernel == 3 ? WgradKernel::all_taps : WgradKernel::per_tap;
 }
 
 namespace detail {
@@ -313,7 +323,10 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         A.src = gt.data(), A.R = O, A.SH = static_cast<int>(sh.transposed_h()), A.SW = static_cast<int>(sh.transposed_w());
         A.stride = 2, A.tap_mul = 1;
     }
-    gemm::launch_wgrad(ctx.precision, A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
+    if (wgrad_kernel_for(sh, ctx.wgrad) == WgradKernel::all_taps)
+        gemm::launch_wgrad_taps(A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
+    else
+        gemm::launch_wgrad(ctx.precision, A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
 }
 
 }  // namespace ganinv::cuda

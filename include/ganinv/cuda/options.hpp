@@ -31,10 +31,18 @@ enum class GemmEngine {
     wgmma       ///< Hopper warpgroup MMA; constructing the backend throws when it cannot run
 };
 
+/// Which kernel computes the 3x3 modulated convs' weight gradients (generator tuning, training).
+enum class WgradKernel {
+    automatic,  ///< per_tap until all_taps has been measured against it on a device (docs/tuning.md)
+    per_tap,    ///< nine implicit GEMMs, one per tap, in the backend's precision (wgrad_gemm.cuh)
+    all_taps    ///< one FP32 kernel for all nine taps, each operand staged once (wgrad_taps.cuh)
+};
+
 struct CudaOptions {
     Precision precision = Precision::fp32;
     StyleMode style_mode = StyleMode::automatic;
     GemmEngine engine = GemmEngine::automatic;
+    WgradKernel wgrad = WgradKernel::automatic;
     /// false: every tensor is a cudaMalloc/cudaFree (slow; handy under compute-sanitizer).
     bool cache_allocations = true;
 };
@@ -62,6 +70,20 @@ inline const char* to_string(GemmEngine e) {
         case GemmEngine::wgmma: return "wgmma";
     }
     return "?";
+}
+inline const char* to_string(WgradKernel k) {
+    switch (k) {
+        case WgradKernel::automatic: return "auto";
+        case WgradKernel::per_tap: return "per_tap";
+        case WgradKernel::all_taps: return "all_taps";
+    }
+    return "?";
+}
+inline WgradKernel parse_wgrad_kernel(const std::string& s) {
+    if (s == "auto") return WgradKernel::automatic;
+    if (s == "per_tap") return WgradKernel::per_tap;
+    if (s == "all_taps") return WgradKernel::all_taps;
+    throw ValueError(concat("unknown weight-gradient kernel '", s, "' (auto, per_tap or all_taps)"));
 }
 inline GemmEngine parse_gemm_engine(const std::string& s) {
     if (s == "auto") return GemmEngine::automatic;

@@ -9,17 +9,9 @@
 
 #include "ganinv/cuda/check.hpp"
 #include "ganinv/cuda/gemm_core.cuh"
+#include "ganinv/cuda/pixel_operand.hpp"
 
 namespace ganinv::cuda::gemm {
-
-/// One operand: rows r of src[n, r, y, x] at y = gy * stride + base_y + tap_mul * ky (same in x),
-/// scaled by scale[n, r]; zero outside the SH x SW source.
-struct PixelOperand {
-    const float* src = nullptr;
-    const float* scale = nullptr;
-    int R = 0, SH = 0, SW = 0;
-    int stride = 1, base_y = 0, base_x = 0, tap_mul = 0;
-};
 
 struct PixelLoader {
     static constexpr TileMap kMap = TileMap::col4;
