@@ -203,6 +203,12 @@ int run_train_encoder(const Args& a) {
     const std::optional<long long> iterations =
         a.has("iterations") ? std::optional<long long>(a.integer("iterations", 1)) : std::nullopt;
     if (iterations && *iterations < 1) throw UsageError("--iterations must be >= 1, got " + std::to_string(*iterations));
+    const long long width = a.integer("width", 1), blocks = a.integer("blocks-per-stage", 0);
+    if (width < 1 || width > 16) throw UsageError(concat("--width must be in [1, 16], got ", width));
+    if (a.has("blocks-per-stage") && (blocks < 1 || blocks > 8))
+        throw UsageError(concat("--blocks-per-stage must be in [1, 8], got ", blocks));
+    if (a.has("resume") && (a.has("width") || a.has("blocks-per-stage")))
+        throw UsageError("--width and --blocks-per-stage shape a new encoder; a resumed run keeps its checkpoint's network");
     std::filesystem::path curve = out;
     curve.replace_filename(out.stem().string() + "_loss.png");
     if (a.has("loss-curve")) curve = *a.get("loss-curve");
@@ -274,6 +280,8 @@ int run_train_encoder(const Args& a) {
         std::cerr << "real images: " << real.dim(0) << " from " << *a.get("real-idx") << "\n";
     }
     EncoderConfig config = EncoderConfig::for_generator(R, C, gc.num_ws(), gc.w_dim);
+    if (width != 1 || a.has("blocks-per-stage"))
+        config = config.widened(width, a.has("blocks-per-stage") ? blocks : config.blocks_per_stage);
     if (iterations) {
         config.iterative = true;
         config.iterations = *iterations;
@@ -324,6 +332,7 @@ const bool train_encoder_registered = register_command(Command{
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
     "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
+    "       [--width K] [--blocks-per-stage N]\n"
     "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
     "       [--image-adversarial W] [--discriminator-lr LR] [--r1 GAMMA] [--checkpoint-every N] [--loss-curve F.png]\n"
     "       [--export F.safetensors] [--device cpu|cuda] [--cuda-precision fp32|tf32] [--max-pixels N]",
@@ -359,6 +368,8 @@ const bool train_encoder_registered = register_command(Command{
                     "penalised and enabled one layer at a time"},
         {"offset-weight", "W", "e4e: weight of the sum of the offsets' L2 norms (default 2e-4)"},
         {"progressive-every", "N", "e4e: steps before each further offset joins (default 500; 0: all from the start)"},
+        {"width", "K", "a K times wider encoder than the generator's preset (stem, stages, pyramid, heads; default 1)"},
+        {"blocks-per-stage", "N", "residual blocks in each stage (default: the preset's; 1 for small generators)"},
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
         {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},

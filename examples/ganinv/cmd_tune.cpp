@@ -361,7 +361,8 @@ const bool tune_registered = register_command(Command{
     "       [--pivot-steps 450] [--tune-steps 350] [--tune-lr 3e-4] [--space w|wplus] [--loss mse,lpips:1]\n"
     "       [--layers a:b] [--params all|torgb|biases] [--locality W] [--target-loss L] [--shared]\n"
     "       [--pivot C.safetensors|DIR] [--seed S] [--lpips-weights F [--vgg-weights F]] [--identity-weights F]\n"
-    "       [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--no-resize] [--max-pixels N] [--report]",
+    "       [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--cuda-wgrad auto|per_tap|all_taps] [--no-resize]\n"
+    "       [--max-pixels N] [--report]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"image", "FILE", "image files to tune for (PNG, JPEG, BMP)", true},
@@ -388,6 +389,7 @@ const bool tune_registered = register_command(Command{
         {"identity-weights", "F", "face-recognition ResNet (safetensors, tools/README_face_api.md) for the identity term"},
         {"device", "DEV", "cpu (default) or cuda: pivots and tuning on the GPU (under MPI: local rank % GPUs)"},
         cuda_precision_option(),
+        cuda_wgrad_option(),
         {"no-resize", "", "fail on images of another size instead of resizing them (with a warning)"},
         max_pixels_option(),
         {"report", "", "also write DIR/report.html"},

@@ -68,6 +68,17 @@ cmp -s "$enc" "$work/e5.safetensors" && ok || fail "--steps 0 changed the checkp
 "$bin" encode --model "$model" --encoder "$work/e5_only.safetensors" --image "$a" --out "$work/enc_ex" >/dev/null 2>&1
 exists "$work/enc_ex/test_0000.safetensors"
 cmp -s "$work/enc_ck/test_0000.safetensors" "$work/enc_ex/test_0000.safetensors" && ok || fail "the exported encoder encodes differently from its checkpoint"
+# A wider, deeper network than the preset: --width K scales every width, --blocks-per-stage N.
+params_of() { grep -oE "encoder: [0-9]+ parameters" <<<"$1" | grep -oE '[0-9]+'; }
+base_out=$("$bin" train-encoder --model "$model" --out "$work/w1.safetensors" --steps 1 --batch 2 2>&1)
+wide_out=$("$bin" train-encoder --model "$model" --out "$work/w2.safetensors" --steps 1 --batch 2 --width 2 --blocks-per-stage 2 2>&1)
+check "--width 2 --blocks-per-stage 2: a larger encoder" 0 "^ok$" -- awk -v a="$(params_of "$base_out")" -v b="$(params_of "$wide_out")" \
+  'BEGIN { print (a > 0 && b > 3 * a ? "ok" : "parameters " a " -> " b) }'
+check "encode with the wider encoder" 0 "mean" -- "$bin" encode --model "$model" --encoder "$work/w2.safetensors" --image "$a" --out "$work/enc_w2"
+check "--width 0" 2 "--width must be in \[1, 16\], got 0" -- "$bin" train-encoder --model "$model" --out "$work/no_w.safetensors" --width 0
+check "--blocks-per-stage 9" 2 "--blocks-per-stage must be in \[1, 8\], got 9" -- "$bin" train-encoder --model "$model" --out "$work/no_w.safetensors" --blocks-per-stage 9
+check "--width with --resume" 2 "a resumed run keeps its checkpoint's network" -- "$bin" train-encoder --model "$model" --out "$work/no_w.safetensors" --resume "$enc" --width 2
+absent "$work/no_w.safetensors"
 check "--steps 0 without --resume" 2 "--steps must be >= 1, got 0" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --steps 0
 check "--export not safetensors" 2 "--export must name a .safetensors file" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --export "$work/no15.png"
 check "--export onto --out" 2 "--export must differ from --out" -- "$bin" train-encoder --model "$model" --out "$work/no14.safetensors" --export "$work/no14.safetensors"

@@ -67,7 +67,9 @@ check "--pivot folder without an image's code" 1 "test_0001.safetensors" -- "$bi
 absent "$work/no6"
 check "bad --space" 2 "--space must be w or wplus" -- "$bin" tune --model "$model" --image "$a" --space z --out "$work/no7"
 check "--cuda-precision needs --device cuda" 2 "applies to --device cuda only" -- "$bin" tune --model "$model" --image "$a" --cuda-precision tf32 --out "$work/no8"
-for d in no4 no5 no7 no8; do absent "$work/$d"; done
+check "--cuda-wgrad needs --device cuda" 2 "--cuda-wgrad applies to --device cuda only" -- "$bin" tune --model "$model" --image "$a" --cuda-wgrad all_taps --out "$work/no10"
+check "unknown --cuda-wgrad" 2 "--cuda-wgrad: unknown weight-gradient kernel 'fast' \(auto, per_tap or all_taps\)" -- "$bin" tune --model "$model" --image "$a" --cuda-wgrad fast --device cuda --out "$work/no11"
+for d in no4 no5 no7 no8 no10 no11; do absent "$work/$d"; done
 
 # ---------------------------------------------------------------- --device cuda
 if nvidia-smi -L > /dev/null 2>&1; then
@@ -78,6 +80,11 @@ if nvidia-smi -L > /dev/null 2>&1; then
   g_after=$(json_number "$work/gpu/summary.json" psnr_after)
   awk -v a="$g_after" -v b="$after" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d < 0.3) }' && ok ||
     fail "tune --device cuda PSNR $g_after dB vs the CPU's $after dB"
+  # The all-taps weight-gradient kernel tunes to the same score (FP32 either way).
+  check "tune --device cuda --cuda-wgrad all_taps" 0 "tuned [0-9]+ tensor\(s\); wrote 1 generator file" -- "$bin" tune --model "$model" --image "$a" --out "$work/gpu_taps" "${short[@]}" --device cuda --cuda-wgrad all_taps
+  t_after=$(json_number "$work/gpu_taps/summary.json" psnr_after)
+  awk -v a="$t_after" -v b="$g_after" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d < 0.05) }' && ok ||
+    fail "tune --cuda-wgrad all_taps PSNR $t_after dB vs per_tap's $g_after dB"
   check "the GPU-tuned generator works on the CPU" 0 "wrote" -- "$bin" generate --model "$work/gpu/test_0000.generator.safetensors" --ws "$work/gpu/test_0000.safetensors" --out "$work/gpu_g.png"
 else
   # Without a GPU (CI): status 1 "no usable CUDA device" in a CUDA build, 2 "built without CUDA" otherwise.

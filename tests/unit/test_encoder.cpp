@@ -210,6 +210,24 @@ TEST_CASE("encoder config: presets and refused sizes", "[encoder][errors]") {
     REQUIRE_THROWS_WITH(bad.validate(), Catch::Matchers::Contains("iterations 0 must be >= 1"));
 }
 
+TEST_CASE("encoder config: a widened preset keeps the generator and scales every width", "[encoder]") {
+    const EncoderConfig demo = EncoderConfig::for_generator(32, 1, 8, 128);
+    const EncoderConfig wide = demo.widened(2, 2);
+    CHECK(wide.stem_channels == 2 * demo.stem_channels);
+    CHECK(wide.stage_channels == std::vector<Index>{32, 64, 128});
+    CHECK(wide.pyramid_channels == 2 * demo.pyramid_channels);
+    CHECK(wide.head_hidden == 2 * demo.head_hidden);
+    CHECK(wide.blocks_per_stage == 2);
+    CHECK((wide.resolution == demo.resolution && wide.num_ws == demo.num_ws && wide.w_dim == demo.w_dim &&
+           wide.in_channels == demo.in_channels && wide.head_grid == demo.head_grid && wide.groups == demo.groups));
+    CHECK(PspEncoder(wide).num_params() > 3 * PspEncoder(demo).num_params());
+    CHECK(demo.widened(1, demo.blocks_per_stage).to_json().dump() == demo.to_json().dump());
+    const EncoderConfig round = EncoderConfig::from_json(Json::parse(wide.to_json().dump()), "x");
+    CHECK(round.to_json().dump() == wide.to_json().dump());
+    REQUIRE_THROWS_WITH(demo.widened(0, 1), Catch::Matchers::Contains("width factor 0 outside [1, 16]"));
+    REQUIRE_THROWS_WITH(demo.widened(2, 9), Catch::Matchers::Contains("blocks per stage 9 outside [1, 8]"));
+}
+
 TEST_CASE("encoder config: the iterative fields round-trip and old configs load as single-pass", "[encoder]") {
     EncoderConfig c = EncoderConfig::for_generator(32, 1, 8, 128);
     c.iterative = true;

@@ -111,6 +111,21 @@ struct EncoderConfig {
         return c;
     }
 
+    /// The same network with every width (stem, stages, pyramid, head) times `factor` and
+    /// `blocks` residual blocks a stage: a larger encoder than the preset for the same generator.
+    EncoderConfig widened(Index factor, Index blocks) const {
+        GANINV_CHECK(factor >= 1 && factor <= 16, ValueError, "encoder config: width factor ", factor, " outside [1, 16]");
+        GANINV_CHECK(blocks >= 1 && blocks <= 8, ValueError, "encoder config: blocks per stage ", blocks, " outside [1, 8]");
+        EncoderConfig c = *this;
+        c.stem_channels *= factor;
+        for (Index& w : c.stage_channels) w *= factor;
+        c.pyramid_channels *= factor;
+        c.head_hidden *= factor;
+        c.blocks_per_stage = blocks;
+        c.validate();
+        return c;
+    }
+
     Json to_json() const {
         Json j{Json::Object{}};
         j.set("architecture", e4e ? "e4e" : "psp");
