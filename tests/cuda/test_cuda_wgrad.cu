@@ -133,12 +133,19 @@ TEST_CASE("The all-taps kernel refuses geometries it does not run", "[cuda][wgra
     cuda::gemm::PixelOperand wide = b;
     wide.stride = 3;
     CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(a, wide, nullptr, 4, 4, 3, 8, 8, 1, 132, nullptr), ShapeError);
-    // The dispatch rule: all_taps only when asked and only for 3x3; automatic is per_tap for now.
+    // The dispatch rule: a forced kernel where it applies (all_taps: 3x3 only); automatic as measured:
+    // all_taps for stride-1 3x3 convs and transposed ones from <= 64 channels, else per_tap.
     const nn::ModConvShape k3{1, 32, 32, 64, 64, 3, 1, true, 4}, k1{1, 32, 32, 64, 64, 1, 1, true, 4};
-    CHECK(cuda::wgrad_kernel_for(k3, cuda::WgradKernel::all_taps) == cuda::WgradKernel::all_taps);
-    CHECK(cuda::wgrad_kernel_for(k1, cuda::WgradKernel::all_taps) == cuda::WgradKernel::per_tap);
-    CHECK(cuda::wgrad_kernel_for(k3, cuda::WgradKernel::automatic) == cuda::WgradKernel::per_tap);
-    CHECK(cuda::wgrad_kernel_for(k3, cuda::WgradKernel::per_tap) == cuda::WgradKernel::per_tap);
+    const nn::ModConvShape up_wide{1, 128, 64, 256, 256, 3, 2, true, 4}, up_narrow{1, 64, 32, 512, 512, 3, 2, true, 4};
+    using K = cuda::WgradKernel;
+    CHECK(cuda::wgrad_kernel_for(k3, K::all_taps) == K::all_taps);
+    CHECK(cuda::wgrad_kernel_for(k1, K::all_taps) == K::per_tap);
+    CHECK(cuda::wgrad_kernel_for(k1, K::automatic) == K::per_tap);
+    CHECK(cuda::wgrad_kernel_for(k3, K::per_tap) == K::per_tap);
+    CHECK(cuda::wgrad_kernel_for(k3, K::automatic) == K::all_taps);
+    CHECK(cuda::wgrad_kernel_for(up_wide, K::automatic) == K::per_tap);
+    CHECK(cuda::wgrad_kernel_for(up_narrow, K::automatic) == K::all_taps);
+    CHECK(cuda::wgrad_kernel_for(up_wide, K::all_taps) == K::all_taps);
 }
 
 TEST_CASE("CUDA modulated conv with the all-taps weight gradient matches the CPU", "[cuda][wgrad][modconv]") {

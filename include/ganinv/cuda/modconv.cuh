@@ -54,12 +54,16 @@ inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode request
     return StyleMode::scale_input;
 }
 
-/// The weight-gradient kernel of a non-pointwise conv: all_taps when asked for a 3x3 kernel, else
-/// per_tap. A 1x1 kernel has a single tap: its one GEMM is what all_taps would compute, so a
-/// generator forced to all_taps runs its ToRGB layers that way. Automatic stays per_tap until the
-/// all-taps kernel has been checked and timed on a device (docs/tuning.md).
+/// The weight-gradient kernel of a non-pointwise conv. A 1x1 kernel has a single tap: its one
+/// GEMM is what all_taps would compute, so it always takes per_tap. Automatic follows the per-layer
+/// measurement of `bench_tune_gpu --wgrad-layers` (H100, session 15, docs/tuning.md): the all-taps
+/// kernel won every stride-1 3x3 conv (4.6x at 1024^2 x 32 channels, 1.2-1.5x at 32^2-512^2), the
+/// per-tap GEMMs the transposed (up = 2) convs with 128-512 input channels at 64^2-512^2 (their
+/// stride-2 patches are small), the all-taps kernel the 64-channel one into 1024^2 (1.26x).
 inline WgradKernel wgrad_kernel_for(const nn::ModConvShape& sh, WgradKernel requested) {
-    return requested == WgradKernel::all_taps && sh.kernel == 3 ? WgradKernel::all_taps : WgradKernel::per_tap;
+    if (sh.kernel != 3 || requested == WgradKernel::per_tap) return WgradKernel::per_tap;
+    if (requested == WgradKernel::all_taps) return WgradKernel::all_taps;
+    return sh.up == 1 || sh.in_channels <= 64 ? WgradKernel::all_taps : WgradKernel::per_tap;
 }
 
 namespace detail {

@@ -33,7 +33,7 @@ enum class GemmEngine {
 
 /// Which kernel computes the 3x3 modulated convs' weight gradients (generator tuning, training).
 enum class WgradKernel {
-    automatic,  ///< per_tap until all_taps has been measured against it on a device (docs/tuning.md)
+    automatic,  ///< per layer, the faster of the two on an H100 (cuda/modconv.cuh: wgrad_kernel_for)
     per_tap,    ///< nine implicit GEMMs, one per tap, in the backend's precision (wgrad_gemm.cuh)
     all_taps    ///< one FP32 kernel for all nine taps, each operand staged once (wgrad_taps.cuh)
 };
