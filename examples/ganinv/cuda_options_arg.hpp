@@ -21,26 +21,25 @@ inline OptionSpec cuda_wgrad_option() {
                                "(one FP32 kernel for the nine taps; docs/tuning.md)"};
 }
 
-/// The CUDA backend's options from the arguments; --cuda-precision or --cuda-wgrad without
-/// --device cuda is a usage error (it would silently do nothing on the CPU).
+/// `--FLAG VALUE` parsed by `parse` into `out` when given: a usage error without --device cuda (it
+/// would silently do nothing on the CPU) or for a value `parse` refuses.
+template <class T, class Parse>
+void cuda_flag(const Args& a, const std::string& device, const std::string& flag, Parse parse, T& out) {
+    const auto value = a.get(flag);
+    if (!value) return;
+    if (device != "cuda") throw UsageError("--" + flag + " applies to --device cuda only");
+    try {
+        out = parse(*value);
+    } catch (const ValueError& e) {
+        throw UsageError("--" + flag + ": " + e.what());
+    }
+}
+
+/// The CUDA backend's options from the arguments (--cuda-wgrad, --cuda-precision).
 inline cuda::CudaOptions cuda_options_from_args(const Args& a, const std::string& device) {
     cuda::CudaOptions options;
-    if (const auto k = a.get("cuda-wgrad")) {
-        if (device != "cuda") throw UsageError("--cuda-wgrad applies to --device cuda only");
-        try {
-            options.wgrad = cuda::parse_wgrad_kernel(*k);
-        } catch (const ValueError& e) {
-            throw UsageError(std::string("--cuda-wgrad: ") + e.what());
-        }
-    }
-    if (const auto p = a.get("cuda-precision")) {
-        if (device != "cuda") throw UsageError("--cuda-precision applies to --device cuda only");
-        try {
-            options.precision = cuda::parse_precision(*p);
-        } catch (const ValueError& e) {
-            throw UsageError(std::string("--cuda-precision: ") + e.what());
-        }
-    }
+    cuda_flag(a, device, "cuda-wgrad", cuda::parse_wgrad_kernel, options.wgrad);
+    cuda_flag(a, device, "cuda-precision", cuda::parse_precision, options.precision);
     return options;
 }
 
