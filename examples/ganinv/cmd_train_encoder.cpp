@@ -111,6 +111,11 @@ int train_loop(Trainer& t, const PspEncoder& e, const TrainRun& run, const std::
     const std::filesystem::path& out = run.out;
     const std::filesystem::path& curve = run.curve;
     const long long steps = run.steps, every = run.every;
+    const Index decay = t.options().lr_decay_steps;  // a resumed run's comes from its checkpoint
+    if (decay > 0 && t.steps_done() + steps > decay)
+        throw UsageError(concat("the run would end at step ", t.steps_done() + steps, ", past the learning-rate decay's end (",
+                                decay, " steps, where the rate reaches zero): give --steps <= ",
+                                std::max<Index>(0, decay - t.steps_done()), " or a longer --lr-decay-steps"));
     ensure_parent_dir(out);
     ensure_parent_dir(curve);
     const Index first = t.steps_done(), last = first + steps, report = std::max<long long>(1, steps / 20);
@@ -148,6 +153,7 @@ int train_loop(Trainer& t, const PspEncoder& e, const TrainRun& run, const std::
                 per_iteration += concat("  image adversarial ", static_cast<float>(avg_img_adv / n), " (D ",
                                         static_cast<float>(avg_img_d / n), ")");
             if (t.options().r1_gamma > 0) per_iteration += concat("  R1 ", static_cast<float>(avg_r1 / n));
+            if (decay > 0) per_iteration += concat("  lr ", static_cast<float>(t.options().learning_rate_at(st.step - 1)));
             if (e.config().e4e)  // how far the progressive schedule is, and what the offsets cost
                 per_iteration += concat("  offsets ", st.active_offsets, "/", e.num_ws() - 1, " (norm ",
                                         static_cast<float>(st.offset_loss), ")");
@@ -217,6 +223,17 @@ int run_train_encoder(const Args& a) {
     o.batch = batch_option(a, 8);
     o.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
     o.learning_rate = a.number("lr", 1e-3);
+    if ((a.has("lr-decay-steps") || a.has("lr-decay-start")) && a.has("resume"))
+        throw UsageError("--lr-decay-steps and --lr-decay-start shape a new run's learning rate; a resumed run keeps its "
+                         "checkpoint's schedule");
+    o.lr_decay_steps = a.integer("lr-decay-steps", 0);
+    if (a.has("lr-decay-steps") && o.lr_decay_steps < 1)
+        throw UsageError(concat("--lr-decay-steps must be >= 1, got ", o.lr_decay_steps));
+    o.lr_decay_start = a.integer("lr-decay-start", 0);
+    if (a.has("lr-decay-start") && !a.has("lr-decay-steps")) throw UsageError("--lr-decay-start needs --lr-decay-steps T");
+    if (a.has("lr-decay-start") && (o.lr_decay_start < 0 || o.lr_decay_start >= o.lr_decay_steps))
+        throw UsageError(concat("--lr-decay-start must be in [0, ", o.lr_decay_steps, ") (before the decay's end), got ",
+                                o.lr_decay_start));
     o.code_weight = a.number("code-weight", 1.0);
     o.pixel_weight = a.number("pixel-weight", 1.0);
     if ((a.has("offset-weight") || a.has("progressive-every")) && !a.has("e4e") && !a.has("resume"))
@@ -332,7 +349,7 @@ const bool train_encoder_registered = register_command(Command{
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
     "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
-    "       [--width K] [--blocks-per-stage N]\n"
+    "       [--width K] [--blocks-per-stage N] [--lr-decay-steps T [--lr-decay-start S]]\n"
     "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
     "       [--image-adversarial W] [--discriminator-lr LR] [--r1 GAMMA] [--checkpoint-every N] [--loss-curve F.png]\n"
     "       [--export F.safetensors] [--device cpu|cuda] [--cuda-precision fp32|tf32] [--max-pixels N]",
@@ -343,6 +360,8 @@ const bool train_encoder_registered = register_command(Command{
         {"batch", "B", "images per step (default 8)"},
         {"seed", "S", "random seed: weights and every batch (default 0)"},
         {"lr", "LR", "Adam learning rate (default 1e-3)"},
+        {"lr-decay-steps", "T", "anneal the learning rate on a cosine from --lr to zero at step T (default: constant; the run must end by T; a resumed run keeps its checkpoint's)"},
+        {"lr-decay-start", "S", "the step where the decay begins, the rate constant before it (default 0)"},
         {"real-dir", "D", "real images (PNG, JPEG, BMP) mixed into the batches, reconstruction loss only"},
         {"real-idx", "F", "real images from an uncompressed IDX images file (MNIST / Fashion-MNIST "
                           "*-images-idx3-ubyte; gunzip the .gz first), resized as --real-dir's"},

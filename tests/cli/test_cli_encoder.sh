@@ -146,6 +146,17 @@ check "--no-schedule with --lr-rampup" 2 "--no-schedule switches the schedule of
 check "a negative --w-noise" 2 "--w-noise must be >= 0" -- "$bin" invert --model "$model" --image "$a" --out "$work/no_s3" --w-noise -1
 absent "$work/no_s1"
 
+# The learning-rate decay: the rate on the progress line, recorded in the checkpoint (a resumed run
+# continues it); a run past its end, a start after its end and a new schedule on resume are refused.
+check "train-encoder --lr-decay-steps" 0 "step 4/4 .* lr 0\.000853553 " -- "$bin" train-encoder --model "$model" --out "$work/ld.safetensors" --steps 4 --batch 2 --lr-decay-steps 6 --lr-decay-start 2
+check "a resumed run continues the decay" 0 "step 5/5 .* lr 0\.0005 " -- "$bin" train-encoder --model "$model" --out "$work/ld2.safetensors" --resume "$work/ld.safetensors" --steps 1
+check "a run past the decay's end" 2 "the run would end at step 8, past the learning-rate decay's end \(6 steps.*give --steps <= 2" -- \
+  "$bin" train-encoder --model "$model" --out "$work/no_ld1.safetensors" --resume "$work/ld.safetensors" --steps 4
+check "--lr-decay-start at the end" 2 "--lr-decay-start must be in \[0, 6\)" -- "$bin" train-encoder --model "$model" --out "$work/no_ld2.safetensors" --lr-decay-steps 6 --lr-decay-start 6
+check "--lr-decay-start alone" 2 "--lr-decay-start needs --lr-decay-steps" -- "$bin" train-encoder --model "$model" --out "$work/no_ld2.safetensors" --lr-decay-start 6
+check "a new decay on resume" 2 "a resumed run keeps its checkpoint's schedule" -- "$bin" train-encoder --model "$model" --out "$work/no_ld3.safetensors" --resume "$enc" --lr-decay-steps 9
+for d in no_ld1.safetensors no_ld2.safetensors no_ld3.safetensors; do absent "$work/$d"; done
+
 # R1 on the discriminators: in the progress line; refused without a discriminator.
 check "train-encoder --r1" 0 "step 2/2 .*adversarial [0-9.e-]+ \(D [0-9.e-]+\)  R1 [0-9.e-]+" -- "$bin" train-encoder --model "$model" --out "$work/r1.safetensors" --steps 2 --batch 2 --latent-adversarial 0.1 --r1 10
 check "train-encoder --r1 without a discriminator" 2 "--r1 needs --latent-adversarial W or --image-adversarial W" -- "$bin" train-encoder --model "$model" --out "$work/no_r1.safetensors" --steps 2 --r1 10

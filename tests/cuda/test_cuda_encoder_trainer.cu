@@ -74,6 +74,9 @@ EncoderTrainerOptions small_lr_options(int variant) {
     o.learning_rate = 1e-4;
     if (variant == 0) o.real_ratio = 0.5;  // one generated sample and one real image per batch
     if (variant == 2) o.progressive_every = 5;
+    // ReStyle also anneals its rate: the GPU's table is indexed by Adam step (K per training
+    // step), the CPU sets the rate per training step; the two must give the same rates.
+    if (variant == 1) o.lr_decay_steps = 24;
     return o;
 }
 

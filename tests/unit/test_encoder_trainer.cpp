@@ -104,6 +104,79 @@ TEST_CASE("an encoder checkpoint resumes to the same next steps", "[encoder][tra
     CHECK(loaded.w_avg()[0] == g.param("mapping.w_avg")[0]);
 }
 
+TEST_CASE("the learning-rate decay: a cosine to zero, each step at its rate, resumed on the same curve",
+          "[encoder][train][lr_decay]") {
+    EncoderTrainerOptions o = options();
+    CHECK(o.learning_rate_at(0) == o.learning_rate);  // no decay: the constant rate
+    CHECK(o.learning_rate_at(1000000) == o.learning_rate);
+    o.lr_decay_steps = 8;
+    CHECK(o.learning_rate_at(0) == o.learning_rate);
+    CHECK(o.learning_rate_at(4) == Approx(0.5 * o.learning_rate).epsilon(1e-12));
+    CHECK(o.learning_rate_at(2) == Approx(o.learning_rate * (0.5 + 0.5 * std::sqrt(0.5))).epsilon(1e-12));
+    CHECK(o.learning_rate_at(8) == 0.0);
+    CHECK(o.learning_rate_at(9) == 0.0);
+    for (Index t = 1; t < 8; ++t) CHECK(o.learning_rate_at(t) < o.learning_rate_at(t - 1));
+    // Recorded with the options (a checkpoint resumes on the curve); absent means constant.
+    CHECK(EncoderTrainerOptions::from_json(o.to_json()).lr_decay_steps == 8);
+    CHECK(options().to_json().find("lr_decay_steps") == nullptr);
+    CHECK(EncoderTrainerOptions::from_json(options().to_json()).lr_decay_steps == 0);
+    EncoderTrainerOptions late = o;  // constant until step 4, then the cosine to zero at 8
+    late.lr_decay_start = 4;
+    for (Index t = 0; t <= 4; ++t) CHECK(late.learning_rate_at(t) == late.learning_rate);
+    CHECK(late.learning_rate_at(6) == Approx(0.5 * late.learning_rate).epsilon(1e-12));
+    CHECK(late.learning_rate_at(8) == 0.0);
+    CHECK(EncoderTrainerOptions::from_json(late.to_json()).lr_decay_start == 4);
+    EncoderTrainerOptions bad = options();
+    bad.lr_decay_steps = -1;
+    CHECK_THROWS_WITH(bad.validate(), Catch::Contains("decay") && Catch::Contains("-1"));
+    bad = late;
+    bad.lr_decay_start = 8;  // must begin before it ends
+    CHECK_THROWS_WITH(bad.validate(), Catch::Contains("start 8") && Catch::Contains("end 8"));
+
+    // Each step moves the weights at its rate: from equal weights and Adam moments, the decayed
+    // run's step-2 update is the constant run's times the rate ratio (the same batch, the same
+    // gradient, Adam's direction does not depend on the rate).
+    StyleGAN2<Cpu>& g = demo_generator();
+    PspEncoder constant_e(tiny_encoder(g), 3), decayed_e(tiny_encoder(g), 3);
+    EncoderTrainer constant_t(g, constant_e, options()), decayed_t(g, decayed_e, o);
+    constant_t.step();
+    decayed_t.step();  // step 1 at the full rate in both
+    REQUIRE(std::equal(constant_e.params().values().begin(), constant_e.params().values().end(),
+                       decayed_e.params().values().begin()));
+    const Tensor<float> before = decayed_e.params();
+    constant_t.step();
+    decayed_t.step();
+    const double ratio = o.learning_rate_at(1) / o.learning_rate;
+    double num = 0, den = 0;
+    for (Index i = 0; i < before.numel(); ++i) {
+        const double dc = static_cast<double>(constant_e.params()[i]) - before[i];
+        const double dd = static_cast<double>(decayed_e.params()[i]) - before[i];
+        num += (dd - ratio * dc) * (dd - ratio * dc);
+        den += ratio * dc * ratio * dc;
+    }
+    INFO("rate ratio " << ratio << ", relative L2 of decayed update - ratio x constant update " << std::sqrt(num / den));
+    CHECK(std::sqrt(num / den) < 1e-4);
+
+    // A checkpoint mid-curve resumes on it: the same next steps as a straight run.
+    const auto dir = test::temp_dir("encoder_lr_decay");
+    decayed_t.save_checkpoint(dir / "ckpt.safetensors");
+    PspEncoder resumed_e(tiny_encoder(g), 99);
+    EncoderTrainer resumed_t(g, resumed_e, options());  // constant options: the checkpoint's replace them
+    resumed_t.resume(dir / "ckpt.safetensors");
+    REQUIRE(resumed_t.options().lr_decay_steps == 8);
+    for (int s = 0; s < 3; ++s) REQUIRE(resumed_t.step().loss == decayed_t.step().loss);
+    REQUIRE(std::equal(resumed_e.params().values().begin(), resumed_e.params().values().end(),
+                       decayed_e.params().values().begin()));
+    // Past the curve's end the rate is zero: steps 6-8 of 8 move little, a 9th nothing.
+    decayed_t.step();
+    decayed_t.step();
+    decayed_t.step();
+    REQUIRE(decayed_t.steps_done() == 8);
+    const Tensor<float> at_end = decayed_e.params();
+    decayed_t.step();
+    CHECK(std::equal(at_end.values().begin(), at_end.values().end(), decayed_e.params().values().begin()));
+}
+
 TEST_CASE("an encoder for another generator is refused with the mismatch named", "[encoder][errors]") {
     StyleGAN2<Cpu>& g = demo_generator();
     EncoderConfig c = tiny_encoder(g);

@@ -145,6 +145,7 @@ public:
             }
             Tensor<float> grad_params({1, e_.num_params()}, 0.0f);
             e_.backward(cache, grad_codes, &grad_params, false, e_.config().e4e ? o_.offset_weight : 0.0);
+            adam_.set_learning_rate(o_.learning_rate_at(step_));  // every pass of a step at the step's rate
             adam_.step(e_.params(), grad_params);
             s.codes = codes;  // the next iterate starts here; no gradient flows back into this one
             s.reconstruction = std::move(recon);

@@ -231,10 +231,20 @@ private:
         ++adam_t_;
     }
 
-    /// The learning-rate table adam_segments indexes by step: `n` entries of the constant rate.
+    /// The learning-rate table adam_segments indexes by Adam step: `n` entries, Adam step t at
+    /// the rate of training step t / K (an iterative encoder takes K Adam steps per training
+    /// step); uploaded once (and again when it grows), never per step.
     void fill_learning_rates(Index n) {
-        lr_ = backend().empty({std::max<Index>(n, 1)});
-        backend().fill(lr_, static_cast<float>(o_.learning_rate));
+        n = std::max<Index>(n, 1);
+        if (o_.lr_decay_steps <= 0) {
+            lr_ = backend().empty({n});
+            backend().fill(lr_, static_cast<float>(o_.learning_rate));
+            return;
+        }
+        const Index K = e_.config().iterative ? e_.config().iterations : 1;
+        Tensor<float> table({n});
+        for (Index t = 0; t < n; ++t) table[t] = static_cast<float>(o_.learning_rate_at(t / K));
+        lr_ = backend().upload(table);
     }
 
     void upload_moment(const std::vector<double>& host, Buffer& dst) const {

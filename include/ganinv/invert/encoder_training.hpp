@@ -31,6 +31,12 @@ struct EncoderTrainerOptions {
     Index batch = 8;
     std::uint64_t seed = 0;
     double learning_rate = 1e-3;
+    /// Cosine decay of the learning rate from `learning_rate` at step lr_decay_start to zero at
+    /// step lr_decay_steps (0: a constant rate). A rate annealed at the end of a run settles the
+    /// weights that a constant one keeps moving around; starting the decay late keeps the full
+    /// rate while the network is still far from its best. A resumed run continues the same curve.
+    Index lr_decay_steps = 0;
+    Index lr_decay_start = 0;
     double code_weight = 1.0;   ///< mean squared W+ code error (generated samples)
     double pixel_weight = 1.0;  ///< mean squared pixel error of G(E(x)) (every sample)
     double real_ratio = 0.0;    ///< fraction of a batch taken from the real images (needs some)
@@ -68,6 +74,11 @@ struct EncoderTrainerOptions {
         GANINV_CHECK(batch >= 1, ValueError, "encoder training: batch must be >= 1, got ", batch);
         GANINV_CHECK(std::isfinite(learning_rate) && learning_rate > 0, ValueError,
                      "encoder training: learning rate must be positive, got ", learning_rate);
+        GANINV_CHECK(lr_decay_steps >= 0, ValueError, "encoder training: the learning-rate decay's end must be >= 0 steps, got ",
+                     lr_decay_steps);
+        GANINV_CHECK(lr_decay_start >= 0 && (lr_decay_start == 0 || lr_decay_start < lr_decay_steps), ValueError,
+                     "encoder training: the learning-rate decay must start at a step >= 0 before its end (start ",
+                     lr_decay_start, ", end ", lr_decay_steps, ")");
         GANINV_CHECK(code_weight >= 0 && pixel_weight >= 0 && code_weight + pixel_weight > 0, ValueError,
                      "encoder training: code and pixel weights must be >= 0 and not both 0");
         GANINV_CHECK(real_ratio >= 0 && real_ratio <= 1, ValueError, "encoder training: real ratio must be in [0, 1], got ",
@@ -85,11 +96,22 @@ struct EncoderTrainerOptions {
                      "encoder training: the offset weight and progressive_every must be >= 0 (", offset_weight, ", ",
                      progressive_every, ")");
     }
+    /// The rate of training step `step` (0-based): constant, or constant until lr_decay_start and
+    /// on the cosine down to zero at lr_decay_steps (and zero past it).
+    double learning_rate_at(Index step) const {
+        if (lr_decay_steps <= 0 || step <= lr_decay_start) return learning_rate;
+        if (step >= lr_decay_steps) return 0.0;
+        const double pi = 3.14159265358979323846;
+        const double x = static_cast<double>(step - lr_decay_start) / static_cast<double>(lr_decay_steps - lr_decay_start);
+        return learning_rate * 0.5 * (1.0 + std::cos(pi * x));
+    }
     Json to_json() const {
         Json j{Json::Object{}};
         j.set("batch", static_cast<std::int64_t>(batch));
         j.set("seed", std::to_string(seed));  // 64 bits do not survive a JSON double
         j.set("learning_rate", learning_rate);
+        if (lr_decay_steps > 0) j.set("lr_decay_steps", static_cast<std::int64_t>(lr_decay_steps));
+        if (lr_decay_start > 0) j.set("lr_decay_start", static_cast<std::int64_t>(lr_decay_start));
         j.set("code_weight", code_weight);
         j.set("pixel_weight", pixel_weight);
         j.set("real_ratio", real_ratio);
@@ -108,6 +130,8 @@ struct EncoderTrainerOptions {
         o.batch = j.at("batch").as_int();
         o.seed = std::stoull(j.at("seed").as_string());
         o.learning_rate = j.at("learning_rate").as_number();
+        if (const Json* v = j.find("lr_decay_steps")) o.lr_decay_steps = v->as_int();  // absent: constant rate
+        if (const Json* v = j.find("lr_decay_start")) o.lr_decay_start = v->as_int();
         o.code_weight = j.at("code_weight").as_number();
         o.pixel_weight = j.at("pixel_weight").as_number();
         o.real_ratio = j.at("real_ratio").as_number();
