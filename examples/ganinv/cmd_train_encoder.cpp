@@ -215,6 +215,10 @@ int run_train_encoder(const Args& a) {
         throw UsageError(concat("--blocks-per-stage must be in [1, 8], got ", blocks));
     if (a.has("resume") && (a.has("width") || a.has("blocks-per-stage")))
         throw UsageError("--width and --blocks-per-stage shape a new encoder; a resumed run keeps its checkpoint's network");
+    if (a.has("init") && a.has("resume"))
+        throw UsageError("--init starts a new run from an encoder's weights, --resume continues a run: give one of them");
+    if (a.has("init") && (a.has("width") || a.has("blocks-per-stage") || a.has("iterations") || a.has("e4e")))
+        throw UsageError("--init takes the network from its file: leave out --width, --blocks-per-stage, --iterations and --e4e");
     std::filesystem::path curve = out;
     curve.replace_filename(out.stem().string() + "_loss.png");
     if (a.has("loss-curve")) curve = *a.get("loss-curve");
@@ -236,7 +240,7 @@ int run_train_encoder(const Args& a) {
                                 o.lr_decay_start));
     o.code_weight = a.number("code-weight", 1.0);
     o.pixel_weight = a.number("pixel-weight", 1.0);
-    if ((a.has("offset-weight") || a.has("progressive-every")) && !a.has("e4e") && !a.has("resume"))
+    if ((a.has("offset-weight") || a.has("progressive-every")) && !a.has("e4e") && !a.has("resume") && !a.has("init"))
         throw UsageError("--offset-weight and --progressive-every need --e4e");
     o.latent_adversarial = a.number("latent-adversarial", 0.0);
     o.discriminator_lr = a.number("discriminator-lr", 2e-4);
@@ -247,7 +251,8 @@ int run_train_encoder(const Args& a) {
     if (a.has("r1") && !a.has("latent-adversarial") && !a.has("image-adversarial"))
         throw UsageError("--r1 needs --latent-adversarial W or --image-adversarial W (it regularises their discriminators)");
     o.offset_weight = a.number("offset-weight", 2e-4);
-    o.progressive_every = a.integer("progressive-every", 500);
+    // An e4e file given to --init was trained with its offsets on: they stay on unless asked.
+    o.progressive_every = a.integer("progressive-every", a.has("init") ? 0 : 500);
     // The reconstruction term: the built-in pixel MSE unless --loss names another (L1, perceptual).
     const std::string loss_spec = a.has("loss") ? canonical_loss_spec(parse_loss_terms(*a.get("loss"))) : "mse";
     if (device == "cuda") {  // refused before anything is loaded
@@ -319,7 +324,21 @@ int run_train_encoder(const Args& a) {
             throw UsageError(concat("--offset-weight and --progressive-every: '", *a.get("resume"), "' is not an e4e encoder"));
         config = saved;
     }
+    std::optional<PspEncoder> start;  // --init: a trained encoder's network and weights, a new run
+    if (a.has("init")) {
+        start.emplace(load_encoder(*a.get("init")));
+        check_encoder_fits(start->config(), gc.num_ws(), gc.w_dim, C, R, concat("'", *a.get("init"), "' (--init)"));
+        if ((a.has("offset-weight") || a.has("progressive-every")) && !start->config().e4e)
+            throw UsageError(concat("--offset-weight and --progressive-every: '", *a.get("init"), "' is not an e4e encoder"));
+        config = start->config();
+        if (config.e4e) config.active_offsets = config.num_ws - 1;  // the schedule (--progressive-every) sets it
+    }
     PspEncoder e(config, o.seed);
+    if (start) {
+        e.params() = start->params();
+        std::cerr << "weights from '" << *a.get("init") << "' (" << e.num_params() << " parameters); a new run: step 0, "
+                  << "a fresh Adam, this command's options\n";
+    }
     const TrainRun run{out, curve, steps, every, exported};
     if (device == "cpu") {
         EncoderTrainer t(*cpu_g, e, o, real);
@@ -348,7 +367,7 @@ const bool train_encoder_registered = register_command(Command{
     "Train a pSp-style encoder for a generator on the CPU or the GPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
-    "       [--resume E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
+    "       [--resume E.safetensors | --init E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
     "       [--width K] [--blocks-per-stage N] [--lr-decay-steps T [--lr-decay-start S]]\n"
     "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
     "       [--image-adversarial W] [--discriminator-lr LR] [--r1 GAMMA] [--checkpoint-every N] [--loss-curve F.png]\n"
@@ -386,10 +405,11 @@ const bool train_encoder_registered = register_command(Command{
         {"e4e", "", "train an e4e encoder: one w plus per-layer offsets w_i = w + delta_i, the offsets' norms "
                     "penalised and enabled one layer at a time"},
         {"offset-weight", "W", "e4e: weight of the sum of the offsets' L2 norms (default 2e-4)"},
-        {"progressive-every", "N", "e4e: steps before each further offset joins (default 500; 0: all from the start)"},
+        {"progressive-every", "N", "e4e: steps before each further offset joins (default 500, 0 with --init; 0: all from the start)"},
         {"width", "K", "a K times wider encoder than the generator's preset (stem, stages, pyramid, heads; default 1)"},
         {"blocks-per-stage", "N", "residual blocks in each stage (default: the preset's; 1 for small generators)"},
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
+        {"init", "E.safetensors", "start a new run from a trained encoder's network and weights (an exported file or a checkpoint): fine-tune it on other images, with other options or a decaying rate (step 0, a fresh Adam)"},
         {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
         {"export", "F.safetensors", "at the end also write the encoder alone, without the optimizer state (a fifth "

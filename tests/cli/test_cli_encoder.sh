@@ -148,6 +148,7 @@ absent "$work/no_s1"
 
 # The learning-rate decay: the rate on the progress line, recorded in the checkpoint (a resumed run
 # continues it); a run past its end, a start after its end and a new schedule on resume are refused.
+"$bin" train-encoder --model "$model" --out "$work/it_for_init.safetensors" --steps 1 --batch 2 --iterations 2 >/dev/null 2>&1
 check "train-encoder --lr-decay-steps" 0 "step 4/4 .* lr 0\.000853553 " -- "$bin" train-encoder --model "$model" --out "$work/ld.safetensors" --steps 4 --batch 2 --lr-decay-steps 6 --lr-decay-start 2
 check "a resumed run continues the decay" 0 "step 5/5 .* lr 0\.0005 " -- "$bin" train-encoder --model "$model" --out "$work/ld2.safetensors" --resume "$work/ld.safetensors" --steps 1
 check "a run past the decay's end" 2 "the run would end at step 8, past the learning-rate decay's end \(6 steps.*give --steps <= 2" -- \
@@ -156,6 +157,21 @@ check "--lr-decay-start at the end" 2 "--lr-decay-start must be in \[0, 6\)" -- 
 check "--lr-decay-start alone" 2 "--lr-decay-start needs --lr-decay-steps" -- "$bin" train-encoder --model "$model" --out "$work/no_ld2.safetensors" --lr-decay-start 6
 check "a new decay on resume" 2 "a resumed run keeps its checkpoint's schedule" -- "$bin" train-encoder --model "$model" --out "$work/no_ld3.safetensors" --resume "$enc" --lr-decay-steps 9
 for d in no_ld1.safetensors no_ld2.safetensors no_ld3.safetensors; do absent "$work/$d"; done
+
+# --init: a new run from a trained encoder's weights (its network; step 0, this command's options):
+# its first step starts from the trained weights, so its loss is below a fresh network's first one.
+check "train-encoder --init" 0 "weights from '.*e.safetensors' \(738736 parameters\); a new run" -- "$bin" train-encoder --model "$model" --out "$work/in1.safetensors" --init "$enc" --steps 1 --batch 2 --seed 9
+fresh_loss=$("$bin" train-encoder --model "$model" --out "$work/in2.safetensors" --steps 1 --batch 2 --seed 9 2>&1 | grep -oE "step 1/1  loss [0-9.]+" | grep -oE "[0-9.]+$")
+init_loss=$("$bin" train-encoder --model "$model" --out "$work/in3.safetensors" --init "$enc" --steps 1 --batch 2 --seed 9 2>&1 | grep -oE "step 1/1  loss [0-9.]+" | grep -oE "[0-9.]+$")
+python3 -c "import sys; sys.exit(0 if float('$init_loss') < float('$fresh_loss') else 1)" 2>/dev/null && ok || fail "--init's first loss ($init_loss) is not below a fresh network's ($fresh_loss)"
+check "an --init run starts at step 0" 0 "step 2/2" -- "$bin" train-encoder --model "$model" --out "$work/in4.safetensors" --init "$work/in1.safetensors" --steps 2 --batch 2
+check "--init keeps an iterative network" 0 "iterative \(2 refinement iterations per batch\)" -- "$bin" train-encoder --model "$model" --out "$work/in5.safetensors" --init "$work/it_for_init.safetensors" --steps 1 --batch 2
+check "--init and --resume" 2 "give one of them" -- "$bin" train-encoder --model "$model" --out "$work/no_in1.safetensors" --init "$enc" --resume "$enc"
+check "--init with --width" 2 "--init takes the network from its file" -- "$bin" train-encoder --model "$model" --out "$work/no_in2.safetensors" --init "$enc" --width 2
+check "--init of a generator file" 1 "is not a ganinv encoder file" -- "$bin" train-encoder --model "$model" --out "$work/no_in3.safetensors" --init "$model"
+check "--init of another generator's encoder" 1 "encoder '.*e.safetensors' \(--init\) was made for another generator: w_dim 128" -- \
+  "$bin" train-encoder --model "$tiny" --out "$work/no_in4.safetensors" --init "$enc"
+for d in no_in1.safetensors no_in2.safetensors no_in3.safetensors no_in4.safetensors; do absent "$work/$d"; done
 
 # R1 on the discriminators: in the progress line; refused without a discriminator.
 check "train-encoder --r1" 0 "step 2/2 .*adversarial [0-9.e-]+ \(D [0-9.e-]+\)  R1 [0-9.e-]+" -- "$bin" train-encoder --model "$model" --out "$work/r1.safetensors" --steps 2 --batch 2 --latent-adversarial 0.1 --r1 10
