@@ -11,6 +11,21 @@
 
 namespace ganinv::cuda::gemm {
 
+/// Blocks of the kernel an SM holds at once, with shared memory preferred over L1 (three 45 KiB
+/// patches), asked once per stride (host calls only: nothing is enqueued).
+template <int kStride>
+int wgrad_taps_resident_blocks() {
+    static const int blocks = [] {
+        GANINV_CUDA_CHECK(cudaFuncSetAttribute(wgrad_taps_kernel<kStride>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                               cudaSharedmemCarveoutMaxShared));
+        int n = 0;
+        GANINV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, wgrad_taps_kernel<kStride>,
+                                                                        TapPatch<kStride>::kThreads, 0));
+        return n > 0 ? n : 1;
+    }();
+    return blocks;
+}
+
 /// grad_w[O, C, 3, 3] += the weight gradient over a GH x GW pixel grid of `batch` samples; `a`
 /// and `b` as for launch_wgrad (a: rows O, b: rows C), one of them tap-shifted with stride 1 or 2.
 inline void launch_wgrad_taps(const PixelOperand& a, const PixelOperand& b, float* grad_w, int O, int C, int ksize,
@@ -30,7 +45,7 @@ inline void launch_wgrad_taps(const PixelOperand& a, const PixelOperand& b, floa
     auto launch = [&](auto stride_tag) {
         constexpr int kStride = decltype(stride_tag)::value;
         using P = TapPatch<kStride>;
-        const TapSplit t = plan_tap_split<kStride>(u.R, s.R, GH, GW, batch, num_sms);
+        const TapSplit t = plan_tap_split<kStride>(u.R, s.R, GH, GW, batch, num_sms, wgrad_taps_resident_blocks<kStride>());
         const dim3 grid(static_cast<unsigned>(t.channel_tiles), static_cast<unsigned>(t.splits));
         wgrad_taps_kernel<kStride><<<grid, P::kThreads, 0, stream>>>(u, s, grad_w, !a_shifted, C, GH, GW, t.patches_y,
                                                                      t.patches_x, t.total_patches, t.patches_per_split,

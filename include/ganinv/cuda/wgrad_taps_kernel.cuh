@@ -45,13 +45,16 @@ struct TapPatch {
     static constexpr int kLdU = 36;     ///< U row pitch: 16-byte rows for the broadcast float4 read
     static constexpr int kLdS = 33;     ///< S pitch: conflict-free both when written (by pixel) and read (by row)
     static constexpr int kThreads = 256;
+    /// Blocks an SM should hold: caps the registers at 85 a thread (unbounded, the kernel took 113
+    /// and only 2 blocks fit; ncu, session 15: 20% achieved occupancy, latency-bound).
+    static constexpr int kMinBlocksPerSm = 3;
     static constexpr int kSmemFloats = kPixels * kLdU + kFH * kFW * kLdS;
     static_assert(kSmemFloats * 4 <= 48 * 1024, "TapPatch: the staged patch must fit 48 KiB of static shared memory");
     static_assert(kThreads / 32 * 4 == kRows, "TapPatch: 8 warps x 4 U rows");
 };
 
 template <int kStride>
-__global__ void __launch_bounds__(TapPatch<kStride>::kThreads)
+__global__ void __launch_bounds__(TapPatch<kStride>::kThreads, TapPatch<kStride>::kMinBlocksPerSm)
     wgrad_taps_kernel(PixelOperand u_op, PixelOperand s_op, float* grad_w, bool u_rows_are_outputs, int C, int GH,
                       int GW, int patches_y, int patches_x, int total_patches, int patches_per_split, bool atomic) {
     using P = TapPatch<kStride>;
@@ -167,7 +170,8 @@ struct TapSplit {
     int channel_tiles = 0, patches_y = 0, patches_x = 0, total_patches = 0, patches_per_split = 0, splits = 0;
 };
 
-/// About `blocks_per_sm` resident blocks per SM in all, never fewer than one patch per block.
+/// `blocks_per_sm` blocks per SM in all (the launcher passes what is resident at once: one full
+/// wave, no half-empty second one), never fewer than one patch per block.
 template <int kStride>
 inline TapSplit plan_tap_split(int u_rows, int s_rows, int GH, int GW, int batch, int num_sms, int blocks_per_sm = 3) {
     using P = TapPatch<kStride>;
