@@ -101,9 +101,8 @@ struct EncoderTrainerOptions {
     double learning_rate_at(Index step) const {
         if (lr_decay_steps <= 0 || step <= lr_decay_start) return learning_rate;
         if (step >= lr_decay_steps) return 0.0;
-        const double pi = 3.14159265358979323846;
-        const double x = static_cast<double>(step - lr_decay_start) / static_cast<double>(lr_decay_steps - lr_decay_start);
-        return learning_rate * 0.5 * (1.0 + std::cos(pi * x));
+        return learning_rate *
+               cosine_decay(static_cast<double>(step - lr_decay_start) / static_cast<double>(lr_decay_steps - lr_decay_start));
     }
     Json to_json() const {
         Json j{Json::Object{}};

@@ -13,10 +13,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <string>
 #include <vector>
 
 namespace ganinv {
+
+/// The cosine decay factor (1 + cos(pi x)) / 2: 1 at x = 0, 0 at x = 1 (x the fraction of the
+/// decay done). The learning-rate decays of BasinCma's final run and of encoder training.
+inline double cosine_decay(double x) { return 0.5 * (1.0 + std::cos(std::numbers::pi * x)); }
 
 struct AdamOptions {
     double learning_rate = 0.1;  ///< the official projector's initial learning rate

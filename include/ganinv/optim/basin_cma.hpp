@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numbers>
 #include <vector>
 
 namespace ganinv {
@@ -85,9 +84,8 @@ public:
             for (Index r = 0; r < n; ++r) consider(r, v[static_cast<std::size_t>(r)], x.data() + r * dim_);
             if (last) break;
             if (options_.final_cosine_decay)
-                adam.set_learning_rate(options_.final_learning_rate * 0.5 *
-                                       (1.0 + std::cos(std::numbers::pi * static_cast<double>(t) /
-                                                       static_cast<double>(options_.final_steps))));
+                adam.set_learning_rate(options_.final_learning_rate *
+                                       cosine_decay(static_cast<double>(t) / static_cast<double>(options_.final_steps)));
             step_alive(adam, x, grads, final_dead);
         }
         result.history.push_back(best_values_);
