@@ -134,9 +134,12 @@ TEST_CASE("The all-taps kernel refuses geometries it does not run", "[cuda][wgra
     wide.stride = 3;
     CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(a, wide, nullptr, 4, 4, 3, 8, 8, 1, 132, nullptr), ShapeError);
     // The dispatch rule: a forced kernel where it applies (all_taps: 3x3 only); automatic as measured:
-    // all_taps for stride-1 3x3 convs and transposed ones from <= 64 channels, else per_tap.
+    // all_taps for stride-1 3x3 convs and transposed ones from <= 64 channels or a >= 64^2 input
+    // plane, else per_tap.
     const nn::ModConvShape k3{1, 32, 32, 64, 64, 3, 1, true, 4}, k1{1, 32, 32, 64, 64, 1, 1, true, 4};
-    const nn::ModConvShape up_wide{1, 128, 64, 256, 256, 3, 2, true, 4}, up_narrow{1, 64, 32, 512, 512, 3, 2, true, 4};
+    const nn::ModConvShape up_wide{1, 512, 512, 32, 32, 3, 2, true, 4}, up_narrow{1, 64, 32, 512, 512, 3, 2, true, 4};
+    // 512 -> 256 into 128^2 (b128.conv0 of a 1024^2 generator): a 64^2 input plane takes all_taps
+    const nn::ModConvShape up_wide_large{1, 512, 256, 64, 64, 3, 2, true, 4}, up_wide_below{1, 512, 256, 63, 64, 3, 2, true, 4};
     using K = cuda::WgradKernel;
     CHECK(cuda::wgrad_kernel_for(k3, K::all_taps) == K::all_taps);
     CHECK(cuda::wgrad_kernel_for(k1, K::all_taps) == K::per_tap);
@@ -146,6 +149,8 @@ TEST_CASE("The all-taps kernel refuses geometries it does not run", "[cuda][wgra
     CHECK(cuda::wgrad_kernel_for(up_wide, K::automatic) == K::per_tap);
     CHECK(cuda::wgrad_kernel_for(up_narrow, K::automatic) == K::all_taps);
     CHECK(cuda::wgrad_kernel_for(up_wide, K::all_taps) == K::all_taps);
+    CHECK(cuda::wgrad_kernel_for(up_wide_large, K::automatic) == K::all_taps);
+    CHECK(cuda::wgrad_kernel_for(up_wide_below, K::automatic) == K::per_tap);
 }
 
 TEST_CASE("CUDA modulated conv with the all-taps weight gradient matches the CPU", "[cuda][wgrad][modconv]") {

@@ -56,14 +56,17 @@ inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode request
 
 /// The weight-gradient kernel of a non-pointwise conv. A 1x1 kernel has a single tap: its one
 /// GEMM is what all_taps would compute, so it always takes per_tap. Automatic follows the per-layer
-/// measurement of `bench_tune_gpu --wgrad-layers` (H100, session 15, docs/tuning.md): the all-taps
-/// kernel won every stride-1 3x3 conv (4.6x at 1024^2 x 32 channels, 1.2-1.5x at 32^2-512^2), the
-/// per-tap GEMMs the transposed (up = 2) convs with 128-512 input channels at 64^2-512^2 (their
-/// stride-2 patches are small), the all-taps kernel the 64-channel one into 1024^2 (1.26x).
+/// measurement of `bench_tune_gpu --wgrad-layers` (H100, session 16, after the all-taps kernel's
+/// occupancy fix; docs/tuning.md): the all-taps kernel wins every stride-1 3x3 conv (6x at 1024^2
+/// x 32 channels, 1.1-1.7x at 8^2-512^2) and every transposed (up = 2) conv whose input plane is
+/// 64^2 or more (1.1-1.2x: 512->256 at 64^2, 256->128 at 128^2, 128->64 at 256^2) or has 64 input
+/// channels or fewer; the per-tap GEMMs keep the 512-channel transposed convs on 16^2-32^2 planes
+/// (up to 1.09x: few output rows per tap there, and the per-tap GEMMs fill the machine better).
 inline WgradKernel wgrad_kernel_for(const nn::ModConvShape& sh, WgradKernel requested) {
     if (sh.kernel != 3 || requested == WgradKernel::per_tap) return WgradKernel::per_tap;
     if (requested == WgradKernel::all_taps) return WgradKernel::all_taps;
-    return sh.up == 1 || sh.in_channels <= 64 ? WgradKernel::all_taps : WgradKernel::per_tap;
+    const bool large_plane = sh.in_h * sh.in_w >= 64 * 64;
+    return sh.up == 1 || sh.in_channels <= 64 || large_plane ? WgradKernel::all_taps : WgradKernel::per_tap;
 }
 
 namespace detail {
