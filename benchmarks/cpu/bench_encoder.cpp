@@ -1,6 +1,6 @@
 // CPU benchmark of the encoders (issue 16): forward ms per image at batch 1, 8 and 64 for the demo
-// model's preset encoder (and, without --quick, the preset for a 256x256 RGB generator), and one
-// training step of the demo's encoder at batch 8 split into its parts (generator synthesis,
+// model's preset encoder and the shipped wide one (and, without --quick, the preset for a 256x256
+// RGB generator), and one training step of the demo's encoder at batch 8 split into its parts (generator synthesis,
 // encoder forward + backward, the generator's backward to the codes), which says where a CPU
 // training run spends its time.
 // Usage: bench_encoder [--quick] [--json OUT.json] [--model models/fmnist32.safetensors]
@@ -35,7 +35,10 @@ int main(int argc, char** argv) {
             std::string name;
             EncoderConfig config;
         };
-        std::vector<Case> cases{{"demo preset (32x32x1)", EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim())}};
+        const EncoderConfig demo = EncoderConfig::for_generator(g.resolution(), g.img_channels(), g.num_ws(), g.w_dim());
+        // The shipped encoder's network (models/fmnist32_encoder.safetensors since session 17): the
+        // preset twice as wide with two residual blocks a stage (train-encoder --width 2 --blocks-per-stage 2).
+        std::vector<Case> cases{{"demo preset (32x32x1)", demo}, {"demo wide x2, 2 blocks (shipped)", demo.widened(2, 2)}};
         if (!quick) cases.push_back({"256x256x3 preset (14 ws, w 512)", EncoderConfig::for_generator(256, 3, 14, 512)});
 
         std::vector<bench::Row> rows;

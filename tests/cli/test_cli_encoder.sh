@@ -117,11 +117,11 @@ check "--discriminator-lr alone" 2 "--discriminator-lr needs --latent-adversaria
 check "a negative --latent-adversarial" 2 "latent adversarial weight must be >= 0" -- "$bin" train-encoder --model "$model" --out "$work/no18.safetensors" --latent-adversarial -1
 
 # ---------------------------------------------------------------- the shipped encoder
-# models/fmnist32_encoder.safetensors (docs/encoders.md: 21.42 dB on Fashion-MNIST test images 0-63
+# models/fmnist32_encoder.safetensors (docs/encoders.md: 25.37 dB on Fashion-MNIST test images 0-63
 # when it was trained on the GPU, the same on the CPU): it still loads, fits the demo model and
-# encodes as well (the CPU-trained encoder it replaced gave 19.05).
+# encodes above the issue's one-pass bar of 24 dB (the encoder it replaced gave 21.42).
 shipped="$(dirname "$model")/fmnist32_encoder.safetensors"
-check "the shipped encoder on test images 0-63" 0 "mean PSNR per refinement iteration \(dB\): (20\.[5-9]|2[1-9]\.)" -- \
+check "the shipped encoder on test images 0-63" 0 "mean PSNR per refinement iteration \(dB\): (2[4-9]\.)" -- \
   "$bin" encode --model "$model" --encoder "$shipped" --dir "$data/fmnist" --out "$work/shipped"
 
 # ---------------------------------------------------------------- encode, hybrid invert
