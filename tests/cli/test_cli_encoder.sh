@@ -123,6 +123,10 @@ check "a negative --latent-adversarial" 2 "latent adversarial weight must be >= 
 shipped="$(dirname "$model")/fmnist32_encoder.safetensors"
 check "the shipped encoder on test images 0-63" 0 "mean PSNR per refinement iteration \(dB\): (2[4-9]\.)" -- \
   "$bin" encode --model "$model" --encoder "$shipped" --dir "$data/fmnist" --out "$work/shipped"
+# models/fmnist32_domain_encoder.safetensors: the domain-guided encoder for in-domain inversion
+# (docs/encoders.md); it fits the demo model and regularises an inversion (W-Mahal in the summary).
+check "the domain-guided encoder regularises an inversion" 0 "W-Mahal" -- "$bin" invert --model "$model" --image "$a" \
+  --out "$work/domain_shipped" --steps 2 --encoder "$(dirname "$model")/fmnist32_domain_encoder.safetensors" --domain-regularization 0.01
 
 # ---------------------------------------------------------------- encode, hybrid invert
 check "encode two images" 0 "mean" -- "$bin" encode --model "$model" --encoder "$enc" --image "$a" "$b" --out "$work/enc"
