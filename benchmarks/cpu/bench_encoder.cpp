@@ -1,8 +1,8 @@
 // CPU benchmark of the encoders (issue 16): forward ms per image at batch 1, 8 and 64 for the demo
 // model's preset encoder and the shipped wide one (and, without --quick, the preset for a 256x256
-// RGB generator), and one training step of the demo's encoder at batch 8 split into its parts (generator synthesis,
-// encoder forward + backward, the generator's backward to the codes), which says where a CPU
-// training run spends its time.
+// RGB generator), and one training step of the demo's encoder at batch 8 split into its parts
+// (generator synthesis, encoder forward + backward, the generator's backward to the codes), which
+// says where a CPU training run spends its time.
 // Usage: bench_encoder [--quick] [--json OUT.json] [--model models/fmnist32.safetensors]
 #include "../bench_common.hpp"
 
