@@ -40,6 +40,13 @@ int run_encode(const Args& a) {
         } catch (const ValueError& err) {
             throw UsageError(concat("--bootstrap '", *a.get("bootstrap"), "' with --encoder '", encoder, "': ", err.what()));
         }
+        if (!e.config().bootstrap.empty() && e.config().bootstrap != encoder_fingerprint(*bootstrap))
+            std::cerr << "warning: '" << encoder << "' was trained to refine the codes of another single-pass encoder ("
+                      << e.config().bootstrap << ") than '" << *a.get("bootstrap") << "'\n";
+    } else if (!e.config().bootstrap.empty()) {
+        throw UsageError(concat("'", encoder, "' was trained to refine the codes of a single-pass encoder (ReStyle's encoder "
+                                "bootstrapping, ", e.config().bootstrap, "), not the mean code: give that encoder with "
+                                "--bootstrap E0.safetensors"));
     }
     OutputSpec spec;  // what `--resume` reads back: invert's files, a W+ code, no fixed-noise picture
     spec.resolution = gc.img_resolution;

@@ -217,8 +217,8 @@ int run_train_encoder(const Args& a) {
         throw UsageError("--width and --blocks-per-stage shape a new encoder; a resumed run keeps its checkpoint's network");
     if (a.has("init") && a.has("resume"))
         throw UsageError("--init starts a new run from an encoder's weights, --resume continues a run: give one of them");
-    if (a.has("init") && (a.has("width") || a.has("blocks-per-stage") || a.has("iterations") || a.has("e4e")))
-        throw UsageError("--init takes the network from its file: leave out --width, --blocks-per-stage, --iterations and --e4e");
+    if (a.has("init") && (a.has("width") || a.has("blocks-per-stage") || a.has("e4e")))
+        throw UsageError("--init takes the network from its file: leave out --width, --blocks-per-stage and --e4e");
     std::filesystem::path curve = out;
     curve.replace_filename(out.stem().string() + "_loss.png");
     if (a.has("loss-curve")) curve = *a.get("loss-curve");
@@ -330,6 +330,23 @@ int run_train_encoder(const Args& a) {
         check_encoder_fits(start->config(), gc.num_ws(), gc.w_dim, C, R, concat("'", *a.get("init"), "' (--init)"));
         if ((a.has("offset-weight") || a.has("progressive-every")) && !start->config().e4e)
             throw UsageError(concat("--offset-weight and --progressive-every: '", *a.get("init"), "' is not an e4e encoder"));
+        if (iterations && !start->iterative()) {
+            // ReStyle grown from a single-pass encoder: its first pass starts where the file is.
+            if (start->config().e4e)
+                throw UsageError(concat("--iterations: '", *a.get("init"), "' is an e4e encoder; ReStyle grows from a pSp one"));
+            start.emplace(PspEncoder::iterative_from(*start, *iterations));
+            std::cerr << "--iterations " << *iterations << " from a single-pass encoder: its weights, the stem's "
+                      << "reconstruction inputs zero (the first pass gives its codes)\n";
+        } else if (iterations) {
+            EncoderConfig changed = start->config();
+            changed.iterations = *iterations;  // the same network, refining another number of passes
+            PspEncoder again(changed);
+            again.params() = start->params();
+            again.set_w_avg(start->w_avg());
+            start.emplace(std::move(again));
+        }
+        // A new run: --bootstrap (checked below) names its E_0, whatever the file was refining.
+        if (a.has("bootstrap")) start->set_bootstrap("");
         config = start->config();
         if (config.e4e) config.active_offsets = config.num_ws - 1;  // the schedule (--progressive-every) sets it
     }
@@ -339,10 +356,27 @@ int run_train_encoder(const Args& a) {
         std::cerr << "weights from '" << *a.get("init") << "' (" << e.num_params() << " parameters); a new run: step 0, "
                   << "a fresh Adam, this command's options\n";
     }
+    // --bootstrap E0 (ReStyle's encoder bootstrapping): each batch's refinement starts at E0's codes.
+    std::optional<PspEncoder> bootstrap;
+    if (!a.has("bootstrap") && !e.config().bootstrap.empty())
+        throw UsageError(concat("'", *a.get(a.has("resume") ? "resume" : "init"), "' refines the codes of a bootstrapping "
+                                "encoder (", e.config().bootstrap, "): give it with --bootstrap E0.safetensors"));
+    if (a.has("bootstrap")) {
+        if (!e.iterative())
+            throw UsageError("--bootstrap starts an iterative (ReStyle) encoder's refinement: give --iterations K "
+                             "(or resume / --init an iterative encoder)");
+        bootstrap.emplace(load_encoder_for(*a.get("bootstrap"), gc.num_ws(), gc.w_dim, C, R));
+        try {
+            check_bootstrap(e, *bootstrap);
+        } catch (const ValueError& err) {
+            throw UsageError(concat("--bootstrap '", *a.get("bootstrap"), "': ", err.what()));
+        }
+    }
     const TrainRun run{out, curve, steps, every, exported};
     if (device == "cpu") {
         EncoderTrainer t(*cpu_g, e, o, real);
         if (image_loss) t.set_image_loss(loss_spec, std::move(*image_loss));
+        if (bootstrap) t.set_bootstrap(*bootstrap);
         if (a.has("resume")) {
             t.resume(*a.get("resume"));
             std::cerr << "resumed '" << *a.get("resume") << "' at step " << t.steps_done() << " (its options apply)\n";
@@ -350,7 +384,7 @@ int run_train_encoder(const Args& a) {
         return train_loop(t, e, run, [&] { return e; });
     }
 #if GANINV_CLI_HAS_CUDNN
-    CudaEncoderTraining t(model, e, o, std::move(real), cuda_options);
+    CudaEncoderTraining t(model, e, o, std::move(real), cuda_options, bootstrap ? &*bootstrap : nullptr);
     std::cerr << "device: cuda, " << t.device_name() << "\n";
     if (a.has("resume")) {
         t.resume(*a.get("resume"));
@@ -367,7 +401,8 @@ const bool train_encoder_registered = register_command(Command{
     "Train a pSp-style encoder for a generator on the CPU or the GPU (generated samples, optionally real images).",
     "--model M.safetensors --out E.safetensors [--steps N] [--batch B] [--seed S] [--lr LR]\n"
     "       [--real-dir D | --real-idx F [--real-count N]] [--ratio R] [--code-weight W] [--pixel-weight W]\n"
-    "       [--resume E.safetensors | --init E.safetensors] [--iterations K] [--e4e [--offset-weight W] [--progressive-every N]]\n"
+    "       [--resume E.safetensors | --init E.safetensors] [--iterations K [--bootstrap E0.safetensors]]\n"
+    "       [--e4e [--offset-weight W] [--progressive-every N]]\n"
     "       [--width K] [--blocks-per-stage N] [--lr-decay-steps T [--lr-decay-start S]]\n"
     "       [--loss SPEC [--vgg-weights F] [--lpips-weights F] [--identity-weights F]] [--latent-adversarial W]\n"
     "       [--image-adversarial W] [--discriminator-lr LR] [--r1 GAMMA] [--checkpoint-every N] [--loss-curve F.png]\n"
@@ -395,6 +430,8 @@ const bool train_encoder_registered = register_command(Command{
         {"identity-weights", "F", "face-recognition ResNet (safetensors, tools/README_face_api.md) for the identity term"},
         {"iterations", "K", "train an iterative (ReStyle) encoder: it reads [image, G(w)] and refines w from the mean "
                             "code, K passes per batch with a loss and an Adam step each (default: single-pass)"},
+        {"bootstrap", "E0.safetensors", "ReStyle's encoder bootstrapping in training: each batch's refinement starts at the codes "
+                                        "of this frozen single-pass encoder instead of the mean code (then encode with the same --bootstrap)"},
         {"latent-adversarial", "W", "weight of a latent discriminator's adversarial term: a small MLP trained alongside "
                                     "tells the codes from the mapping network's w, pulling them onto W (e4e used 0.1)"},
         {"image-adversarial", "W", "weight of an image discriminator's adversarial term on the reconstructions "
@@ -409,7 +446,7 @@ const bool train_encoder_registered = register_command(Command{
         {"width", "K", "a K times wider encoder than the generator's preset (stem, stages, pyramid, heads; default 1)"},
         {"blocks-per-stage", "N", "residual blocks in each stage (default: the preset's; 1 for small generators)"},
         {"resume", "E.safetensors", "continue a checkpoint written by train-encoder (its options apply)"},
-        {"init", "E.safetensors", "start a new run from a trained encoder's network and weights (an exported file or a checkpoint): fine-tune it on other images, with other options or a decaying rate (step 0, a fresh Adam)"},
+        {"init", "E.safetensors", "start a new run from a trained encoder's network and weights (an exported file or a checkpoint): fine-tune it on other images, with other options or a decaying rate (step 0, a fresh Adam); with --iterations K a single-pass file grows into a ReStyle encoder whose first pass gives its codes"},
         {"loss-curve", "F.png", "loss curve of the whole run, resumed steps included (default: beside --out, E_loss.png)"},
         {"checkpoint-every", "N", "also write --out every N steps (default 0: only at the end)"},
         {"export", "F.safetensors", "at the end also write the encoder alone, without the optimizer state (a fifth "

@@ -33,19 +33,25 @@ struct CudaEncoderTraining::Impl {
     Cuda backend;
     StyleGAN2<Cuda> generator;
     PspEncoderCuda encoder;
+    std::optional<PspEncoderCuda> bootstrap;  // before the trainer, which keeps a pointer to it
     EncoderTrainerCuda trainer;
 
     Impl(const std::filesystem::path& model, const PspEncoder& initial, const EncoderTrainerOptions& o, Tensor<float> real,
-         const cuda::CudaOptions& options)
+         const cuda::CudaOptions& options, const PspEncoder* boot)
         : backend(stream, options),
           generator(StyleGAN2<Cuda>::load(model, backend)),
           encoder(initial, backend),
-          trainer(generator, encoder, o, std::move(real)) {}
+          trainer(generator, encoder, o, std::move(real)) {
+        if (!boot) return;
+        bootstrap.emplace(*boot, backend);
+        trainer.set_bootstrap(*bootstrap, encoder_fingerprint(*boot));
+    }
 };
 
 CudaEncoderTraining::CudaEncoderTraining(const std::filesystem::path& model, const PspEncoder& initial,
-                                         const EncoderTrainerOptions& o, Tensor<float> real, const cuda::CudaOptions& options)
-    : impl_(std::make_unique<Impl>(model, initial, o, std::move(real), options)) {}
+                                         const EncoderTrainerOptions& o, Tensor<float> real, const cuda::CudaOptions& options,
+                                         const PspEncoder* bootstrap)
+    : impl_(std::make_unique<Impl>(model, initial, o, std::move(real), options, bootstrap)) {}
 CudaEncoderTraining::~CudaEncoderTraining() = default;
 
 std::string CudaEncoderTraining::device_name() const { return describe_cuda_device(impl_->backend); }

@@ -27,8 +27,10 @@ public:
     /// Loads the generator onto the GPU and uploads `initial` (the encoder's starting weights).
     /// Throws CudaError when no CUDA device is usable, ValueError for an option the GPU
     /// trainer lacks, IoError/FormatError for a bad model file.
+    /// With `bootstrap` (a single-pass encoder, copied to the GPU) every batch's refinement starts
+    /// at its codes (EncoderTrainerCuda::set_bootstrap).
     CudaEncoderTraining(const std::filesystem::path& model, const PspEncoder& initial, const EncoderTrainerOptions& o,
-                        Tensor<float> real, const cuda::CudaOptions& options);
+                        Tensor<float> real, const cuda::CudaOptions& options, const PspEncoder* bootstrap = nullptr);
     ~CudaEncoderTraining();
     CudaEncoderTraining(const CudaEncoderTraining&) = delete;
     CudaEncoderTraining& operator=(const CudaEncoderTraining&) = delete;

@@ -80,7 +80,12 @@ inline std::optional<EncoderInit> encoder_init_option(const Args& a, const std::
     if (init.rfind("encoder:", 0) != 0) return std::nullopt;
     if (space != "wplus" && space != "w")
         throw UsageError("--init encoder: gives W+ codes; use --space wplus (or w: the layers' mean), not " + space);
-    return EncoderInit{load_encoder_for_model(init.substr(8), model), model, {}};
+    PspEncoder e = load_encoder_for_model(init.substr(8), model);
+    if (!e.config().bootstrap.empty())
+        throw UsageError(concat("--init ", init, ": the encoder refines the codes of a bootstrapping encoder (", e.config().bootstrap,
+                                "), which invert cannot run; write its codes with `ganinv encode --bootstrap E0` and "
+                                "give them to --init"));
+    return EncoderInit{std::move(e), model, {}};
 }
 
 /// `invert --domain-regularization L`: L (finite, >= 0), or nullopt without the flag. Refused with

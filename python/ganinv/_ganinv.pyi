@@ -86,10 +86,14 @@ class Encoder:
     @property
     def path(self) -> str: ...
 
-    def encode(self, g: Generator, images: Annotated[NDArray, dict(writable=False)], iterations: int | None = None) -> EncodeResult:
+    def encode(self, g: Generator, images: Annotated[NDArray, dict(writable=False)], iterations: int | None = None, bootstrap: Encoder | None = None) -> EncodeResult:
         """
-        Codes of images (float32 [N, C, R, R] in [-1, 1], or uint8 [N, R, R, C]) for the generator g it was trained for: one pass, or `iterations` refinement passes of an iterative encoder (default: the number it was trained with).
+        Codes of images (float32 [N, C, R, R] in [-1, 1], or uint8 [N, R, R, C]) for the generator g it was trained for: one pass, or `iterations` refinement passes of an iterative encoder (default: the number it was trained with); `bootstrap` (a single-pass Encoder) starts the refinement at its codes instead of the mean code (ReStyle's encoder bootstrapping; required for an encoder trained with `train-encoder --bootstrap`).
         """
+
+    @property
+    def bootstrap(self) -> str:
+        """fingerprint of the single-pass encoder it was trained to refine ('' : the mean code)"""
 
 class Generator:
     """A StyleGAN2 generator (mapping + synthesis) on the CPU or a GPU."""

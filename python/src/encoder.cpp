@@ -12,6 +12,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <chrono>
+#include <mutex>
 #include <optional>
 
 namespace ganinv::python {
@@ -39,12 +40,15 @@ Encoder* load_encoder_binding(const std::string& path) {
     return new Encoder{std::move(e), path, {}};
 }
 
-EncodeOutput encode(Encoder& e, Generator& g, const AnyArray& images, std::optional<Index> iterations) {
-    // Checked before any work, as `ganinv encode` does: the generator, the iterations, the images.
+EncodeOutput encode(Encoder& e, Generator& g, const AnyArray& images, std::optional<Index> iterations, Encoder* bootstrap) {
+    // Checked before any work, as `ganinv encode` does: the generator, the iterations, the
+    // bootstrapping encoder (never `e` itself: one of the two is iterative), the images.
     check_encoder_fits(e.model.config(), g.model.num_ws(), g.model.w_dim(), g.model.img_channels(), g.model.resolution(),
                        "'" + e.path + "'");
     const Index K = iterations.value_or(e.model.config().iterations);
     check_refinement_iterations(e.model, K);
+    check_refinement_start(e.model, bootstrap != nullptr);
+    if (bootstrap) check_bootstrap(e.model, bootstrap->model);
     const Tensor<float> targets = targets_from_array(images, g.model);
     RefineState s;
     std::vector<std::vector<metrics::Comparison>> scores;  // per iteration, per image
@@ -52,9 +56,12 @@ EncodeOutput encode(Encoder& e, Generator& g, const AnyArray& images, std::optio
     {
         nb::gil_scoped_release unlocked;
         const std::scoped_lock lock(e.busy, g.busy);
-        s = encode_images(g.model, e.model, targets, K, [&](Index, const RefineState& it) {
-            scores.push_back(metrics::compare_reconstruction(it.reconstruction, targets));
-        });
+        std::unique_lock<std::mutex> boot_lock;
+        if (bootstrap) boot_lock = std::unique_lock<std::mutex>(bootstrap->busy);
+        s = encode_images(
+            g.model, e.model, targets, K,
+            [&](Index, const RefineState& it) { scores.push_back(metrics::compare_reconstruction(it.reconstruction, targets)); },
+            bootstrap ? &bootstrap->model : nullptr);
     }
     EncodeOutput out;
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -105,9 +112,14 @@ void bind_encoder(nb::module_& m) {
                      "refinement passes it was trained with (1 for a single-pass encoder)")
         .def_prop_ro("path", [](const Encoder& e) { return e.path; })
         .def("encode", &encode, nb::arg("g"), nb::arg("images"), nb::arg("iterations") = nb::none(),
+             nb::arg("bootstrap") = nb::none(),
              "Codes of images (float32 [N, C, R, R] in [-1, 1], or uint8 [N, R, R, C]) for the "
              "generator g it was trained for: one pass, or `iterations` refinement passes of an iterative "
-             "encoder (default: the number it was trained with).")
+             "encoder (default: the number it was trained with); `bootstrap` (a single-pass Encoder) starts "
+             "the refinement at its codes instead of the mean code (ReStyle's encoder bootstrapping; "
+             "required for an encoder trained with `train-encoder --bootstrap`).")
+        .def_prop_ro("bootstrap", [](const Encoder& e) { return e.model.config().bootstrap; },
+                     "fingerprint of the single-pass encoder it was trained to refine ('' : the mean code)")
         .def("__repr__", [](const Encoder& e) {
             return concat("ganinv.Encoder('", e.path, "', architecture='", e.model.config().e4e ? "e4e" : "psp",
                           "', iterations=", e.model.config().iterations, ", num_ws=", e.model.num_ws(), ", w_dim=",

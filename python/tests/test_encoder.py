@@ -59,6 +59,30 @@ def test_hybrid_inversion_starts_from_the_encoder(encoder, generator, images):
     assert np.mean(hybrid.psnr) > np.mean(plain.psnr)
 
 
+RESTYLE = SOURCE_DIR / "models" / "fmnist32_restyle_encoder.safetensors"
+
+
+def test_shipped_restyle_encoder_refines_the_shipped_encoders_codes(encoder, generator, images, cli, tmp_path):
+    restyle = ganinv.Encoder.load(str(RESTYLE))
+    assert restyle.iterative and restyle.iterations == 3 and restyle.bootstrap.startswith("fnv1a64:")
+    assert encoder.bootstrap == ""
+    res = restyle.encode(generator, images, iterations=2, bootstrap=encoder)
+    assert res.psnr_per_iteration.shape == (2, 8)
+    # Its passes improve on the bootstrapping encoder's one pass.
+    assert np.mean(res.psnr_per_iteration[0]) > np.mean(encoder.encode(generator, images).psnr)
+    # The same codes as the tool's.
+    cli("encode", "--model", MODEL, "--encoder", RESTYLE, "--bootstrap", ENCODER, "--iterations", "2", "--image",
+        IMAGES[0], "--out", tmp_path)
+    codes = ganinv.load_tensors(str(tmp_path / (IMAGES[0].stem + ".safetensors")))["ws"]
+    # (one image there, eight here: the same float sums in another order, through two passes)
+    np.testing.assert_allclose(codes[0], res.ws[0], rtol=1e-5, atol=1e-4)
+    # Trained to refine the shipped encoder's codes, it refuses to start from the mean code.
+    with pytest.raises(ganinv.ValueError, match="trained to refine the codes of a single-pass encoder"):
+        restyle.encode(generator, images)
+    with pytest.raises(ganinv.ValueError, match="the bootstrapping encoder must be single-pass"):
+        restyle.encode(generator, images, bootstrap=restyle)
+
+
 def test_refusals(encoder, generator, images):
     with pytest.raises(ganinv.ValueError, match="the encoder is not iterative"):
         encoder.encode(generator, images, iterations=2)

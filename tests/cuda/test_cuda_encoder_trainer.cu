@@ -1,7 +1,7 @@
 // EncoderTrainerCuda (invert/encoder_trainer_cuda.cuh, issue 16) against EncoderTrainer on the
 // CPU, from the same generator weights, encoder weights and seed: single-pass pSp (with real
-// images in the batches), iterative ReStyle (2 iterations) and e4e (progressive offsets, offset
-// penalty) over 20 steps; checkpoints crossing between the two trainers; the options the GPU
+// images in the batches), iterative ReStyle (2 iterations, from the mean code and from a
+// bootstrapping encoder's codes) and e4e (progressive offsets, offset penalty) over 20 steps; checkpoints crossing between the two trainers; the options the GPU
 // trainer refuses; and what crosses to the host per step (the pool's traffic counters).
 //
 // Bounds. Both trainers draw the same batches (encoder_training.hpp), so step 1 sees the same
@@ -121,15 +121,26 @@ std::filesystem::path scratch(const std::string& name) {
 TEST_CASE("GPU encoder training follows the CPU trainer step for step", "[cuda][encoder][train]") {
     Setup s;
     const Tensor<float> real = real_images(s.cpu_g, 5);
-    for (const int variant : {0, 1, 2}) {
-        const char* name = variant == 0 ? "pSp with real images" : variant == 1 ? "ReStyle, 2 iterations" : "e4e, progressive";
-        INFO(name);
-        const PspEncoder start(tiny_encoder(s.cpu_g.config(), variant), 1);
+    // ReStyle's encoder bootstrapping (variant 3): both start every batch at this encoder's codes.
+    const PspEncoder bootstrap(tiny_encoder(s.cpu_g.config(), 0), 11);
+    const PspEncoderCuda gpu_bootstrap(bootstrap, s.backend);
+    for (const int variant : {0, 1, 2, 3}) {
+        const char* names[] = {"pSp with real images", "ReStyle, 2 iterations", "e4e, progressive",
+                               "ReStyle from a bootstrapping encoder"};
+        INFO(names[variant]);
+        const int network = variant == 3 ? 1 : variant;
+        const PspEncoder start(tiny_encoder(s.cpu_g.config(), network), 1);
         PspEncoder cpu_e = start;
         PspEncoderCuda gpu_e(start, s.backend);
-        const EncoderTrainerOptions o = small_lr_options(variant);
+        const EncoderTrainerOptions o = small_lr_options(network);
         EncoderTrainer cpu_t(s.cpu_g, cpu_e, o, variant == 0 ? real : Tensor<float>{});
         EncoderTrainerCuda gpu_t(s.gpu_g, gpu_e, o, variant == 0 ? real : Tensor<float>{});
+        if (variant == 3) {
+            cpu_t.set_bootstrap(bootstrap);
+            gpu_t.set_bootstrap(gpu_bootstrap, encoder_fingerprint(bootstrap));
+            REQUIRE(gpu_e.config().bootstrap == cpu_e.config().bootstrap);
+            REQUIRE_FALSE(gpu_e.config().bootstrap.empty());
+        }
         for (int step = 0; step < 20; ++step) {
             const EncoderStepStats c = cpu_t.step(), g = gpu_t.step();
             INFO("step " << step + 1 << ": loss CPU " << c.loss << " GPU " << g.loss << ", code " << c.code_loss << " / "

@@ -123,6 +123,47 @@ TEST_CASE("pSp encoder: codes are w_avg plus the heads' offsets and do not depen
     REQUIRE_THROWS_AS(e.forward(x, nullptr, &bad_base), ShapeError);
 }
 
+TEST_CASE("ReStyle grown from a single-pass encoder: its first pass gives the single-pass codes", "[encoder]") {
+    for (Index channels : {1, 3}) {
+        INFO("image channels " << channels);
+        PspEncoder single(tiny_config(channels), 5);
+        Tensor<float> shift({5}, 0.5f);
+        single.set_w_avg(shift);
+        const PspEncoder grown = PspEncoder::iterative_from(single, 4);
+        REQUIRE(grown.iterative());
+        REQUIRE(grown.config().iterations == 4);
+        REQUIRE(grown.in_channels() == 2 * channels);
+        REQUIRE(grown.num_params() == single.num_params() + 4 * channels * 9);  // the stem's new inputs
+        Rng rng(3);
+        Tensor<float> x({2, channels, 8, 8}), recon({2, channels, 8, 8});
+        rng.fill_normal(x.values());
+        rng.fill_normal(recon.values());
+        Tensor<float> both({2, 2 * channels, 8, 8});
+        for (Index n = 0; n < 2; ++n) {  // per image the target's channels, then the reconstruction's
+            std::copy(x.data() + n * channels * 64, x.data() + (n + 1) * channels * 64, both.data() + n * 2 * channels * 64);
+            std::copy(recon.data() + n * channels * 64, recon.data() + (n + 1) * channels * 64,
+                      both.data() + (n * 2 + 1) * channels * 64);
+        }
+        // From the mean code (base null: w_avg) the reconstruction's zero taps leave the codes as
+        // they were (up to the stem GEMM's longer sum).
+        const Tensor<float> want = single.forward(x), got = grown.forward(both);
+        for (Index j = 0; j < want.numel(); ++j) REQUIRE(got[j] == Approx(want[j]).margin(1e-5));
+        // The reconstruction is read once training moves those taps: it changes the codes.
+        PspEncoder moved = grown;
+        const EncoderParamSpec& stem = moved.param_specs()[0];
+        REQUIRE(stem.name == "stem.conv.weight");
+        moved.params()[stem.offset + channels * 9] = 1.0f;  // output 0, first reconstruction tap
+        const Tensor<float> changed = moved.forward(both);
+        double diff = 0;
+        for (Index j = 0; j < want.numel(); ++j) diff += std::abs(changed[j] - want[j]);
+        REQUIRE(diff > 1e-4);
+    }
+    PspEncoder iterative(tiny_config(1, true), 1);
+    REQUIRE_THROWS_WITH(PspEncoder::iterative_from(iterative, 2), Catch::Matchers::Contains("iterative already"));
+    REQUIRE_THROWS_WITH(PspEncoder::iterative_from(PspEncoder(tiny_config(1)), 0),
+                        Catch::Matchers::Contains("iterations must be >= 1"));
+}
+
 TEST_CASE("e4e encoder: one w on every layer plus the enabled offsets", "[encoder][e4e]") {
     Rng rng(4);
     Tensor<float> x({2, 1, 8, 8});

@@ -313,6 +313,69 @@ TEST_CASE("ReStyle encoder bootstrapping: the refinement starts from a single-pa
     REQUIRE_THROWS_WITH(encode_images(g, refiner, img, 2, {}, &wrong), Catch::Matchers::Contains("for different generators"));
 }
 
+TEST_CASE("ReStyle training with a bootstrapping encoder: each batch starts at E_0's codes, E_0 recorded and required",
+          "[encoder][train][restyle][bootstrap]") {
+    StyleGAN2<Cpu>& g = demo_generator();
+    const auto dir = test::temp_dir("encoder_bootstrap_training");
+    const PspEncoder first(tiny_encoder(g), 4), other_first(tiny_encoder(g), 5);
+    // The real set is one image twice, so every batch is known: [x, x].
+    Tensor<float> z({1, g.z_dim()});
+    Rng(17).fill_normal(z.values());
+    const Tensor<float> one = g.synthesis(g.mapping(z));
+    Tensor<float> real({2, 1, 32, 32});
+    std::copy(one.data(), one.data() + one.numel(), real.data());
+    std::copy(one.data(), one.data() + one.numel(), real.data() + one.numel());
+    EncoderTrainerOptions o = options();
+    o.real_ratio = 1.0;
+    PspEncoder straight(tiny_iterative(g, 2), 3), a(tiny_iterative(g, 2), 3);
+    EncoderTrainer ts(g, straight, o, real), ta(g, a, o, real);
+    ts.set_bootstrap(first);
+    ta.set_bootstrap(first);
+    REQUIRE(a.config().bootstrap == encoder_fingerprint(first));
+    REQUIRE(encoder_fingerprint(first) != encoder_fingerprint(other_first));
+    // The first pass's loss is that of w_1 = E_0(x) + E([x, G(E_0(x))]) with the weights before the step.
+    const PspEncoder before = a;
+    const Tensor<float> w0 = first.forward(real);
+    const Tensor<float> w1 = before.forward(refinement_input(real, g.synthesis(w0, NoiseInput<Cpu>{})), nullptr, &w0);
+    const Tensor<float> y1 = g.synthesis(w1, NoiseInput<Cpu>{});
+    double mse = 0;
+    for (Index i = 0; i < real.numel(); ++i) mse += (static_cast<double>(y1[i]) - real[i]) * (static_cast<double>(y1[i]) - real[i]);
+    mse /= static_cast<double>(real.numel());
+    const EncoderStepStats st = ta.step();
+    REQUIRE(st.real == 2);
+    CHECK(st.iteration_pixel_loss[0] == Approx(mse).epsilon(1e-9));
+    ts.step();
+    // The mean-code start gives another first pass.
+    PspEncoder plain(tiny_iterative(g, 2), 3);
+    EncoderTrainer tp(g, plain, o, real);
+    CHECK(tp.step().iteration_pixel_loss[0] != Approx(st.iteration_pixel_loss[0]).epsilon(1e-6));
+    // The checkpoint records E_0: resumed only with the same one, to the same next step.
+    ta.save_checkpoint(dir / "ckpt.safetensors");
+    CHECK(load_encoder(dir / "ckpt.safetensors").config().bootstrap == encoder_fingerprint(first));
+    PspEncoder resumed(load_encoder(dir / "ckpt.safetensors").config(), 99);
+    {
+        PspEncoder lost(resumed.config(), 99);
+        EncoderTrainer t(g, lost, o, real);
+        t.resume(dir / "ckpt.safetensors");
+        REQUIRE_THROWS_WITH(t.step(), Catch::Matchers::Contains("trained to refine the codes of a single-pass encoder"));
+        PspEncoder wrong(resumed.config(), 99);
+        EncoderTrainer tw(g, wrong, o, real);
+        REQUIRE_THROWS_WITH(tw.set_bootstrap(other_first), Catch::Matchers::Contains("another bootstrapping encoder"));
+    }
+    EncoderTrainer tr(g, resumed, o, real);
+    tr.set_bootstrap(first);
+    tr.resume(dir / "ckpt.safetensors");
+    REQUIRE(tr.step().iteration_pixel_loss == ts.step().iteration_pixel_loss);
+    REQUIRE(std::equal(resumed.params().values().begin(), resumed.params().values().end(), straight.params().values().begin()));
+    // Encoding with it needs E_0 as well.
+    REQUIRE_THROWS_WITH(encode_images(g, straight, one, 2), Catch::Matchers::Contains("give that encoder as the bootstrap"));
+    CHECK(encode_images(g, straight, one, 2, {}, &first).codes.numel() == g.num_ws() * g.w_dim());
+    // A single-pass encoder cannot be trained bootstrapped.
+    PspEncoder single(tiny_encoder(g), 1);
+    EncoderTrainer t1(g, single, o, real);
+    REQUIRE_THROWS_WITH(t1.set_bootstrap(first), Catch::Matchers::Contains("this encoder is single-pass"));
+}
+
 namespace {
 
 EncoderConfig tiny_e4e(const StyleGAN2<Cpu>& g) {

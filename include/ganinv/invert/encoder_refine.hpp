@@ -14,7 +14,9 @@
 #include "ganinv/models/stylegan2.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
+#include <string>
 
 namespace ganinv {
 
@@ -37,6 +39,14 @@ inline RefineState refinement_start(StyleGAN2<Cpu>& g, const PspEncoder& e, Inde
     return s;
 }
 
+/// ReStyle's encoder bootstrapping: w_0 = bootstrap(x) from a single-pass encoder, and its image.
+inline RefineState bootstrap_start(StyleGAN2<Cpu>& g, const PspEncoder& bootstrap, const Tensor<float>& images) {
+    RefineState s;
+    s.codes = bootstrap.forward(images);
+    s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});
+    return s;
+}
+
 /// The iterative encoder's input: per image the target's channels, then the reconstruction's.
 inline Tensor<float> refinement_input(const Tensor<float>& images, const Tensor<float>& reconstruction) {
     expect_shape(reconstruction, images.shape(), "refinement input: reconstruction");
@@ -56,6 +66,34 @@ void check_refinement_iterations(const Encoder& e, Index iterations) {
     GANINV_CHECK(iterations >= 1, ValueError, "encoder iterations must be >= 1, got ", iterations);
     GANINV_CHECK(e.iterative() || iterations == 1, ValueError, "the encoder is not iterative (it was trained for a single "
                  "pass, without --iterations), so it cannot refine its codes: ", iterations, " iterations asked for");
+}
+
+/// A single-pass encoder's identity for EncoderConfig::bootstrap: FNV-1a (64 bits) of its
+/// weights' and mean code's bytes, as "fnv1a64:<16 hex digits>".
+inline std::string encoder_fingerprint(const PspEncoder& e) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    const auto mix = [&h](const Tensor<float>& t) {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(t.data());
+        for (std::size_t i = 0; i < sizeof(float) * static_cast<std::size_t>(t.numel()); ++i) {
+            h ^= bytes[i];
+            h *= 0x100000001b3ULL;
+        }
+    };
+    mix(e.params());
+    mix(e.w_avg());
+    static const char* digits = "0123456789abcdef";
+    std::string out = "fnv1a64:";
+    for (int shift = 60; shift >= 0; shift -= 4) out += digits[(h >> shift) & 0xF];
+    return out;
+}
+
+/// Throws a ValueError when `e` was trained to refine a bootstrapping encoder's codes
+/// (EncoderConfig::bootstrap) and none is given: from the mean code its passes are meaningless.
+template <class Encoder>
+void check_refinement_start(const Encoder& e, bool has_bootstrap) {
+    GANINV_CHECK(has_bootstrap || e.config().bootstrap.empty(), ValueError,
+                 "the encoder was trained to refine the codes of a single-pass encoder (ReStyle's encoder bootstrapping, ",
+                 e.config().bootstrap, "), not the mean code: give that encoder as the bootstrap (encode --bootstrap E0)");
 }
 
 /// Throws a ValueError unless `bootstrap` can start `e`'s refinement: `e` iterative, `bootstrap`
@@ -83,6 +121,7 @@ inline RefineState encode_images(StyleGAN2<Cpu>& g, const PspEncoder& e, const T
                                  const std::function<void(Index, const RefineState&)>& on_iteration = {},
                                  const PspEncoder* bootstrap = nullptr) {
     check_refinement_iterations(e, iterations);
+    check_refinement_start(e, bootstrap != nullptr);
     if (bootstrap) check_bootstrap(e, *bootstrap);
     RefineState s;
     if (!e.iterative()) {
@@ -91,12 +130,7 @@ inline RefineState encode_images(StyleGAN2<Cpu>& g, const PspEncoder& e, const T
         if (on_iteration) on_iteration(1, s);
         return s;
     }
-    if (bootstrap) {
-        s.codes = bootstrap->forward(images);
-        s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});
-    } else {
-        s = refinement_start(g, e, images.dim(0));
-    }
+    s = bootstrap ? bootstrap_start(g, *bootstrap, images) : refinement_start(g, e, images.dim(0));
     for (Index t = 1; t <= iterations; ++t) {
         s.codes = e.forward(refinement_input(images, s.reconstruction), nullptr, &s.codes);
         s.reconstruction = g.synthesis(s.codes, NoiseInput<Cpu>{});

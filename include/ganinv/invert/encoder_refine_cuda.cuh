@@ -33,6 +33,14 @@ inline RefineStateCuda refinement_start(StyleGAN2<Cuda>& g, const PspEncoderCuda
     return s;
 }
 
+/// ReStyle's encoder bootstrapping: w_0 = bootstrap(x) from a single-pass encoder, and its image.
+inline RefineStateCuda bootstrap_start(StyleGAN2<Cuda>& g, const PspEncoderCuda& bootstrap, const cuda::DeviceTensor& images) {
+    RefineStateCuda s;
+    s.codes = bootstrap.forward(images);
+    s.reconstruction = g.synthesis(s.codes, NoiseInput<Cuda>{});
+    return s;
+}
+
 /// The iterative encoder's input [N, 2C, R, R]: per image the target's channels, then the
 /// reconstruction's (two strided copies on the backend's stream).
 inline cuda::DeviceTensor refinement_input(const Cuda& b, const cuda::DeviceTensor& images,
@@ -58,6 +66,7 @@ inline RefineStateCuda encode_images(StyleGAN2<Cuda>& g, const PspEncoderCuda& e
                                      const std::function<void(Index, const RefineStateCuda&)>& on_iteration = {},
                                      const PspEncoderCuda* bootstrap = nullptr) {
     check_refinement_iterations(e, iterations);
+    check_refinement_start(e, bootstrap != nullptr);
     if (bootstrap) check_bootstrap(e, *bootstrap);
     RefineStateCuda s;
     if (!e.iterative()) {
@@ -66,12 +75,7 @@ inline RefineStateCuda encode_images(StyleGAN2<Cuda>& g, const PspEncoderCuda& e
         if (on_iteration) on_iteration(1, s);
         return s;
     }
-    if (bootstrap) {
-        s.codes = bootstrap->forward(images);
-        s.reconstruction = g.synthesis(s.codes, NoiseInput<Cuda>{});
-    } else {
-        s = refinement_start(g, e, images.dim(0));
-    }
+    s = bootstrap ? bootstrap_start(g, *bootstrap, images) : refinement_start(g, e, images.dim(0));
     for (Index t = 1; t <= iterations; ++t) {
         s.codes = e.forward(refinement_input(g.backend(), images, s.reconstruction), nullptr, &s.codes);
         s.reconstruction = g.synthesis(s.codes, NoiseInput<Cuda>{});

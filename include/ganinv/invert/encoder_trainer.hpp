@@ -83,7 +83,10 @@ public:
         if (e_.config().e4e) e_.set_active_offsets(active_offsets_at(step_));
         st.active_offsets = e_.config().active_offsets;
         RefineState s;
-        if (e_.iterative()) s = refinement_start(g_, e_, B);
+        if (e_.iterative()) {
+            check_refinement_start(e_, bootstrap_ != nullptr);
+            s = bootstrap_ ? bootstrap_start(g_, *bootstrap_, x) : refinement_start(g_, e_, B);
+        }
         for (Index t = 0; t < K; ++t) {
             PspEncoder::Cache cache;
             const Tensor<float> codes = e_.iterative() ? e_.forward(refinement_input(x, s.reconstruction), &cache, &s.codes)
@@ -169,6 +172,21 @@ public:
         loss_ = std::move(loss);
     }
 
+    /// ReStyle's encoder bootstrapping in training: every batch's refinement starts at the codes
+    /// of `bootstrap` (a frozen single-pass encoder of the same generator, kept by the caller)
+    /// instead of the mean code, so the iterative encoder learns to refine what it will be given
+    /// at `encode --bootstrap`. Call before the first step and before resume().
+    /// The encoder records E_0's fingerprint (EncoderConfig::bootstrap); one that already records
+    /// another E_0 (a checkpoint being resumed) is refused.
+    void set_bootstrap(const PspEncoder& bootstrap) {
+        check_bootstrap(e_, bootstrap);
+        GANINV_CHECK(step_ == 0, ValueError, "encoder training: the bootstrapping encoder is set before the first step");
+        const std::string fingerprint = encoder_fingerprint(bootstrap);
+        check_same_bootstrap(e_.config(), fingerprint);
+        bootstrap_ = &bootstrap;
+        e_.set_bootstrap(fingerprint);
+    }
+
     /// e4e's progressive schedule: the offsets in use at a step (all of them without one).
     Index active_offsets_at(Index step) const { return encoder_active_offsets_at(o_, e_.num_ws(), step); }
 
@@ -237,6 +255,7 @@ private:
     std::optional<WeightedLossSum<Cpu>> loss_;
     std::optional<LatentAdversary> latent_adv_;
     std::optional<ImageAdversary> image_adv_;
+    const PspEncoder* bootstrap_ = nullptr;  // ReStyle's w_0 = E_0(x) (set_bootstrap), else the mean code
     Index step_ = 0;
     std::vector<std::vector<double>> history_;
 };

@@ -78,6 +78,18 @@ public:
     Index history_first_step() const { return step_ - static_cast<Index>(history_.size()); }
     /// Adam steps taken (steps x iterations; the checkpoint's trainer_adam_t).
     Index adam_steps() const { return adam_t_; }
+    /// As EncoderTrainer::set_bootstrap: the refinement of every batch starts at `bootstrap`'s
+    /// codes (a frozen single-pass encoder on this backend, kept by the caller); `fingerprint` is
+    /// encoder_fingerprint of its host copy, recorded in the encoder's config.
+    void set_bootstrap(const PspEncoderCuda& bootstrap, std::string fingerprint) {
+        check_bootstrap(e_, bootstrap);
+        GANINV_CHECK(step_ == 0, ValueError, "encoder training: the bootstrapping encoder is set before the first step");
+        GANINV_CHECK(&bootstrap.backend().pool() == &g_.backend().pool(), ValueError,
+                     "encoder training on the GPU: the bootstrapping encoder must share the generator's backend");
+        check_same_bootstrap(e_.config(), fingerprint);
+        bootstrap_ = &bootstrap;
+        e_.set_bootstrap(std::move(fingerprint));
+    }
     /// e4e's progressive schedule (encoder_active_offsets_at).
     Index active_offsets_at(Index step) const { return encoder_active_offsets_at(o_, e_.num_ws(), step); }
 
@@ -111,7 +123,10 @@ public:
         if (e4e) e_.set_active_offsets(active_offsets_at(step_));
         st.active_offsets = e_.config().active_offsets;
         RefineStateCuda s;
-        if (e_.iterative()) s = refinement_start(g_, e_, B);
+        if (e_.iterative()) {
+            check_refinement_start(e_, bootstrap_ != nullptr);
+            s = bootstrap_ ? bootstrap_start(g_, *bootstrap_, x) : refinement_start(g_, e_, B);
+        }
         b.fill(values_, 0.0f);  // [code, pixel] per iteration, doubles (all-zero bits: 0.0)
         double* values = detail::as_doubles(values_);
         double* partials = detail::as_doubles(partials_);
@@ -261,6 +276,7 @@ private:
     Buffer m_, v_, grad_;             ///< Adam's moments and the encoder's gradient, [1, P]
     Buffer adam_step_, lr_, running_;  ///< the adam_segments step state
     Buffer values_, partials_;        ///< the step's loss values and the reductions' scratch (doubles)
+    const PspEncoderCuda* bootstrap_ = nullptr;  ///< ReStyle's w_0 = E_0(x) (set_bootstrap), else the mean code
     Index adam_t_ = 0;
     Index step_ = 0;
     std::vector<std::vector<double>> history_;

@@ -285,6 +285,14 @@ inline EncoderCheckpoint read_encoder_checkpoint(const std::filesystem::path& pa
     return c;
 }
 
+/// Refuses to train an encoder that records another bootstrapping encoder than `fingerprint`
+/// (a resumed checkpoint of a run bootstrapped from a different E_0).
+inline void check_same_bootstrap(const EncoderConfig& c, const std::string& fingerprint) {
+    GANINV_CHECK(c.bootstrap.empty() || c.bootstrap == fingerprint, ValueError, "encoder training: the encoder was trained to "
+                 "refine the codes of another bootstrapping encoder (", c.bootstrap, "; this one is ", fingerprint,
+                 "): give the same --bootstrap file");
+}
+
 /// Refuses a checkpoint this run cannot continue: another reconstruction term (`image_loss`:
 /// the run's spec, empty for the pixel MSE), or real images in its batches when the run has none.
 inline void check_checkpoint_resumable(const EncoderCheckpoint& c, const std::filesystem::path& path,

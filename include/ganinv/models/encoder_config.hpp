@@ -28,6 +28,10 @@ struct EncoderConfig {
     /// Refinement steps the encoder was trained with: what `encode` and `invert --init encoder:`
     /// run unless told otherwise (always 1 for a non-iterative encoder).
     Index iterations = 1;
+    /// ReStyle's encoder bootstrapping: when set, the iterative encoder was trained to refine the
+    /// codes of a single-pass encoder, w_0 = E_0(x), not the mean code; this is E_0's fingerprint
+    /// (encoder_fingerprint, "fnv1a64:..."), and refinement refuses to start without an E_0.
+    std::string bootstrap;
     /// e4e (Tov et al. 2021): the codes are one w (the first head's, from the coarsest map) plus
     /// per-layer offsets from the other heads, w_i = w + delta_i (delta_0 = 0), so that the codes
     /// stay near W, where edits work, unless an offset earns its place in training.
@@ -67,6 +71,8 @@ struct EncoderConfig {
                      w_dim, ")");
         GANINV_CHECK(iterations >= 1 && (iterative || iterations == 1), ValueError, "encoder config: iterations ",
                      iterations, iterative ? " must be >= 1" : " needs an iterative encoder (a single pass has 1)");
+        GANINV_CHECK(iterative || bootstrap.empty(), ValueError,
+                     "encoder config: a bootstrapping encoder starts an iterative encoder's refinement; this one is single-pass");
         GANINV_CHECK(active_offsets >= 0 && active_offsets <= (e4e ? num_ws - 1 : 0), ValueError,
                      "encoder config: active_offsets ", active_offsets,
                      e4e ? concat(" must be in [0, num_ws - 1 = ", num_ws - 1, "]") : std::string(" needs an e4e encoder"));
@@ -140,6 +146,7 @@ struct EncoderConfig {
         j.set("iterative", iterative);
         j.set("iterations", static_cast<std::int64_t>(iterations));
         if (e4e) j.set("active_offsets", static_cast<std::int64_t>(active_offsets));
+        if (!bootstrap.empty()) j.set("bootstrap", bootstrap);
         return j;
     }
 
@@ -163,6 +170,7 @@ struct EncoderConfig {
             // Absent from the files of single-pass encoders written before ReStyle refinement.
             if (const Json* v = j.find("iterative")) c.iterative = v->as_bool();
             if (const Json* v = j.find("iterations")) c.iterations = v->as_int();
+            if (const Json* v = j.find("bootstrap")) c.bootstrap = v->as_string();
             c.validate();
         } catch (const Error& e) {
             throw FormatError(concat(where, ": bad encoder_config: ", e.what()));

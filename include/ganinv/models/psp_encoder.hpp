@@ -20,6 +20,7 @@
 #include "ganinv/nn/linear.hpp"
 #include "ganinv/nn/pooling.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -92,6 +93,48 @@ public:
         GANINV_CHECK(w.numel() == config_.w_dim, ShapeError, "PspEncoder::set_w_avg: ", w.numel(), " values for w_dim ",
                      config_.w_dim);
         w_avg_ = Tensor<float>({config_.w_dim}, std::vector<float>(w.values().begin(), w.values().end()));
+    }
+
+    /// Records the single-pass encoder (its encoder_fingerprint) whose codes this iterative one is
+    /// trained to refine (EncoderConfig::bootstrap); empty: the mean code.
+    void set_bootstrap(std::string fingerprint) {
+        GANINV_CHECK(config_.iterative || fingerprint.empty(), ValueError,
+                     "PspEncoder::set_bootstrap: a single-pass encoder refines nothing");
+        config_.bootstrap = std::move(fingerprint);
+    }
+
+    /// A ReStyle encoder grown from a trained single-pass one: the same network reading
+    /// [x, G(w_t)], every weight copied and the stem's reconstruction inputs zero. Its first pass
+    /// from the mean code therefore gives exactly the single-pass codes, and training only has to
+    /// teach the later passes to read the reconstruction (cheaper than ReStyle from scratch).
+    static PspEncoder iterative_from(const PspEncoder& single, Index iterations) {
+        GANINV_CHECK(!single.iterative(), ValueError,
+                     "PspEncoder::iterative_from: the encoder is iterative already (it reads [x, G(w)])");
+        GANINV_CHECK(iterations >= 1, ValueError, "PspEncoder::iterative_from: iterations must be >= 1, got ", iterations);
+        EncoderConfig c = single.config();
+        c.iterative = true;
+        c.iterations = iterations;
+        c.bootstrap.clear();
+        PspEncoder e(c);
+        e.w_avg_ = single.w_avg_;
+        const auto& from = single.specs_;
+        GANINV_CHECK(from.size() == e.specs_.size(), ValueError, "PspEncoder::iterative_from: layouts differ");
+        for (std::size_t i = 0; i < from.size(); ++i) {
+            const EncoderParamSpec &s = from[i], &d = e.specs_[i];
+            const float* src = single.params_.data() + s.offset;
+            float* dst = e.params_.data() + d.offset;
+            if (s.name != "stem.conv.weight") {
+                std::copy(src, src + shape_numel(s.shape), dst);
+                continue;
+            }
+            // [cout, cin, k, k] -> [cout, 2 cin, k, k]: the image's taps first, the reconstruction's zero
+            const Index per_out_src = shape_numel(s.shape) / s.shape[0], per_out_dst = shape_numel(d.shape) / d.shape[0];
+            for (Index o = 0; o < s.shape[0]; ++o) {
+                std::copy(src + o * per_out_src, src + (o + 1) * per_out_src, dst + o * per_out_dst);
+                std::fill(dst + o * per_out_dst + per_out_src, dst + (o + 1) * per_out_dst, 0.0f);
+            }
+        }
+        return e;
     }
 
     /// codes [N, num_ws, w_dim] from images [N, in_channels(), R, R] in [-1, 1]: `base` + the

@@ -84,6 +84,7 @@ public:
     }
     /// e4e: how many per-layer offsets are in use (the CPU's checks and messages).
     void set_active_offsets(Index active) { layout_.set_active_offsets(active); }
+    void set_bootstrap(std::string fingerprint) { layout_.set_bootstrap(std::move(fingerprint)); }
 
     /// codes [N, num_ws, w_dim] from images [N, in_channels(), R, R]: `base` ([N, num_ws, w_dim],
     /// an iterative encoder's current codes) or w_avg, plus the heads' outputs (PspEncoder::forward).
