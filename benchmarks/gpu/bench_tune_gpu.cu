@@ -14,7 +14,10 @@
 // cuda/wgrad_gemm.cuh vs cuda/wgrad_taps.cuh), side by side in one run. --wgrad-layers adds a
 // table of every 3x3 conv of the configuration at batch 1: the device time (median of 20, CUDA
 // events) of its backward without the weight gradient and with it, per kernel: where the
-// weight-gradient time of a tuning step goes, layer by layer.
+// weight-gradient time of a tuning step goes, layer by layer. --breakdown also brackets one more
+// evaluate with every weight gradient by cudaProfilerStart/Stop: `ncu --profile-from-start off
+// --metrics gpu__time_duration.sum --csv bench_tune_gpu --breakdown ...` times each of its kernels
+// (scripts/kernel_time_summary.py adds them up by kernel name).
 // Usage: bench_tune_gpu [--quick] [--breakdown] [--wgrad-layers] [--json OUT.json] [--res 256,1024]
 //        [--precisions fp32,tf32] [--objectives mse,vgg] [--wgrad per_tap,all_taps]
 #include "../device_step_impl.hpp"
@@ -27,6 +30,8 @@
 #include <ganinv/loss/pixel.hpp>
 #include <ganinv/loss/vgg_perceptual.hpp>
 #include <ganinv/models/vgg16.hpp>
+
+#include <cuda_profiler_api.h>
 
 #include <chrono>
 #include <cstring>
@@ -113,6 +118,12 @@ StepBreakdown break_down(G& g, MakeLoss&& make_loss, const Tensor<float>& target
         (void)g.synthesis_backward_ws(cache, grad);
     });
     b.backward_weights_ms = avg_ms([&] { (void)tuner.evaluate(true); });
+    // One more, the range a profiler started with --profile-from-start off records (no-ops otherwise).
+    g.backend().synchronize();
+    GANINV_CUDA_CHECK(cudaProfilerStart());
+    (void)tuner.evaluate(true);
+    g.backend().synchronize();
+    GANINV_CUDA_CHECK(cudaProfilerStop());
     return b;
 }
 
