@@ -55,13 +55,21 @@ EncodeOutput encode(Encoder& e, Generator& g, const AnyArray& images, std::optio
     const auto start = std::chrono::steady_clock::now();
     {
         nb::gil_scoped_release unlocked;
-        const std::scoped_lock lock(e.busy, g.busy);
-        std::unique_lock<std::mutex> boot_lock;
-        if (bootstrap) boot_lock = std::unique_lock<std::mutex>(bootstrap->busy);
-        s = encode_images(
-            g.model, e.model, targets, K,
-            [&](Index, const RefineState& it) { scores.push_back(metrics::compare_reconstruction(it.reconstruction, targets)); },
-            bootstrap ? &bootstrap->model : nullptr);
+        const auto run = [&] {
+            s = encode_images(
+                g.model, e.model, targets, K,
+                [&](Index, const RefineState& it) { scores.push_back(metrics::compare_reconstruction(it.reconstruction, targets)); },
+                bootstrap ? &bootstrap->model : nullptr);
+        };
+        // All the objects it reads, locked together (one scoped_lock avoids a lock-order deadlock
+        // with a thread encoding through the bootstrapping encoder itself).
+        if (bootstrap) {
+            const std::scoped_lock lock(e.busy, g.busy, bootstrap->busy);
+            run();
+        } else {
+            const std::scoped_lock lock(e.busy, g.busy);
+            run();
+        }
     }
     EncodeOutput out;
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
