@@ -361,8 +361,8 @@ const bool tune_registered = register_command(Command{
     "       [--pivot-steps 450] [--tune-steps 350] [--tune-lr 3e-4] [--space w|wplus] [--loss mse,lpips:1]\n"
     "       [--layers a:b] [--params all|torgb|biases] [--locality W] [--target-loss L] [--shared]\n"
     "       [--pivot C.safetensors|DIR] [--seed S] [--lpips-weights F [--vgg-weights F]] [--identity-weights F]\n"
-    "       [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--cuda-wgrad auto|per_tap|all_taps] [--no-resize]\n"
-    "       [--max-pixels N] [--report]",
+    "       [--device cpu|cuda] [--cuda-precision fp32|tf32|bf16] [--cuda-wgrad auto|per_tap|all_taps|all_taps_fp32]\n"
+    "       [--no-resize] [--max-pixels N] [--report]",
     {
         {"model", "M.safetensors", "generator weights"},
         {"image", "FILE", "image files to tune for (PNG, JPEG, BMP)", true},

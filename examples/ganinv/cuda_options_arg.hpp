@@ -17,8 +17,9 @@ inline OptionSpec cuda_precision_option() {
 
 /// `ganinv tune`'s weight-gradient kernel (the other commands compute no weight gradients).
 inline OptionSpec cuda_wgrad_option() {
-    return {"cuda-wgrad", "K", "--device cuda: the 3x3 convs' weight-gradient kernel: auto (default), per_tap or all_taps "
-                               "(one FP32 kernel for the nine taps; docs/tuning.md)"};
+    return {"cuda-wgrad", "K", "--device cuda: the 3x3 convs' weight-gradient kernel: auto (default), per_tap, all_taps "
+                               "(one kernel for the nine taps: FFMA in fp32, TF32 tensor cores in tf32/bf16) or "
+                               "all_taps_fp32 (FFMA in every precision); docs/tuning.md"};
 }
 
 /// `--FLAG VALUE` parsed by `parse` into `out` when given: a usage error without --device cuda (it

@@ -3,7 +3,8 @@
 // gives it (up = 1: x shifted by the taps; up = 2: the transposed-conv gradient shifted, stride
 // 2), with odd channel counts (partial 32-row tiles), planes that do not fill a patch, batches,
 // and shapes large enough to split the patches over blocks (the atomic path); then the backend
-// forced to all_taps against the CPU backend, and the dispatch rule itself.
+// forced to all_taps against the CPU backend, and the dispatch rule itself. Both arithmetics: FFMA
+// (FP32) and the TF32 tensor cores (cuda/wgrad_taps_tf32.cuh, the TF32 and BF16 modes).
 #include "cuda_catch.hpp"
 #include "cuda_check_close.hpp"
 
@@ -105,14 +106,42 @@ TEST_CASE("The all-taps weight-gradient kernel matches a double host sum and the
         const cuda::gemm::PixelOperand pb = device_operand(B, dB.data(), dB_scale.data());
         const std::string what = concat("n", z.n, "_o", z.o, "_c", z.c, "_", z.h, "x", z.w, "_up", z.up);
 
+        using cuda::gemm::TapArithmetic;
         auto taps = b.upload(gw0);
-        cuda::gemm::launch_wgrad_taps(pa, pb, taps.data(), z.o, z.c, 3, z.h, z.w, z.n, num_sms, stream);
+        cuda::gemm::launch_wgrad_taps(TapArithmetic::ffma, pa, pb, taps.data(), z.o, z.c, 3, z.h, z.w, z.n, num_sms, stream);
         auto per_tap = b.upload(gw0);
         cuda::gemm::launch_wgrad(Precision::fp32, pa, pb, per_tap.data(), z.o, z.c, 3, z.h, z.w, z.n, num_sms, stream);
         const Tensor<float> got = b.download(taps), other = b.download(per_tap);
-        CHECK_CLOSE("wgrad.all_taps_vs_host", Precision::fp32, what, got, ref, 1e-5);
+        const double e_ffma = report("wgrad.all_taps_vs_host", Precision::fp32, what, got, ref);
+        CHECK(e_ffma <= 1e-5);
         CHECK_CLOSE("wgrad.per_tap_vs_host", Precision::fp32, what, other, ref, 1e-5);
         CHECK_CLOSE("wgrad.all_taps_vs_per_tap", Precision::fp32, what, got, other, 1e-5);
+
+        // The tensor-core kernel (TF32 operands, float sums) against the same double sum, next to
+        // the per-tap GEMMs in TF32 (the same rounding of the operands, in another order). The
+        // error is the operands' rounding (2^-11 relative each), about 3e-4 of a random sum.
+        auto taps_tc = b.upload(gw0);
+        cuda::gemm::launch_wgrad_taps(TapArithmetic::tf32, pa, pb, taps_tc.data(), z.o, z.c, 3, z.h, z.w, z.n, num_sms,
+                                      stream);
+        auto per_tap_tc = b.upload(gw0);
+        cuda::gemm::launch_wgrad(Precision::tf32, pa, pb, per_tap_tc.data(), z.o, z.c, 3, z.h, z.w, z.n, num_sms, stream);
+        const Tensor<float> got_tc = b.download(taps_tc), other_tc = b.download(per_tap_tc);
+        const double e_tc = report("wgrad.all_taps_vs_host", Precision::tf32, what, got_tc, ref);
+        const double e_per_tap_tc = report("wgrad.per_tap_vs_host", Precision::tf32, what, other_tc, ref);
+        INFO("all-taps TF32 rel L2 " << e_tc << ", per-tap TF32 " << e_per_tap_tc);
+        CHECK(e_tc <= 2e-3);
+        CHECK(e_tc <= 2.0 * e_per_tap_tc + 1e-4);  // no worse than the per-tap kernels' TF32
+        CHECK(e_tc > 10.0 * e_ffma);               // it did round: not the FFMA kernel
+
+        // One SM: few splits, so a block walks several samples' patches (the per-sample flush of
+        // the tensor-core kernel, without atomics when a single split remains).
+        for (TapArithmetic ar : {TapArithmetic::ffma, TapArithmetic::tf32}) {
+            auto one_sm = b.upload(gw0);
+            cuda::gemm::launch_wgrad_taps(ar, pa, pb, one_sm.data(), z.o, z.c, 3, z.h, z.w, z.n, 1, stream);
+            const double e = report("wgrad.all_taps_one_sm_vs_host", ar == TapArithmetic::ffma ? Precision::fp32 : Precision::tf32,
+                                    what, b.download(one_sm), ref);
+            CHECK(e <= (ar == TapArithmetic::ffma ? 1e-5 : 2e-3));
+        }
 
         // A small planner check that holds on any device: the splits cover every patch once.
         const cuda::gemm::TapSplit t = z.up == 1 ? cuda::gemm::plan_tap_split<1>(z.o, z.c, z.h, z.w, z.n, num_sms)
@@ -127,12 +156,14 @@ TEST_CASE("The all-taps kernel refuses geometries it does not run", "[cuda][wgra
     cuda::gemm::PixelOperand a, b;
     a.R = 4, a.SH = 8, a.SW = 8;
     b.R = 4, b.SH = 8, b.SW = 8, b.base_y = -1, b.base_x = -1, b.tap_mul = 1;
-    CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(a, b, nullptr, 4, 4, 1, 8, 8, 1, 132, nullptr), ShapeError);
-    cuda::gemm::PixelOperand both = b;
-    CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(both, b, nullptr, 4, 4, 3, 8, 8, 1, 132, nullptr), ShapeError);
-    cuda::gemm::PixelOperand wide = b;
-    wide.stride = 3;
-    CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(a, wide, nullptr, 4, 4, 3, 8, 8, 1, 132, nullptr), ShapeError);
+    for (cuda::gemm::TapArithmetic ar : {cuda::gemm::TapArithmetic::ffma, cuda::gemm::TapArithmetic::tf32}) {
+        CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(ar, a, b, nullptr, 4, 4, 1, 8, 8, 1, 132, nullptr), ShapeError);
+        cuda::gemm::PixelOperand both = b;
+        CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(ar, both, b, nullptr, 4, 4, 3, 8, 8, 1, 132, nullptr), ShapeError);
+        cuda::gemm::PixelOperand wide = b;
+        wide.stride = 3;
+        CHECK_THROWS_AS(cuda::gemm::launch_wgrad_taps(ar, a, wide, nullptr, 4, 4, 3, 8, 8, 1, 132, nullptr), ShapeError);
+    }
     // The dispatch rule: a forced kernel where it applies (all_taps: 3x3 only); automatic as measured:
     // all_taps for stride-1 3x3 convs and transposed ones from <= 64 channels or a >= 64^2 input
     // plane, else per_tap.
@@ -149,8 +180,23 @@ TEST_CASE("The all-taps kernel refuses geometries it does not run", "[cuda][wgra
     CHECK(cuda::wgrad_kernel_for(up_wide, K::automatic) == K::per_tap);
     CHECK(cuda::wgrad_kernel_for(up_narrow, K::automatic) == K::all_taps);
     CHECK(cuda::wgrad_kernel_for(up_wide, K::all_taps) == K::all_taps);
+    CHECK(cuda::wgrad_kernel_for(up_wide, K::all_taps_fp32) == K::all_taps_fp32);
+    CHECK(cuda::wgrad_kernel_for(k1, K::all_taps_fp32) == K::per_tap);
+    CHECK(cuda::gemm::tap_arithmetic_for(Precision::fp32) == cuda::gemm::TapArithmetic::ffma);
+    CHECK(cuda::gemm::tap_arithmetic_for(Precision::tf32) == cuda::gemm::TapArithmetic::tf32);
+    CHECK(cuda::gemm::tap_arithmetic_for(Precision::bf16) == cuda::gemm::TapArithmetic::tf32);
     CHECK(cuda::wgrad_kernel_for(up_wide_large, K::automatic) == K::all_taps);
     CHECK(cuda::wgrad_kernel_for(up_wide_below, K::automatic) == K::per_tap);
+    // TF32 / BF16: the tensor-core all-taps kernel for every 3x3 conv (a 1x1 keeps its one GEMM).
+    for (Precision p : {Precision::tf32, Precision::bf16}) {
+        CHECK(cuda::wgrad_kernel_for(up_wide, K::automatic, p) == K::all_taps);
+        CHECK(cuda::wgrad_kernel_for(up_wide_below, K::automatic, p) == K::all_taps);
+        CHECK(cuda::wgrad_kernel_for(k3, K::automatic, p) == K::all_taps);
+        CHECK(cuda::wgrad_kernel_for(k1, K::automatic, p) == K::per_tap);
+        CHECK(cuda::wgrad_kernel_for(up_wide, K::per_tap, p) == K::per_tap);
+        CHECK(cuda::wgrad_kernel_for(up_wide, K::all_taps_fp32, p) == K::all_taps_fp32);
+    }
+    CHECK(cuda::wgrad_kernel_for(up_wide, K::automatic, Precision::fp32) == K::per_tap);
 }
 
 TEST_CASE("CUDA modulated conv with the all-taps weight gradient matches the CPU", "[cuda][wgrad][modconv]") {
@@ -172,14 +218,17 @@ TEST_CASE("CUDA modulated conv with the all-taps weight gradient matches the CPU
         const Tensor<float> gy = random_tensor({z.n, z.o, sh.out_h(), sh.out_w()}, ++seed);
         const Tensor<float> gw0 = random_tensor(w.shape(), ++seed);
         const Tensors c = cpu::modconv(x, w, s, filt, sh, gy, gw0);
-        for (Precision prec : {Precision::fp32, Precision::tf32, Precision::bf16}) {
-            Cuda b = make_wgrad_backend(stream, prec, cuda::WgradKernel::all_taps);
-            const Tensors g = run_modconv(b, x, w, s, filt, sh, gy, gw0);
-            const std::string what = concat("all_taps_n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_up", z.up,
-                                            z.demod ? "_demod" : "_nodemod");
-            // The GEMM part is FP32 in every mode; the demodulation part follows the forward's precision.
-            const double bound = prec == Precision::fp32 ? 1e-3 : prec == Precision::tf32 ? 1e-2 : 6e-2;
-            CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bound);
-        }
+        for (Precision prec : {Precision::fp32, Precision::tf32, Precision::bf16})
+            for (cuda::WgradKernel kernel : {cuda::WgradKernel::all_taps, cuda::WgradKernel::all_taps_fp32}) {
+                if (prec == Precision::fp32 && kernel == cuda::WgradKernel::all_taps_fp32) continue;  // the same kernel
+                Cuda b = make_wgrad_backend(stream, prec, kernel);
+                const Tensors g = run_modconv(b, x, w, s, filt, sh, gy, gw0);
+                const std::string what = concat(cuda::to_string(kernel), "_n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x",
+                                                z.w, "_up", z.up, z.demod ? "_demod" : "_nodemod");
+                // all_taps: FFMA in FP32, TF32 tensor cores in TF32/BF16; all_taps_fp32: FFMA. The
+                // demodulation part follows the forward's precision.
+                const double bound = prec == Precision::fp32 ? 1e-3 : prec == Precision::tf32 ? 1e-2 : 6e-2;
+                CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bound);
+            }
     }
 }

@@ -62,9 +62,15 @@ inline StyleMode choose_style_mode(const nn::ModConvShape& sh, StyleMode request
 /// 64^2 or more (1.1-1.2x: 512->256 at 64^2, 256->128 at 128^2, 128->64 at 256^2) or has 64 input
 /// channels or fewer; the per-tap GEMMs keep the 512-channel transposed convs on 16^2-32^2 planes
 /// (up to 1.09x: few output rows per tap there, and the per-tap GEMMs fill the machine better).
-inline WgradKernel wgrad_kernel_for(const nn::ModConvShape& sh, WgradKernel requested) {
+/// That rule is the FP32 mode's (FFMA all-taps kernel). In TF32 and BF16 the all-taps kernel runs on
+/// the tensor cores (wgrad_taps_tf32.cuh) and wins every 3x3 conv of the 1024^2 config (H100,
+/// session 19: 1.3-2.6x over the per-tap GEMMs on the 512-channel transposed convs at 4^2-32^2,
+/// which FP32 still sends to them), so automatic takes it everywhere there.
+inline WgradKernel wgrad_kernel_for(const nn::ModConvShape& sh, WgradKernel requested,
+                                    Precision precision = Precision::fp32) {
     if (sh.kernel != 3 || requested == WgradKernel::per_tap) return WgradKernel::per_tap;
-    if (requested == WgradKernel::all_taps) return WgradKernel::all_taps;
+    if (requested == WgradKernel::all_taps || requested == WgradKernel::all_taps_fp32) return requested;
+    if (precision != Precision::fp32) return WgradKernel::all_taps;
     const bool large_plane = sh.in_h * sh.in_w >= 64 * 64;
     return sh.up == 1 || sh.in_channels <= 64 || large_plane ? WgradKernel::all_taps : WgradKernel::per_tap;
 }
@@ -330,8 +336,10 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         A.src = gt.data(), A.R = O, A.SH = static_cast<int>(sh.transposed_h()), A.SW = static_cast<int>(sh.transposed_w());
         A.stride = 2, A.tap_mul = 1;
     }
-    if (wgrad_kernel_for(sh, ctx.wgrad) == WgradKernel::all_taps)
-        gemm::launch_wgrad_taps(A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
+    if (const WgradKernel wk = wgrad_kernel_for(sh, ctx.wgrad, ctx.precision); wk != WgradKernel::per_tap)
+        gemm::launch_wgrad_taps(wk == WgradKernel::all_taps_fp32 ? gemm::TapArithmetic::ffma
+                                                                 : gemm::tap_arithmetic_for(ctx.precision),
+                                A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
     else
         gemm::launch_wgrad(ctx.precision, A, B, grad_w, O, C, k, H, W, N, ctx.num_sms, stream);
 }

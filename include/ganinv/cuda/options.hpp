@@ -33,9 +33,11 @@ enum class GemmEngine {
 
 /// Which kernel computes the 3x3 modulated convs' weight gradients (generator tuning, training).
 enum class WgradKernel {
-    automatic,  ///< per layer, the faster of the two on an H100 (cuda/modconv.cuh: wgrad_kernel_for)
+    automatic,  ///< per layer and precision, the faster one on an H100 (cuda/modconv.cuh: wgrad_kernel_for)
     per_tap,    ///< nine implicit GEMMs, one per tap, in the backend's precision (wgrad_gemm.cuh)
-    all_taps    ///< one FP32 kernel for all nine taps, each operand staged once (wgrad_taps.cuh)
+    all_taps,   ///< one kernel for all nine taps, each operand staged once (wgrad_taps.cuh): FFMA in FP32,
+                ///< the TF32 tensor cores in TF32 / BF16
+    all_taps_fp32  ///< the all-taps kernel on FFMA in every precision (the TF32 kernel's baseline)
 };
 
 struct CudaOptions {
@@ -76,6 +78,7 @@ inline const char* to_string(WgradKernel k) {
         case WgradKernel::automatic: return "auto";
         case WgradKernel::per_tap: return "per_tap";
         case WgradKernel::all_taps: return "all_taps";
+        case WgradKernel::all_taps_fp32: return "all_taps_fp32";
     }
     return "?";
 }
@@ -83,7 +86,8 @@ inline WgradKernel parse_wgrad_kernel(const std::string& s) {
     if (s == "auto") return WgradKernel::automatic;
     if (s == "per_tap") return WgradKernel::per_tap;
     if (s == "all_taps") return WgradKernel::all_taps;
-    throw ValueError(concat("unknown weight-gradient kernel '", s, "' (auto, per_tap or all_taps)"));
+    if (s == "all_taps_fp32") return WgradKernel::all_taps_fp32;
+    throw ValueError(concat("unknown weight-gradient kernel '", s, "' (auto, per_tap, all_taps or all_taps_fp32)"));
 }
 inline GemmEngine parse_gemm_engine(const std::string& s) {
     if (s == "auto") return GemmEngine::automatic;
