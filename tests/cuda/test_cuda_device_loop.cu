@@ -31,8 +31,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -535,6 +537,53 @@ TEST_CASE("WeightedLossSum<Cuda> keeps its values on the device when every term 
     const InversionResult res = run_loop<WPlusSpace>(g, sum, o, t, &mode);
     CHECK(mode == "device, graph");
     CHECK(res.loss_history.back()[0] < res.loss_history.front()[0]);
+}
+
+TEST_CASE("CUDA weight gradients land in the device buffers as the host path adds them", "[cuda][tuner][gradients]") {
+    // The Tuner's step hands the backward a map of device buffers, and every kernel adds its
+    // parameter gradient straight into its buffer (no scratch, no axpy): a buffer that starts at 1
+    // must end at 1 + the host path's gradient, for a tensor of every kind, twice in a row (a
+    // second backward accumulates, as the locality term's does).
+    cuda::Stream stream;
+    GC g = loop_generator(loop_backend(stream));
+    // Noise strengths start at 0, which would make every noise map's gradient 0 (first H100 run:
+    // b4.conv1.noise_const, host gradient 0, so nothing was compared): give them a value.
+    for (const auto& spec : g.param_specs())
+        if (spec.kind == ParamKind::noise_strength) g.param(spec.name) = g.backend().upload(Tensor<float>(spec.shape, 0.3f));
+    Tensor<float> z({2, g.z_dim()});
+    Rng(9).fill_normal(z.values());
+    const auto ws = g.mapping(g.backend().upload(z));
+    GC::Cache cache;
+    const auto img = g.synthesis(ws, NoiseInput<Cuda>{NoiseMode::constant, 0, nullptr}, &cache);
+    Tensor<float> grad_img(g.backend().download(img).shape());
+    Rng(3).fill_normal(grad_img.values());
+    const auto grad_img_dev = g.backend().upload(grad_img);
+    NamedTensors host = g.zero_param_grads();
+    (void)g.synthesis_backward_ws(cache, grad_img_dev, &host);
+    std::map<std::string, Cuda::Buffer> on_device;
+    std::set<ParamKind> kinds;
+    for (const auto& spec : g.param_specs()) {
+        if (spec.name.rfind("synthesis.", 0) != 0 || spec.kind == ParamKind::filter || kinds.count(spec.kind)) continue;
+        kinds.insert(spec.kind);
+        on_device.emplace(spec.name, g.backend().upload(Tensor<float>(spec.shape, 1.0f)));
+    }
+    REQUIRE(kinds.count(ParamKind::weight));
+    REQUIRE(kinds.count(ParamKind::noise_const));
+    REQUIRE(kinds.count(ParamKind::const_input));
+    for (int pass = 1; pass <= 2; ++pass) {
+        (void)g.synthesis_backward_ws(cache, grad_img_dev, GC::GradTarget(&on_device));
+        for (const auto& [name, buf] : on_device) {
+            const Tensor<float> t = g.backend().download(buf), &h = host.at(name);
+            double largest = 0, worst = 0;
+            for (Index i = 0; i < h.numel(); ++i) largest = std::max(largest, std::fabs(double(h[i])));
+            for (Index i = 0; i < h.numel(); ++i)
+                worst = std::max(worst, std::fabs(double(t[i]) - (1.0 + pass * double(h[i]))) / (1.0 + pass * largest));
+            INFO(name << " after backward " << pass << ": largest host gradient " << largest << ", worst difference "
+                      << worst << " of 1 + the expected sum");
+            CHECK(largest > 0);
+            CHECK(worst < 1e-5);  // the GPU's float sums in another order than the host's
+        }
+    }
 }
 
 TEST_CASE("Tuner on CUDA follows the CPU tuner over 20 steps", "[cuda][tuner]") {

@@ -245,17 +245,23 @@ public:
     }
 
 private:
-    /// One parameter gradient computed on the backend into a fresh buffer, then added to its
-    /// target (downloaded into the host tensor, or axpy into the device buffer); inactive (null
+    /// Where one parameter gradient goes. Every backend op accumulates into its parameter-gradient
+    /// outputs (+= / atomicAdd, both backends; the ops' contracts say so), so for a device map the
+    /// kernels add straight into the target's buffer: no scratch tensor, no zeroing, no axpy (on a
+    /// 1024^2 tuning step these were 131 fills and 131 axpys, 0.9 ms of 21.5). For host targets the
+    /// gradient goes to a zeroed backend buffer, downloaded and added at commit(). Inactive (null
     /// pointer: the kernels skip it) when the target does not want this tensor.
     class GradSlot {
     public:
         GradSlot(StyleGAN2& g, const GradTarget& target, const std::string& name) : g_(g), target_(target), name_(name) {
-            if (target_.wants(name_)) buf_ = g_.backend_.zeros(g_.specs_[g_.find(name)].shape), active_ = true;
+            if (!target_.wants(name_)) return;
+            active_ = true;
+            if (target_.device) direct_ = g_.device_grad(target_, name_);
+            else buf_ = g_.backend_.zeros(g_.specs_[g_.find(name)].shape);
         }
-        float* ptr() { return active_ ? buf_.data() : nullptr; }
+        float* ptr() { return !active_ ? nullptr : direct_ ? direct_ : buf_.data(); }
         void commit() {
-            if (active_) g_.add_param_grad(target_, name_, buf_);
+            if (active_ && !direct_) g_.add_param_grad(target_, name_, buf_);
         }
 
     private:
@@ -263,20 +269,28 @@ private:
         GradTarget target_;
         std::string name_;
         Buffer buf_;
+        float* direct_ = nullptr;
         bool active_ = false;
     };
 
-    /// target[name] += grad (a backend buffer of the tensor's shape).
+    /// The target map's buffer for `name`, checked against the tensor's size.
+    float* device_grad(const GradTarget& target, const std::string& name) {
+        Buffer& dst = target.device->at(name);
+        const Index want = shape_numel(specs_[find(name)].shape);
+        GANINV_CHECK(dst.numel() == want, ShapeError, "gradient buffer of '", name, "' has ", dst.numel(),
+                     " values, the tensor ", want);
+        return dst.data();
+    }
+
+    /// target[name] += grad (a backend buffer of the tensor's shape): downloaded into the host
+    /// tensor, or added into the device buffer.
     void add_param_grad(const GradTarget& target, const std::string& name, const Buffer& grad) {
         if (target.host) {
             const Tensor<float> h = backend_.download(grad);
             Tensor<float>& dst = target.host->at(name);
             for (Index i = 0; i < h.numel(); ++i) dst[i] += h[i];
         } else if (target.device) {
-            Buffer& dst = target.device->at(name);
-            GANINV_CHECK(dst.numel() == grad.numel(), ShapeError, "gradient buffer of '", name, "' has ", dst.numel(),
-                         " values, the tensor ", grad.numel());
-            backend_.axpy(grad.numel(), 1.0f, grad.data(), dst.data());
+            backend_.axpy(grad.numel(), 1.0f, grad.data(), device_grad(target, name));
         }
     }
 

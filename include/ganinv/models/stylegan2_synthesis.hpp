@@ -152,9 +152,9 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
             gstrength.commit();
         }
         if (gn && c.noise_mode == NoiseMode::constant && param_grads.wants(l.name + ".noise_const")) {
-            Buffer sum = backend_.zeros({R, R});
-            backend_.sum_rows_add(gn->data(), R * R, n, sum.data());
-            add_param_grad(param_grads, l.name + ".noise_const", sum);
+            GradSlot gconst(*this, param_grads, l.name + ".noise_const");  // sum_rows_add accumulates
+            backend_.sum_rows_add(gn->data(), R * R, n, gconst.ptr());
+            gconst.commit();
         }
         backend_.modconv_backward(inputs[i], param(l.name + ".weight").data(), L.styles.data(), filt, L.dcoefs.data(),
                                   L.modconv_out.data(), g_pre.data(), sh, accumulate ? g_x.data() : g_in.data(),
@@ -181,10 +181,9 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
     }
     backend_.scatter_add_column_blocks(slices, n, grads.styles.data(), style_dim());
     if (param_grads.wants("synthesis.b4.const")) {  // the const input was broadcast over the batch
-        const Buffer& cp = param("synthesis.b4.const");
-        Buffer sum = backend_.zeros(cp.shape());
-        backend_.sum_rows_add(g_x.data(), cp.numel(), n, sum.data());
-        add_param_grad(param_grads, "synthesis.b4.const", sum);
+        GradSlot gconst(*this, param_grads, "synthesis.b4.const");  // sum_rows_add accumulates
+        backend_.sum_rows_add(g_x.data(), param("synthesis.b4.const").numel(), n, gconst.ptr());
+        gconst.commit();
     }
     return grads;
 }
