@@ -26,6 +26,7 @@ inline std::mutex atomic_mutex;
 
 #define __global__
 #define __device__
+#define __host__
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)

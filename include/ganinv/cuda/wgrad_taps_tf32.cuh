@@ -62,6 +62,10 @@ struct TapPatchTf32 : TapPatch<kStride> {
     }
 };
 
+// The copy, rounding and mma steps below are PTX; tests/unit/test_wgrad_taps_tf32_emulated.cpp
+// defines GANINV_CUDA_EMULATION and host versions of them (the mma exchanging fragments across a
+// warp's 32 emulated threads), so the kernel's layout and index arithmetic run in CI without a GPU.
+#ifndef GANINV_CUDA_EMULATION
 __device__ __forceinline__ void tap_copy_async(float* smem, const float* gmem, bool valid) {
     const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(gmem), "r"(valid ? 4 : 0) : "memory");
@@ -80,6 +84,7 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&c)[4], const std::uint32
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 /// Arguments as wgrad_taps_kernel's (wgrad_taps_kernel.cuh); grid (channel tiles, splits), 256
 /// threads, TapPatchTf32::kSmemBytes of dynamic shared memory. `atomic` is required when another
@@ -90,7 +95,11 @@ __global__ void __launch_bounds__(TapPatch<kStride>::kThreads, TapPatchTf32<kStr
                            int GH, int GW, int patches_y, int patches_x, int total_patches, int patches_per_split,
                            bool atomic) {
     using P = TapPatchTf32<kStride>;
+#ifndef GANINV_CUDA_EMULATION
     extern __shared__ __align__(16) float tap_smem[];
+#else
+    float* tap_smem = tap_dynamic_shared();
+#endif
     const int s_tiles = (s_op.R + P::kRows - 1) / P::kRows;
     const int u0 = static_cast<int>(blockIdx.x) / s_tiles * P::kRows;
     const int s0 = static_cast<int>(blockIdx.x) % s_tiles * P::kRows;
