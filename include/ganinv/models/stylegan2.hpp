@@ -260,8 +260,11 @@ private:
             else buf_ = g_.backend_.zeros(g_.specs_[g_.find(name)].shape);
         }
         float* ptr() { return !active_ ? nullptr : direct_ ? direct_ : buf_.data(); }
-        void commit() {
-            if (active_ && !direct_) g_.add_param_grad(target_, name_, buf_);
+        void commit() {  // host target: target[name] += the downloaded gradient
+            if (!active_ || direct_) return;
+            const Tensor<float> h = g_.backend_.download(buf_);
+            Tensor<float>& dst = target_.host->at(name_);
+            for (Index i = 0; i < h.numel(); ++i) dst[i] += h[i];
         }
 
     private:
@@ -280,18 +283,6 @@ private:
         GANINV_CHECK(dst.numel() == want, ShapeError, "gradient buffer of '", name, "' has ", dst.numel(),
                      " values, the tensor ", want);
         return dst.data();
-    }
-
-    /// target[name] += grad (a backend buffer of the tensor's shape): downloaded into the host
-    /// tensor, or added into the device buffer.
-    void add_param_grad(const GradTarget& target, const std::string& name, const Buffer& grad) {
-        if (target.host) {
-            const Tensor<float> h = backend_.download(grad);
-            Tensor<float>& dst = target.host->at(name);
-            for (Index i = 0; i < h.numel(); ++i) dst[i] += h[i];
-        } else if (target.device) {
-            backend_.axpy(grad.numel(), 1.0f, grad.data(), device_grad(target, name));
-        }
     }
 
     std::size_t find(const std::string& name) const {
