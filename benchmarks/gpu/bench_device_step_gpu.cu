@@ -5,8 +5,13 @@
 // in fp32 / tf32 / bf16 (the VGG's cuDNN convolutions in the same precision). Prints the table, writes JSON
 // with FLOPs per step (generator fwd+bwd = 2x forward, VGG fwd + data-bwd = 2x forward, as
 // bench_gpu counts) for the floor; official_projector_timing.py times the official code the same way.
+// --profile official|wplus_mse: instead of the table, one inversion of that objective (the first
+// --res / --precisions / --batches entry) with a progress report after every step, and steps 7..8
+// (two graph replays, after the eager step and the capture) bracketed by cudaProfilerStart/Stop:
+// `ncu --profile-from-start off --metrics gpu__time_duration.sum --csv bench_device_step_gpu
+// --profile official ...` times each kernel of two steady-state steps (scripts/kernel_time_summary.py).
 // Usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32,bf16]
-//        [--batches 1,8] [--host-loop]
+//        [--batches 1,8] [--host-loop] [--profile official|wplus_mse]
 #include "../device_step_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
@@ -16,6 +21,8 @@
 #include <ganinv/loss/vgg_perceptual.hpp>
 #include <ganinv/models/stylegan2_config.hpp>
 #include <ganinv/models/vgg16.hpp>
+
+#include <cuda_profiler_api.h>
 
 #include <cstring>
 #include <sstream>
@@ -43,11 +50,31 @@ double vgg_forward_flops(Index size, Index batch) {
     return f;
 }
 
+/// One inversion of `steps` steps reporting after every step; the profiler's range covers the
+/// replays of steps first..last (1-based, the step a report follows).
+template <class Space, class G, class MakeLoss>
+void profile_steps(G& g, MakeLoss&& make_loss, InverterOptions o, const Tensor<float>& targets, Index first,
+                   Index last) {
+    using LossT = decltype(make_loss());
+    o.steps = last + 2;
+    o.progress_every = 1;
+    o.on_progress = [&](const InversionProgress& p) {
+        if (p.step == first - 1) GANINV_CUDA_CHECK(cudaProfilerStart());
+        if (p.step == last) GANINV_CUDA_CHECK(cudaProfilerStop());
+    };
+    Inverter<G, Space, LossT, Adam> inv(g, make_loss(), Adam(ProjectorSchedule{}.adam_options()), o);
+    (void)inv.run(targets);
+    g.backend().synchronize();
+    std::cout << "profiled steps " << first << ".." << last << " of " << o.steps << " (" << inv.launch_mode()
+              << ")\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string json_path = "bench_device_step_gpu.json", res_list = "256,1024", prec_list = "fp32,tf32,bf16",
                 batch_list = "1,8";
+    std::string profile;  // objective to profile instead of the table
     bool quick = false, host_loop = false;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
@@ -56,9 +83,10 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--res") && i + 1 < argc) res_list = argv[++i];
         else if (!std::strcmp(argv[i], "--precisions") && i + 1 < argc) prec_list = argv[++i];
         else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) batch_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile = argv[++i];
         else {
             std::cerr << "usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] "
-                         "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop]\n";
+                         "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop] [--profile official|wplus_mse]\n";
             return 2;
         }
     }
@@ -68,8 +96,34 @@ int main(int argc, char** argv) {
             std::puts("SKIPPED: no CUDA device");
             return 77;
         }
+        if (!profile.empty() && profile != "official" && profile != "wplus_mse") {
+            std::cerr << "bench_device_step_gpu: --profile takes official or wplus_mse, not '" << profile << "'\n";
+            return 2;
+        }
         using G = StyleGAN2<Cuda>;
         cuda::Stream stream;
+        if (!profile.empty()) {
+            const Index res = std::stoll(bench::split_list(res_list).at(0));
+            const Index batch = std::stoll(bench::split_list(batch_list).at(0));
+            cuda::CudaOptions co;
+            co.precision = cuda::parse_precision(bench::split_list(prec_list).at(0));
+            const Cuda backend(stream, co);
+            G g = G::random(bench::official_config(res), 1, backend);
+            const Tensor<float> t = bench::random_targets(g, batch, 7);
+            InverterOptions o;
+            o.optimize_noise = profile == "official";
+            o.eval_batch = batch;
+            o.device_loop = !host_loop;
+            o.w_statistics_cache = std::make_shared<LatentStatistics>();
+            if (profile == "official") {
+                const Vgg16 trunk = Vgg16::hash_rule();
+                auto vgg = [&] { return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options()); };
+                profile_steps<WSpace>(g, vgg, o, t, 7, 8);
+            } else {
+                profile_steps<WPlusSpace>(g, [] { return Mse<Cuda>{}; }, o, t, 7, 8);
+            }
+            return 0;
+        }
         cudaDeviceProp prop{};
         GANINV_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
         std::vector<bench::Row> rows;

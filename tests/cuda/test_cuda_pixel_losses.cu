@@ -12,6 +12,7 @@
 #include <ganinv/loss/noise_regularizer.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 using namespace ganinv;
@@ -69,8 +70,11 @@ TEST_CASE("CUDA masked pixel loss: an image whose mask selects nothing scores 0"
 TEST_CASE("CUDA noise regulariser matches the CPU", "[cuda][losses][pixel][noise]") {
     cuda::Stream stream;
     const Cuda b(stream);
-    // The demo model's map sizes plus odd and non-square ones ([N, H, W] and [N, 1, H, W]).
-    const std::vector<Shape> shapes = {{3, 4, 4}, {3, 8, 8}, {3, 1, 32, 32}, {3, 17, 17}, {3, 64, 48}, {3, 128, 128}};
+    // The demo model's map sizes plus odd and non-square ones ([N, H, W] and [N, 1, H, W]); from
+    // 128^2 on the multi-block kernels (two pyramid passes at 1024^2), the rest one block a plane.
+    const std::vector<Shape> shapes = {{3, 4, 4},     {3, 8, 8},       {3, 1, 32, 32},  {3, 17, 17},
+                                       {3, 64, 48},   {3, 128, 128},   {3, 300, 170},   {3, 97, 1030},
+                                       {3, 256, 256}, {3, 1, 1024, 1024}};
     std::vector<Tensor<float>> maps;
     std::vector<cuda::DeviceTensor> maps_dev;
     std::uint64_t seed = 11;
@@ -101,6 +105,53 @@ TEST_CASE("CUDA noise regulariser matches the CPU", "[cuda][losses][pixel][noise
     CHECK(no_grad.per_image == r.per_image);
     CHECK_THROWS_AS(NoiseRegularizer<Cuda>{}.evaluate({b.upload(Tensor<float>({2, 4, 4}, 1.0f)), maps_dev[0]}, nullptr),
                     ShapeError);
+}
+
+TEST_CASE("CUDA noise regulariser: the one-block and multi-block kernels both match the CPU", "[cuda][losses][pixel][noise]") {
+    cuda::Stream stream;
+    const Cuda b(stream);
+    // Each path forced on the shapes the automatic choice gives the other (a 5x70 map has one
+    // level; 130x66 and 512x512 pool into partial tiles and take the multi-block path by default).
+    for (const Shape& s : std::vector<Shape>{{2, 4, 4}, {2, 5, 70}, {2, 17, 17}, {2, 64, 48}, {2, 130, 66}, {1, 512, 512}}) {
+        Tensor<float> m(s);
+        Rng(s[1] * 1000 + s[2]).fill_normal(m.values());
+        for (Index i = 0; i < m.numel(); i += 5) m[i] += 0.3f * m[(i + 1) % m.numel()];
+        const auto [values_cpu, grads_cpu] = cpu::noise_regularizer({m});
+        const cuda::DeviceTensor md = b.upload(m);
+        for (const int multi : {0, 1}) {
+            INFO("map " << shape_to_string(s) << (multi ? " multi-block" : " one block"));
+            cuda::DeviceTensor grad = b.upload(Tensor<float>(s));
+            b.fill(grad, std::numeric_limits<float>::quiet_NaN());
+            cuda::DeviceTensor value = b.empty({2 * s[0]});  // doubles
+            cuda::launch_noise_regularizer(md.data(), s[0], s[1], s[2], grad.data(), reinterpret_cast<double*>(value.data()),
+                                           b.pool(), b.stream(), multi);
+            const Tensor<float> vraw = b.download(value);
+            std::vector<double> v(static_cast<std::size_t>(s[0]));
+            std::memcpy(v.data(), vraw.data(), sizeof(double) * v.size());
+            const double ev = max_relative_difference(v, values_cpu);
+            std::printf("ERRBOUND op=noise_regularizer_%s prec=fp32 case=values rel_max=%.3e\n",
+                        multi ? "multi_block" : "one_block", ev);
+            CHECK(ev <= 1e-9);
+            const Tensor<float> g = b.download(grad);
+            for (float x : g.values()) REQUIRE(std::isfinite(x));
+            const std::string op = multi ? "noise_regularizer_multi_block" : "noise_regularizer_one_block";
+            CHECK_CLOSE(op, cuda::Precision::fp32, shape_to_string(s), g, grads_cpu[0], 1e-6);
+        }
+    }
+    // Deterministic: a second multi-block run gives the same bits.
+    Tensor<float> m({2, 1024, 768});
+    Rng(3).fill_normal(m.values());
+    const cuda::DeviceTensor md = b.upload(m);
+    std::vector<Tensor<float>> runs;
+    for (int k = 0; k < 2; ++k) {
+        cuda::DeviceTensor grad = b.empty(m.shape()), value = b.empty({4});
+        cuda::launch_noise_regularizer(md.data(), 2, 1024, 768, grad.data(), reinterpret_cast<double*>(value.data()),
+                                       b.pool(), b.stream(), 1);
+        runs.push_back(b.download(grad));
+        runs.push_back(b.download(value));
+    }
+    for (int k = 0; k < 2; ++k)
+        CHECK(std::memcmp(runs[k].data(), runs[k + 2].data(), sizeof(float) * static_cast<std::size_t>(runs[k].numel())) == 0);
 }
 
 TEST_CASE("CUDA losses reject bad input with the CPU's messages", "[cuda][losses][pixel]") {

@@ -259,7 +259,7 @@ struct Cuda {
     }
     /// Every running row of every segment's param to zero mean / unit variance (double sums).
     void renormalize_segments(std::span<const nn::ParamSegment> segs, Index rows, const nn::StepState& s) const {
-        cuda::renormalize_segments(segs, rows, s, stream());
+        cuda::renormalize_segments(segs, rows, s, pool(), stream());
     }
     /// history[step, :] = values, the stop rule per row (nn::stop_update), then *step += 1: a step's last op.
     void stop_and_advance(const float* values, Index rows, const nn::StopRule& rule, const nn::StopState& st,

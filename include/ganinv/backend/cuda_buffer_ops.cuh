@@ -13,6 +13,7 @@
 #pragma once
 
 #include "ganinv/cuda/buffer_kernels.cuh"
+#include "ganinv/cuda/noise_reg_kernels.cuh"
 #include "ganinv/cuda/optim_kernels.cuh"
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/elementwise.cuh"
@@ -106,48 +107,31 @@ struct BufferOps<Cuda> {
         return per_image;
     }
 
-    /// Same contract as BufferOps<Cpu>::add_noise_regularizer: one block per plane.
+    /// Same contract as BufferOps<Cpu>::add_noise_regularizer (kernels: cuda/noise_reg_kernels.cuh).
     /// With `values_into`, values_into[n] += weight * value of image n on the device instead of
     /// per_image (nothing comes back to the host); V as in pixel_loss.
     template <class V = float>
     static void add_noise_regularizer(const Buffer& map, Index N, Index H, Index W, Buffer* grad,
                                       std::vector<double>& per_image, V* values_into = nullptr,
                                       float weight = 1.0f) {
-        cuda::kernels::NoiseRegLevels L;
-        for (Index h = H, w = W;;) {  // the CPU's do-while: stop after the level with h <= 8
-            GANINV_CHECK(L.count < cuda::kernels::NoiseRegLevels::kMax, ShapeError,
-                         "CUDA noise regulariser: too many pyramid levels for a ", H, "x", W, " map");
-            L.h[L.count] = h;
-            L.w[L.count] = w;
-            L.offset[L.count] = L.total;
-            L.total += h * w;
-            ++L.count;
-            if (h <= 8) break;
-            h /= 2;
-            w /= 2;
-        }
-        GANINV_CHECK(N <= 2147483647LL, ShapeError, "CUDA noise regulariser: batch ", N, " too large");
         cuda::MemoryPool& pool = *pool_of(map);
         const cudaStream_t s = map.stream();
-        const std::size_t work = sizeof(double) * static_cast<std::size_t>(N * L.total);
-        const cuda::Block scratch = pool.allocate(2 * work + sizeof(double) * static_cast<std::size_t>(N));
-        double* ws = static_cast<double*>(scratch.ptr);
-        double* gws = ws + N * L.total;
-        double* value = gws + N * L.total;
-        cuda::kernels::noise_reg_planes<<<static_cast<unsigned>(N), cuda::kBlock, 0, s>>>(
-            map.data(), L, ws, gws, grad ? grad->data() : nullptr, value);
-        const cudaError_t launched = cudaGetLastError();
-        if (values_into) {
-            if (launched == cudaSuccess)
-                cuda::launch_1d(cuda::kernels::accumulate_values<V>, N, s, static_cast<const double*>(value), ll(N), weight,
-                                values_into);
+        const cuda::Block scratch = pool.allocate(sizeof(double) * static_cast<std::size_t>(N));
+        double* value = static_cast<double*>(scratch.ptr);
+        try {
+            cuda::launch_noise_regularizer(map.data(), N, H, W, grad ? grad->data() : nullptr, value, pool, s);
+        } catch (...) {
             pool.release(scratch);
-            GANINV_CUDA_CHECK(launched);
+            throw;
+        }
+        if (values_into) {
+            cuda::launch_1d(cuda::kernels::accumulate_values<V>, N, s, static_cast<const double*>(value), ll(N), weight,
+                            values_into);
+            pool.release(scratch);
             return;
         }
         std::vector<double> v(static_cast<std::size_t>(N));
-        cudaError_t e = launched;
-        if (e == cudaSuccess) e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
+        cudaError_t e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
         if (e == cudaSuccess) e = cudaStreamSynchronize(s);
         pool.traffic().download(sizeof(double) * v.size());
         ++pool.traffic().syncs;

@@ -2,7 +2,7 @@
 /// @brief Kernels of the buffer arithmetic the losses are written against (backend/cuda_buffer_ops.cuh
 ///        holds their launchers, `BufferOps<Cuda>`): pointwise-loss partial sums (plain and masked)
 ///        with a fixed-order finish, per-image scaling, masking, area down-sampling and RGB->gray with
-///        their adjoints, and the projector's noise regulariser, one block per plane.
+///        their adjoints (the projector's noise regulariser: cuda/noise_reg_kernels.cuh).
 ///
 /// The pointwise function is a template parameter (any trivially copyable functor with
 /// `pointwise(double)` and `pointwise_grad(double)`): these kernels know no loss.
@@ -118,75 +118,6 @@ static __global__ void to_gray_backward(const float* gy, long long N, long long 
         gx[(n * 3) * HW + i] = W::r * g;
         gx[(n * 3 + 1) * HW + i] = W::g * g;
         gx[(n * 3 + 2) * HW + i] = W::b * g;
-    }
-}
-
-/// The pyramid of one noise map: level l is h[l] x w[l] at offset[l] of a plane's workspace.
-struct NoiseRegLevels {
-    static constexpr int kMax = 32;
-    int count = 0;
-    long long h[kMax], w[kMax], offset[kMax];
-    long long total = 0;  ///< doubles per plane
-};
-
-/// One block per plane n: the projector's noise regulariser (levels in double, as the CPU),
-/// value into value[n], gradient (nullable) into grad. ws/gws: count * total doubles each.
-static __global__ void noise_reg_planes(const float* maps, NoiseRegLevels L, double* ws, double* gws, float* grad,
-                                 double* value) {
-    const long long n = blockIdx.x, H = L.h[0], W = L.w[0];
-    double* a = ws + n * L.total;
-    for (long long i = threadIdx.x; i < H * W; i += kBlock) a[i] = maps[n * H * W + i];
-    __syncthreads();
-    __shared__ double cx[NoiseRegLevels::kMax], cy[NoiseRegLevels::kMax];
-    for (int l = 0; l < L.count; ++l) {
-        const long long h = L.h[l], w = L.w[l];
-        const double* al = a + L.offset[l];
-        double sx = 0.0, sy = 0.0;
-        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
-            const long long y = i / w, x = i - y * w;
-            sx += al[i] * al[y * w + (x + w - 1) % w];
-            sy += al[i] * al[((y + h - 1) % h) * w + x];
-        }
-        sx = block_sum<double>(sx);
-        sy = block_sum<double>(sy);
-        if (threadIdx.x == 0) {
-            cx[l] = sx / static_cast<double>(h * w);
-            cy[l] = sy / static_cast<double>(h * w);
-        }
-        if (l + 1 < L.count) {  // 2x2 average pool, odd sizes floored
-            const long long ow = L.w[l + 1];
-            double* next = a + L.offset[l + 1];
-            for (long long o = threadIdx.x; o < L.h[l + 1] * ow; o += kBlock) {
-                const long long i = o / ow, j = o - i * ow;
-                next[o] = 0.25 * (al[2 * i * w + 2 * j] + al[2 * i * w + 2 * j + 1] + al[(2 * i + 1) * w + 2 * j] +
-                                  al[(2 * i + 1) * w + 2 * j + 1]);
-            }
-        }
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-        double reg = 0.0;
-        for (int l = 0; l < L.count; ++l) reg += cx[l] * cx[l] + cy[l] * cy[l];
-        value[n] = reg;
-    }
-    if (!grad) return;
-    // Coarsest level first: each level's own term, plus the pooling adjoint of the level above.
-    double* g = gws + n * L.total;
-    for (int l = L.count - 1; l >= 0; --l) {
-        const long long h = L.h[l], w = L.w[l];
-        const double* al = a + L.offset[l];
-        const double kx = 2.0 * cx[l] / static_cast<double>(h * w), ky = 2.0 * cy[l] / static_cast<double>(h * w);
-        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
-            const long long y = i / w, x = i - y * w;
-            double v = 0.0;
-            if (l + 1 < L.count && y < 2 * L.h[l + 1] && x < 2 * L.w[l + 1])
-                v = 0.25 * g[L.offset[l + 1] + (y / 2) * L.w[l + 1] + x / 2];
-            v += kx * (al[y * w + (x + w - 1) % w] + al[y * w + (x + 1) % w]) +
-                 ky * (al[((y + h - 1) % h) * w + x] + al[((y + 1) % h) * w + x]);
-            if (l == 0) grad[n * H * W + i] = static_cast<float>(v);
-            else g[L.offset[l] + i] = v;
-        }
-        __syncthreads();
     }
 }
 
