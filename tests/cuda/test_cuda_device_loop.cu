@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -167,6 +168,100 @@ TEST_CASE("CUDA renormalize_segments matches the Cpu on rows of one and many chu
                            nn::StepState{nullptr, nullptr, nullptr, running_dev.data()});
     const Tensor<float> first = b.download(dev[3]), second = b.download(again);
     CHECK(std::memcmp(first.data(), second.data(), sizeof(float) * static_cast<std::size_t>(first.numel())) == 0);
+}
+
+TEST_CASE("CUDA frozen weights: each prepared weight form is built once and changes no result",
+          "[cuda][device_loop][weight_prep]") {
+    cuda::Stream stream;
+    for (const cuda::Precision prec : {cuda::Precision::fp32, cuda::Precision::tf32}) {
+        INFO("precision " << cuda::to_string(prec));
+        cuda::CudaOptions co;
+        co.precision = prec;
+        const Cuda b(stream, co);
+        GC g = loop_generator(b);
+        Tensor<float> z({2, g.z_dim()});
+        Rng(5).fill_normal(z.values());
+        const cuda::DeviceTensor ws = g.mapping(b.upload(z));
+        auto forward_backward = [&] {
+            typename GC::Cache cache;
+            const cuda::DeviceTensor img = g.synthesis(ws, NoiseInput<Cuda>{}, &cache);
+            const cuda::DeviceTensor gws = g.synthesis_backward_ws(cache, img);
+            return std::pair{b.download(img), b.download(gws)};
+        };
+        const cuda::WeightPrepCache& prep = b.weight_prep();
+        const std::uint64_t b0 = prep.builds();
+        const auto plain = forward_backward();
+        const std::uint64_t per_call = prep.builds() - b0;  // unfrozen: every form derived on every call
+        REQUIRE(per_call > 0);
+        CHECK(prep.entries() == 0);
+        {
+            const auto frozen = b.freeze_weights();
+            const auto first = forward_backward();
+            const std::uint64_t built = prep.builds() - b0 - per_call;
+            CHECK(built > 0);
+            CHECK(built <= per_call);
+            CHECK(prep.entries() == built);
+            const auto second = forward_backward();
+            CHECK(prep.builds() - b0 - per_call == built);  // the second call derived nothing
+            // The same kernels on the same values. Float atomics (split-K, style gradients) may sum
+            // in another order; in TF32 such a last-bit difference can move an activation across a
+            // TF32 rounding boundary of the next layer, so two unfrozen TF32 calls differ by ~1e-4
+            // too (H100, session 20: 1.1e-4). A wrong or stale form (another layer's weights, a
+            // mirrored packing) is off by O(1).
+            const double out_bound = prec == cuda::Precision::fp32 ? 1e-6 : 1e-3;
+            const double grad_bound = prec == cuda::Precision::fp32 ? kAtomicsTolerance : 1e-3;
+            for (const auto* run : {&first, &second}) {
+                const double e_out = relative_l2_error(run->first.values(), plain.first.values());
+                const double e_grad = relative_l2_error(run->second.values(), plain.second.values());
+                std::printf("weight_prep %s: frozen vs plain image %.3e, dL/dws %.3e\n", cuda::to_string(prec), e_out, e_grad);
+                CHECK(e_out <= out_bound);
+                CHECK(e_grad <= grad_bound);
+            }
+        }
+        CHECK(prep.entries() == 0);  // leaving the scope forgets every form
+        // Inverter::run holds the scope: 20 steps and the final render derive each form once.
+        const Tensor<float> t = loop_targets(g, 2, 33);
+        InverterOptions o = loop_options(false);
+        o.steps = 20;
+        const std::uint64_t before = prep.builds();
+        (void)run_loop<WPlusSpace>(g, Mse<Cuda>{}, o, t, nullptr);
+        CHECK(prep.builds() - before <= per_call);
+        CHECK(prep.entries() == 0);
+    }
+}
+
+TEST_CASE("WeightPrepCache keeps forms only inside a frozen scope", "[cuda][device_loop][weight_prep]") {
+    cuda::Stream stream;
+    const Cuda b(stream);
+    auto cache = std::make_shared<cuda::WeightPrepCache>();
+    int made = 0;
+    auto make = [&] {
+        ++made;
+        return b.zeros({4});
+    };
+    const float marker = 0.0f;
+    const auto key = cuda::weight_prep_key(cuda::WeightPrepCache::packed_operand, &marker, 1, 2, 3);
+    cuda::DeviceTensor local;
+    (void)cache->get(key, local, make);
+    (void)cache->get(key, local, make);
+    CHECK(made == 2);  // not frozen: built every time, nothing kept
+    CHECK(cache->entries() == 0);
+    {
+        const cuda::WeightPrepCache::Frozen outer(cache);
+        const cuda::DeviceTensor& a = cache->get(key, local, make);
+        {
+            const cuda::WeightPrepCache::Frozen inner(cache);
+            const cuda::DeviceTensor& again = cache->get(key, local, make);
+            CHECK(&again == &a);
+        }
+        CHECK(cache->entries() == 1);  // the outer scope still holds it
+        const auto other = cuda::weight_prep_key(cuda::WeightPrepCache::packed_operand, &marker, 1, 2, 4);
+        (void)cache->get(other, local, make);
+        CHECK(made == 4);
+        CHECK(cache->entries() == 2);
+    }
+    CHECK(cache->entries() == 0);
+    CHECK_FALSE(cache->frozen());
 }
 
 TEST_CASE("device Adam loop: graph replay equals plain launches", "[cuda][device_loop][graph]") {

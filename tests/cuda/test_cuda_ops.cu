@@ -209,6 +209,78 @@ TEST_CASE("CUDA upfirdn2d matches the official fixtures and the CPU on random ge
     }
 }
 
+TEST_CASE("CUDA tiled 4x4 FIR matches the CPU and the gather kernels, epilogue included", "[cuda][ops][fir]") {
+    cuda::Stream stream;
+    Cuda b = make_backend(stream);
+    std::uint64_t seed = 300;
+    // Planes wide enough for the tiled kernel (>= 32 columns), partial tiles on both edges, every
+    // pad the synthesis uses and some it does not, both filter orientations.
+    struct G {
+        Index planes, h, w;
+        int pad_y0, pad_x0, pad_y1, pad_x1;
+        bool flip;
+        float gain;
+    };
+    for (const G& c : {G{1, 37, 33, 1, 1, 1, 1, false, 1.0f}, G{6, 64, 64, 2, 1, 1, 2, true, 4.0f},
+                       G{3, 130, 97, 0, 3, -1, 2, false, 2.5f}, G{2, 9, 200, 3, 0, 2, 1, true, 1.0f},
+                       G{2, 1025, 1026, 1, 1, 1, 1, false, 1.0f}}) {
+        nn::Upfirdn2dParams p;
+        p.pad_y0 = c.pad_y0;
+        p.pad_x0 = c.pad_x0;
+        p.pad_y1 = c.pad_y1;
+        p.pad_x1 = c.pad_x1;
+        p.flip_filter = c.flip;
+        p.gain = c.gain;
+        const auto x = random_tensor({c.planes, c.h, c.w}, ++seed), filt = random_tensor({4, 4}, ++seed);
+        const Index oh = p.out_h(c.h, 4), ow = p.out_w(c.w, 4);
+        const auto gy = random_tensor({c.planes, oh, ow}, ++seed);
+        const std::string what = concat(c.planes, "x", c.h, "x", c.w, "_pad", c.pad_y0, c.pad_x0, c.pad_y1, c.pad_x1,
+                                        c.flip ? "_flip" : "");
+        const cuda::FirGeom geom = cuda::FirGeom::make(c.h, c.w, 4, 4, p);
+        REQUIRE(cuda::detail::fir4_tiled_applies(geom, c.planes));
+        const Tensors g = run_upfirdn2d(b, x, filt, p, gy), cpu_out = cpu::upfirdn2d(x, filt, p, gy);
+        CHECK_CLOSE("upfirdn2d_tiled.y", Precision::fp32, what, g[0], cpu_out[0], 1e-6);
+        CHECK_CLOSE("upfirdn2d_tiled.grad_x", Precision::fp32, what, g[1], cpu_out[1], 1e-6);
+
+        // The forward epilogue (plane scale, per-sample noise, bias, lrelu with clamp) and the
+        // adjoint's plane scale against the gather kernels on the same device inputs.
+        const Index C = c.planes % 3 == 0 ? 3 : 1, N = c.planes / C;
+        const auto scale = random_tensor({c.planes}, ++seed), bias = random_tensor({C}, ++seed);
+        const auto noise = random_tensor({N, oh, ow}, ++seed), strength = random_tensor({1}, ++seed);
+        const auto X = b.upload(x), F = b.upload(filt), GY = b.upload(gy), S = b.upload(scale), B = b.upload(bias);
+        const auto NZ = b.upload(noise), ST = b.upload(strength);
+        cuda::FirEpilogue epi;
+        epi.plane_scale = S.data();
+        epi.channels = static_cast<int>(C);
+        epi.noise = NZ.data();
+        epi.noise_per_sample = true;
+        epi.strength = ST.data();
+        epi.bias = B.data();
+        epi.act = nn::BiasActParams::lrelu(1.0f, 0.8f);
+        std::vector<Tensor<float>> outs;
+        for (const bool tiled : {true, false}) {
+            auto Y = b.empty({c.planes, oh, ow}), Y2 = b.empty({c.planes, oh, ow}), GX = b.empty(x.shape());
+            epi.out2 = Y2.data();
+            if (tiled) {
+                cuda::upfirdn2d_forward(X.data(), c.planes, geom, F.data(), Y.data(), b.stream(), epi);
+                cuda::upfirdn2d_backward(GY.data(), c.planes, geom, F.data(), GX.data(), b.stream(), S.data());
+            } else {
+                cuda::detail::launch_fir<cuda::detail::FirForward>(geom, c.planes, oh * ow, b.stream(), X.data(),
+                                                                   static_cast<int>(c.planes), geom, F.data(), epi, Y.data());
+                cuda::detail::launch_fir<cuda::detail::FirBackward>(geom, c.planes, c.h * c.w, b.stream(), GY.data(),
+                                                                    static_cast<int>(c.planes), geom, F.data(), S.data(),
+                                                                    GX.data());
+            }
+            outs.push_back(b.download(Y));
+            outs.push_back(b.download(Y2));
+            outs.push_back(b.download(GX));
+        }
+        CHECK_CLOSE("upfirdn2d_tiled_vs_gather.y", Precision::fp32, what, outs[0], outs[3], 1e-6);
+        CHECK_CLOSE("upfirdn2d_tiled_vs_gather.out2", Precision::fp32, what, outs[1], outs[4], 1e-6);
+        CHECK_CLOSE("upfirdn2d_tiled_vs_gather.grad_x", Precision::fp32, what, outs[2], outs[5], 1e-6);
+    }
+}
+
 TEST_CASE("CUDA modulated conv matches all eight official cases", "[cuda][modconv][parity]") {
     cuda::Stream stream;
     const auto f = fixture("modconv_case.safetensors");

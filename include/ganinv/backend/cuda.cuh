@@ -54,6 +54,15 @@ struct Cuda {
     cudaStream_t stream() const { return state_->pool->stream(); }
     const cuda::CudaOptions& options() const { return state_->options; }
     cuda::MemoryPool& pool() const { return *state_->pool; }
+    /// While the returned guard lives, the modulated convs keep the forms they derive from the
+    /// weights (squared norms, transposed and packed copies) instead of deriving them at every
+    /// call: for loops that do not change the generator (Inverter::run holds one). Weights written
+    /// inside the scope are not seen; leaving the last scope forgets every kept form.
+    [[nodiscard]] std::unique_ptr<cuda::WeightPrepCache::Frozen> freeze_weights() const {
+        return std::make_unique<cuda::WeightPrepCache::Frozen>(state_->weight_prep);
+    }
+    const cuda::WeightPrepCache& weight_prep() const { return *state_->weight_prep; }
+
     /// The same device state (pool, stream) with other GEMM options.
     Cuda with_options(cuda::CudaOptions o) const {
         Cuda c = *this;
@@ -343,6 +352,8 @@ private:
         int num_sms = 132;
         bool wgmma = false;
         std::shared_ptr<CUevent_st> copied;  ///< recorded after copy_to_host_async
+        /// Prepared weight forms; shared by copies and with_options() (keys name the operand).
+        std::shared_ptr<cuda::WeightPrepCache> weight_prep = std::make_shared<cuda::WeightPrepCache>();
     };
     /// Probes the wgmma path (synchronizes the stream once) unless the engine is portable.
     static bool wgmma_for(cuda::GemmEngine engine, cudaStream_t stream) {
@@ -373,7 +384,8 @@ private:
                 state_->options.style_mode,
                 state_->wgmma,
                 state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma,
-                state_->options.wgrad};
+                state_->options.wgrad,
+                state_->weight_prep.get()};
     }
 
     std::shared_ptr<State> state_;

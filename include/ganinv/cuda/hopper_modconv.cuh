@@ -10,9 +10,11 @@
 #include "ganinv/cuda/hopper_conv.cuh"
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/cuda/modconv_aux.cuh"
+#include "ganinv/cuda/weight_prep.hpp"
 #include "ganinv/nn/modconv_shape.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace ganinv::cuda::hopper {
 
@@ -138,6 +140,22 @@ DeviceTensor pack_weights(const std::shared_ptr<MemoryPool>& pool, const float* 
     return buf;
 }
 
+/// The packed operand of weights `w` (cached under `key` while `prep` is frozen; make() packs).
+template <class Make>
+const DeviceTensor& packed_weights(WeightPrepCache* prep, const WeightPrepCache::Key& key, DeviceTensor& local,
+                                   Make&& make) {
+    if (!prep) {
+        local = make();
+        return local;
+    }
+    return prep->get(key, local, std::forward<Make>(make));
+}
+/// 1 for the TF32 operand, 2 for BF16 (part of a packed form's cache key).
+template <class Operand>
+constexpr int operand_id() {
+    return std::is_same_v<Operand, Tf32Operand> ? 1 : 2;
+}
+
 /// One conv GEMM over the packed activation: output pixel (oy, ox) of an OH x OW grid, tap t
 /// reads unpadded source pixel (oy * step + dy[t], ox * step + dx[t]); B = packed weights.
 template <class Operand, class Store>
@@ -154,12 +172,16 @@ void run_conv_gemm(const PackedActivation& a, const DeviceTensor& wt, int taps, 
 /// y = d * conv(x * s, w) for up = 1 (+ the fused epilogue when `store.out2` is set).
 template <class Operand>
 void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
-                         const nn::ModConvShape& sh, int bn, ForwardStore store, cudaStream_t stream) {
+                         const nn::ModConvShape& sh, int bn, ForwardStore store, cudaStream_t stream,
+                         WeightPrepCache* prep = nullptr) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int pad = static_cast<int>(sh.padding());
     const PackedActivation xp = pack_activation<Operand>(pool, x, s, N, C, H, W, pad, stream);
-    const DeviceTensor wt = pack_weights<Operand>(pool, w, static_cast<long long>(C) * k * k, k * k, k * k, O, C, bn, xp.Cp, stream);
+    DeviceTensor wt_local;
+    const DeviceTensor& wt = packed_weights(
+        prep, weight_prep_key(WeightPrepCache::packed_operand, w, operand_id<Operand>(), 0, O, C, k, bn, xp.Cp), wt_local,
+        [&] { return pack_weights<Operand>(pool, w, static_cast<long long>(C) * k * k, k * k, k * k, O, C, bn, xp.Cp, stream); });
     int dy[kMaxTaps], dx[kMaxTaps];
     for (int t = 0; t < k * k; ++t) dy[t] = t / k - pad, dx[t] = t % k - pad;
     store.cols = O, store.plane = H * W, store.grid_w = W, store.out_w = W, store.out_plane = H * W;
@@ -170,7 +192,8 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
 /// one GEMM per output phase (Y % 2, X % 2) over the taps that reach it, sharing one packed x * s.
 template <class Operand>
 void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
-                            const float* d, const nn::ModConvShape& sh, int bn, float* yt, cudaStream_t stream) {
+                            const float* d, const nn::ModConvShape& sh, int bn, float* yt, cudaStream_t stream,
+                            WeightPrepCache* prep = nullptr) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
@@ -179,10 +202,15 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
         for (int px = 0; px < 2; ++px) {
             const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
             const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
-            DeviceTensor wp({Index{O} * C * T}, pool);  // tap (jy, jx) = kernel (py + 2 jy, px + 2 jx)
-            launch_1d(cuda::kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx, nullptr,
-                      nullptr, 1, wp.data());
-            const DeviceTensor wt = pack_weights<Operand>(pool, wp.data(), static_cast<long long>(C) * T, T, T, O, C, bn, xp.Cp, stream);
+            DeviceTensor wt_local;
+            const DeviceTensor& wt = packed_weights(
+                prep, weight_prep_key(WeightPrepCache::packed_operand, w, operand_id<Operand>(), 1 + py * 2 + px, O, C, k, bn, xp.Cp),
+                wt_local, [&] {
+                    DeviceTensor wp({Index{O} * C * T}, pool);  // tap (jy, jx) = kernel (py + 2 jy, px + 2 jx)
+                    launch_1d(cuda::kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx,
+                              nullptr, nullptr, 1, wp.data());
+                    return pack_weights<Operand>(pool, wp.data(), static_cast<long long>(C) * T, T, T, O, C, bn, xp.Cp, stream);
+                });
             int dy[kMaxTaps], dx[kMaxTaps];  // output (oy, ox) of the phase meets input (oy - jy, ox - jx)
             for (int t = 0; t < T; ++t) dy[t] = -(t / ntx), dx[t] = -(t % ntx);
             ForwardStore st;
@@ -197,7 +225,7 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
 template <class Operand>
 void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                         const float* d, const float* g, const nn::ModConvShape& sh, int bn, float* grad_x, float* grad_s,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, WeightPrepCache* prep = nullptr) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const bool up2 = sh.up == 2;
@@ -206,7 +234,10 @@ void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x,
                                                                static_cast<int>(sh.transposed_w()), 0, stream)
                                     : pack_activation<Operand>(pool, g, d, N, O, H, W, pad, stream);
     // rows = input channel c, depth = output channel o: w[o][c][t] at c * kk + o * C * kk + t
-    const DeviceTensor wt = pack_weights<Operand>(pool, w, k * k, static_cast<long long>(C) * k * k, k * k, C, O, bn, gp.Cp, stream);
+    DeviceTensor wt_local;
+    const DeviceTensor& wt = packed_weights(
+        prep, weight_prep_key(WeightPrepCache::packed_operand, w, operand_id<Operand>(), 5, O, C, k, bn, gp.Cp), wt_local,
+        [&] { return pack_weights<Operand>(pool, w, k * k, static_cast<long long>(C) * k * k, k * k, C, O, bn, gp.Cp, stream); });
     int dy[kMaxTaps], dx[kMaxTaps];
     for (int t = 0; t < k * k; ++t) {
         // up = 1: the adjoint reads g at q + pad - t; up = 2: at 2 q + t (the transposed conv's gather)

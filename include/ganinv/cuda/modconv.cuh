@@ -37,6 +37,7 @@ struct ModconvContext {
     bool wgmma = false;         ///< TF32/BF16 up = 1 convs may take the Hopper kernels (hopper_modconv.cuh)
     bool wgmma_forced = false;  ///< ... and take them for every supported shape (GemmEngine::wgmma)
     WgradKernel wgrad = WgradKernel::automatic;  ///< the 3x3 weight-gradient kernel (wgrad_kernel_for)
+    WeightPrepCache* prep = nullptr;  ///< prepared weight forms, reused while frozen (cuda/weight_prep.hpp)
     cudaStream_t stream() const { return pool->stream(); }
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
@@ -86,17 +87,40 @@ inline void check_modconv_limits(const nn::ModConvShape& sh) {
                  ShapeError, "modulated conv: shape too large for the CUDA kernels (32-bit plane indexing)");
 }
 
-/// d[n, o] (ones without demodulation) and, when `w2` is given, the squared weight norms.
+/// The prepared form `key` of the context's weights: cached inside a frozen scope, else make()'s
+/// result in `local` (cuda/weight_prep.hpp).
+template <class Make>
+const DeviceTensor& prepared(const ModconvContext& ctx, const WeightPrepCache::Key& key, DeviceTensor& local,
+                             Make&& make) {
+    if (!ctx.prep) {
+        local = make();
+        return local;
+    }
+    return ctx.prep->get(key, local, std::forward<Make>(make));
+}
+
+/// w2[o, c] = sum over taps of w[o, c, t]^2 (demodulation).
+inline const DeviceTensor& weight_sq_norms(const ModconvContext& ctx, const float* w, int O, int C, int kk,
+                                           DeviceTensor& local) {
+    return prepared(ctx, weight_prep_key(WeightPrepCache::squared_norms, w, O, C, kk), local, [&] {
+        DeviceTensor w2 = ctx.scratch({Index{O} * C});
+        launch_1d(kernels::weight_sq_norm<float>, w2.numel(), ctx.stream(), w, O, C, kk, w2.data());
+        return w2;
+    });
+}
+
+/// d[n, o] (ones without demodulation).
 inline void demod_forward(const ModconvContext& ctx, const float* w, const float* s, const nn::ModConvShape& sh,
-                          float* w2, float* d) {
+                          float* d) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int kk = static_cast<int>(sh.kernel * sh.kernel);
     if (!sh.demodulate) {
         launch_1d(kernels::fill<float>, sh.batch * O, ctx.stream(), d, static_cast<long long>(N) * O, 1.0f);
         return;
     }
-    launch_1d(kernels::weight_sq_norm<float>, Index{O} * C, ctx.stream(), w, O, C, kk, w2);
-    launch_1d(kernels::demod_coefficients<float>, Index{N} * O * 32, ctx.stream(), w2, s, N, O, C, d);
+    DeviceTensor local;
+    const DeviceTensor& w2 = weight_sq_norms(ctx, w, O, C, kk, local);
+    launch_1d(kernels::demod_coefficients<float>, Index{N} * O * 32, ctx.stream(), w2.data(), s, N, O, C, d);
 }
 
 /// The wgmma tile width for `sh` (forward: columns = O; grad-input: columns = C), or 0 when the
@@ -140,9 +164,16 @@ inline void transposed_conv_phases(const ModconvContext& ctx, const float* x, co
             const gemm::SplitK sk = plans[py][px];
             if (T == 0) continue;
             const int nb = fold ? N : 1;
-            DeviceTensor wp = ctx.scratch({Index{nb} * O * C * T});
-            launch_1d(kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx,
-                      fold ? s : nullptr, (fold && sh.demodulate) ? dcoefs : nullptr, nb, wp.data());
+            auto arrange = [&] {
+                DeviceTensor wp = ctx.scratch({Index{nb} * O * C * T});
+                launch_1d(kernels::arrange_weights<float>, wp.numel(), stream, w, O, C, k, py, 2, nty, px, 2, ntx,
+                          fold ? s : nullptr, (fold && sh.demodulate) ? dcoefs : nullptr, nb, wp.data());
+                return wp;
+            };
+            DeviceTensor wp_local;  // folded styles change every call: only the plain arrangement is kept
+            const DeviceTensor& wp = fold ? (wp_local = arrange())
+                                          : prepared(ctx, weight_prep_key(WeightPrepCache::arranged_phase, w, O, C, k, py, px),
+                                                     wp_local, arrange);
             gemm::DenseA a{wp.data(), fold ? static_cast<long long>(O) * C * T : 0, C * T};
             gemm::ConvGeom g;
             g.src = x;
@@ -168,8 +199,7 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int kk = k * k, pad = static_cast<int>(sh.padding());
     cudaStream_t stream = ctx.stream();
-    DeviceTensor w2 = ctx.scratch({sh.demodulate ? Index{O} * C : 1});
-    detail::demod_forward(ctx, w, s, sh, w2.data(), dcoefs);
+    detail::demod_forward(ctx, w, s, sh, dcoefs);
     const StyleMode mode = choose_style_mode(sh, ctx.style_mode);
     const bool fold = mode == StyleMode::fold_weights;
     const float* dscale = (!fold && sh.demodulate) ? dcoefs : nullptr;
@@ -187,7 +217,7 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
             st.strength = fused->strength, st.bias = fused->bias, st.act = fused->act;
         }
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream);
+            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream, ctx.prep);
         });
         return;
     }
@@ -228,7 +258,7 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     DeviceTensor yt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
     if (const int bn = detail::wgmma_tile_cols(ctx, sh, false, fold))
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_transposed_up2<decltype(op)>(ctx.pool, x, w, s, dscale, sh, bn, yt.data(), stream);
+            hopper::modconv_transposed_up2<decltype(op)>(ctx.pool, x, w, s, dscale, sh, bn, yt.data(), stream, ctx.prep);
         });
     else
         detail::transposed_conv_phases(ctx, x, w, s, dcoefs, dscale, sh, fold, yt.data());
@@ -257,11 +287,11 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     cudaStream_t stream = ctx.stream();
     const float* dplane = sh.demodulate ? dcoefs : nullptr;
 
-    DeviceTensor w2, coef;
+    DeviceTensor w2_local, coef;
+    const float* w2 = nullptr;
     if (sh.demodulate) {
-        w2 = ctx.scratch({Index{O} * C});
+        w2 = detail::weight_sq_norms(ctx, w, O, C, kk, w2_local).data();
         coef = ctx.scratch({Index{N} * O});
-        launch_1d(kernels::weight_sq_norm<float>, w2.numel(), stream, w, O, C, kk, w2.data());
         GANINV_CUDA_CHECK(cudaMemsetAsync(coef.data(), 0, coef.bytes(), stream));
         const long long hw = static_cast<long long>(OH) * OW;
         const long long chunks = std::max<long long>(1, std::min<long long>((hw + 8 * kBlock - 1) / (8 * kBlock),
@@ -294,11 +324,17 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     const float* g_src = sh.up == 2 ? gt.data() : grad_y;  // up = 2: d is already in gt
     if (const int bn = pointwise ? 0 : detail::wgmma_tile_cols(ctx, sh, true)) {
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s, stream);
+            hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s, stream,
+                                                     ctx.prep);
         });
     } else if (!pointwise) {  // (the pointwise kernel above did grad_x, grad_s and its grad_w part)
-        DeviceTensor wT = ctx.scratch({Index{C} * O * kk});
-        launch_1d(kernels::transpose_weights<float>, wT.numel(), stream, w, O, C, kk, wT.data());
+        DeviceTensor wT_local;
+        const DeviceTensor& wT =
+            detail::prepared(ctx, weight_prep_key(WeightPrepCache::transposed, w, O, C, kk), wT_local, [&] {
+                DeviceTensor t = ctx.scratch({Index{C} * O * kk});
+                launch_1d(kernels::transpose_weights<float>, t.numel(), stream, w, O, C, kk, t.data());
+                return t;
+            });
         gemm::ConvGeom g;
         g.C = O, g.OH = H, g.OW = W, g.T = kk, g.ntx = k;
         if (sh.up == 1) {
@@ -321,7 +357,7 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         launch_1d(kernels::axpy<float>, gx_scratch.numel(), stream, static_cast<long long>(gx_scratch.numel()), 1.0f,
                   gx_scratch.data(), grad_x_out);
     if (sh.demodulate)  // grad_s[n, c] -= s[n, c] * sum_o coef[n, o] * w2[o, c]
-        kernels::launch_rows_times_matrix<1>(coef.data(), N, O, w2.data(), C, 1.0f, s, grad_s, stream);
+        kernels::launch_rows_times_matrix<1>(coef.data(), N, O, w2, C, 1.0f, s, grad_s, stream);
     if (!grad_w) return;
     if (sh.demodulate)
         launch_1d(kernels::demod_backward_weight<float>, Index{O} * C, stream, coef.data(), s, w, N, O, C, kk,

@@ -12,7 +12,7 @@
 ///     pass from level 5 when the pyramid is deeper), every level written to the workspace;
 ///  2. partials: each level cut into chunks of kNoiseRegChunk values, one block per chunk summing
 ///     the lag-1 products in x and y;
-///  3. finish: per plane, each level's chunk sums added in chunk order (deterministic), the
+///  3. finish: per plane, each level's chunk sums added in a fixed order (deterministic), the
 ///     coefficients 2 c / (h w) and the value;
 ///  4. gradient: one thread per full-size value, summing the levels' terms from the coarsest down
 ///     as the CPU's pooling adjoint does (v = v / 4 + term), so no level's gradient is stored.
@@ -181,31 +181,28 @@ __global__ void noise_reg_partials(NoiseRegLevels L, const double* ws, double* p
     }
 }
 
-/// grid N, one warp: thread l adds level l's chunk sums in chunk order; coef[(n * count + l) * 2]
-/// = 2 cx / (h w) (then y); value[n] = sum over levels of cx^2 + cy^2.
+/// grid N: per level, the block adds the level's chunk sums (strided, then the fixed-order block
+/// sum); coef[(n * count + l) * 2] = 2 cx / (h w) (then y); value[n] = sum over levels of cx^2 + cy^2.
 template <int = 0>  // a template: defined once however many TUs include this
 __global__ void noise_reg_finish(NoiseRegLevels L, const double* partials, double* coef, double* value) {
-    static_assert(NoiseRegLevels::kMax <= 32, "one thread per level");
-    __shared__ double terms[NoiseRegLevels::kMax];
     const long long n = blockIdx.x, blocks = L.first_block[L.count];
-    const int l = threadIdx.x;
-    if (l < L.count) {
+    double reg = 0.0;
+    for (int l = 0; l < L.count; ++l) {
         double sx = 0.0, sy = 0.0;
-        for (long long b = L.first_block[l]; b < L.first_block[l + 1]; ++b) {
+        for (long long b = L.first_block[l] + threadIdx.x; b < L.first_block[l + 1]; b += kBlock) {
             sx += partials[(n * blocks + b) * 2];
             sy += partials[(n * blocks + b) * 2 + 1];
         }
-        const double hw = static_cast<double>(L.h[l] * L.w[l]), cx = sx / hw, cy = sy / hw;
-        coef[(n * L.count + l) * 2] = 2.0 * cx / hw;
-        coef[(n * L.count + l) * 2 + 1] = 2.0 * cy / hw;
-        terms[l] = cx * cx + cy * cy;
+        sx = block_sum<double>(sx);
+        sy = block_sum<double>(sy);
+        if (threadIdx.x == 0) {
+            const double hw = static_cast<double>(L.h[l] * L.w[l]), cx = sx / hw, cy = sy / hw;
+            coef[(n * L.count + l) * 2] = 2.0 * cx / hw;
+            coef[(n * L.count + l) * 2 + 1] = 2.0 * cy / hw;
+            reg += cx * cx + cy * cy;
+        }
     }
-    __syncthreads();
-    if (l == 0) {
-        double reg = 0.0;
-        for (int k = 0; k < L.count; ++k) reg += terms[k];
-        value[n] = reg;
-    }
+    if (threadIdx.x == 0) value[n] = reg;
 }
 
 /// grid (blocks over H * W, N): d reg / d map, every level's term at once from the coarsest
@@ -293,7 +290,7 @@ inline void launch_noise_regularizer(const float* maps, Index N, Index H, Index 
         kernels::noise_reg_partials<><<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(N)), kBlock, 0, stream>>>(
             L, ws, partials);
     if (e == cudaSuccess) e = cudaGetLastError();
-    if (e == cudaSuccess) kernels::noise_reg_finish<><<<static_cast<unsigned>(N), 32, 0, stream>>>(L, partials, coef, value);
+    if (e == cudaSuccess) kernels::noise_reg_finish<><<<static_cast<unsigned>(N), kBlock, 0, stream>>>(L, partials, coef, value);
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e == cudaSuccess && grad)
         kernels::noise_reg_gradient<><<<dim3(blocks_for(H * W, 4096), static_cast<unsigned>(N)), kBlock, 0, stream>>>(

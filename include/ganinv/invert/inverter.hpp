@@ -28,6 +28,14 @@
 
 namespace ganinv {
 
+/// The backend's guard that keeps forms derived from the weights for a run (Cuda::freeze_weights),
+/// or nothing on a backend without one.
+template <class B>
+auto freeze_weights_of(const B& b) {
+    if constexpr (requires { b.freeze_weights(); }) return b.freeze_weights();
+    else return 0;
+}
+
 template <class G, class Space, class LossT, class Opt>
 class Inverter {
     static_assert(StyleGenerator<G>, "ganinv::Inverter: G must model StyleGenerator (e.g. StyleGAN2<Cpu>)");
@@ -78,6 +86,9 @@ public:
         ImageStopper stop(o, n);
         bool on_device = false;
         launch_mode_ = "host";
+        // The generator does not change during an inversion: a backend that derives forms from the
+        // weights at every call may keep them for the run (CUDA: cuda/weight_prep.hpp).
+        [[maybe_unused]] const auto frozen = freeze_weights_of(objective_.generator().backend());
 
         if constexpr (std::is_same_v<Opt, Adam>) {
             if (DeviceAdamLoop<G, Space, LossT>::supported(o, n)) {
