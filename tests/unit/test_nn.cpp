@@ -85,6 +85,52 @@ TEST_CASE("upfirdn2d matches the official upsample2d / downsample2d / filter2d",
     }
 }
 
+TEST_CASE("the 4x4 stencil rule of the tiled CUDA FIR equals upfirdn2d and its adjoint", "[nn][upfirdn2d]") {
+    // cuda/upfirdn2d.cuh's fir4_tiled computes out[y][x] = sum gain * f[fir4_stencil_tap(...)] *
+    // in[y + a - py][x + b - px]; here that formula, on the host, against the library's forward and
+    // adjoint for asymmetric filters (a symmetric one, as the synthesis uses, hides a mirrored rule).
+    Rng rng(23);
+    for (int trial = 0; trial < 200; ++trial) {
+        Upfirdn2dParams p;
+        p.pad_x0 = static_cast<int>(rng.below(5)) - 1;
+        p.pad_x1 = static_cast<int>(rng.below(5)) - 1;
+        p.pad_y0 = static_cast<int>(rng.below(5)) - 1;
+        p.pad_y1 = static_cast<int>(rng.below(5)) - 1;
+        p.flip_filter = rng.below(2) == 1;
+        p.gain = 0.5f + static_cast<float>(rng.below(4));
+        const Index in_h = 2 + static_cast<Index>(rng.below(9)), in_w = 2 + static_cast<Index>(rng.below(9));
+        const Index out_h = p.out_h(in_h, 4), out_w = p.out_w(in_w, 4);
+        if (out_h < 1 || out_w < 1) continue;
+        const Tensor<float> filt = random_tensor({4, 4}, rng);
+        const Tensor<float> x = random_tensor({1, in_h, in_w}, rng), gy = random_tensor({1, out_h, out_w}, rng);
+        auto stencil = [&](const Tensor<float>& in, Index ih, Index iw, Index oh, Index ow, bool adjoint) {
+            const Index py = adjoint ? 3 - p.pad_y0 : p.pad_y0, px = adjoint ? 3 - p.pad_x0 : p.pad_x0;
+            std::vector<float> out(static_cast<std::size_t>(oh * ow));
+            for (Index y = 0; y < oh; ++y)
+                for (Index xx = 0; xx < ow; ++xx) {
+                    float acc = 0.0f;
+                    for (int a = 0; a < 4; ++a)
+                        for (int b = 0; b < 4; ++b) {
+                            const Index iy = y + a - py, ix = xx + b - px;
+                            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) continue;
+                            acc += filt[fir4_stencil_tap(p.flip_filter, adjoint, a, b)] * p.gain * in[iy * iw + ix];
+                        }
+                    out[static_cast<std::size_t>(y * ow + xx)] = acc;
+                }
+            return out;
+        };
+        std::vector<float> y(static_cast<std::size_t>(out_h * out_w)), gx(static_cast<std::size_t>(in_h * in_w));
+        upfirdn2d_forward(x.data(), 1, in_h, in_w, filt.data(), 4, 4, p, y.data());
+        upfirdn2d_backward(gy.data(), 1, in_h, in_w, filt.data(), 4, 4, p, gx.data());
+        const std::vector<float> ys = stencil(x, in_h, in_w, out_h, out_w, false);
+        const std::vector<float> gxs = stencil(gy, out_h, out_w, in_h, in_w, true);
+        INFO("trial " << trial << (p.flip_filter ? " flipped" : "") << " pads " << p.pad_x0 << "," << p.pad_x1 << ","
+                      << p.pad_y0 << "," << p.pad_y1 << " input " << in_h << "x" << in_w);
+        for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(std::fabs(y[i] - ys[i]) <= 1e-5f * (1 + std::fabs(y[i])));
+        for (std::size_t i = 0; i < gx.size(); ++i) REQUIRE(std::fabs(gx[i] - gxs[i]) <= 1e-5f * (1 + std::fabs(gx[i])));
+    }
+}
+
 TEST_CASE("upfirdn2d equals its direct definition on random geometries", "[nn][upfirdn2d]") {
     // The library walks precomputed tap tables in strided runs; the direct form tests every tap.
     // Up/down factors 1-3, padding and cropping, odd filters, flipped or not, forward and adjoint.

@@ -54,17 +54,15 @@ struct FirEpilogue {
 /// A 4x4 stencil with zero padding: out[y][x] = sum_{a,b} w[a][b] * in[y + a - py][x + b - px].
 /// The forward FIR without resampling is one (w[a][b] = gain * the filter, flipped unless `flip`),
 /// and so is its adjoint (the filter turned by 180 degrees, py = 3 - pad_y0): `adjoint` picks the
-/// tap order, read from the device filter `f` when the kernel starts.
+/// tap order (nn::fir4_stencil_tap, checked on the CPU by test_nn), read from the device filter `f`
+/// when the kernel starts.
 struct Stencil4 {
     const float* f = nullptr;
     float gain = 1.0f;
     bool flip = false, adjoint = false;
     int py = 0, px = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
 
-    __host__ __device__ int tap(int a, int b) const {
-        const bool mirror = flip == adjoint;  // forward, no flip: f[3 - a][3 - b]; adjoint, no flip: f[a][b]
-        return (mirror ? 3 - a : a) * 4 + (mirror ? 3 - b : b);
-    }
+    __host__ __device__ int tap(int a, int b) const { return nn::fir4_stencil_tap(flip, adjoint, a, b); }
 };
 inline constexpr int kFirTileW = 32, kFirRowsPerThread = 8, kFirTileH = 8 * kFirRowsPerThread;
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ganinv/core/error.hpp"
+#include "ganinv/core/host_device.hpp"
 #include "ganinv/core/tensor.hpp"
 #include "ganinv/nn/bias_act.hpp"
 
@@ -200,6 +201,17 @@ inline Tensor<float> upfirdn2d(const Tensor<float>& x, const Tensor<float>& filt
     Tensor<float> y({x.dim(0), x.dim(1), p.out_h(x.dim(2), fh), p.out_w(x.dim(3), fw)});
     upfirdn2d_forward(x.data(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), filter.data(), fh, fw, p, y.data());
     return y;
+}
+
+/// Without resampling (up = down = 1) a 4x4 FIR and its adjoint are one zero-padded stencil,
+///   out[y][x] = sum_{a,b} gain * f[fir4_stencil_tap(flip, adjoint, a, b)] * in[y + a - py][x + b - px],
+/// forward: py = pad_y0, px = pad_x0, in = x; adjoint: py = 3 - pad_y0, px = 3 - pad_x0, in = grad_y.
+/// The filter is convolved (taps mirrored) unless flip_filter, and the adjoint mirrors it once
+/// more. The tiled CUDA kernel (cuda/upfirdn2d.cuh, fir4_tiled) reads its taps through this rule;
+/// test_nn checks the stencil form against upfirdn2d_forward / upfirdn2d_backward.
+GANINV_HOST_DEVICE inline int fir4_stencil_tap(bool flip, bool adjoint, int a, int b) {
+    const bool mirror = flip == adjoint;
+    return (mirror ? 3 - a : a) * 4 + (mirror ? 3 - b : b);
 }
 
 /// The normalised separable FIR filter outer(k, k) / sum(k)^2, e.g. k = [1, 3, 3, 1].
