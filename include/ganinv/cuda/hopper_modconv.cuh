@@ -140,16 +140,6 @@ DeviceTensor pack_weights(const std::shared_ptr<MemoryPool>& pool, const float* 
     return buf;
 }
 
-/// The packed operand of weights `w` (cached under `key` while `prep` is frozen; make() packs).
-template <class Make>
-const DeviceTensor& packed_weights(WeightPrepCache* prep, const WeightPrepCache::Key& key, DeviceTensor& local,
-                                   Make&& make) {
-    if (!prep) {
-        local = make();
-        return local;
-    }
-    return prep->get(key, local, std::forward<Make>(make));
-}
 /// 1 for the TF32 operand, 2 for BF16 (part of a packed form's cache key).
 template <class Operand>
 constexpr int operand_id() {
@@ -179,7 +169,7 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
     const int pad = static_cast<int>(sh.padding());
     const PackedActivation xp = pack_activation<Operand>(pool, x, s, N, C, H, W, pad, stream);
     DeviceTensor wt_local;
-    const DeviceTensor& wt = packed_weights(
+    const DeviceTensor& wt = prepared_weights(
         prep, weight_prep_key(WeightPrepCache::packed_operand, w, operand_id<Operand>(), 0, O, C, k, bn, xp.Cp), wt_local,
         [&] { return pack_weights<Operand>(pool, w, static_cast<long long>(C) * k * k, k * k, k * k, O, C, bn, xp.Cp, stream); });
     int dy[kMaxTaps], dx[kMaxTaps];
@@ -203,7 +193,7 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
             const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
             const int THp = (TH - py + 1) / 2, TWp = (TW - px + 1) / 2;
             DeviceTensor wt_local;
-            const DeviceTensor& wt = packed_weights(
+            const DeviceTensor& wt = prepared_weights(
                 prep, weight_prep_key(WeightPrepCache::packed_operand, w, operand_id<Operand>(), 1 + py * 2 + px, O, C, k, bn, xp.Cp),
                 wt_local, [&] {
                     DeviceTensor wp({Index{O} * C * T}, pool);  // tap (jy, jx) = kernel (py + 2 jy, px + 2 jx)
@@ -235,7 +225,7 @@ void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x,
                                     : pack_activation<Operand>(pool, g, d, N, O, H, W, pad, stream);
     // rows = input channel c, depth = output channel o: w[o][c][t] at c * kk + o * C * kk + t
     DeviceTensor wt_local;
-    const DeviceTensor& wt = packed_weights(
+    const DeviceTensor& wt = prepared_weights(
         prep, weight_prep_key(WeightPrepCache::packed_operand, w, operand_id<Operand>(), 5, O, C, k, bn, gp.Cp), wt_local,
         [&] { return pack_weights<Operand>(pool, w, k * k, static_cast<long long>(C) * k * k, k * k, C, O, bn, gp.Cp, stream); });
     int dy[kMaxTaps], dx[kMaxTaps];

@@ -87,22 +87,10 @@ inline void check_modconv_limits(const nn::ModConvShape& sh) {
                  ShapeError, "modulated conv: shape too large for the CUDA kernels (32-bit plane indexing)");
 }
 
-/// The prepared form `key` of the context's weights: cached inside a frozen scope, else make()'s
-/// result in `local` (cuda/weight_prep.hpp).
-template <class Make>
-const DeviceTensor& prepared(const ModconvContext& ctx, const WeightPrepCache::Key& key, DeviceTensor& local,
-                             Make&& make) {
-    if (!ctx.prep) {
-        local = make();
-        return local;
-    }
-    return ctx.prep->get(key, local, std::forward<Make>(make));
-}
-
 /// w2[o, c] = sum over taps of w[o, c, t]^2 (demodulation).
 inline const DeviceTensor& weight_sq_norms(const ModconvContext& ctx, const float* w, int O, int C, int kk,
                                            DeviceTensor& local) {
-    return prepared(ctx, weight_prep_key(WeightPrepCache::squared_norms, w, O, C, kk), local, [&] {
+    return prepared_weights(ctx.prep, weight_prep_key(WeightPrepCache::squared_norms, w, O, C, kk), local, [&] {
         DeviceTensor w2 = ctx.scratch({Index{O} * C});
         launch_1d(kernels::weight_sq_norm<float>, w2.numel(), ctx.stream(), w, O, C, kk, w2.data());
         return w2;
@@ -172,7 +160,7 @@ inline void transposed_conv_phases(const ModconvContext& ctx, const float* x, co
             };
             DeviceTensor wp_local;  // folded styles change every call: only the plain arrangement is kept
             const DeviceTensor& wp = fold ? (wp_local = arrange())
-                                          : prepared(ctx, weight_prep_key(WeightPrepCache::arranged_phase, w, O, C, k, py, px),
+                                          : prepared_weights(ctx.prep, weight_prep_key(WeightPrepCache::arranged_phase, w, O, C, k, py, px),
                                                      wp_local, arrange);
             gemm::DenseA a{wp.data(), fold ? static_cast<long long>(O) * C * T : 0, C * T};
             gemm::ConvGeom g;
@@ -330,7 +318,7 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     } else if (!pointwise) {  // (the pointwise kernel above did grad_x, grad_s and its grad_w part)
         DeviceTensor wT_local;
         const DeviceTensor& wT =
-            detail::prepared(ctx, weight_prep_key(WeightPrepCache::transposed, w, O, C, kk), wT_local, [&] {
+            prepared_weights(ctx.prep, weight_prep_key(WeightPrepCache::transposed, w, O, C, kk), wT_local, [&] {
                 DeviceTensor t = ctx.scratch({Index{C} * O * kk});
                 launch_1d(kernels::transpose_weights<float>, t.numel(), stream, w, O, C, kk, t.data());
                 return t;

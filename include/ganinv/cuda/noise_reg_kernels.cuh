@@ -270,21 +270,21 @@ inline void launch_noise_regularizer(const float* maps, Index N, Index H, Index 
         return;
     }
     const long long blocks = L.first_block[L.count];
-    GANINV_CHECK(blocks <= 2147483647LL, ShapeError, "CUDA noise regulariser: a ", H, "x", W, " map is too large");
+    const auto tiles = [](long long n) { return static_cast<unsigned>((n + kNoiseRegTile - 1) / kNoiseRegTile); };
+    GANINV_CHECK(blocks <= 2147483647LL && tiles(H) <= 65535, ShapeError, "CUDA noise regulariser: a ", H, "x", W,
+                 " map is too large");
     const std::size_t doubles = static_cast<std::size_t>(N * L.total + N * blocks * 2 + N * L.count * 2);
     const Block scratch = pool.allocate(sizeof(double) * doubles);
     double* ws = static_cast<double*>(scratch.ptr);
     double* partials = ws + N * L.total;
     double* coef = partials + N * blocks * 2;
     cudaError_t e = cudaSuccess;
-    for (int from = 0; e == cudaSuccess;) {
-        const auto tiles = [](long long n) { return static_cast<unsigned>((n + kNoiseRegTile - 1) / kNoiseRegTile); };
+    // Pass k pools level 5k down to level 5k + 5 (or the last level); a level of width 0 has no tiles.
+    for (int from = 0; e == cudaSuccess; from += kNoiseRegTileLevels) {
         const dim3 grid(tiles(L.w[from]), tiles(L.h[from]), static_cast<unsigned>(N));
-        if (grid.x > 0 && grid.y > 0 && grid.y <= 65535) kernels::noise_reg_pyramid<><<<grid, kBlock, 0, stream>>>(maps, L, from, ws);
-        else if (L.h[from] * L.w[from] > 0) e = cudaErrorInvalidConfiguration;
-        if (e == cudaSuccess) e = cudaGetLastError();
-        from += kNoiseRegTileLevels;
-        if (from >= L.count - 1) break;
+        if (grid.x > 0 && grid.y > 0) kernels::noise_reg_pyramid<><<<grid, kBlock, 0, stream>>>(maps, L, from, ws);
+        e = cudaGetLastError();
+        if (from + kNoiseRegTileLevels >= L.count - 1) break;
     }
     if (e == cudaSuccess && blocks > 0)
         kernels::noise_reg_partials<><<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(N)), kBlock, 0, stream>>>(

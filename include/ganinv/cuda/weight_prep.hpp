@@ -94,6 +94,18 @@ private:
     std::map<Key, DeviceTensor> entries_;
 };
 
+/// The prepared form `key` from `cache` (kept while frozen), or, without a cache, make()'s result
+/// in `local`: what every launcher that derives a form from the weights calls.
+template <class Make>
+const DeviceTensor& prepared_weights(WeightPrepCache* cache, const WeightPrepCache::Key& key, DeviceTensor& local,
+                                     Make&& make) {
+    if (!cache) {
+        local = make();
+        return local;
+    }
+    return cache->get(key, local, std::forward<Make>(make));
+}
+
 /// A cache key: kind, the weights' address, then up to ten layout integers.
 template <class... Ints>
 WeightPrepCache::Key weight_prep_key(WeightPrepCache::Kind kind, const float* w, Ints... params) {
