@@ -5,6 +5,9 @@
 ///        (t(long run) - t(short run)) / (long - short), so setup (W statistics, cuDNN plans, the
 ///        graph capture, the final render and metrics) cancels. bench_device_step (Cpu: the device
 ///        loop vs the host loop of before) and bench_device_step_gpu (Cuda) are this template.
+///        Several (short, long) pairs are timed and the median pair reported with the spread: one
+///        pair is at the mercy of its setup (session 21 saw a 1024^2 row at ~0.6x of its true
+///        time when the per-run fixed cost differed by ~60 ms between the two runs).
 #pragma once
 
 #include "bench_common.hpp"
@@ -17,23 +20,31 @@
 #include <ganinv/loss/vgg_perceptual.hpp>
 #include <ganinv/optim/adam.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace ganinv::bench {
 
 struct StepTiming {
-    double ms_per_step = 0, setup_s = 0;
+    double ms_per_step = 0, setup_s = 0;  ///< of the median pair
+    double spread = 0;                    ///< (max - min) / median of the pairs' ms/step
+    std::vector<double> pair_ms;          ///< every pair's ms/step, in the order timed
     std::string mode;
 };
 
-/// `make_loss()` builds a fresh loss for every run (network losses are not copied).
+/// `make_loss()` builds a fresh loss for every run (network losses are not copied). After one
+/// warm-up run, `pairs` (short, long) pairs are timed.
 template <class Space, class G, class MakeLoss>
 StepTiming time_inverter_steps(G& g, MakeLoss&& make_loss, InverterOptions o, const Tensor<float>& targets,
-                               Index short_steps, Index long_steps) {
+                               Index short_steps, Index long_steps, int pairs = 3) {
+    if (pairs < 1 || long_steps <= short_steps)
+        throw ValueError(concat("time_inverter_steps: need pairs >= 1 and long > short steps (got ", pairs, ", ",
+                                short_steps, ", ", long_steps, ")"));
     using LossT = decltype(make_loss());
     StepTiming r;
     auto run = [&](Index steps) {
@@ -47,9 +58,18 @@ StepTiming time_inverter_steps(G& g, MakeLoss&& make_loss, InverterOptions o, co
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     (void)run(short_steps);  // warm-up: W statistics into o.w_statistics_cache, cuDNN, the pool
-    const double ts = run(short_steps), tl = run(long_steps);
-    r.ms_per_step = (tl - ts) / static_cast<double>(long_steps - short_steps) * 1e3;
-    r.setup_s = ts - static_cast<double>(short_steps) * r.ms_per_step * 1e-3;
+    std::vector<std::pair<double, double>> timed;  // (ms/step, setup s) per pair
+    for (int p = 0; p < pairs; ++p) {
+        const double ts = run(short_steps), tl = run(long_steps);
+        const double ms = (tl - ts) / static_cast<double>(long_steps - short_steps) * 1e3;
+        timed.emplace_back(ms, ts - static_cast<double>(short_steps) * ms * 1e-3);
+        r.pair_ms.push_back(ms);
+    }
+    std::sort(timed.begin(), timed.end());
+    const auto& median = timed[timed.size() / 2];  // the upper one of an even count
+    r.ms_per_step = median.first;
+    r.setup_s = median.second;
+    r.spread = r.ms_per_step > 0 ? (timed.back().first - timed.front().first) / r.ms_per_step : 0.0;
     return r;
 }
 
@@ -79,6 +99,10 @@ inline Json step_json(const std::string& config, const std::string& objective, c
     j.set("ms_per_step", t.ms_per_step);
     j.set("ms_per_image_step", t.ms_per_step / static_cast<double>(batch));
     j.set("setup_s", t.setup_s);
+    j.set("spread", t.spread);
+    Json::Array pairs;
+    for (const double ms : t.pair_ms) pairs.emplace_back(ms);
+    j.set("pair_ms_per_step", Json(std::move(pairs)));
     j.set("launch_mode", t.mode);
     return j;
 }

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
                     const std::string obj = official ? "W + noise maps, MSE" : "W+, MSE";
                     bench::Row r;
                     r.cells = {c.name, obj, std::to_string(c.batch), device ? "device loop" : "host loop",
-                               bench::fmt(st.ms_per_step), bench::fmt(st.ms_per_step / static_cast<double>(c.batch))};
+                               bench::fmt(st.ms_per_step), bench::fmt(100.0 * st.spread, 1) + "%",
+                               bench::fmt(st.ms_per_step / static_cast<double>(c.batch))};
                     r.json = bench::step_json(c.name, obj, "fp32", c.batch, st);
                     r.json.set("loop", device ? "device" : "host");
                     rows.push_back(r);
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
                 }
         }
         std::cout << "\nAdam inversion step on the CPU, device loop (Cpu ops) vs host loop\n";
-        bench::print_table({"config", "objective", "batch", "loop", "ms/step", "ms/image-step"}, rows);
+        bench::print_table({"config", "objective", "batch", "loop", "ms/step", "spread", "ms/image-step"}, rows);
         bench::write_json(json_path, "device_step_cpu", rows);
         return 0;
     } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 // in fp32 / tf32 / bf16 (the VGG's cuDNN convolutions in the same precision). Prints the table, writes JSON
 // with FLOPs per step (generator fwd+bwd = 2x forward, VGG fwd + data-bwd = 2x forward, as
 // bench_gpu counts) for the floor; official_projector_timing.py times the official code the same way.
+// Each row is the median of three (short, long) pairs; "spread" is (max - min) / median of them.
 // --profile official|wplus_mse: instead of the table, one inversion of that objective (the first
 // --res / --precisions / --batches entry) with a progress report after every step, and steps 7..8
 // (two graph replays, after the eager step and the capture) bracketed by cudaProfilerStart/Stop:
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
                         const std::string obj = official ? "W + noise + VGG (official)" : "W+, MSE";
                         bench::Row r;
                         r.cells = {config, obj, prec, std::to_string(batch), bench::fmt(st.ms_per_step),
+                                   bench::fmt(100.0 * st.spread, 1) + "%",
                                    bench::fmt(st.ms_per_step / static_cast<double>(batch)),
                                    bench::fmt(flops / st.ms_per_step * 1e-9, 1), bench::fmt(st.setup_s, 2), st.mode};
                         r.json = bench::step_json(config, official ? "official" : "wplus_mse", prec, batch, st);
@@ -174,7 +176,7 @@ int main(int argc, char** argv) {
         }
         std::cout << "\nAdam inversion step on " << prop.name << " (" << (host_loop ? "host loop" : "device loop")
                   << "; ms/step = (t(long) - t(short)) / steps)\n";
-        bench::print_table({"config", "objective", "precision", "batch", "ms/step", "ms/image-step", "TFLOP/s",
+        bench::print_table({"config", "objective", "precision", "batch", "ms/step", "spread", "ms/image-step", "TFLOP/s",
                             "setup s", "launch"},
                            rows);
         bench::write_json(json_path, "device_step_gpu", rows);
