@@ -8,6 +8,11 @@
 ///        Several (short, long) pairs are timed and the median pair reported with the spread: one
 ///        pair is at the mercy of its setup (session 21 saw a 1024^2 row at ~0.6x of its true
 ///        time when the per-run fixed cost differed by ~60 ms between the two runs).
+///        Each long run also times its own steps from the inside ("in-run"): it reports progress
+///        every `short` steps (each report waits for the device), and (t(report at long) -
+///        t(report at short)) / (long - short) is the step time with no setup in it at all, which
+///        session 22 needed: at 1024^2 on an H100 the per-run setup varied by ~0.1-0.7 s, and the
+///        (short, long) pairs spread by 30%.
 #pragma once
 
 #include "bench_common.hpp"
@@ -34,6 +39,9 @@ struct StepTiming {
     double ms_per_step = 0, setup_s = 0;  ///< of the median pair
     double spread = 0;                    ///< (max - min) / median of the pairs' ms/step
     std::vector<double> pair_ms;          ///< every pair's ms/step, in the order timed
+    double inrun_ms_per_step = 0;         ///< median of the long runs' in-run step times
+    double inrun_spread = 0;              ///< (max - min) / median of those
+    std::vector<double> inrun_ms;         ///< every long run's in-run ms/step, in the order timed
     std::string mode;
 };
 
@@ -47,24 +55,45 @@ StepTiming time_inverter_steps(G& g, MakeLoss&& make_loss, InverterOptions o, co
                                 short_steps, ", ", long_steps, ")"));
     using LossT = decltype(make_loss());
     StepTiming r;
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point at_short{}, at_long{};  // the long run's reports after `short_steps` and `long_steps` steps
     auto run = [&](Index steps) {
-        o.steps = steps;
+        InverterOptions ro = o;
+        ro.steps = steps;
+        if (steps == long_steps) {  // the in-run clock: a report (one event wait) every short_steps steps
+            ro.progress_every = short_steps;
+            ro.on_progress = [&, user = o.on_progress](const InversionProgress& p) {
+                if (p.step == short_steps) at_short = Clock::now();
+                if (p.step == long_steps) at_long = Clock::now();
+                if (user) user(p);
+            };
+        }
         g.backend().synchronize();
-        const auto t0 = std::chrono::steady_clock::now();
-        Inverter<G, Space, LossT, Adam> inv(g, make_loss(), Adam(ProjectorSchedule{}.adam_options()), o);
+        const auto t0 = Clock::now();
+        Inverter<G, Space, LossT, Adam> inv(g, make_loss(), Adam(ProjectorSchedule{}.adam_options()), ro);
         (void)inv.run(targets);
         g.backend().synchronize();
         r.mode = inv.launch_mode();
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return std::chrono::duration<double>(Clock::now() - t0).count();
     };
     (void)run(short_steps);  // warm-up: W statistics into o.w_statistics_cache, cuDNN, the pool
     std::vector<std::pair<double, double>> timed;  // (ms/step, setup s) per pair
     for (int p = 0; p < pairs; ++p) {
+        at_short = at_long = Clock::time_point{};
         const double ts = run(short_steps), tl = run(long_steps);
         const double ms = (tl - ts) / static_cast<double>(long_steps - short_steps) * 1e3;
         timed.emplace_back(ms, ts - static_cast<double>(short_steps) * ms * 1e-3);
         r.pair_ms.push_back(ms);
+        if (at_short == Clock::time_point{} || at_long == Clock::time_point{})
+            throw ValueError("time_inverter_steps: the long run did not report after its short and long step counts "
+                             "(a stop rule ended it early?)");
+        r.inrun_ms.push_back(std::chrono::duration<double, std::milli>(at_long - at_short).count() /
+                             static_cast<double>(long_steps - short_steps));
     }
+    std::vector<double> inrun = r.inrun_ms;
+    std::sort(inrun.begin(), inrun.end());
+    r.inrun_ms_per_step = inrun[inrun.size() / 2];
+    r.inrun_spread = r.inrun_ms_per_step > 0 ? (inrun.back() - inrun.front()) / r.inrun_ms_per_step : 0.0;
     std::sort(timed.begin(), timed.end());
     const auto& median = timed[timed.size() / 2];  // the upper one of an even count
     r.ms_per_step = median.first;
@@ -103,6 +132,11 @@ inline Json step_json(const std::string& config, const std::string& objective, c
     Json::Array pairs;
     for (const double ms : t.pair_ms) pairs.emplace_back(ms);
     j.set("pair_ms_per_step", Json(std::move(pairs)));
+    j.set("inrun_ms_per_step", t.inrun_ms_per_step);
+    j.set("inrun_spread", t.inrun_spread);
+    Json::Array inrun;
+    for (const double ms : t.inrun_ms) inrun.emplace_back(ms);
+    j.set("inrun_runs_ms_per_step", Json(std::move(inrun)));
     j.set("launch_mode", t.mode);
     return j;
 }

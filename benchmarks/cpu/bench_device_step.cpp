@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
                     bench::Row r;
                     r.cells = {c.name, obj, std::to_string(c.batch), device ? "device loop" : "host loop",
                                bench::fmt(st.ms_per_step), bench::fmt(100.0 * st.spread, 1) + "%",
+                               bench::fmt(st.inrun_ms_per_step), bench::fmt(100.0 * st.inrun_spread, 1) + "%",
                                bench::fmt(st.ms_per_step / static_cast<double>(c.batch))};
                     r.json = bench::step_json(c.name, obj, "fp32", c.batch, st);
                     r.json.set("loop", device ? "device" : "host");
@@ -62,7 +63,9 @@ int main(int argc, char** argv) {
                 }
         }
         std::cout << "\nAdam inversion step on the CPU, device loop (Cpu ops) vs host loop\n";
-        bench::print_table({"config", "objective", "batch", "loop", "ms/step", "spread", "ms/image-step"}, rows);
+        bench::print_table({"config", "objective", "batch", "loop", "ms/step", "spread", "in-run ms/step", "in-run spread",
+                            "ms/image-step"},
+                           rows);
         bench::write_json(json_path, "device_step_cpu", rows);
         return 0;
     } catch (const std::exception& e) {

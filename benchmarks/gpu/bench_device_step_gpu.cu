@@ -5,14 +5,17 @@
 // in fp32 / tf32 / bf16 (the VGG's cuDNN convolutions in the same precision). Prints the table, writes JSON
 // with FLOPs per step (generator fwd+bwd = 2x forward, VGG fwd + data-bwd = 2x forward, as
 // bench_gpu counts) for the floor; official_projector_timing.py times the official code the same way.
-// Each row is the median of three (short, long) pairs; "spread" is (max - min) / median of them.
+// Each row is the median of three (short, long) pairs; "spread" is (max - min) / median of them;
+// "in-run" times the long runs' steps from their own progress reports (no setup at all).
 // --profile official|wplus_mse: instead of the table, one inversion of that objective (the first
 // --res / --precisions / --batches entry) with a progress report after every step, and steps 7..8
 // (two graph replays, after the eager step and the capture) bracketed by cudaProfilerStart/Stop:
 // `ncu --profile-from-start off --metrics gpu__time_duration.sum --csv bench_device_step_gpu
 // --profile official ...` times each kernel of two steady-state steps (scripts/kernel_time_summary.py).
+// --prologues fused,unfused: rows with the synthesis backward's one-pass prologue
+// (CudaOptions::fuse_backward_prologue, cuda/modconv_grad_prologue.cuh) on and off, side by side.
 // Usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32,bf16]
-//        [--batches 1,8] [--host-loop] [--profile official|wplus_mse]
+//        [--batches 1,8] [--host-loop] [--profile official|wplus_mse] [--prologues fused,unfused]
 #include "../device_step_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
@@ -74,7 +77,7 @@ void profile_steps(G& g, MakeLoss&& make_loss, InverterOptions o, const Tensor<f
 
 int main(int argc, char** argv) {
     std::string json_path = "bench_device_step_gpu.json", res_list = "256,1024", prec_list = "fp32,tf32,bf16",
-                batch_list = "1,8";
+                batch_list = "1,8", prologue_list = "fused";
     std::string profile;  // objective to profile instead of the table
     bool quick = false, host_loop = false;
     for (int i = 1; i < argc; ++i) {
@@ -85,12 +88,19 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--precisions") && i + 1 < argc) prec_list = argv[++i];
         else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) batch_list = argv[++i];
         else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile = argv[++i];
+        else if (!std::strcmp(argv[i], "--prologues") && i + 1 < argc) prologue_list = argv[++i];
         else {
             std::cerr << "usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] "
-                         "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop] [--profile official|wplus_mse]\n";
+                         "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop] [--profile official|wplus_mse] "
+                         "[--prologues fused,unfused]\n";
             return 2;
         }
     }
+    for (const std::string& p : bench::split_list(prologue_list))
+        if (p != "fused" && p != "unfused") {
+            std::cerr << "bench_device_step_gpu: --prologues takes fused and/or unfused, not '" << p << "'\n";
+            return 2;
+        }
     try {
         int count = 0;
         if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
@@ -108,6 +118,7 @@ int main(int argc, char** argv) {
             const Index batch = std::stoll(bench::split_list(batch_list).at(0));
             cuda::CudaOptions co;
             co.precision = cuda::parse_precision(bench::split_list(prec_list).at(0));
+            co.fuse_backward_prologue = bench::split_list(prologue_list).at(0) == "fused";
             const Cuda backend(stream, co);
             G g = G::random(bench::official_config(res), 1, backend);
             const Tensor<float> t = bench::random_targets(g, batch, 7);
@@ -132,9 +143,11 @@ int main(int argc, char** argv) {
             const Index res = std::stoll(rs);
             const StyleGAN2Config cfg = bench::official_config(res);
             const Index s1 = quick ? 5 : 10, s2 = quick ? 20 : (res >= 1024 ? 50 : 110);
-            for (const std::string& prec : bench::split_list(prec_list)) {
+            for (const std::string& prec : bench::split_list(prec_list))
+              for (const std::string& prologue : bench::split_list(prologue_list)) {
                 cuda::CudaOptions co;
                 co.precision = cuda::parse_precision(prec);
+                co.fuse_backward_prologue = prologue == "fused";
                 const Cuda backend(stream, co);
                 G g = G::random(cfg, 1, backend);
                 const Vgg16 trunk = Vgg16::hash_rule();  // the VGG runs in the generator's precision
@@ -160,14 +173,16 @@ int main(int argc, char** argv) {
                         const std::string config = concat(res, "x", res, " random (cb ", cfg.channel_base, ")");
                         const std::string obj = official ? "W + noise + VGG (official)" : "W+, MSE";
                         bench::Row r;
-                        r.cells = {config, obj, prec, std::to_string(batch), bench::fmt(st.ms_per_step),
-                                   bench::fmt(100.0 * st.spread, 1) + "%",
+                        r.cells = {config, obj, prec, prologue, std::to_string(batch), bench::fmt(st.ms_per_step),
+                                   bench::fmt(100.0 * st.spread, 1) + "%", bench::fmt(st.inrun_ms_per_step),
+                                   bench::fmt(100.0 * st.inrun_spread, 1) + "%",
                                    bench::fmt(st.ms_per_step / static_cast<double>(batch)),
                                    bench::fmt(flops / st.ms_per_step * 1e-9, 1), bench::fmt(st.setup_s, 2), st.mode};
                         r.json = bench::step_json(config, official ? "official" : "wplus_mse", prec, batch, st);
                         r.json.set("resolution", static_cast<std::int64_t>(res));
                         r.json.set("gflop_per_step", flops * 1e-9);
                         r.json.set("device", std::string(prop.name));
+                        r.json.set("backward_prologue", prologue);
                         rows.push_back(r);
                         std::cout << "." << std::flush;
                     }
@@ -176,7 +191,8 @@ int main(int argc, char** argv) {
         }
         std::cout << "\nAdam inversion step on " << prop.name << " (" << (host_loop ? "host loop" : "device loop")
                   << "; ms/step = (t(long) - t(short)) / steps)\n";
-        bench::print_table({"config", "objective", "precision", "batch", "ms/step", "spread", "ms/image-step", "TFLOP/s",
+        bench::print_table({"config", "objective", "precision", "bwd prologue", "batch", "ms/step", "spread",
+                            "in-run ms/step", "in-run spread", "ms/image-step", "TFLOP/s",
                             "setup s", "launch"},
                            rows);
         bench::write_json(json_path, "device_step_gpu", rows);

@@ -226,6 +226,42 @@ Tensors run_bias_act_noise(B& b, const Tensor<float>& y, const Tensor<float>& gy
     return {b.download(GX), b.download(GB), b.download(GN), b.download(GS)};
 }
 
+/// {y, dcoefs, out} of modconv_forward_fused with per-sample noise [n, out_h, out_w], strength
+/// 0.3, a bias and `act`.
+template <class B>
+Tensors run_modconv_forward_fused(B& b, const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
+                                  const Tensor<float>& filter, const nn::ModConvShape& sh, const nn::BiasActParams& act,
+                                  const Tensor<float>& noise, const Tensor<float>& bias) {
+    auto X = b.upload(x), Wt = b.upload(w), S = b.upload(s), F = b.upload(filter), Nz = b.upload(noise), Bi = b.upload(bias);
+    auto St = b.upload(Tensor<float>({1}, 0.3f));
+    const Shape out_shape{sh.batch, sh.out_channels, sh.out_h(), sh.out_w()};
+    auto Y = poisoned(b, out_shape), Out = poisoned(b, out_shape), D = poisoned(b, {sh.batch, sh.out_channels});
+    b.modconv_forward_fused(X.data(), Wt.data(), S.data(), F.data(), sh, Y.data(), D.data(), Out.data(), Nz.data(), true,
+                            St.data(), Bi.data(), act);
+    return {b.download(Y), b.download(D), b.download(Out)};
+}
+
+/// {grad_x, grad_styles, grad_weight, grad_bias, grad_noise, grad_strength} of
+/// modconv_backward_fused from grad_out, given the forward's {y, dcoefs, out} (`fwd`, from one
+/// backend for both, so that the activation's masks are the same) and its noise (strength 0.3).
+/// Gradients that accumulate start from gw0, gb0 and gs0; `want_grad_w` false passes a null
+/// grad_weight (an inversion's case; grad_weight then comes back as gw0).
+template <class B>
+Tensors run_modconv_backward_fused(B& b, const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
+                                   const Tensor<float>& filter, const nn::ModConvShape& sh, const nn::BiasActParams& act,
+                                   const Tensors& fwd, const Tensor<float>& noise, const Tensor<float>& grad_out,
+                                   const Tensor<float>& gw0, const Tensor<float>& gb0, float gs0, bool want_grad_w) {
+    auto X = b.upload(x), Wt = b.upload(w), S = b.upload(s), F = b.upload(filter), GO = b.upload(grad_out);
+    auto Y = b.upload(fwd.at(0)), D = b.upload(fwd.at(1)), Out = b.upload(fwd.at(2)), Nz = b.upload(noise);
+    auto St = b.upload(Tensor<float>({1}, 0.3f));
+    auto GX = poisoned(b, x.shape()), GS = poisoned(b, s.shape()), GN = poisoned(b, {sh.batch, sh.out_h(), sh.out_w()});
+    auto GW = b.upload(gw0), GB = b.upload(gb0), GSt = b.upload(Tensor<float>({1}, gs0));
+    b.modconv_backward_fused(X.data(), Wt.data(), S.data(), F.data(), D.data(), Y.data(), Out.data(), GO.data(), sh, act,
+                             Nz.data(), true, St.data(), GX.data(), GS.data(), want_grad_w ? GW.data() : nullptr,
+                             GB.data(), GN.data(), GSt.data());
+    return {b.download(GX), b.download(GS), b.download(GW), b.download(GB), b.download(GN), b.download(GSt)};
+}
+
 /// One generator case: mapping (with truncation) -> synthesis -> backward to z and parameters.
 struct GenCase {
     StyleGAN2Config cfg;

@@ -46,6 +46,19 @@ Tensors bias_act_noise(const Tensor<float>& y, const Tensor<float>& gy, const nn
     Cpu b;
     return run_bias_act_noise(b, y, gy, p, noise, per_sample, gb0, gs0);
 }
+Tensors modconv_forward_fused(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
+                              const Tensor<float>& filter, const nn::ModConvShape& sh, const nn::BiasActParams& act,
+                              const Tensor<float>& noise, const Tensor<float>& bias) {
+    Cpu b;
+    return run_modconv_forward_fused(b, x, w, s, filter, sh, act, noise, bias);
+}
+Tensors modconv_backward_fused(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
+                               const Tensor<float>& filter, const nn::ModConvShape& sh, const nn::BiasActParams& act,
+                               const Tensors& fwd, const Tensor<float>& noise, const Tensor<float>& grad_out,
+                               const Tensor<float>& gw0, const Tensor<float>& gb0, float gs0, bool want_grad_w) {
+    Cpu b;
+    return run_modconv_backward_fused(b, x, w, s, filter, sh, act, fwd, noise, grad_out, gw0, gb0, gs0, want_grad_w);
+}
 GenResult generator(const GenCase& gc) { return run_generator(gc, Cpu{}); }
 
 }  // namespace ganinv::test::cpu

@@ -21,6 +21,13 @@ Tensors small_ops(std::uint64_t seed);
 Tensors style_ops(std::uint64_t seed);
 Tensors bias_act_noise(const Tensor<float>& y, const Tensor<float>& gy, const nn::BiasActParams& p,
                        const Tensor<float>& noise, bool per_sample, const Tensor<float>& gb0, float gs0);
+Tensors modconv_forward_fused(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
+                              const Tensor<float>& filter, const nn::ModConvShape& sh, const nn::BiasActParams& act,
+                              const Tensor<float>& noise, const Tensor<float>& bias);
+Tensors modconv_backward_fused(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& s,
+                               const Tensor<float>& filter, const nn::ModConvShape& sh, const nn::BiasActParams& act,
+                               const Tensors& fwd, const Tensor<float>& noise, const Tensor<float>& grad_out,
+                               const Tensor<float>& gw0, const Tensor<float>& gb0, float gs0, bool want_grad_w);
 GenResult generator(const GenCase& gc);
 
 }  // namespace ganinv::test::cpu

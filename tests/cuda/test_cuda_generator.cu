@@ -161,6 +161,39 @@ TEST_CASE("StyleGAN2<Cuda> in TF32 and BF16 stays within the documented bounds",
             GenBounds{3e-2, 1.5e-1, 3e-1, 2.0});
 }
 
+TEST_CASE("StyleGAN2<Cuda> without parameter gradients (an inversion's backward) takes the fused prologue and matches the CPU",
+          "[cuda][generator][precision][fused_backward]") {
+    cuda::Stream stream;
+    GenCase gc = make_gen_case(64, 4096, 64, 2, 3, 256.0f, NoiseMode::constant, 78);
+    gc.param_grads = false;
+    const GenResult ref = cpu::generator(gc);
+    for (const Precision p : {Precision::tf32, Precision::bf16}) {
+        std::optional<GenResult> per_mode[2];
+        for (const bool fuse : {true, false}) {
+            cuda::CudaOptions o;
+            o.precision = p;
+            o.engine = cuda::GemmEngine::wgmma;  // every 3x3 layer on the wgmma path, so the prologue applies
+            o.fuse_backward_prologue = fuse;
+            const Cuda b(stream, o);
+            if (!b.wgmma_enabled()) {
+                WARN("SKIPPED: this test_cuda has no sm_90a code or the device is not compute 9.0");
+                return;
+            }
+            // The 64^2 config's 3x3 up = 1 layers (64 channels at 64^2) take it when fused.
+            CHECK(b.modconv_backward_fuses_prologue({2, 64, 64, 64, 64, 3, 1, true, 4}, false) == fuse);
+            const GenResult g = run_generator(gc, b);
+            compare(g, ref, p, concat("res64_c64_n2_no_param_grads_", fuse ? "fused" : "unfused"),
+                    p == Precision::tf32 ? GenBounds{5e-3, 5e-2, 1e-1, 0.3} : GenBounds{3e-2, 1.5e-1, 3e-1, 2.0});
+            per_mode[fuse ? 0 : 1] = g;
+        }
+        // Fused and unfused differ only in float summation order (the demodulation sums).
+        CHECK_CLOSE("generator.grad_ws_fused_vs_unfused", p, "res64_c64_n2", per_mode[0]->grad_ws, per_mode[1]->grad_ws, 1e-3);
+        for (std::size_t i = 0; i < ref.grad_noise.size(); ++i)
+            CHECK_CLOSE("generator.grad_noise_fused_vs_unfused", p, concat("res64_c64_n2_", i), per_mode[0]->grad_noise[i],
+                        per_mode[1]->grad_noise[i], 1e-3);
+    }
+}
+
 TEST_CASE("A captured CUDA graph replays the generator's forward + backward exactly", "[cuda][generator][graph]") {
     cuda::Stream stream;
     const GenCase gc = make_gen_case(32, 512, 24, 2, 3, std::nullopt, NoiseMode::constant, 91);

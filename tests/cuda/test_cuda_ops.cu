@@ -388,6 +388,66 @@ TEST_CASE("CUDA wgmma modulated conv (forced on every shape) matches the CPU", "
     }
 }
 
+TEST_CASE("CUDA fused modconv backward (epilogue backward + conv backward) matches the CPU", "[cuda][modconv][fused_backward]") {
+    cuda::Stream stream;
+    const bool wgmma = make_backend(stream).wgmma_enabled();
+    if (!wgmma) WARN("this test_cuda has no sm_90a code or the device is not compute 9.0: only the unfused path runs");
+    struct S {
+        Index n, c, o, h, w;
+        int up;
+        bool demod;
+    };
+    // up = 1 demodulated shapes take the one-pass prologue on the wgmma path when no weight
+    // gradient is wanted: planes not a multiple of the 64-pixel tile or of its 4-row blocks, odd
+    // channels (padded operand channels), more than 64 channels (several channel blocks: the noise
+    // gradient accumulates), batches; up = 2 and non-demodulated shapes take the unfused pair.
+    const S shapes[] = {{1, 32, 32, 64, 64, 1, true}, {2, 37, 45, 13, 70, 1, true}, {3, 64, 130, 9, 11, 1, true},
+                        {1, 48, 16, 33, 5, 1, true},  {2, 64, 32, 16, 16, 2, true}, {2, 40, 24, 12, 12, 1, false}};
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    std::uint64_t seed = 9100;
+    for (const S& z : shapes) {
+        const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, 3, z.up, z.demod, 4};
+        const auto x = random_tensor({z.n, z.c, z.h, z.w}, ++seed), w = random_tensor({z.o, z.c, 3, 3}, ++seed);
+        const auto s = random_tensor({z.n, z.c}, ++seed, 0.5f, 1.0f);
+        const auto gout = random_tensor({z.n, z.o, sh.out_h(), sh.out_w()}, ++seed);
+        const auto gw0 = random_tensor(w.shape(), ++seed), gb0 = random_tensor({z.o}, ++seed);
+        const auto noise = random_tensor({z.n, sh.out_h(), sh.out_w()}, ++seed), bias = random_tensor({z.o}, ++seed, 0.2f);
+        for (const auto act : {nn::BiasActParams::lrelu(), nn::BiasActParams::lrelu(1.0f, 0.9f)}) {
+            // The CPU's forward feeds both backwards: the same activation masks and clamps.
+            const Tensors fwd = cpu::modconv_forward_fused(x, w, s, filt, sh, act, noise, bias);
+            for (bool want_gw : {false, true}) {
+                const Tensors c = cpu::modconv_backward_fused(x, w, s, filt, sh, act, fwd, noise, gout, gw0, gb0, 0.25f, want_gw);
+                for (Precision prec : {Precision::fp32, Precision::tf32, Precision::bf16})
+                    for (auto [engine, allow] : {std::pair{cuda::GemmEngine::automatic, true}, {cuda::GemmEngine::wgmma, true},
+                                                 {cuda::GemmEngine::wgmma, false}}) {
+                        cuda::CudaOptions o;
+                        o.precision = prec, o.engine = engine, o.fuse_backward_prologue = allow;
+                        Cuda b(stream, o);
+                        const bool fused = b.modconv_backward_fuses_prologue(sh, want_gw);
+                        // The rule itself: every up = 1 demodulated shape here takes it on a forced
+                        // wgmma engine unless the option turns it off; FP32 never (no wgmma path).
+                        if (wgmma && engine == cuda::GemmEngine::wgmma && prec != Precision::fp32)
+                            CHECK(fused == (allow && z.up == 1 && z.demod && !want_gw));
+                        if (prec == Precision::fp32 || !allow) CHECK_FALSE(fused);
+                        const Bounds bd = bounds_for(prec);
+                        const Tensors g =
+                            run_modconv_backward_fused(b, x, w, s, filt, sh, act, fwd, noise, gout, gw0, gb0, 0.25f, want_gw);
+                        const std::string what = concat("n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_up", z.up,
+                                                        z.demod ? "_demod" : "_nodemod", "_clamp", act.clamp,
+                                                        want_gw ? "_gw" : "", fused ? "_fused" : "_pair", "_",
+                                                        cuda::to_string(engine));
+                        CHECK_CLOSE("modconv_bwd_fused.grad_x", prec, what, g[0], c[0], bd.grad);
+                        CHECK_CLOSE("modconv_bwd_fused.grad_styles", prec, what, g[1], c[1], bd.grad);
+                        CHECK_CLOSE("modconv_bwd_fused.grad_weight", prec, what, g[2], c[2], bd.grad);
+                        CHECK_CLOSE("modconv_bwd_fused.grad_bias", prec, what, g[3], c[3], 1e-5);
+                        CHECK_CLOSE("modconv_bwd_fused.grad_noise", prec, what, g[4], c[4], 1e-5);
+                        CHECK_CLOSE("modconv_bwd_fused.grad_strength", prec, what, g[5], c[5], 1e-4);
+                    }
+            }
+        }
+    }
+}
+
 TEST_CASE("Two CUDA backends on two streams do not interfere", "[cuda][streams]") {
     cuda::Stream s1, s2;
     Cuda b1 = make_backend(s1), b2 = make_backend(s2);

@@ -232,6 +232,22 @@ struct Cpu {
         if (noise) add_noise_backward(grad_x, n, c, spatial, noise, noise_per_sample, strength, grad_noise, grad_strength);
     }
 
+    /// The backward of modconv_forward_fused from grad_out: bias_act_noise_backward, then
+    /// modconv_backward of its result (grad_x, grad_s, grad_noise overwritten; grad_w, grad_bias,
+    /// grad_strength accumulate; any of grad_w, grad_bias, grad_noise, grad_strength may be null).
+    void modconv_backward_fused(const float* x, const float* w, const float* s, const float* filter,
+                                const float* dcoefs, const float* y, const float* out, const float* grad_out,
+                                const nn::ModConvShape& sh, const nn::BiasActParams& act, const float* noise,
+                                bool noise_per_sample, const float* strength, float* grad_x, float* grad_s,
+                                float* grad_w, float* grad_bias, float* grad_noise, float* grad_strength,
+                                bool accumulate_grad_x = false) const {
+        const Index spatial = sh.out_h() * sh.out_w();
+        std::vector<float> g_pre(static_cast<std::size_t>(sh.batch * sh.out_channels * spatial));
+        bias_act_noise_backward(out, grad_out, sh.batch, sh.out_channels, spatial, act, noise, noise_per_sample, strength,
+                                g_pre.data(), grad_bias, grad_noise, grad_strength);
+        modconv_backward(x, w, s, filter, dcoefs, y, g_pre.data(), sh, grad_x, grad_s, grad_w, accumulate_grad_x);
+    }
+
     void upfirdn2d_forward(const float* x, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
                            const nn::Upfirdn2dParams& p, float* y) const {
         nn::upfirdn2d_forward(x, planes, h, w, f, fh, fw, p, y);

@@ -245,6 +245,34 @@ struct Cuda {
         GANINV_CUDA_CHECK_LAUNCH();
     }
 
+    /// Whether modconv_backward_fused runs `sh` through the one-pass prologue (with this backend's
+    /// precision and engine; `want_grad_w`: a weight gradient is requested).
+    bool modconv_backward_fuses_prologue(const nn::ModConvShape& sh, bool want_grad_w) const {
+        return cuda::modconv_grad_prologue_applies(context(), sh, want_grad_w);
+    }
+
+    /// The backward of modconv_forward_fused (out = bias_act(y + strength * noise + bias)) from
+    /// grad_out: bias_act_noise_backward then modconv_backward. Where cuda::modconv_grad_prologue_applies
+    /// (up = 1, demodulated, wgmma grad-input, no grad_w) the first part, the demodulation sums and
+    /// the operand packing are one pass (cuda/modconv_grad_prologue.cuh) and g_pre is never stored.
+    void modconv_backward_fused(const float* x, const float* w, const float* s, const float* filter,
+                                const float* dcoefs, const float* y, const float* out, const float* grad_out,
+                                const nn::ModConvShape& sh, const nn::BiasActParams& act, const float* noise,
+                                bool noise_per_sample, const float* strength, float* grad_x, float* grad_s,
+                                float* grad_w, float* grad_bias, float* grad_noise, float* grad_strength,
+                                bool accumulate_grad_x = false) const {
+        if (modconv_backward_fuses_prologue(sh, grad_w != nullptr)) {
+            cuda::modconv_backward_prologue_fused(context(), x, w, s, dcoefs, y, out, grad_out, sh, act, noise,
+                                                  noise_per_sample, strength, grad_x, grad_s, grad_bias, grad_noise,
+                                                  grad_strength, accumulate_grad_x);
+            return;
+        }
+        Buffer g_pre = empty({sh.batch, sh.out_channels, sh.out_h(), sh.out_w()});
+        bias_act_noise_backward(out, grad_out, sh.batch, sh.out_channels, sh.out_h() * sh.out_w(), act, noise,
+                                noise_per_sample, strength, g_pre.data(), grad_bias, grad_noise, grad_strength);
+        modconv_backward(x, w, s, filter, dcoefs, y, g_pre.data(), sh, grad_x, grad_s, grad_w, accumulate_grad_x);
+    }
+
     void upfirdn2d_forward(const float* x, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
                            const nn::Upfirdn2dParams& p, float* y) const {
         cuda::upfirdn2d_forward(x, planes, cuda::FirGeom::make(h, w, fh, fw, p), f, y, stream());
@@ -385,7 +413,8 @@ private:
                 state_->wgmma,
                 state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma,
                 state_->options.wgrad,
-                state_->weight_prep.get()};
+                state_->weight_prep.get(),
+                state_->options.fuse_backward_prologue};
     }
 
     std::shared_ptr<State> state_;

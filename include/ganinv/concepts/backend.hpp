@@ -74,6 +74,7 @@ concept BackendLayerOps = requires(const B& b, const float* x, float* y, Index n
     b.bias_act_forward(y, n, n, n, x, act);                  // in place: act(x + bias) * gain, clamped
     b.bias_act_backward(x, x, n, n, n, act, y, y);           // from the output y; grad_bias accumulates
     b.bias_act_noise_backward(x, x, n, n, n, act, x, flag, x, y, y, y, y);  // the two above, fused
+    b.modconv_backward_fused(x, x, x, x, x, x, x, x, sh, act, x, flag, x, y, y, y, y, y, y, flag);  // the two above, then modconv_backward
     b.upfirdn2d_forward(x, n, n, n, x, n, n, up, y);         // upsample, FIR, downsample per plane
     b.upfirdn2d_backward(x, n, n, n, x, n, n, up, y);        // its exact adjoint (overwritten)
 };

@@ -64,22 +64,22 @@ __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;\
 namespace kernels {
 
 /// out[n][yp][xp][c] = x[n][c][yp - pad][xp - pad] * scale[n][c] rounded to the operand type;
-/// 0 in the border and for c >= C. Block (32, 8) transposes a 64 x 64 (x, channel) tile: reads
-/// are 128-byte rows along x (16 loads in flight per thread), writes put two channels per
-/// thread (128 or 256 contiguous bytes per warp along c).
-template <class Operand>
+/// 0 in the border and for c >= C. Block (32, 8) transposes a 64 x KC (x, channel) tile (KC = 64,
+/// or 32 for a 32-channel operand so that no lane idles): reads are 128-byte rows along x, writes
+/// put two channels per lane (one or two pixels of 128-256 contiguous bytes per warp along c).
+template <class Operand, int KC = 64>
 __global__ void __launch_bounds__(256) pack_nhwc(const float* __restrict__ x, const float* __restrict__ scale, int C,
                                                  int H, int W, int Hp, int Wp, int Cp, int pad, int xblocks,
                                                  typename OperandTraits<Operand>::Storage* __restrict__ out) {
     using Traits = OperandTraits<Operand>;
-    constexpr int kX = 64, kC = 64;
-    __shared__ float tile[kC][kX + 1];
+    constexpr int kX = 64, kLanesPerPixel = KC / 2, kPixelsPerWarp = 32 / kLanesPerPixel;
+    __shared__ float tile[KC][kX + 1];
     const int n = blockIdx.z, yp = blockIdx.y, y = yp - pad;
-    const int xb = static_cast<int>(blockIdx.x % xblocks) * kX, cb = static_cast<int>(blockIdx.x / xblocks) * kC;
+    const int xb = static_cast<int>(blockIdx.x % xblocks) * kX, cb = static_cast<int>(blockIdx.x / xblocks) * KC;
     const int tx = threadIdx.x, ty = threadIdx.y;
     const bool y_ok = y >= 0 && y < H;
 #pragma unroll
-    for (int cc = ty; cc < kC; cc += 8) {
+    for (int cc = ty; cc < KC; cc += 8) {
         const int c = cb + cc;
         const bool ok = y_ok && c < C;
         const float sc = ok && scale ? __ldg(scale + n * C + c) : 1.0f;
@@ -91,17 +91,17 @@ __global__ void __launch_bounds__(256) pack_nhwc(const float* __restrict__ x, co
         }
     }
     __syncthreads();
-    const int c = cb + 2 * tx;
+    const int cl = 2 * (tx % kLanesPerPixel), c = cb + cl;
     if (c >= Cp) return;  // Cp is even: both channels exist
 #pragma unroll
-    for (int xx = ty; xx < kX; xx += 8) {
+    for (int xx = ty * kPixelsPerWarp + tx / kLanesPerPixel; xx < kX; xx += 8 * kPixelsPerWarp) {
         const int xp = xb + xx;
         if (xp >= Wp) break;
         auto* dst = out + ((static_cast<long long>(n) * Hp + yp) * Wp + xp) * Cp + c;
         if constexpr (sizeof(typename Traits::Storage) == 2) {
-            *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(tile[2 * tx][xx], tile[2 * tx + 1][xx]);
+            *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(tile[cl][xx], tile[cl + 1][xx]);
         } else {
-            *reinterpret_cast<float2*>(dst) = make_float2(Traits::convert(tile[2 * tx][xx]), Traits::convert(tile[2 * tx + 1][xx]));
+            *reinterpret_cast<float2*>(dst) = make_float2(Traits::convert(tile[cl][xx]), Traits::convert(tile[cl + 1][xx]));
         }
     }
 }

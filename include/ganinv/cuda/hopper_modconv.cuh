@@ -120,11 +120,15 @@ PackedActivation pack_activation(const std::shared_ptr<MemoryPool>& pool, const 
     p.buf = operand_scratch<Operand>(pool, static_cast<long long>(N) * p.Hp * p.Wp * p.Cp);
     const int xblocks = (p.Wp + 63) / 64;
     GANINV_CHECK(N <= 65535 && p.Hp <= 65535, ShapeError, "wgmma conv: batch or height exceeds the grid limits");
-    kernels::pack_nhwc<Operand><<<dim3(static_cast<unsigned>(xblocks * ((p.Cp + 63) / 64)), static_cast<unsigned>(p.Hp),
-                                       static_cast<unsigned>(N)),
-                                  dim3(32, 8), 0, stream>>>(
-        src, scale, C, H, W, p.Hp, p.Wp, p.Cp, pad, xblocks,
-        reinterpret_cast<typename OperandTraits<Operand>::Storage*>(p.buf.data()));
+    auto* out = reinterpret_cast<typename OperandTraits<Operand>::Storage*>(p.buf.data());
+    if (p.Cp == 32)  // a 32-channel operand (TF32, C <= 32: the 1024^2 layers) takes the narrow tile
+        kernels::pack_nhwc<Operand, 32><<<dim3(static_cast<unsigned>(xblocks), static_cast<unsigned>(p.Hp),
+                                               static_cast<unsigned>(N)),
+                                          dim3(32, 8), 0, stream>>>(src, scale, C, H, W, p.Hp, p.Wp, p.Cp, pad, xblocks, out);
+    else
+        kernels::pack_nhwc<Operand, 64><<<dim3(static_cast<unsigned>(xblocks * ((p.Cp + 63) / 64)), static_cast<unsigned>(p.Hp),
+                                               static_cast<unsigned>(N)),
+                                          dim3(32, 8), 0, stream>>>(src, scale, C, H, W, p.Hp, p.Wp, p.Cp, pad, xblocks, out);
     GANINV_CUDA_CHECK_LAUNCH();
     return p;
 }
@@ -210,19 +214,25 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
         }
 }
 
-/// grad_x = s * (adjoint conv of g) and grad_s += sum(acc * x); grad_s must be zeroed. up = 1:
-/// g = grad_y * d; up = 2: g = gt, the FIR adjoint of grad_y * d on the transposed-conv grid.
+/// The padding of the grad-input conv's packed operand (up = 2 gathers the transposed-conv grid
+/// with stride 2 and needs none).
+inline int grad_input_pad(const nn::ModConvShape& sh) { return sh.up == 2 ? 0 : static_cast<int>(sh.padding()); }
+
+/// grad_x = s * (adjoint conv of the packed operand gp) and grad_s += sum(acc * x); grad_s must be
+/// zeroed. gp holds g * d (up = 1) or gt, the FIR adjoint of grad_y * d on the transposed-conv
+/// grid (up = 2), padded by grad_input_pad(sh): pack_activation or the fused backward prologue
+/// (modconv_grad_prologue.cuh) makes it.
 template <class Operand>
-void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
-                        const float* d, const float* g, const nn::ModConvShape& sh, int bn, float* grad_x, float* grad_s,
-                        cudaStream_t stream, WeightPrepCache* prep = nullptr) {
+void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const PackedActivation& gp, const float* x,
+                               const float* w, const float* s, const nn::ModConvShape& sh, int bn, float* grad_x,
+                               float* grad_s, cudaStream_t stream, WeightPrepCache* prep = nullptr) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const bool up2 = sh.up == 2;
-    const int pad = up2 ? 0 : static_cast<int>(sh.padding());
-    const PackedActivation gp = up2 ? pack_activation<Operand>(pool, g, nullptr, N, O, static_cast<int>(sh.transposed_h()),
-                                                               static_cast<int>(sh.transposed_w()), 0, stream)
-                                    : pack_activation<Operand>(pool, g, d, N, O, H, W, pad, stream);
+    const int pad = grad_input_pad(sh);
+    GANINV_CHECK(gp.N == N && gp.C == O && gp.pad == pad, ShapeError, "wgmma grad-input: the packed operand (batch ", gp.N,
+                 ", ", gp.C, " channels, pad ", gp.pad, ") does not match the layer (batch ", N, ", ", O,
+                 " channels, pad ", pad, ")");
     // rows = input channel c, depth = output channel o: w[o][c][t] at c * kk + o * C * kk + t
     DeviceTensor wt_local;
     const DeviceTensor& wt = prepared_weights(
@@ -253,6 +263,20 @@ void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x,
     if (store.replicas > 1)
         launch_1d(cuda::kernels::sum_replicas<float>, store.replica_stride, stream, copies.data(), store.replicas,
                   store.replica_stride, grad_s);
+}
+
+/// grad_x = s * (adjoint conv of g) and grad_s += sum(acc * x); grad_s must be zeroed. up = 1:
+/// g = grad_y * d; up = 2: g = gt, the FIR adjoint of grad_y * d on the transposed-conv grid.
+template <class Operand>
+void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
+                        const float* d, const float* g, const nn::ModConvShape& sh, int bn, float* grad_x, float* grad_s,
+                        cudaStream_t stream, WeightPrepCache* prep = nullptr) {
+    const int N = static_cast<int>(sh.batch), O = static_cast<int>(sh.out_channels);
+    const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w);
+    const PackedActivation gp = sh.up == 2 ? pack_activation<Operand>(pool, g, nullptr, N, O, static_cast<int>(sh.transposed_h()),
+                                                                      static_cast<int>(sh.transposed_w()), 0, stream)
+                                           : pack_activation<Operand>(pool, g, d, N, O, H, W, grad_input_pad(sh), stream);
+    modconv_grad_input_packed<Operand>(pool, gp, x, w, s, sh, bn, grad_x, grad_s, stream, prep);
 }
 
 }  // namespace ganinv::cuda::hopper

@@ -17,6 +17,7 @@
 #include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/cuda/hopper_modconv.cuh"
 #include "ganinv/cuda/modconv_aux.cuh"
+#include "ganinv/cuda/modconv_grad_prologue.cuh"
 #include "ganinv/cuda/pointwise_modconv.cuh"
 #include "ganinv/cuda/upfirdn2d.cuh"
 #include "ganinv/cuda/wgrad_gemm.cuh"
@@ -38,6 +39,7 @@ struct ModconvContext {
     bool wgmma_forced = false;  ///< ... and take them for every supported shape (GemmEngine::wgmma)
     WgradKernel wgrad = WgradKernel::automatic;  ///< the 3x3 weight-gradient kernel (wgrad_kernel_for)
     WeightPrepCache* prep = nullptr;  ///< prepared weight forms, reused while frozen (cuda/weight_prep.hpp)
+    bool fuse_grad_prologue = true;   ///< CudaOptions::fuse_backward_prologue
     cudaStream_t stream() const { return pool->stream(); }
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
@@ -260,6 +262,22 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     upfirdn2d_forward(yt.data(), Index{N} * O, fg, filter, y, stream, fe);
 }
 
+namespace detail {
+
+/// What modconv_backward_impl may take ready-made from the fused backward prologue
+/// (modconv_grad_prologue.cuh) instead of deriving it from grad_y.
+struct PreparedBackward {
+    const hopper::PackedActivation* operand = nullptr;  ///< the grad-input conv's packed g * d (wgmma path)
+    const float* coef = nullptr;                        ///< [N, O] dL/dd * d^3 (demodulated layers)
+};
+
+inline void modconv_backward_impl(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                                  const float* filter, const float* dcoefs, const float* y, const float* grad_y,
+                                  const nn::ModConvShape& sh, float* grad_x, float* grad_s, float* grad_w,
+                                  bool accumulate_grad_x, const PreparedBackward& pre);
+
+}  // namespace detail
+
 /// Backward of modconv_forward, as nn::modconv_backward: grad_x (may be null) and grad_s are
 /// overwritten, grad_w (may be null) accumulates. With `accumulate_grad_x`, grad_x += instead
 /// (the ToRGB kernel does it in place; the other paths go through a scratch tensor).
@@ -267,6 +285,67 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
                              const float* filter, const float* dcoefs, const float* y, const float* grad_y,
                              const nn::ModConvShape& sh, float* grad_x, float* grad_s, float* grad_w,
                              bool accumulate_grad_x = false) {
+    detail::modconv_backward_impl(ctx, x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w,
+                                  accumulate_grad_x, {});
+}
+
+/// Whether modconv_backward_fused takes the fused prologue for `sh`: a demodulated up = 1 conv
+/// whose grad-input runs on the wgmma path, when no weight gradient is wanted (it would read
+/// g_pre, which the fused pass never stores).
+inline bool modconv_grad_prologue_applies(const ModconvContext& ctx, const nn::ModConvShape& sh, bool want_grad_w) {
+    return ctx.fuse_grad_prologue && !want_grad_w && sh.up == 1 && sh.demodulate && !pointwise_modconv_eligible(sh) &&
+           detail::wgmma_tile_cols(ctx, sh, true) != 0;
+}
+
+/// The backward of modconv_forward followed by out = bias_act(y + strength * noise + bias), for
+/// a shape modconv_grad_prologue_applies to: the fused prologue (g_pre = bias_act'(out) * grad_out,
+/// packed as g_pre * d, the demodulation sums, the noise / strength / bias gradients) in one pass,
+/// then the grad-input conv and the demodulation terms as modconv_backward. grad_x, grad_s and
+/// grad_noise are overwritten; grad_bias and grad_strength accumulate (each may be null).
+inline void modconv_backward_prologue_fused(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                                            const float* dcoefs, const float* y, const float* out,
+                                            const float* grad_out, const nn::ModConvShape& sh,
+                                            const nn::BiasActParams& act, const float* noise, bool noise_per_sample,
+                                            const float* strength, float* grad_x, float* grad_s, float* grad_bias,
+                                            float* grad_noise, float* grad_strength, bool accumulate_grad_x = false) {
+    detail::check_modconv_limits(sh);
+    GANINV_CHECK(modconv_grad_prologue_applies(ctx, sh, false), ValueError,
+                 "modconv_backward_prologue_fused: the shape does not take the fused prologue (",
+                 "modconv_grad_prologue_applies is false)");
+    const int N = static_cast<int>(sh.batch), O = static_cast<int>(sh.out_channels);
+    cudaStream_t stream = ctx.stream();
+    ModconvGradPrologue a;
+    a.out = out, a.grad = grad_out, a.y = y, a.d = dcoefs, a.act = act;
+    a.noise = noise, a.noise_per_sample = noise_per_sample, a.strength = strength;
+    a.grad_bias = grad_bias, a.grad_noise = noise ? grad_noise : nullptr, a.grad_strength = noise ? grad_strength : nullptr;
+    a.N = N, a.C = O, a.H = static_cast<int>(sh.out_h()), a.W = static_cast<int>(sh.out_w());
+    const int pad = hopper::grad_input_pad(sh);
+    const long long blocks = static_cast<long long>(N) * ((a.W + 2 * pad + 63) / 64) *
+                             ((a.H + 2 * pad + kernels::kPrologueRows - 1) / kernels::kPrologueRows);
+    // Copies of the demodulation sums to spread the blocks' atomics over (as the grad-input
+    // conv spreads its style-gradient atomics), summed below.
+    a.replicas = static_cast<int>(std::min<long long>(hopper::kGradStyleReplicas, std::max<long long>(1, blocks / 64)));
+    DeviceTensor sums = ctx.scratch({Index{a.replicas} * N * O}), coef = ctx.scratch({Index{N} * O});
+    GANINV_CUDA_CHECK(cudaMemsetAsync(sums.data(), 0, sums.bytes(), stream));
+    GANINV_CUDA_CHECK(cudaMemsetAsync(coef.data(), 0, coef.bytes(), stream));
+    a.demod_sums = sums.data();
+    detail::with_wgmma_operand(ctx, [&](auto op) {
+        const hopper::PackedActivation gp =
+            modconv_grad_prologue<decltype(op)>(ctx.pool, a, pad, stream);
+        launch_1d(kernels::sum_replicas<float>, coef.numel(), stream, sums.data(), a.replicas,
+                  static_cast<long long>(coef.numel()), coef.data());
+        launch_1d(kernels::demod_grad_finish<float>, coef.numel(), stream, coef.data(), dcoefs,
+                  static_cast<long long>(coef.numel()));
+        detail::modconv_backward_impl(ctx, x, w, s, nullptr, dcoefs, y, nullptr, sh, grad_x, grad_s, nullptr,
+                                      accumulate_grad_x, {&gp, coef.data()});
+    });
+}
+
+inline void detail::modconv_backward_impl(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                                          const float* filter, const float* dcoefs, const float* y,
+                                          const float* grad_y, const nn::ModConvShape& sh, float* grad_x,
+                                          float* grad_s, float* grad_w, bool accumulate_grad_x,
+                                          const PreparedBackward& pre) {
     detail::check_modconv_limits(sh);
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
@@ -274,12 +353,17 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     const int OH = static_cast<int>(sh.out_h()), OW = static_cast<int>(sh.out_w());
     cudaStream_t stream = ctx.stream();
     const float* dplane = sh.demodulate ? dcoefs : nullptr;
+    // A prepared operand replaces grad_y, which then is not there for the other paths to read.
+    GANINV_CHECK(!pre.operand || (sh.up == 1 && !grad_w && (!sh.demodulate || pre.coef)), ValueError,
+                 "modconv backward: a prepared operand needs up = 1, no weight gradient and the demodulation sums");
 
     DeviceTensor w2_local, coef;
     const float* w2 = nullptr;
-    if (sh.demodulate) {
-        w2 = detail::weight_sq_norms(ctx, w, O, C, kk, w2_local).data();
+    const float* coef_ptr = pre.coef;
+    if (sh.demodulate) w2 = detail::weight_sq_norms(ctx, w, O, C, kk, w2_local).data();
+    if (sh.demodulate && !coef_ptr) {
         coef = ctx.scratch({Index{N} * O});
+        coef_ptr = coef.data();
         GANINV_CUDA_CHECK(cudaMemsetAsync(coef.data(), 0, coef.bytes(), stream));
         const long long hw = static_cast<long long>(OH) * OW;
         const long long chunks = std::max<long long>(1, std::min<long long>((hw + 8 * kBlock - 1) / (8 * kBlock),
@@ -291,6 +375,8 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     }
     GANINV_CUDA_CHECK(cudaMemsetAsync(grad_s, 0, sizeof(float) * N * C, stream));
     const bool pointwise = pointwise_modconv_eligible(sh);
+    GANINV_CHECK(!pre.operand || (!pointwise && detail::wgmma_tile_cols(ctx, sh, true) != 0), ValueError,
+                 "modconv backward: a prepared operand needs the wgmma grad-input path");
     if (pointwise)
         pointwise_modconv_backward(x, w, s, dplane, grad_y, sh, grad_x, accumulate_grad_x, grad_s, grad_w, ctx.num_sms,
                                    stream);
@@ -312,8 +398,12 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
     const float* g_src = sh.up == 2 ? gt.data() : grad_y;  // up = 2: d is already in gt
     if (const int bn = pointwise ? 0 : detail::wgmma_tile_cols(ctx, sh, true)) {
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s, stream,
-                                                     ctx.prep);
+            if (pre.operand)
+                hopper::modconv_grad_input_packed<decltype(op)>(ctx.pool, *pre.operand, x, w, s, sh, bn, grad_x, grad_s,
+                                                                stream, ctx.prep);
+            else
+                hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s,
+                                                         stream, ctx.prep);
         });
     } else if (!pointwise) {  // (the pointwise kernel above did grad_x, grad_s and its grad_w part)
         DeviceTensor wT_local;
@@ -345,10 +435,10 @@ inline void modconv_backward(const ModconvContext& ctx, const float* x, const fl
         launch_1d(kernels::axpy<float>, gx_scratch.numel(), stream, static_cast<long long>(gx_scratch.numel()), 1.0f,
                   gx_scratch.data(), grad_x_out);
     if (sh.demodulate)  // grad_s[n, c] -= s[n, c] * sum_o coef[n, o] * w2[o, c]
-        kernels::launch_rows_times_matrix<1>(coef.data(), N, O, w2, C, 1.0f, s, grad_s, stream);
+        kernels::launch_rows_times_matrix<1>(coef_ptr, N, O, w2, C, 1.0f, s, grad_s, stream);
     if (!grad_w) return;
     if (sh.demodulate)
-        launch_1d(kernels::demod_backward_weight<float>, Index{O} * C, stream, coef.data(), s, w, N, O, C, kk,
+        launch_1d(kernels::demod_backward_weight<float>, Index{O} * C, stream, coef_ptr, s, w, N, O, C, kk,
                   grad_w);
     if (pointwise) return;  // its GEMM part came with the pointwise kernel
     gemm::PixelOperand A, B;

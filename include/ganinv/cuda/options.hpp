@@ -47,6 +47,10 @@ struct CudaOptions {
     WgradKernel wgrad = WgradKernel::automatic;
     /// false: every tensor is a cudaMalloc/cudaFree (slow; handy under compute-sanitizer).
     bool cache_allocations = true;
+    /// false: the synthesis backward runs the bias/act/noise backward and the conv backward as
+    /// separate passes even where the one-pass prologue applies (cuda/modconv_grad_prologue.cuh);
+    /// for A/B timing and tests, the results agree to float rounding.
+    bool fuse_backward_prologue = true;
 };
 
 inline const char* to_string(Precision p) {

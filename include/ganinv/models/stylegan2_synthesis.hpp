@@ -130,7 +130,6 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
         const Index R = l.resolution, C = l.in_channels, O = l.out_channels;
         const nn::ModConvShape sh{n, C, O, R / l.up, R / l.up, l.kernel, l.up, !l.is_torgb, fsize};
         const float* filt = l.is_torgb ? filter_.data() : param(l.name + ".resample_filter").data();
-        Buffer g_pre = backend_.empty({n, O, R, R});
         GradSlot gbias(*this, param_grads, l.name + ".bias");
         GradSlot gweight(*this, param_grads, l.name + ".weight");
         GANINV_CHECK(l.is_torgb || g_x.numel() > 0, ValueError, "synthesis_backward: internal order error");
@@ -142,13 +141,16 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
         Buffer* gn = with_noise ? &grads.noise[static_cast<std::size_t>(l.noise_index)] : nullptr;
         if (gn) *gn = backend_.empty({n, R, R});
         {
+            // One backend call for the epilogue's backward and the conv's: the CUDA backend fuses the
+            // first with the conv's demodulation sums and operand packing where it can.
             GradSlot gstrength(*this, with_noise ? param_grads : GradTarget{}, l.name + ".noise_strength");
-            backend_.bias_act_noise_backward(
-                L.out.data(), (l.is_torgb ? g_img : g_x).data(), n, O, R * R,
+            backend_.modconv_backward_fused(
+                inputs[i], param(l.name + ".weight").data(), L.styles.data(), filt, L.dcoefs.data(),
+                L.modconv_out.data(), L.out.data(), (l.is_torgb ? g_img : g_x).data(), sh,
                 l.is_torgb ? nn::BiasActParams::linear(clamp) : nn::BiasActParams::lrelu(1.0f, clamp),
                 with_noise ? L.noise.data() : nullptr, L.noise_per_sample,
-                with_noise ? param(l.name + ".noise_strength").data() : nullptr, g_pre.data(), gbias.ptr(),
-                gn ? gn->data() : nullptr, gstrength.ptr());
+                with_noise ? param(l.name + ".noise_strength").data() : nullptr, accumulate ? g_x.data() : g_in.data(),
+                g_s.data(), gweight.ptr(), gbias.ptr(), gn ? gn->data() : nullptr, gstrength.ptr(), accumulate);
             gstrength.commit();
         }
         if (gn && c.noise_mode == NoiseMode::constant && param_grads.wants(l.name + ".noise_const")) {
@@ -156,9 +158,6 @@ SynthesisGradients<Backend> StyleGAN2<Backend>::synthesis_backward(const Cache& 
             backend_.sum_rows_add(gn->data(), R * R, n, gconst.ptr());
             gconst.commit();
         }
-        backend_.modconv_backward(inputs[i], param(l.name + ".weight").data(), L.styles.data(), filt, L.dcoefs.data(),
-                                  L.modconv_out.data(), g_pre.data(), sh, accumulate ? g_x.data() : g_in.data(),
-                                  g_s.data(), gweight.ptr(), accumulate);
         gbias.commit();
         gweight.commit();
 
