@@ -186,11 +186,12 @@ TEST_CASE("StyleGAN2<Cuda> without parameter gradients (an inversion's backward)
                     p == Precision::tf32 ? GenBounds{5e-3, 5e-2, 1e-1, 0.3} : GenBounds{3e-2, 1.5e-1, 3e-1, 2.0});
             per_mode[fuse ? 0 : 1] = g;
         }
-        // Fused and unfused differ only in float summation order (the demodulation sums).
-        CHECK_CLOSE("generator.grad_ws_fused_vs_unfused", p, "res64_c64_n2", per_mode[0]->grad_ws, per_mode[1]->grad_ws, 1e-3);
+        // Fused and unfused differ only in float summation order (the demodulation sums): 1.5e-7
+        // on an H100 (session 22).
+        CHECK_CLOSE("generator.grad_ws_fused_vs_unfused", p, "res64_c64_n2", per_mode[0]->grad_ws, per_mode[1]->grad_ws, 1e-5);
         for (std::size_t i = 0; i < ref.grad_noise.size(); ++i)
             CHECK_CLOSE("generator.grad_noise_fused_vs_unfused", p, concat("res64_c64_n2_", i), per_mode[0]->grad_noise[i],
-                        per_mode[1]->grad_noise[i], 1e-3);
+                        per_mode[1]->grad_noise[i], 1e-5);
     }
 }
 
