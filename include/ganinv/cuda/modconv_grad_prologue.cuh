@@ -4,11 +4,11 @@
 ///        zero-padded NHWC operand g_pre * d, the demodulation sums sum_p g_pre * y, and the
 ///        noise, noise-strength and bias gradients.
 ///
-/// Unfused, an up = 1 layer on the wgmma path made four passes over [N, C, H, W] tensors for
-/// this: the bias/act/noise backward (reads out and g, writes g_pre), the demodulation sums
-/// (reads g_pre and y), the NHWC packing (reads g_pre, writes the operand). At 1024^2 x 32
-/// channels each tensor is 128 MB; fused, the pass reads out, g and y and writes the operand
-/// only, and g_pre is never stored (the weight gradient, which would read it, is not wanted
+/// Unfused, an up = 1 layer on the wgmma path ran three kernels over [N, C, H, W] tensors for
+/// this, seven tensor reads and writes: the bias/act/noise backward (reads out and g, writes
+/// g_pre), the demodulation sums (reads g_pre and y), the NHWC packing (reads g_pre, writes the
+/// operand). At 1024^2 x 32 channels each tensor is 128 MB; fused, the pass reads out, g and y
+/// and writes the operand only (four), and g_pre is never stored (the weight gradient, which would read it, is not wanted
 /// during an inversion: callers that want it take the unfused path).
 ///
 /// The kernel is pack_nhwc's (hopper_conv.cuh) 64 x 64 (x, channel) transpose through shared
