@@ -14,8 +14,15 @@
 // --profile official ...` times each kernel of two steady-state steps (scripts/kernel_time_summary.py).
 // --prologues fused,unfused: rows with the synthesis backward's one-pass prologue
 // (CudaOptions::fuse_backward_prologue, cuda/modconv_grad_prologue.cuh) on and off, side by side.
+// --engines auto,wgmma,portable: rows per CudaOptions::engine (wgmma: every supported modconv on
+// the wgmma kernels, whatever the size heuristic would choose), side by side.
+// --split-k on,off: rows with CudaOptions::wgmma_split_k on and off (off: the small planes' convs
+// on the portable kernels, as before split-K), side by side.
+// --vgg-search heuristic,exhaustive: official rows with the VGG's cuDNN algorithms from cuDNN's
+// heuristic (the loss's default) and from cudnnFind (timed once per geometry at setup), side by side.
 // Usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32,bf16]
 //        [--batches 1,8] [--host-loop] [--profile official|wplus_mse] [--prologues fused,unfused]
+//        [--vgg-search heuristic,exhaustive] [--engines auto,wgmma,portable] [--split-k on,off]
 #include "../device_step_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
@@ -77,7 +84,8 @@ void profile_steps(G& g, MakeLoss&& make_loss, InverterOptions o, const Tensor<f
 
 int main(int argc, char** argv) {
     std::string json_path = "bench_device_step_gpu.json", res_list = "256,1024", prec_list = "fp32,tf32,bf16",
-                batch_list = "1,8", prologue_list = "fused";
+                batch_list = "1,8", prologue_list = "fused", search_list = "heuristic",
+                engine_list = "auto", split_list = "on";
     std::string profile;  // objective to profile instead of the table
     bool quick = false, host_loop = false;
     for (int i = 1; i < argc; ++i) {
@@ -89,13 +97,29 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) batch_list = argv[++i];
         else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile = argv[++i];
         else if (!std::strcmp(argv[i], "--prologues") && i + 1 < argc) prologue_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--vgg-search") && i + 1 < argc) search_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--engines") && i + 1 < argc) engine_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--split-k") && i + 1 < argc) split_list = argv[++i];
         else {
             std::cerr << "usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] "
                          "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop] [--profile official|wplus_mse] "
-                         "[--prologues fused,unfused]\n";
+                         "[--prologues fused,unfused] [--vgg-search heuristic,exhaustive] [--engines auto,wgmma,portable] [--split-k on,off]\n";
             return 2;
         }
     }
+    std::vector<cuda::AlgoSearch> searches;
+    for (const std::string& a : bench::split_list(search_list)) {
+        if (a != "heuristic" && a != "exhaustive") {
+            std::cerr << "bench_device_step_gpu: --vgg-search takes heuristic and/or exhaustive, not '" << a << "'\n";
+            return 2;
+        }
+        searches.push_back(a == "heuristic" ? cuda::AlgoSearch::heuristic : cuda::AlgoSearch::exhaustive);
+    }
+    for (const std::string& p : bench::split_list(split_list))
+        if (p != "on" && p != "off") {
+            std::cerr << "bench_device_step_gpu: --split-k takes on and/or off, not '" << p << "'\n";
+            return 2;
+        }
     for (const std::string& p : bench::split_list(prologue_list))
         if (p != "fused" && p != "unfused") {
             std::cerr << "bench_device_step_gpu: --prologues takes fused and/or unfused, not '" << p << "'\n";
@@ -119,6 +143,8 @@ int main(int argc, char** argv) {
             cuda::CudaOptions co;
             co.precision = cuda::parse_precision(bench::split_list(prec_list).at(0));
             co.fuse_backward_prologue = bench::split_list(prologue_list).at(0) == "fused";
+            co.engine = cuda::parse_gemm_engine(bench::split_list(engine_list).at(0));
+            co.wgmma_split_k = bench::split_list(split_list).at(0) == "on";
             const Cuda backend(stream, co);
             G g = G::random(bench::official_config(res), 1, backend);
             const Tensor<float> t = bench::random_targets(g, batch, 7);
@@ -129,7 +155,9 @@ int main(int argc, char** argv) {
             o.w_statistics_cache = std::make_shared<LatentStatistics>();
             if (profile == "official") {
                 const Vgg16 trunk = Vgg16::hash_rule();
-                auto vgg = [&] { return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options()); };
+                auto vgg = [&] {
+                    return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options(), searches.at(0));
+                };
                 profile_steps<WSpace>(g, vgg, o, t, 7, 8);
             } else {
                 profile_steps<WPlusSpace>(g, [] { return Mse<Cuda>{}; }, o, t, 7, 8);
@@ -144,9 +172,13 @@ int main(int argc, char** argv) {
             const StyleGAN2Config cfg = bench::official_config(res);
             const Index s1 = quick ? 5 : 10, s2 = quick ? 20 : (res >= 1024 ? 50 : 110);
             for (const std::string& prec : bench::split_list(prec_list))
+              for (const std::string& engine : bench::split_list(engine_list))
+              for (const std::string& split_k : bench::split_list(split_list))
               for (const std::string& prologue : bench::split_list(prologue_list)) {
                 cuda::CudaOptions co;
+                co.wgmma_split_k = split_k == "on";
                 co.precision = cuda::parse_precision(prec);
+                co.engine = cuda::parse_gemm_engine(engine);
                 co.fuse_backward_prologue = prologue == "fused";
                 const Cuda backend(stream, co);
                 G g = G::random(cfg, 1, backend);
@@ -154,7 +186,9 @@ int main(int argc, char** argv) {
                 for (const std::string& bs : bench::split_list(batch_list)) {
                     const Index batch = std::stoll(bs);
                     const Tensor<float> t = bench::random_targets(g, batch, 7);
-                    for (const bool official : {true, false}) {
+                    for (const bool official : {true, false})
+                      for (std::size_t si = 0; si < (official ? searches.size() : 1); ++si) {
+                        const cuda::AlgoSearch search = searches[si];
                         InverterOptions o;
                         o.optimize_noise = official;
                         o.eval_batch = batch;
@@ -163,7 +197,9 @@ int main(int argc, char** argv) {
                         bench::StepTiming st;
                         double flops = 2.0 * synthesis_forward_flops(cfg, batch);
                         if (official) {
-                            auto vgg = [&] { return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options()); };
+                            auto vgg = [&] {
+                                return VggPerceptual<Cuda>(backend, trunk, bench::official_vgg_options(), search);
+                            };
                             st = bench::time_inverter_steps<WSpace>(g, vgg, o, t, s1, s2);
                             flops += 2.0 * vgg_forward_flops(std::min<Index>(res, 256), batch);
                         } else {
@@ -173,7 +209,9 @@ int main(int argc, char** argv) {
                         const std::string config = concat(res, "x", res, " random (cb ", cfg.channel_base, ")");
                         const std::string obj = official ? "W + noise + VGG (official)" : "W+, MSE";
                         bench::Row r;
-                        r.cells = {config, obj, prec, prologue, std::to_string(batch), bench::fmt(st.ms_per_step),
+                        const std::string algos =
+                            !official ? "-" : search == cuda::AlgoSearch::heuristic ? "heuristic" : "cudnnFind";
+                        r.cells = {config, obj, prec, engine, split_k, prologue, algos, std::to_string(batch), bench::fmt(st.ms_per_step),
                                    bench::fmt(100.0 * st.spread, 1) + "%", bench::fmt(st.inrun_ms_per_step),
                                    bench::fmt(100.0 * st.inrun_spread, 1) + "%",
                                    bench::fmt(st.ms_per_step / static_cast<double>(batch)),
@@ -183,6 +221,9 @@ int main(int argc, char** argv) {
                         r.json.set("gflop_per_step", flops * 1e-9);
                         r.json.set("device", std::string(prop.name));
                         r.json.set("backward_prologue", prologue);
+                        r.json.set("vgg_algorithms", algos);
+                        r.json.set("gemm_engine", engine);
+                        r.json.set("wgmma_split_k", split_k);
                         rows.push_back(r);
                         std::cout << "." << std::flush;
                     }
@@ -191,7 +232,7 @@ int main(int argc, char** argv) {
         }
         std::cout << "\nAdam inversion step on " << prop.name << " (" << (host_loop ? "host loop" : "device loop")
                   << "; ms/step = (t(long) - t(short)) / steps)\n";
-        bench::print_table({"config", "objective", "precision", "bwd prologue", "batch", "ms/step", "spread",
+        bench::print_table({"config", "objective", "precision", "GEMMs", "split-K", "bwd prologue", "VGG algos", "batch", "ms/step", "spread",
                             "in-run ms/step", "in-run spread", "ms/image-step", "TFLOP/s",
                             "setup s", "launch"},
                            rows);

@@ -67,6 +67,17 @@ struct RandomModconv {
           ref(cpu::modconv(x, w, s, filt, sh, gy, gw0)) {}
 };
 
+/// run_modconv's outputs against the CPU's: y, grad_x, grad_styles, grad_weight, the fused
+/// epilogue's output and grad_x accumulated into (dcoefs aside).
+void check_modconv_outputs(const Tensors& g, const Tensors& c, Precision prec, const std::string& what, const Bounds& bd) {
+    CHECK_CLOSE("modconv.y", prec, what, g[0], c[0], bd.out);
+    CHECK_CLOSE("modconv.grad_x", prec, what, g[2], c[2], bd.grad);
+    CHECK_CLOSE("modconv.grad_styles", prec, what, g[3], c[3], bd.grad);
+    CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bd.grad);
+    CHECK_CLOSE("modconv.fused_out", prec, what, g[5], c[5], bd.out);
+    CHECK_CLOSE("modconv.grad_x_accumulated", prec, what, g[6], c[6], bd.grad);
+}
+
 }  // namespace
 
 TEST_CASE("CUDA small ops match the CPU backend", "[cuda][ops]") {
@@ -378,13 +389,53 @@ TEST_CASE("CUDA wgmma modulated conv (forced on every shape) matches the CPU", "
             const Tensors g = run_modconv(b, r.x, r.w, r.s, filt, sh, r.gy, r.gw0);
             const std::string what = concat("wgmma_n", z.n, "_c", z.c, "_o", z.o, "_", z.h, "x", z.w, "_k", z.k, "_up",
                                             z.up, z.demod ? "_demod" : "_nodemod");
-            CHECK_CLOSE("modconv.y", prec, what, g[0], c[0], bd.out);
-            CHECK_CLOSE("modconv.grad_x", prec, what, g[2], c[2], bd.grad);
-            CHECK_CLOSE("modconv.grad_styles", prec, what, g[3], c[3], bd.grad);
-            CHECK_CLOSE("modconv.grad_weight", prec, what, g[4], c[4], bd.grad);
-            CHECK_CLOSE("modconv.fused_out", prec, what, g[5], c[5], bd.out);
-            CHECK_CLOSE("modconv.grad_x_accumulated", prec, what, g[6], c[6], bd.grad);
+            check_modconv_outputs(g, c, prec, what, bd);
         }
+    }
+}
+
+TEST_CASE("CUDA wgmma split-K: small planes on the wgmma path match the CPU, with and without the split",
+          "[cuda][modconv][wgmma][split_k]") {
+    cuda::Stream stream;
+    if (!make_backend(stream).wgmma_enabled()) {
+        WARN("SKIPPED: this test_cuda has no sm_90a code or the device is not compute 9.0 (no wgmma path to test)");
+        return;
+    }
+    struct S {
+        Index n, c, o, h, w;
+        int up;
+    };
+    // A batch-1 inversion's small layers (512 channels at 4^2..32^2, up = 2 from 8^2 and 32^2) and
+    // odd ones: with the automatic engine their few output tiles are cut along K over several
+    // blocks (CudaOptions::wgmma_split_k) and added up atomically; off, they run on the portable
+    // kernels. Both must match the CPU: forward (with the fused noise/bias/act pass after the
+    // split), grad_x (also accumulated into), the style and weight gradients.
+    const S shapes[] = {{1, 512, 512, 4, 4, 1},   {1, 512, 512, 16, 16, 1}, {1, 512, 512, 32, 32, 1},
+                        {1, 512, 512, 8, 8, 2},   {1, 512, 256, 32, 32, 2}, {2, 96, 130, 7, 9, 1},
+                        {1, 256, 64, 12, 12, 2}};
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    std::uint64_t seed = 7700;
+    for (const S& z : shapes) {
+        const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, 3, z.up, true, 4};
+        const RandomModconv r(sh, seed, filt);
+        const Tensors& c = r.ref;
+        for (Precision prec : {Precision::tf32, Precision::bf16})
+            for (const bool split : {true, false}) {
+                cuda::CudaOptions o;
+                o.precision = prec;
+                o.wgmma_split_k = split;
+                o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;
+                Cuda b(stream, o);
+                // The rule: the 512-channel 16^2 grad-input (16 output tiles: too few for any GPU
+                // alone) takes the wgmma path, and so the fused prologue, only with split-K.
+                if (z.c == 512 && z.o == 512 && z.h == 16 && z.up == 1)
+                    CHECK(b.modconv_backward_fuses_prologue(sh, false) == split);
+                const Bounds bd = bounds_for(prec);
+                const Tensors g = run_modconv(b, r.x, r.w, r.s, filt, sh, r.gy, r.gw0);
+                const std::string what = concat("split_", split ? "on" : "off", "_n", z.n, "_c", z.c, "_o", z.o, "_", z.h,
+                                                "x", z.w, "_up", z.up);
+                check_modconv_outputs(g, c, prec, what, bd);
+            }
     }
 }
 

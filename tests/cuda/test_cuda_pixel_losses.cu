@@ -107,48 +107,110 @@ TEST_CASE("CUDA noise regulariser matches the CPU", "[cuda][losses][pixel][noise
                     ShapeError);
 }
 
-TEST_CASE("CUDA noise regulariser: the one-block and multi-block kernels both match the CPU", "[cuda][losses][pixel][noise]") {
+namespace {
+/// Doubles written by the noise-regulariser launchers into a device tensor, back on the host.
+std::vector<double> download_doubles(const Cuda& b, const cuda::DeviceTensor& t, std::size_t count) {
+    const Tensor<float> raw = b.download(t);
+    std::vector<double> v(count);
+    std::memcpy(v.data(), raw.data(), sizeof(double) * count);
+    return v;
+}
+}  // namespace
+
+TEST_CASE("CUDA noise regulariser: one map per launch and a list in one launch match the CPU and each other",
+          "[cuda][losses][pixel][noise]") {
     cuda::Stream stream;
     const Cuda b(stream);
-    // Each path forced on the shapes the automatic choice gives the other (a 5x70 map has one
-    // level; 130x66 and 512x512 pool into partial tiles and take the multi-block path by default).
-    for (const Shape& s : std::vector<Shape>{{2, 4, 4}, {2, 5, 70}, {2, 17, 17}, {2, 64, 48}, {2, 130, 66}, {1, 512, 512}}) {
+    // One level (4x4, 5x70), partial pyramid tiles (17x17, 130x66), two pyramid passes (512^2),
+    // non-square; then the same maps as one list: the same kernels over a shared chunk and block
+    // numbering, so every value and gradient must come out bit for bit as in the one-map launches.
+    const std::vector<Shape> shapes = {{2, 4, 4}, {2, 5, 70}, {2, 17, 17}, {2, 64, 48}, {2, 130, 66}, {2, 512, 512}};
+    const Index N = 2, M = static_cast<Index>(shapes.size());
+    std::vector<Tensor<float>> maps;
+    std::vector<cuda::DeviceTensor> maps_dev, alone_grads, list_grads;
+    std::vector<double> alone_values;
+    for (const Shape& s : shapes) {
         Tensor<float> m(s);
         Rng(s[1] * 1000 + s[2]).fill_normal(m.values());
         for (Index i = 0; i < m.numel(); i += 5) m[i] += 0.3f * m[(i + 1) % m.numel()];
+        maps.push_back(m);
+        maps_dev.push_back(b.upload(m));
         const auto [values_cpu, grads_cpu] = cpu::noise_regularizer({m});
-        const cuda::DeviceTensor md = b.upload(m);
-        for (const int multi : {0, 1}) {
-            INFO("map " << shape_to_string(s) << (multi ? " multi-block" : " one block"));
-            cuda::DeviceTensor grad = b.upload(Tensor<float>(s));
-            b.fill(grad, std::numeric_limits<float>::quiet_NaN());
-            cuda::DeviceTensor value = b.empty({2 * s[0]});  // doubles
-            cuda::launch_noise_regularizer(md.data(), s[0], s[1], s[2], grad.data(), reinterpret_cast<double*>(value.data()),
-                                           b.pool(), b.stream(), multi);
-            const Tensor<float> vraw = b.download(value);
-            std::vector<double> v(static_cast<std::size_t>(s[0]));
-            std::memcpy(v.data(), vraw.data(), sizeof(double) * v.size());
-            const double ev = max_relative_difference(v, values_cpu);
-            std::printf("ERRBOUND op=noise_regularizer_%s prec=fp32 case=values rel_max=%.3e\n",
-                        multi ? "multi_block" : "one_block", ev);
-            CHECK(ev <= 1e-9);
-            const Tensor<float> g = b.download(grad);
-            for (float x : g.values()) REQUIRE(std::isfinite(x));
-            const std::string op = multi ? "noise_regularizer_multi_block" : "noise_regularizer_one_block";
-            CHECK_CLOSE(op, cuda::Precision::fp32, shape_to_string(s), g, grads_cpu[0], 1e-6);
+        INFO("map " << shape_to_string(s) << " alone");
+        cuda::DeviceTensor grad = b.upload(Tensor<float>(s));
+        b.fill(grad, std::numeric_limits<float>::quiet_NaN());  // poisoned: every element must be written
+        cuda::DeviceTensor value = b.empty({2 * N});  // doubles
+        cuda::launch_noise_regularizer(maps_dev.back().data(), N, s[1], s[2], grad.data(),
+                                       reinterpret_cast<double*>(value.data()), b.pool(), b.stream());
+        const std::vector<double> v = download_doubles(b, value, static_cast<std::size_t>(N));
+        const double ev = max_relative_difference(v, values_cpu);
+        std::printf("ERRBOUND op=noise_regularizer_one_map prec=fp32 case=values rel_max=%.3e\n", ev);
+        CHECK(ev <= 1e-9);
+        const Tensor<float> g = b.download(grad);
+        for (float x : g.values()) REQUIRE(std::isfinite(x));
+        CHECK_CLOSE("noise_regularizer_one_map", cuda::Precision::fp32, shape_to_string(s), g, grads_cpu[0], 1e-6);
+        alone_values.insert(alone_values.end(), v.begin(), v.end());
+        alone_grads.push_back(std::move(grad));
+    }
+    std::vector<cuda::NoiseRegInput> list;
+    for (Index k = 0; k < M; ++k) {
+        list_grads.push_back(b.empty(shapes[static_cast<std::size_t>(k)]));
+        b.fill(list_grads.back(), std::numeric_limits<float>::quiet_NaN());
+        list.push_back({maps_dev[static_cast<std::size_t>(k)].data(), list_grads.back().data(), shapes[static_cast<std::size_t>(k)][1],
+                        shapes[static_cast<std::size_t>(k)][2]});
+    }
+    cuda::DeviceTensor value = b.empty({2 * N * M});
+    cuda::launch_noise_regularizers(list, N, reinterpret_cast<double*>(value.data()), b.pool(), b.stream());
+    const std::vector<double> v = download_doubles(b, value, static_cast<std::size_t>(N * M));  // [N][M]
+    for (Index k = 0; k < M; ++k) {
+        INFO("map " << k << " in the list");
+        for (Index n = 0; n < N; ++n)
+            CHECK(v[static_cast<std::size_t>(n * M + k)] == alone_values[static_cast<std::size_t>(k * N + n)]);
+        const Tensor<float> ga = b.download(alone_grads[static_cast<std::size_t>(k)]);
+        const Tensor<float> gl = b.download(list_grads[static_cast<std::size_t>(k)]);
+        CHECK(std::memcmp(ga.data(), gl.data(), sizeof(float) * static_cast<std::size_t>(ga.numel())) == 0);
+    }
+    // More maps than one launch takes (NoiseRegBatch::kMaxMaps): the rest in a second round, values
+    // still in their columns; a map without a gradient slot leaves the others' gradients intact.
+    std::vector<Tensor<float>> many;
+    std::vector<cuda::DeviceTensor> many_dev, many_grads;
+    std::vector<cuda::NoiseRegInput> many_list;
+    for (int k = 0; k < cuda::NoiseRegBatch::kMaxMaps + 5; ++k) {
+        const Index h = 3 + (k * 7) % 40, w = 8 + (k * 5) % 37;  // every level keeps a column
+        Tensor<float> m({1, h, w});
+        Rng(900 + k).fill_normal(m.values());
+        many.push_back(m);
+        many_dev.push_back(b.upload(m));
+        many_grads.push_back(b.upload(Tensor<float>(m.shape())));
+        b.fill(many_grads.back(), std::numeric_limits<float>::quiet_NaN());
+        many_list.push_back({many_dev.back().data(), k == 3 ? nullptr : many_grads.back().data(), h, w});
+    }
+    const Index MM = static_cast<Index>(many.size());
+    cuda::DeviceTensor many_value = b.empty({2 * MM});
+    cuda::launch_noise_regularizers(many_list, 1, reinterpret_cast<double*>(many_value.data()), b.pool(), b.stream());
+    const std::vector<double> mv = download_doubles(b, many_value, static_cast<std::size_t>(MM));
+    for (Index k = 0; k < MM; ++k) {
+        INFO("map " << k << " of " << MM << ", " << shape_to_string(many[static_cast<std::size_t>(k)].shape()));
+        const auto [values_cpu, grads_cpu] = cpu::noise_regularizer({many[static_cast<std::size_t>(k)]});
+        CHECK(std::abs(mv[static_cast<std::size_t>(k)] - values_cpu[0]) <= 1e-9 * std::abs(values_cpu[0]));
+        const Tensor<float> g = b.download(many_grads[static_cast<std::size_t>(k)]);
+        if (k == 3) {
+            for (float x : g.values()) CHECK(std::isnan(x));  // no gradient asked: untouched
+        } else {
+            CHECK_CLOSE("noise_regularizer_many_maps", cuda::Precision::fp32, concat("map_", k), g, grads_cpu[0], 1e-6);
         }
     }
-    // Deterministic: a second multi-block run gives the same bits.
+    // Deterministic: a second run gives the same bits.
     Tensor<float> m({2, 1024, 768});
     Rng(3).fill_normal(m.values());
     const cuda::DeviceTensor md = b.upload(m);
     std::vector<Tensor<float>> runs;
     for (int k = 0; k < 2; ++k) {
-        cuda::DeviceTensor grad = b.empty(m.shape()), value = b.empty({4});
-        cuda::launch_noise_regularizer(md.data(), 2, 1024, 768, grad.data(), reinterpret_cast<double*>(value.data()),
-                                       b.pool(), b.stream(), 1);
+        cuda::DeviceTensor grad = b.empty(m.shape()), val = b.empty({4});
+        cuda::launch_noise_regularizer(md.data(), 2, 1024, 768, grad.data(), reinterpret_cast<double*>(val.data()),
+                                       b.pool(), b.stream());
         runs.push_back(b.download(grad));
-        runs.push_back(b.download(value));
+        runs.push_back(b.download(val));
     }
     for (int k = 0; k < 2; ++k)
         CHECK(std::memcmp(runs[k].data(), runs[k + 2].data(), sizeof(float) * static_cast<std::size_t>(runs[k].numel())) == 0);

@@ -228,21 +228,8 @@ struct Cuda {
                                  const nn::BiasActParams& p, const float* noise, bool noise_per_sample,
                                  const float* strength, float* grad_x, float* grad_bias, float* grad_noise,
                                  float* grad_strength) const {
-        if (n * c * spatial <= 0) return;
-        const int groups = cuda::channel_groups(c);
-        const Index tile = cuda::pixel_tile(groups);
-        const std::size_t smem = sizeof(float) * static_cast<std::size_t>(groups * tile + (grad_bias ? c : 0));
-        GANINV_CHECK(n <= 65535 && smem <= 48 * 1024 && (spatial + tile - 1) / tile < (Index{1} << 31), ShapeError,
-                     "bias_act_noise_backward: batch ", n, ", channels ", c, " or plane ", spatial,
-                     " exceed the kernel's limits");
-        const Index tiles = (spatial + tile - 1) / tile;
-        const int chunks = cuda::channel_chunks(tiles * n, c, groups, state_->num_sms);
-        if (chunks > 1 && noise && grad_noise) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_noise, 0, sizeof(float) * n * spatial, stream()));
-        const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(n), static_cast<unsigned>(chunks));
-        cuda::kernels::bias_act_noise_backward<float><<<grid, cuda::kBlock, smem, stream()>>>(
-            y, grad_y, static_cast<int>(c), ll(spatial), groups, p, noise, noise_per_sample, strength, grad_x, grad_bias,
-            noise ? grad_noise : nullptr, noise ? grad_strength : nullptr);
-        GANINV_CUDA_CHECK_LAUNCH();
+        bias_act_noise_backward_sums(y, grad_y, n, c, spatial, p, noise, noise_per_sample, strength, grad_x, grad_bias,
+                                     grad_noise, grad_strength, nullptr, nullptr);
     }
 
     /// Whether modconv_backward_fused runs `sh` through the one-pass prologue (with this backend's
@@ -268,9 +255,19 @@ struct Cuda {
             return;
         }
         Buffer g_pre = empty({sh.batch, sh.out_channels, sh.out_h(), sh.out_w()});
-        bias_act_noise_backward(out, grad_out, sh.batch, sh.out_channels, sh.out_h() * sh.out_w(), act, noise,
-                                noise_per_sample, strength, g_pre.data(), grad_bias, grad_noise, grad_strength);
-        modconv_backward(x, w, s, filter, dcoefs, y, g_pre.data(), sh, grad_x, grad_s, grad_w, accumulate_grad_x);
+        // Demodulated layers: the demodulation sums sum_p g_pre * y come from the same pass (one
+        // read of y instead of a separate pass over g_pre and y); ToRGB-like shapes add theirs
+        // inside their own backward kernel.
+        const bool sums = sh.demodulate && !cuda::pointwise_modconv_eligible(sh);
+        Buffer demod = sums ? zeros({sh.batch, sh.out_channels}) : Buffer{};
+        bias_act_noise_backward_sums(out, grad_out, sh.batch, sh.out_channels, sh.out_h() * sh.out_w(), act, noise,
+                                     noise_per_sample, strength, g_pre.data(), grad_bias, grad_noise, grad_strength,
+                                     sums ? y : nullptr, sums ? demod.data() : nullptr);
+        if (sums)
+            cuda::modconv_backward_from_sums(context(), x, w, s, filter, dcoefs, y, g_pre.data(), sh, grad_x, grad_s,
+                                             grad_w, accumulate_grad_x, demod.data());
+        else
+            modconv_backward(x, w, s, filter, dcoefs, y, g_pre.data(), sh, grad_x, grad_s, grad_w, accumulate_grad_x);
     }
 
     void upfirdn2d_forward(const float* x, Index planes, Index h, Index w, const float* f, Index fh, Index fw,
@@ -373,6 +370,31 @@ struct Cuda {
     void cma_stats(const nn::CmaConstants& k, const nn::CmaVectors& v) const { nn::cma_stats_passes(k, v, cma_launch(v)); }
 
 private:
+    /// bias_act_noise_backward (out: the epilogue's output, grad_out its gradient, g_pre the
+    /// result); with conv_y and demod_sum (both or neither) also demod_sum[n, c] += sum_p g_pre *
+    /// conv_y (the demodulation sums of the conv whose output conv_y is) from the same pass.
+    void bias_act_noise_backward_sums(const float* out, const float* grad_out, Index n, Index c, Index spatial,
+                                      const nn::BiasActParams& p, const float* noise, bool noise_per_sample,
+                                      const float* strength, float* g_pre, float* grad_bias, float* grad_noise,
+                                      float* grad_strength, const float* conv_y, float* demod_sum) const {
+        if (n * c * spatial <= 0) return;
+        const int groups = cuda::channel_groups(c);
+        const Index tile = cuda::pixel_tile(groups);
+        const std::size_t smem =
+            sizeof(float) * static_cast<std::size_t>(groups * tile + (grad_bias ? c : 0) + (demod_sum ? c : 0));
+        GANINV_CHECK(n <= 65535 && smem <= 48 * 1024 && (spatial + tile - 1) / tile < (Index{1} << 31), ShapeError,
+                     "bias_act_noise_backward: batch ", n, ", channels ", c, " or plane ", spatial,
+                     " exceed the kernel's limits");
+        const Index tiles = (spatial + tile - 1) / tile;
+        const int chunks = cuda::channel_chunks(tiles * n, c, groups, state_->num_sms);
+        if (chunks > 1 && noise && grad_noise) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_noise, 0, sizeof(float) * n * spatial, stream()));
+        const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(n), static_cast<unsigned>(chunks));
+        cuda::kernels::bias_act_noise_backward<float><<<grid, cuda::kBlock, smem, stream()>>>(
+            out, grad_out, static_cast<int>(c), ll(spatial), groups, p, noise, noise_per_sample, strength, g_pre, grad_bias,
+            noise ? grad_noise : nullptr, noise ? grad_strength : nullptr, conv_y, demod_sum);
+        GANINV_CUDA_CHECK_LAUNCH();
+    }
+
     struct State {
         std::shared_ptr<cuda::MemoryPool> pool;
         std::shared_ptr<cuda::PinnedStaging> staging = std::make_shared<cuda::PinnedStaging>();
@@ -414,7 +436,8 @@ private:
                 state_->wgmma && state_->options.engine == cuda::GemmEngine::wgmma,
                 state_->options.wgrad,
                 state_->weight_prep.get(),
-                state_->options.fuse_backward_prologue};
+                state_->options.fuse_backward_prologue,
+                state_->options.wgmma_split_k};
     }
 
     std::shared_ptr<State> state_;

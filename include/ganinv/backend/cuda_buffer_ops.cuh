@@ -107,38 +107,36 @@ struct BufferOps<Cuda> {
         return per_image;
     }
 
-    /// Same contract as BufferOps<Cpu>::add_noise_regularizer (kernels: cuda/noise_reg_kernels.cuh).
-    /// With `values_into`, values_into[n] += weight * value of image n on the device instead of
-    /// per_image (nothing comes back to the host); V as in pixel_loss.
+    /// Same contract as BufferOps<Cpu>::add_noise_regularizer: one map, through
+    /// add_noise_regularizers. With `values_into`, values_into[n] += weight * value of image n on
+    /// the device instead of per_image (nothing comes back to the host); V as in pixel_loss.
     template <class V = float>
     static void add_noise_regularizer(const Buffer& map, Index N, Index H, Index W, Buffer* grad,
                                       std::vector<double>& per_image, V* values_into = nullptr,
                                       float weight = 1.0f) {
-        cuda::MemoryPool& pool = *pool_of(map);
-        const cudaStream_t s = map.stream();
-        const cuda::Block scratch = pool.allocate(sizeof(double) * static_cast<std::size_t>(N));
-        double* value = static_cast<double*>(scratch.ptr);
-        try {
-            cuda::launch_noise_regularizer(map.data(), N, H, W, grad ? grad->data() : nullptr, value, pool, s);
-        } catch (...) {
-            pool.release(scratch);
-            throw;
-        }
-        if (values_into) {
-            cuda::launch_1d(cuda::kernels::accumulate_values<V>, N, s, static_cast<const double*>(value), ll(N), weight,
-                            values_into);
-            pool.release(scratch);
-            return;
-        }
-        std::vector<double> v(static_cast<std::size_t>(N));
-        cudaError_t e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(s);
-        pool.traffic().download(sizeof(double) * v.size());
-        ++pool.traffic().syncs;
-        pool.release(scratch);
-        GANINV_CUDA_CHECK(e);
-        for (Index n = 0; n < N; ++n) per_image[static_cast<std::size_t>(n)] += v[static_cast<std::size_t>(n)];
+        GANINV_CHECK(map.numel() == N * H * W, ShapeError, "add_noise_regularizer: a map of ", map.numel(),
+                     " values is not ", N, " planes of ", H, "x", W);
+        add_noise_regularizers_impl({&map}, {grad}, {{H, W}}, N, per_image, values_into, weight);
     }
+
+    /// Every map of `maps` at once (one set of launches for the whole list: the kernels are in
+    /// cuda/noise_reg_kernels.cuh); maps are [.., H, W] with a shared batch N, grads[k] (each
+    /// nullable, map k's shape) receives map k's gradient. per_image[n] += the maps' values in list
+    /// order; with `values_into`, values_into[n] += weight * each value, in the same order, on the
+    /// device (as many add_noise_regularizer calls would add them).
+    template <class V = float>
+    static void add_noise_regularizers(const std::vector<const Buffer*>& maps, const std::vector<Buffer*>& grads,
+                                       Index N, std::vector<double>& per_image, V* values_into = nullptr,
+                                       float weight = 1.0f) {
+        std::vector<std::pair<Index, Index>> planes;
+        for (const Buffer* m : maps) {
+            GANINV_CHECK(m && m->shape().size() >= 2, ShapeError, "add_noise_regularizers: a map without a plane");
+            const Shape& s = m->shape();
+            planes.emplace_back(s[s.size() - 2], s.back());
+        }
+        add_noise_regularizers_impl(maps, grads, planes, N, per_image, values_into, weight);
+    }
+
 
     static Buffer area_downsample(const Buffer& x, Index k) {
         const Shape& sh = x.shape();
@@ -167,6 +165,50 @@ struct BufferOps<Cuda> {
     }
 
 private:
+    template <class V>
+    static void add_noise_regularizers_impl(const std::vector<const Buffer*>& maps, const std::vector<Buffer*>& grads,
+                                            const std::vector<std::pair<Index, Index>>& planes, Index N,
+                                            std::vector<double>& per_image, V* values_into, float weight) {
+        GANINV_CHECK(!maps.empty() && grads.size() == maps.size(), ValueError, "add_noise_regularizers: ",
+                     maps.size(), " maps and ", grads.size(), " gradient slots");
+        const Index M = static_cast<Index>(maps.size());
+        std::vector<cuda::NoiseRegInput> in;
+        for (Index k = 0; k < M; ++k) {
+            const auto [H, W] = planes[static_cast<std::size_t>(k)];
+            Buffer* g = grads[static_cast<std::size_t>(k)];
+            GANINV_CHECK(maps[static_cast<std::size_t>(k)]->numel() == N * H * W && (!g || g->numel() == N * H * W),
+                         ShapeError, "add_noise_regularizers: map ", k, " or its gradient is not ", N, " planes of ",
+                         H, "x", W);
+            in.push_back({maps[static_cast<std::size_t>(k)]->data(), g ? g->data() : nullptr, H, W});
+        }
+        cuda::MemoryPool& pool = *pool_of(*maps[0]);
+        const cudaStream_t s = maps[0]->stream();
+        const cuda::Block scratch = pool.allocate(sizeof(double) * static_cast<std::size_t>(N * M));
+        double* value = static_cast<double*>(scratch.ptr);  // [N][M]
+        try {
+            cuda::launch_noise_regularizers(in, N, value, pool, s);
+        } catch (...) {
+            pool.release(scratch);
+            throw;
+        }
+        if (values_into) {
+            cuda::launch_1d(cuda::kernels::noise_reg_values<V>, N, s, static_cast<const double*>(value), static_cast<int>(M),
+                            ll(N), weight, values_into);
+            pool.release(scratch);
+            return;
+        }
+        std::vector<double> v(static_cast<std::size_t>(N * M));
+        cudaError_t e = cudaMemcpyAsync(v.data(), value, sizeof(double) * v.size(), cudaMemcpyDeviceToHost, s);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+        pool.traffic().download(sizeof(double) * v.size());
+        ++pool.traffic().syncs;
+        pool.release(scratch);
+        GANINV_CUDA_CHECK(e);
+        per_image.resize(std::max(per_image.size(), static_cast<std::size_t>(N)), 0.0);
+        for (Index n = 0; n < N; ++n)
+            for (Index k = 0; k < M; ++k) per_image[static_cast<std::size_t>(n)] += v[static_cast<std::size_t>(n * M + k)];
+    }
+
     static long long ll(Index v) { return static_cast<long long>(v); }
     static const std::shared_ptr<cuda::MemoryPool>& pool_of(const Buffer& b) {
         GANINV_CHECK(b.pool() != nullptr, ValueError,

@@ -208,27 +208,35 @@ __global__ void sum_replicas(const T* copies, int replicas, long long stride, T*
 /// pixels (PixelChannelSplit): g_pre = bias_act'(out) * g (g_pre may alias g); grad_bias[c] +=
 /// sum g_pre (may be null); with noise, grad_noise[n, p] = strength * sum_c g_pre and
 /// grad_strength += sum g_pre * noise (either may be null). Grid (pixel tiles, batch); shared
-/// memory: the per-group channel sums of each pixel, and C floats with grad_bias. gridDim.z > 1
-/// splits the channels across blocks: grad_noise then accumulates (zero it first).
+/// memory: the per-group channel sums of each pixel, C floats with grad_bias and C with
+/// demod_sum. gridDim.z > 1 splits the channels across blocks: grad_noise then accumulates (zero
+/// it first). With y (the conv's output before the epilogue) and demod_sum: demod_sum[n, c] +=
+/// sum_p g_pre * y, the demodulation sums of the conv's backward, from the same pass.
 template <class T = float>
 __global__ void bias_act_noise_backward(const T* out, const T* g, int channels, long long spatial, int groups,
                                         nn::BiasActParams p, const T* noise, bool per_sample, const T* strength,
-                                        T* g_pre, T* grad_bias, T* grad_noise, T* grad_strength) {
+                                        T* g_pre, T* grad_bias, T* grad_noise, T* grad_strength, const T* y = nullptr,
+                                        T* demod_sum = nullptr) {
     extern __shared__ float sm[];
     const PixelChannelSplit split(groups);
-    float* chan_sum = sm;                          // [groups][tile]
-    float* bias_part = sm + groups * split.tile;   // [channels]
+    float* chan_sum = sm;                                              // [groups][tile]
+    float* bias_part = sm + groups * split.tile;                       // [channels], with grad_bias
+    float* demod_part = bias_part + (grad_bias ? channels : 0);        // [channels], with demod_sum
+    const bool demod = y && demod_sum;
     const long long n = blockIdx.y;
     const int c0 = PixelChannelSplit::chunk_first(channels), c1 = PixelChannelSplit::chunk_last(channels);
-    if (grad_bias) {
-        for (int c = threadIdx.x; c < channels; c += blockDim.x) bias_part[c] = 0.0f;
+    if (grad_bias || demod) {
+        for (int c = threadIdx.x; c < channels; c += blockDim.x) {
+            if (grad_bias) bias_part[c] = 0.0f;
+            if (demod) demod_part[c] = 0.0f;
+        }
         __syncthreads();
     }
     const long long base = n * channels * spatial;
     float a[kPixelsPerLane] = {};
 #pragma unroll 2
     for (int c = c0 + split.group; c < c1; c += groups) {
-        float b = 0.0f;
+        float b = 0.0f, dy = 0.0f;
 #pragma unroll
         for (int i = 0; i < kPixelsPerLane; ++i) {
             const long long px = split.pixel(i);
@@ -238,15 +246,23 @@ __global__ void bias_act_noise_backward(const T* out, const T* g, int channels, 
             g_pre[idx] = v;
             a[i] += v;
             b += v;
+            if (demod) dy = fmaf(v, y[idx], dy);
         }
         if (grad_bias) {
             b = warp_sum(b);
             if (threadIdx.x % 32 == 0) atomicAdd(&bias_part[c], b);
         }
+        if (demod) {
+            dy = warp_sum(dy);
+            if (threadIdx.x % 32 == 0) atomicAdd(&demod_part[c], dy);
+        }
     }
-    if (grad_bias) {
+    if (grad_bias || demod) {
         __syncthreads();
-        for (int c = c0 + static_cast<int>(threadIdx.x); c < c1; c += blockDim.x) atomicAdd(&grad_bias[c], bias_part[c]);
+        for (int c = c0 + static_cast<int>(threadIdx.x); c < c1; c += blockDim.x) {
+            if (grad_bias) atomicAdd(&grad_bias[c], bias_part[c]);
+            if (demod) atomicAdd(&demod_sum[n * channels + c], demod_part[c]);
+        }
     }
     if (!noise) return;
 #pragma unroll

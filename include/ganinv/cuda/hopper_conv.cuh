@@ -56,6 +56,9 @@ struct PixelGather {
     int taps = 1;
     int tap_off[kMaxTaps] = {};  ///< (dy * Wp + dx) * Cp per tap, in elements
     long long M = 0;             ///< batch * OH * OW
+    /// Split-K: the K slices (taps x channel slices) are cut into `splits` ranges of
+    /// `slices_per_split`, one block each; the epilogue then adds its partial sums atomically.
+    int splits = 1, slices_per_split = 0;
 };
 
 /// Barrier of the kThreads consumer threads only (the producer warpgroup may have left).
@@ -163,7 +166,9 @@ __device__ __forceinline__ void cp_async_arrive(std::uint64_t* b) {
 }
 #endif
 
-/// One block: output pixels [mt * 128, +128) x columns [nt * BN, +BN), warp-specialized:
+/// One block: output pixels [mt * 128, +128) x columns [nt * BN, +BN) (x one K range of
+/// g.slices_per_split slices when g.splits > 1: small planes, whose few tiles would leave most
+/// SMs idle, run the K depth on several blocks and add up in the epilogue), warp-specialized:
 /// warpgroup 0 only gathers (cp.async into a ring of S stages, completion signalled on each
 /// stage's "full" mbarrier), warpgroups 1 and 2 (64 pixel rows each) only multiply and release a
 /// stage on its "empty" mbarrier once their wgmma has read it. No block-wide barrier in the main
@@ -196,10 +201,12 @@ __global__ void __launch_bounds__(kThreads + 128, MinBlocks)
     }
     __syncthreads();
 
-    const int nt = static_cast<int>(blockIdx.x % n_tiles);
-    const long long m0 = static_cast<long long>(blockIdx.x / n_tiles) * kBM;
+    const long long out_tile = blockIdx.x / g.splits;
+    const int nt = static_cast<int>(out_tile % n_tiles);
+    const long long m0 = (out_tile / n_tiles) * kBM;
     const int slices_per_tap = g.Cp / Traits::kPerSlice;
-    const int KT = g.taps * slices_per_tap;
+    const int kt0 = g.splits > 1 ? static_cast<int>(blockIdx.x % g.splits) * g.slices_per_split : 0;
+    const int KT = g.splits > 1 ? min(g.taps * slices_per_tap - kt0, g.slices_per_split) : g.taps * slices_per_tap;
     const int plane = g.OH * g.OW;
 
     if (tid < 128) {  // ------------------------------------------------ producer
@@ -217,10 +224,10 @@ __global__ void __launch_bounds__(kThreads + 128, MinBlocks)
         }
         const long long kw = static_cast<long long>(g.taps) * g.Cp;
         const E* brow = wt + (static_cast<long long>(nt) * BN + row0) * kw + chunk * kEpc;
-        for (int kt = 0; kt < KT; ++kt) {
+        for (int kt = 0; kt < KT; ++kt) {  // kt counts this block's slices; slice kt0 + kt of K
             const int s = kt % S;
             if (kt >= S) mbar_wait(&empty[s], ((kt / S) - 1) & 1);
-            const int t = kt / slices_per_tap, c0 = (kt - t * slices_per_tap) * Traits::kPerSlice;
+            const int t = (kt0 + kt) / slices_per_tap, c0 = (kt0 + kt - t * slices_per_tap) * Traits::kPerSlice;
             unsigned char* sa = smem + s * kStage;
             unsigned char* sb = sa + kStageA;
             const int aoff = tap_off[t] + c0;
@@ -292,10 +299,11 @@ __global__ void __launch_bounds__(kThreads + 128, MinBlocks)
 
 /// Forward epilogue: y[n, o, p] = acc * d[n, o] (d may be null); with out2, also
 /// out2 = bias_act(y + strength * noise + bias). A warp handles 32 consecutive pixels of one
-/// channel, so the column is warp-uniform.
+/// channel, so the column is warp-uniform. `atomic` (split-K): y += acc * d into a zeroed y, no out2.
 struct ForwardStore {
     float* y = nullptr;
     const float* d = nullptr;
+    bool atomic = false;
     int cols = 0, plane = 0;  ///< GEMM columns; pixels per sample of the GEMM's output grid
     int grid_w = 0;           ///< width of that grid
     /// Where grid pixel (gy, gx) lands: (gy * ostride + oy0, gx * ostride + ox0) of an output
@@ -325,6 +333,10 @@ struct ForwardStore {
         if (!r.ok || o >= cols) return;
         const float v = acc * (d ? d[r.n * cols + o] : 1.0f);
         const long long idx = r.base + static_cast<long long>(o) * out_plane;
+        if (atomic) {
+            atomicAdd(y + idx, v);
+            return;
+        }
         y[idx] = v;
         if (out2) out2[idx] = gemm::apply_bias_act(v + r.noise + (bias ? bias[o] : 0.0f), act);
     }
@@ -336,8 +348,10 @@ struct ForwardStore {
 /// The atomics go to `replicas` copies of grad_s (block b uses copy b % replicas; the caller sums
 /// them): with one copy, the thousands of blocks of a 1024^2 layer serialized on the same
 /// 32-64 addresses (a cache line or two), which made this epilogue 3x slower than the forward's.
+/// `atomic` (split-K): grad_x += acc * s into a zeroed grad_x (grad_s adds up either way).
 struct GradInputStore {
     float* grad_x = nullptr;
+    bool atomic = false;
     const float* s = nullptr;
     const float* x = nullptr;
     float* grad_s = nullptr;  ///< [replicas][batch][cols]
@@ -356,7 +370,8 @@ struct GradInputStore {
         float v = 0.0f;
         if (r.ok) {
             const long long idx = r.base + static_cast<long long>(c) * plane;
-            if (grad_x) grad_x[idx] = acc * s[r.n * cols + c];
+            if (grad_x && atomic) atomicAdd(grad_x + idx, acc * s[r.n * cols + c]);
+            else if (grad_x) grad_x[idx] = acc * s[r.n * cols + c];
             v = acc * x[idx];
         }
         float* gs = grad_s + static_cast<long long>(blockIdx.x % replicas) * replica_stride;

@@ -38,29 +38,47 @@ inline bool probe_wgmma(cudaStream_t stream) {
     return host == 1;
 }
 
-/// Tile width (output channels per block) for `cols` columns over `rows` GEMM rows, or 0 when
-/// the shape is better served by the portable kernels: fewer than 32 columns, or too few
-/// blocks to fill the GPU even with narrow tiles (small planes: those use split-K there).
-/// `forced` (GemmEngine::wgmma) skips those heuristics: every supported shape takes this path.
-inline int choose_tile_cols(long long rows, int cols, int num_sms, bool forced) {
+/// K slices a split-K block gets at least: enough for the S-stage ring to overlap gather and MMA.
+constexpr int kMinSlicesPerSplit = 8;
+
+/// K splits for a conv GEMM of `tiles` output tiles over `slices` K slices: when the tiles alone
+/// give fewer than two blocks per SM (the small planes of a batch-1 inversion: a 32^2 layer has
+/// 64 tiles for 132 SMs), enough splits for two blocks per SM, each with at least
+/// kMinSlicesPerSplit slices; 1 = no split (also for num_sms <= 0).
+inline int plan_k_splits(long long tiles, int slices, int num_sms) {
+    if (num_sms <= 0 || tiles * 2 >= num_sms) return 1;
+    long long want = (2LL * num_sms + tiles - 1) / tiles;
+    want = std::min<long long>(want, slices / kMinSlicesPerSplit);
+    return want > 1 ? static_cast<int>(want) : 1;
+}
+
+/// Tile width (output channels per block) for `cols` columns over `rows` GEMM rows and about
+/// `slices` K slices, or 0 when the shape is better served by the portable kernels: fewer than
+/// 32 columns, or too few blocks to fill the GPU even with narrow tiles and (with `split_k`)
+/// split-K over the slices. `forced` (GemmEngine::wgmma) skips those heuristics: every supported
+/// shape takes this path.
+inline int choose_tile_cols(long long rows, int cols, int slices, int num_sms, bool forced, bool split_k = true) {
     int bn = 256;
     while (bn > 32 && bn >= 2 * cols) bn /= 2;  // the narrowest power of two >= cols (at least 32)
     if (forced) return bn;
     if (cols < 32) return 0;
     const long long m_tiles = (rows + kBM - 1) / kBM;
     while (bn > 64 && m_tiles * ((cols + bn - 1) / bn) < num_sms) bn /= 2;
-    return m_tiles * ((cols + bn - 1) / bn) * 2 >= num_sms ? bn : 0;
+    const long long tiles = m_tiles * ((cols + bn - 1) / bn);
+    return tiles * 2 >= num_sms || (split_k && plan_k_splits(tiles, slices, num_sms) > 1) ? bn : 0;
 }
 
 /// The tile width for modconv forward (cols = O, depth = C) or grad-input (cols = C, depth = O)
 /// of `sh` on the wgmma path, 0 when it does not take that path. Supported: odd k with
 /// k * k <= 16, and k >= 3 for up = 2 (k = 1 leaves output phases without taps).
-inline int hopper_tile_cols(const nn::ModConvShape& sh, bool grad_input, int num_sms, bool forced) {
+inline int hopper_tile_cols(const nn::ModConvShape& sh, bool grad_input, int num_sms, bool forced, bool split_k = true) {
     if (sh.kernel % 2 == 0 || sh.kernel * sh.kernel > kMaxTaps || (sh.up == 2 && sh.kernel < 3)) return 0;
     const Index cols = grad_input ? sh.in_channels : sh.out_channels;
     const Index depth = grad_input ? sh.out_channels : sh.in_channels;
     if (depth < 16 && !forced) return 0;  // a 32/64-element K slice would be mostly padding
-    return choose_tile_cols(sh.batch * sh.in_h * sh.in_w, static_cast<int>(cols), num_sms, forced);
+    // K slices of the BF16 operand (64 channels each; TF32 has twice as many): the fewer, for the rule.
+    const int slices = static_cast<int>(sh.kernel * sh.kernel * ((depth + 63) / 64));
+    return choose_tile_cols(sh.batch * sh.in_h * sh.in_w, static_cast<int>(cols), slices, num_sms, forced, split_k);
 }
 
 constexpr int kGradStyleReplicas = 32;  ///< copies of grad_s the grad-input epilogue spreads its atomics over
@@ -84,7 +102,7 @@ void launch_bn(const PixelGather& g, const void* wt, int cols, const Epi& epi, c
     auto* kernel = kernels::nhwc_conv_wgmma<Operand, BN, S, MinBlocks, Epi>;
     GANINV_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const int n_tiles = (cols + BN - 1) / BN;
-    const long long blocks = ((g.M + kBM - 1) / kBM) * n_tiles;
+    const long long blocks = ((g.M + kBM - 1) / kBM) * n_tiles * g.splits;
     GANINV_CHECK(blocks < (1LL << 31), ShapeError, "wgmma conv: ", blocks, " blocks exceed the grid limit");
     kernel<<<static_cast<unsigned>(blocks), kThreads + 128, smem, stream>>>(
         g, static_cast<const typename OperandTraits<Operand>::Storage*>(wt), n_tiles, epi);
@@ -150,24 +168,48 @@ constexpr int operand_id() {
     return std::is_same_v<Operand, Tf32Operand> ? 1 : 2;
 }
 
+/// How a conv GEMM's K slices are cut over blocks (splits == 1: one block per output tile).
+struct KSplit {
+    int splits = 1, slices_per_split = 0;
+};
+
+/// The split-K plan (plan_k_splits) of a conv GEMM of M output pixels x cols over taps x Cp
+/// (num_sms <= 0: none); every split gets at least one slice.
+template <class Operand>
+KSplit plan_conv_split(long long M, int cols, int bn, int taps, int Cp, int num_sms) {
+    const int slices = taps * (Cp / slice_elems<Operand>());
+    const long long tiles = ((M + kBM - 1) / kBM) * ((cols + bn - 1) / bn);
+    KSplit k;
+    const int want = plan_k_splits(tiles, slices, num_sms);
+    if (want > 1) {
+        k.slices_per_split = (slices + want - 1) / want;
+        k.splits = (slices + k.slices_per_split - 1) / k.slices_per_split;
+    }
+    return k;
+}
+
 /// One conv GEMM over the packed activation: output pixel (oy, ox) of an OH x OW grid, tap t
-/// reads unpadded source pixel (oy * step + dy[t], ox * step + dx[t]); B = packed weights.
+/// reads unpadded source pixel (oy * step + dy[t], ox * step + dx[t]); B = packed weights. With
+/// ks.splits > 1 the store must add atomically (into zeroed outputs).
 template <class Operand, class Store>
 void run_conv_gemm(const PackedActivation& a, const DeviceTensor& wt, int taps, const int* dy, const int* dx, int step,
-                   int OH, int OW, int cols, int bn, const Store& store, cudaStream_t stream) {
+                   int OH, int OW, int cols, int bn, const Store& store, cudaStream_t stream, const KSplit& ks = {}) {
     PixelGather g;
     g.src = a.buf.data(), g.Hp = a.Hp, g.Wp = a.Wp, g.Cp = a.Cp, g.OH = OH, g.OW = OW;
     g.y0 = a.pad, g.x0 = a.pad, g.step = step, g.taps = taps;
     for (int t = 0; t < taps; ++t) g.tap_off[t] = (dy[t] * a.Wp + dx[t]) * a.Cp;
     g.M = static_cast<long long>(a.N) * OH * OW;
+    g.splits = ks.splits, g.slices_per_split = ks.slices_per_split;
+    GANINV_CHECK(ks.splits == 1 || store.atomic, ValueError, "wgmma conv: a split-K launch needs an atomic store");
     launch_nhwc_conv<Operand>(g, wt.data(), cols, bn, store, stream);
 }
 
-/// y = d * conv(x * s, w) for up = 1 (+ the fused epilogue when `store.out2` is set).
+/// y = d * conv(x * s, w) for up = 1 (+ the fused epilogue when `store.out2` is set). num_sms > 0
+/// allows split-K for planes too small to fill the GPU (the epilogue then runs as its own pass).
 template <class Operand>
 void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                          const nn::ModConvShape& sh, int bn, ForwardStore store, cudaStream_t stream,
-                         WeightPrepCache* prep = nullptr) {
+                         WeightPrepCache* prep = nullptr, int num_sms = 0) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int pad = static_cast<int>(sh.padding());
@@ -179,7 +221,20 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
     int dy[kMaxTaps], dx[kMaxTaps];
     for (int t = 0; t < k * k; ++t) dy[t] = t / k - pad, dx[t] = t % k - pad;
     store.cols = O, store.plane = H * W, store.grid_w = W, store.out_w = W, store.out_plane = H * W;
-    run_conv_gemm<Operand>(xp, wt, k * k, dy, dx, 1, H, W, O, bn, store, stream);
+    const KSplit ks = plan_conv_split<Operand>(static_cast<long long>(N) * H * W, O, bn, k * k, xp.Cp, num_sms);
+    if (ks.splits == 1) {
+        run_conv_gemm<Operand>(xp, wt, k * k, dy, dx, 1, H, W, O, bn, store, stream);
+        return;
+    }
+    const ForwardStore fused = store;  // split-K: the partial sums first, then the epilogue's pass
+    store.atomic = true, store.out2 = nullptr;
+    const long long count = static_cast<long long>(N) * O * H * W;
+    GANINV_CUDA_CHECK(cudaMemsetAsync(store.y, 0, sizeof(float) * count, stream));
+    run_conv_gemm<Operand>(xp, wt, k * k, dy, dx, 1, H, W, O, bn, store, stream, ks);
+    if (fused.out2)
+        launch_1d(cuda::kernels::noise_bias_act<float>, count, stream, static_cast<const float*>(store.y),
+                  static_cast<long long>(N), static_cast<long long>(O), static_cast<long long>(H) * W, fused.noise,
+                  fused.noise_per_sample, fused.strength, fused.bias, fused.act, fused.out2);
 }
 
 /// The stride-2 transposed conv of up = 2 into yt [N, O, TH, TW] (before the FIR), d applied:
@@ -187,11 +242,21 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
 template <class Operand>
 void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                             const float* d, const nn::ModConvShape& sh, int bn, float* yt, cudaStream_t stream,
-                            WeightPrepCache* prep = nullptr) {
+                            WeightPrepCache* prep = nullptr, int num_sms = 0) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
     const PackedActivation xp = pack_activation<Operand>(pool, x, s, N, C, H, W, (k - 1) / 2, stream);
+    KSplit plans[2][2];  // a phase that splits K adds into yt: zeroed once for all phases
+    bool any_split = false;
+    for (int py = 0; py < 2; ++py)
+        for (int px = 0; px < 2; ++px) {
+            const int T = ((k - py + 1) / 2) * ((k - px + 1) / 2);
+            const long long M = static_cast<long long>(N) * ((TH - py + 1) / 2) * ((TW - px + 1) / 2);
+            plans[py][px] = plan_conv_split<Operand>(M, O, bn, T, xp.Cp, num_sms);
+            any_split = any_split || plans[py][px].splits > 1;
+        }
+    if (any_split) GANINV_CUDA_CHECK(cudaMemsetAsync(yt, 0, sizeof(float) * N * O * TH * TW, stream));
     for (int py = 0; py < 2; ++py)
         for (int px = 0; px < 2; ++px) {
             const int nty = (k - py + 1) / 2, ntx = (k - px + 1) / 2, T = nty * ntx;
@@ -210,7 +275,8 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
             ForwardStore st;
             st.y = yt, st.d = d, st.cols = O, st.plane = THp * TWp, st.grid_w = TWp;
             st.out_w = TW, st.out_plane = TH * TW, st.ostride = 2, st.oy0 = py, st.ox0 = px;
-            run_conv_gemm<Operand>(xp, wt, T, dy, dx, 1, THp, TWp, O, bn, st, stream);
+            st.atomic = plans[py][px].splits > 1;
+            run_conv_gemm<Operand>(xp, wt, T, dy, dx, 1, THp, TWp, O, bn, st, stream, plans[py][px]);
         }
 }
 
@@ -225,7 +291,7 @@ inline int grad_input_pad(const nn::ModConvShape& sh) { return sh.up == 2 ? 0 : 
 template <class Operand>
 void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const PackedActivation& gp, const float* x,
                                const float* w, const float* s, const nn::ModConvShape& sh, int bn, float* grad_x,
-                               float* grad_s, cudaStream_t stream, WeightPrepCache* prep = nullptr) {
+                               float* grad_s, cudaStream_t stream, WeightPrepCache* prep = nullptr, int num_sms = 0) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const bool up2 = sh.up == 2;
@@ -247,8 +313,13 @@ void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const Pa
     GradInputStore store;
     store.grad_x = grad_x, store.s = s, store.x = x;
     store.cols = C, store.plane = H * W;
+    const KSplit ks = plan_conv_split<Operand>(static_cast<long long>(N) * H * W, C, bn, k * k, gp.Cp, num_sms);
+    if (ks.splits > 1) {  // the partial sums add into a zeroed grad_x
+        store.atomic = true;
+        if (grad_x) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, sizeof(float) * N * C * H * W, stream));
+    }
     // Spread the style-gradient atomics over copies of grad_s (see GradInputStore), summed below.
-    const long long blocks = (static_cast<long long>(N) * H * W + kBM - 1) / kBM * ((C + bn - 1) / bn);
+    const long long blocks = (static_cast<long long>(N) * H * W + kBM - 1) / kBM * ((C + bn - 1) / bn) * ks.splits;
     store.replicas = static_cast<int>(std::min<long long>(kGradStyleReplicas, std::max<long long>(1, blocks / 64)));
     store.replica_stride = static_cast<long long>(N) * C;
     DeviceTensor copies;
@@ -259,7 +330,7 @@ void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const Pa
     } else {
         store.grad_s = grad_s;
     }
-    run_conv_gemm<Operand>(gp, wt, k * k, dy, dx, up2 ? 2 : 1, H, W, C, bn, store, stream);
+    run_conv_gemm<Operand>(gp, wt, k * k, dy, dx, up2 ? 2 : 1, H, W, C, bn, store, stream, ks);
     if (store.replicas > 1)
         launch_1d(cuda::kernels::sum_replicas<float>, store.replica_stride, stream, copies.data(), store.replicas,
                   store.replica_stride, grad_s);
@@ -270,13 +341,13 @@ void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const Pa
 template <class Operand>
 void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                         const float* d, const float* g, const nn::ModConvShape& sh, int bn, float* grad_x, float* grad_s,
-                        cudaStream_t stream, WeightPrepCache* prep = nullptr) {
+                        cudaStream_t stream, WeightPrepCache* prep = nullptr, int num_sms = 0) {
     const int N = static_cast<int>(sh.batch), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w);
     const PackedActivation gp = sh.up == 2 ? pack_activation<Operand>(pool, g, nullptr, N, O, static_cast<int>(sh.transposed_h()),
                                                                       static_cast<int>(sh.transposed_w()), 0, stream)
                                            : pack_activation<Operand>(pool, g, d, N, O, H, W, grad_input_pad(sh), stream);
-    modconv_grad_input_packed<Operand>(pool, gp, x, w, s, sh, bn, grad_x, grad_s, stream, prep);
+    modconv_grad_input_packed<Operand>(pool, gp, x, w, s, sh, bn, grad_x, grad_s, stream, prep, num_sms);
 }
 
 }  // namespace ganinv::cuda::hopper

@@ -40,6 +40,9 @@ struct ModconvContext {
     WgradKernel wgrad = WgradKernel::automatic;  ///< the 3x3 weight-gradient kernel (wgrad_kernel_for)
     WeightPrepCache* prep = nullptr;  ///< prepared weight forms, reused while frozen (cuda/weight_prep.hpp)
     bool fuse_grad_prologue = true;   ///< CudaOptions::fuse_backward_prologue
+    bool wgmma_split_k = true;        ///< CudaOptions::wgmma_split_k
+    /// SMs to fill with split-K blocks on the wgmma path (0: no split-K).
+    int split_k_sms() const { return wgmma_split_k ? num_sms : 0; }
     cudaStream_t stream() const { return pool->stream(); }
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
@@ -117,7 +120,7 @@ inline void demod_forward(const ModconvContext& ctx, const float* w, const float
 /// portable kernels run it (FP32, folded styles, no sm_90a code, or a shape the heuristics skip).
 inline int wgmma_tile_cols(const ModconvContext& ctx, const nn::ModConvShape& sh, bool grad_input, bool fold = false) {
     if (!ctx.wgmma || fold || ctx.precision == Precision::fp32) return 0;
-    return hopper::hopper_tile_cols(sh, grad_input, ctx.num_sms, ctx.wgmma_forced);
+    return hopper::hopper_tile_cols(sh, grad_input, ctx.num_sms, ctx.wgmma_forced, ctx.wgmma_split_k);
 }
 
 /// Calls f(operand) with the wgmma operand tag of the context's precision (TF32 or BF16).
@@ -207,7 +210,7 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
             st.strength = fused->strength, st.bias = fused->bias, st.act = fused->act;
         }
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream, ctx.prep);
+            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream, ctx.prep, ctx.split_k_sms());
         });
         return;
     }
@@ -248,7 +251,8 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     DeviceTensor yt = ctx.scratch({Index{N}, Index{O}, Index{TH}, Index{TW}});
     if (const int bn = detail::wgmma_tile_cols(ctx, sh, false, fold))
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_transposed_up2<decltype(op)>(ctx.pool, x, w, s, dscale, sh, bn, yt.data(), stream, ctx.prep);
+            hopper::modconv_transposed_up2<decltype(op)>(ctx.pool, x, w, s, dscale, sh, bn, yt.data(), stream, ctx.prep,
+                                                         ctx.split_k_sms());
         });
     else
         detail::transposed_conv_phases(ctx, x, w, s, dcoefs, dscale, sh, fold, yt.data());
@@ -327,18 +331,30 @@ inline void modconv_backward_prologue_fused(const ModconvContext& ctx, const flo
     a.replicas = static_cast<int>(std::min<long long>(hopper::kGradStyleReplicas, std::max<long long>(1, blocks / 64)));
     DeviceTensor sums = ctx.scratch({Index{a.replicas} * N * O}), coef = ctx.scratch({Index{N} * O});
     GANINV_CUDA_CHECK(cudaMemsetAsync(sums.data(), 0, sums.bytes(), stream));
-    GANINV_CUDA_CHECK(cudaMemsetAsync(coef.data(), 0, coef.bytes(), stream));
     a.demod_sums = sums.data();
     detail::with_wgmma_operand(ctx, [&](auto op) {
         const hopper::PackedActivation gp =
             modconv_grad_prologue<decltype(op)>(ctx.pool, a, pad, stream);
-        launch_1d(kernels::sum_replicas<float>, coef.numel(), stream, sums.data(), a.replicas,
-                  static_cast<long long>(coef.numel()), coef.data());
-        launch_1d(kernels::demod_grad_finish<float>, coef.numel(), stream, coef.data(), dcoefs,
-                  static_cast<long long>(coef.numel()));
+        launch_1d(kernels::demod_replicas_finish<float>, coef.numel(), stream, static_cast<const float*>(sums.data()),
+                  a.replicas, static_cast<long long>(coef.numel()), dcoefs, coef.data());
         detail::modconv_backward_impl(ctx, x, w, s, nullptr, dcoefs, y, nullptr, sh, grad_x, grad_s, nullptr,
                                       accumulate_grad_x, {&gp, coef.data()});
     });
+}
+
+/// modconv_backward of a demodulated shape whose demodulation sums sum_p grad_y * y ([N, O]) the
+/// caller has already added up (Cuda::modconv_backward_fused: in the epilogue's backward pass):
+/// they become the coefficients in place (x d^2, so `sums` is overwritten) and the conv's backward
+/// skips its own pass over grad_y and y.
+inline void modconv_backward_from_sums(const ModconvContext& ctx, const float* x, const float* w, const float* s,
+                                       const float* filter, const float* dcoefs, const float* y, const float* grad_y,
+                                       const nn::ModConvShape& sh, float* grad_x, float* grad_s, float* grad_w,
+                                       bool accumulate_grad_x, float* sums) {
+    GANINV_CHECK(sh.demodulate && sums, ValueError, "modconv_backward_from_sums: a demodulated shape and its sums");
+    const long long n = static_cast<long long>(sh.batch) * sh.out_channels;
+    launch_1d(kernels::demod_grad_finish<float>, n, ctx.stream(), sums, dcoefs, n);
+    detail::modconv_backward_impl(ctx, x, w, s, filter, dcoefs, y, grad_y, sh, grad_x, grad_s, grad_w,
+                                  accumulate_grad_x, {nullptr, sums});
 }
 
 inline void detail::modconv_backward_impl(const ModconvContext& ctx, const float* x, const float* w, const float* s,
@@ -400,10 +416,10 @@ inline void detail::modconv_backward_impl(const ModconvContext& ctx, const float
         detail::with_wgmma_operand(ctx, [&](auto op) {
             if (pre.operand)
                 hopper::modconv_grad_input_packed<decltype(op)>(ctx.pool, *pre.operand, x, w, s, sh, bn, grad_x, grad_s,
-                                                                stream, ctx.prep);
+                                                                stream, ctx.prep, ctx.split_k_sms());
             else
                 hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s,
-                                                         stream, ctx.prep);
+                                                         stream, ctx.prep, ctx.split_k_sms());
         });
     } else if (!pointwise) {  // (the pointwise kernel above did grad_x, grad_s and its grad_w part)
         DeviceTensor wT_local;

@@ -91,6 +91,18 @@ __global__ void demod_grad_finish(float* coef, const T* d, long long n) {
     GANINV_GRID_STRIDE(i, n) coef[i] *= d[i] * d[i];
 }
 
+/// coef[i] = d[i]^2 * sum_r copies[r * n + i]: the fused backward prologue's replicated
+/// demodulation sums turned into coefficients in one pass (what zeroing coef, sum_replicas and
+/// demod_grad_finish give, bit for bit).
+template <class T = float>
+__global__ void demod_replicas_finish(const float* copies, int replicas, long long n, const T* d, float* coef) {
+    GANINV_GRID_STRIDE(i, n) {
+        float a = 0.0f;
+        for (int r = 0; r < replicas; ++r) a += copies[r * n + i];
+        coef[i] = a * (d[i] * d[i]);
+    }
+}
+
 /// Small "rows times matrix" products: acc[r, j] = sum_k a[r, k] * B[k, j] for few rows r and
 /// K, J up to a few thousand. Block = 32 columns x 16 k-groups (coalesced reads of B, enough
 /// loads in flight), grid = (column blocks, rows). mode 0: out[r, j] = alpha * acc (gradient of

@@ -1,21 +1,22 @@
 /// @file noise_reg_kernels.cuh
 /// @brief The projector's noise regulariser on the GPU (the arithmetic of nn/noise_reg_plane.hpp:
-///        levels in double) and its launcher: one block per plane for small maps, a multi-block
-///        pipeline for large ones.
+///        levels in double) for a whole list of noise maps at once, and its launcher.
 ///
-/// Why two paths: one block per plane walks the whole pyramid with __syncthreads between levels.
-/// That is the cheapest launch for the 4^2..64^2 maps, but a 1024^2 map then runs its million
-/// doubles through 256 threads of one SM: 1.4 ms per map, 24 ms of an official-objective step at
-/// 1024^2 (session 20's ncu profile). Above kNoiseRegOneBlockMax values per plane the work is
-/// split over the whole GPU in four launches:
-///  1. pyramid: 32x32 tiles of a level, each pooled in shared memory down five levels (a second
-///     pass from level 5 when the pyramid is deeper), every level written to the workspace;
-///  2. partials: each level cut into chunks of kNoiseRegChunk values, one block per chunk summing
-///     the lag-1 products in x and y;
-///  3. finish: per plane, each level's chunk sums added in a fixed order (deterministic), the
-///     coefficients 2 c / (h w) and the value;
+/// Why batched: the regulariser is a few MB of work spread over 17 maps (1024^2 generator) of
+/// 4^2 .. 1024^2. Run map by map it took five launches per large map and one single-block launch
+/// per small one, ~60 launches and 0.6 ms of an 11 ms step (session 22's profile), almost all of
+/// it launch latency, single-block walks of small pyramids and 64-bit index divisions. Here every
+/// map of the list goes through the same five launches:
+///  1. pyramid (one launch per five levels, usually two): 32x32 tiles of level 5p of every map
+///     deep enough, pooled five levels down in shared memory, levels 5p+1.. written to the
+///     workspace (level 0 is never copied: it is read from the float map itself);
+///  2. partials: every level of every map cut into chunks of kNoiseRegChunk values, one block per
+///     chunk summing the lag-1 products in x and y;
+///  3. finish: one block per (map, plane), one warp per level adding the level's chunk sums in a
+///     fixed order (deterministic), then the coefficients 2 c / (h w) and the map's value;
 ///  4. gradient: one thread per full-size value, summing the levels' terms from the coarsest down
-///     as the CPU's pooling adjoint does (v = v / 4 + term), so no level's gradient is stored.
+///     as the CPU's pooling adjoint does (v = v / 4 + term), so no level's gradient is stored;
+///  5. the values: per plane, the maps' values added in list order (the order the CPU adds them).
 /// The sums are in another order than the CPU's sequential loops (double: ~1e-16 relative).
 #pragma once
 
@@ -24,280 +25,331 @@
 #include "ganinv/cuda/memory_pool.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace ganinv::cuda {
 
-/// The pyramid of one noise map: level l is h[l] x w[l] at offset[l] of a plane's workspace; for
-/// the multi-block path, level l's chunks are blocks first_block[l] .. first_block[l + 1] - 1.
-struct NoiseRegLevels {
-    static constexpr int kMax = 32;
-    int count = 0;
-    long long h[kMax], w[kMax], offset[kMax];
-    long long first_block[kMax + 1];
-    long long total = 0;  ///< doubles per plane
-};
-
-/// Planes of at most this many values take the one-block kernel.
-inline constexpr long long kNoiseRegOneBlockMax = 64 * 64;
-/// Values per block of the multi-block partial sums.
-inline constexpr long long kNoiseRegChunk = 2048;
+/// Values per block of the partial sums.
+inline constexpr int kNoiseRegChunk = 2048;
 /// Edge of a pyramid tile; log2 of it = levels pooled per pass.
 inline constexpr int kNoiseRegTile = 32, kNoiseRegTileLevels = 5;
+/// Pyramid levels a map may have (a 2^31-value plane has 13).
+inline constexpr int kNoiseRegMaxLevels = 16;
+
+/// One noise map of a batch: N planes of H x W at `map`, its gradient (nullable) at `grad`.
+/// Level l is (H >> l) x (W >> l) (the CPU's repeated floor halving); levels 1.. of plane n live
+/// at ws + n * ws_per_plane + ws_offset; chunks and gradient blocks are numbered across the batch.
+struct NoiseRegMap {
+    const float* map = nullptr;
+    float* grad = nullptr;
+    int H = 0, W = 0, levels = 0;
+    long long ws_offset = 0, first_chunk = 0, first_grad_block = 0;
+};
+
+/// Up to kMaxMaps maps with a shared batch N (a kernel parameter: ~1.8 KB).
+struct NoiseRegBatch {
+    static constexpr int kMaxMaps = 32;
+    int maps = 0;
+    NoiseRegMap m[kMaxMaps];
+    long long ws_per_plane = 0, chunks = 0, grad_blocks = 0;
+};
+
+namespace noise_reg {
+
+__device__ __forceinline__ int level_h(const NoiseRegMap& e, int l) { return e.H >> l; }
+__device__ __forceinline__ int level_w(const NoiseRegMap& e, int l) { return e.W >> l; }
+/// Offset of level l >= 1 inside a plane's part of the workspace.
+__device__ __forceinline__ long long level_offset(const NoiseRegMap& e, int l) {
+    long long off = e.ws_offset;
+    for (int j = 1; j < l; ++j) off += static_cast<long long>(e.H >> j) * (e.W >> j);
+    return off;
+}
+__device__ __forceinline__ int level_chunks(const NoiseRegMap& e, int l) {
+    return static_cast<int>((static_cast<long long>(e.H >> l) * (e.W >> l) + kNoiseRegChunk - 1) / kNoiseRegChunk);
+}
+/// The map whose range [first(k), first(k + 1)) holds `b` (ranges in batch order).
+template <class First>
+__device__ __forceinline__ int find_map(const NoiseRegBatch& B, long long b, First first) {
+    int k = 0;
+    while (k + 1 < B.maps && b >= first(B.m[k + 1])) ++k;
+    return k;
+}
+/// Reads level l of plane n: level 0 from the float map, the others from the workspace.
+struct LevelView {
+    const float* f = nullptr;
+    const double* d = nullptr;
+    __device__ double operator[](long long i) const { return f ? static_cast<double>(f[i]) : d[i]; }
+};
+__device__ __forceinline__ LevelView level_view(const NoiseRegMap& e, const double* ws, long long ws_per_plane, int n,
+                                                int l) {
+    LevelView v;
+    if (l == 0) v.f = e.map + static_cast<long long>(n) * e.H * e.W;
+    else v.d = ws + n * ws_per_plane + level_offset(e, l);
+    return v;
+}
+__device__ __forceinline__ int left(int x, int w) { return x == 0 ? w - 1 : x - 1; }
+__device__ __forceinline__ int right(int x, int w) { return x + 1 == w ? 0 : x + 1; }
+/// Tiles of level `from` of map e in a pyramid pass that starts there (0 when e has no level
+/// below `from` to pool into).
+__device__ __forceinline__ long long pass_tiles(const NoiseRegMap& e, int from) {
+    if (from + 1 >= e.levels) return 0;
+    const long long h = e.H >> from, w = e.W >> from;
+    return ((h + kNoiseRegTile - 1) / kNoiseRegTile) * ((w + kNoiseRegTile - 1) / kNoiseRegTile);
+}
+
+}  // namespace noise_reg
 
 namespace kernels {
 
-/// One block per plane n: value into value[n], gradient (nullable) into grad. ws/gws: N * total
-/// doubles each.
+/// grid (tiles of level `from` over all maps, N): one 32x32 tile pooled to level from + 5 (or
+/// each map's last level) in shared memory, levels from + 1.. written to the workspace.
 template <int = 0>  // a template: defined once however many TUs include this
-__global__ void noise_reg_planes(const float* maps, NoiseRegLevels L, double* ws, double* gws, float* grad,
-                                 double* value) {
-    const long long n = blockIdx.x, H = L.h[0], W = L.w[0];
-    double* a = ws + n * L.total;
-    for (long long i = threadIdx.x; i < H * W; i += kBlock) a[i] = maps[n * H * W + i];
-    __syncthreads();
-    __shared__ double cx[NoiseRegLevels::kMax], cy[NoiseRegLevels::kMax];
-    for (int l = 0; l < L.count; ++l) {
-        const long long h = L.h[l], w = L.w[l];
-        const double* al = a + L.offset[l];
-        double sx = 0.0, sy = 0.0;
-        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
-            const long long y = i / w, x = i - y * w;
-            sx += al[i] * al[y * w + (x + w - 1) % w];
-            sy += al[i] * al[((y + h - 1) % h) * w + x];
-        }
-        sx = block_sum<double>(sx);
-        sy = block_sum<double>(sy);
-        if (threadIdx.x == 0) {
-            cx[l] = sx / static_cast<double>(h * w);
-            cy[l] = sy / static_cast<double>(h * w);
-        }
-        if (l + 1 < L.count) {  // 2x2 average pool, odd sizes floored
-            const long long ow = L.w[l + 1];
-            double* next = a + L.offset[l + 1];
-            for (long long o = threadIdx.x; o < L.h[l + 1] * ow; o += kBlock) {
-                const long long i = o / ow, j = o - i * ow;
-                next[o] = 0.25 * (al[2 * i * w + 2 * j] + al[2 * i * w + 2 * j + 1] + al[(2 * i + 1) * w + 2 * j] +
-                                  al[(2 * i + 1) * w + 2 * j + 1]);
-            }
-        }
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-        double reg = 0.0;
-        for (int l = 0; l < L.count; ++l) reg += cx[l] * cx[l] + cy[l] * cy[l];
-        value[n] = reg;
-    }
-    if (!grad) return;
-    // Coarsest level first: each level's own term, plus the pooling adjoint of the level above.
-    double* g = gws + n * L.total;
-    for (int l = L.count - 1; l >= 0; --l) {
-        const long long h = L.h[l], w = L.w[l];
-        const double* al = a + L.offset[l];
-        const double kx = 2.0 * cx[l] / static_cast<double>(h * w), ky = 2.0 * cy[l] / static_cast<double>(h * w);
-        for (long long i = threadIdx.x; i < h * w; i += kBlock) {
-            const long long y = i / w, x = i - y * w;
-            double v = 0.0;
-            if (l + 1 < L.count && y < 2 * L.h[l + 1] && x < 2 * L.w[l + 1])
-                v = 0.25 * g[L.offset[l + 1] + (y / 2) * L.w[l + 1] + x / 2];
-            v += kx * (al[y * w + (x + w - 1) % w] + al[y * w + (x + 1) % w]) +
-                 ky * (al[((y + h - 1) % h) * w + x] + al[((y + 1) % h) * w + x]);
-            if (l == 0) grad[n * H * W + i] = static_cast<float>(v);
-            else g[L.offset[l] + i] = v;
-        }
-        __syncthreads();
-    }
-}
-
-/// grid (tiles x, tiles y, N): the 32x32 tile (blockIdx.x, blockIdx.y) of level `from` pooled down
-/// to level from + 5 (or the last level) in shared memory; levels from + 1.. (and level 0 itself
-/// when from == 0, read from the float maps) written to the workspace.
-template <int = 0>  // a template: defined once however many TUs include this
-__global__ void noise_reg_pyramid(const float* maps, NoiseRegLevels L, int from, double* ws) {
+__global__ void noise_reg_pyramid(NoiseRegBatch B, int from, double* ws) {
+    using namespace noise_reg;
     __shared__ double buf[2][kNoiseRegTile * kNoiseRegTile];
-    const long long n = blockIdx.z;
-    double* plane = ws + n * L.total;
+    __shared__ long long first[NoiseRegBatch::kMaxMaps + 1];
+    if (threadIdx.x == 0) {  // this pass's tiles of each map, as a prefix sum
+        first[0] = 0;
+        for (int k = 0; k < B.maps; ++k) first[k + 1] = first[k] + pass_tiles(B.m[k], from);
+    }
+    __syncthreads();
+    const long long b = blockIdx.x;
+    int k = 0;
+    while (k + 1 < B.maps && b >= first[k + 1]) ++k;
+    const NoiseRegMap& e = B.m[k];
+    const int n = static_cast<int>(blockIdx.y);
+    const int h0 = level_h(e, from), w0 = level_w(e, from), tiles_x = (w0 + kNoiseRegTile - 1) / kNoiseRegTile;
+    const int t = static_cast<int>(b - first[k]), ty0 = t / tiles_x, tx0 = t - ty0 * tiles_x;
     {
-        const long long h = L.h[from], w = L.w[from], oy = blockIdx.y * kNoiseRegTile, ox = blockIdx.x * kNoiseRegTile;
+        const LevelView src = level_view(e, ws, B.ws_per_plane, n, from);
+        const int oy = ty0 * kNoiseRegTile, ox = tx0 * kNoiseRegTile;
         for (int i = threadIdx.x; i < kNoiseRegTile * kNoiseRegTile; i += kBlock) {
-            const long long y = oy + i / kNoiseRegTile, x = ox + i % kNoiseRegTile;
-            double v = 0.0;
-            if (y < h && x < w) {
-                if (from == 0) {
-                    v = maps[(n * h + y) * w + x];
-                    plane[y * w + x] = v;
-                } else {
-                    v = plane[L.offset[from] + y * w + x];
-                }
-            }
-            buf[0][i] = v;
+            const int y = oy + i / kNoiseRegTile, x = ox + i % kNoiseRegTile;
+            buf[0][i] = (y < h0 && x < w0) ? src[static_cast<long long>(y) * w0 + x] : 0.0;
         }
     }
     __syncthreads();
-    int src = 0;
-    for (int k = 1, size = kNoiseRegTile / 2; k <= kNoiseRegTileLevels && from + k < L.count; ++k, size /= 2) {
-        const int l = from + k;
-        const long long h = L.h[l], w = L.w[l], oy = static_cast<long long>(blockIdx.y) * size,
-                        ox = static_cast<long long>(blockIdx.x) * size;
-        const double* s = buf[src];
-        double* d = buf[1 - src];
+    int s = 0;
+    for (int j = 1, size = kNoiseRegTile / 2; j <= kNoiseRegTileLevels && from + j < e.levels; ++j, size /= 2) {
+        const int l = from + j, h = level_h(e, l), w = level_w(e, l), oy = ty0 * size, ox = tx0 * size;
+        double* plane = ws + n * B.ws_per_plane + level_offset(e, l);
+        const double* src = buf[s];
+        double* dst = buf[1 - s];
         const int pitch = 2 * size;
         for (int i = threadIdx.x; i < size * size; i += kBlock) {
             const int ty = i / size, tx = i % size;
             double v = 0.0;
             if (oy + ty < h && ox + tx < w) {  // floor pooling: both children exist
-                const double* c = s + 2 * ty * pitch + 2 * tx;
+                const double* c = src + 2 * ty * pitch + 2 * tx;
                 v = 0.25 * (c[0] + c[1] + c[pitch] + c[pitch + 1]);
-                plane[L.offset[l] + (oy + ty) * w + ox + tx] = v;
+                plane[static_cast<long long>(oy + ty) * w + ox + tx] = v;
             }
-            d[i] = v;
+            dst[i] = v;
         }
         __syncthreads();
-        src = 1 - src;
+        s = 1 - s;
     }
 }
 
-/// grid (blocks per plane, N): block b sums the lag-1 products of one chunk of one level into
-/// partials[(n * blocks + b) * 2 + {0, 1}] (x, y).
+/// grid (chunks of all maps' levels, N): block b sums the lag-1 products of one chunk into
+/// partials[(n * chunks + b) * 2 + {0, 1}] (x, y).
 template <int = 0>  // a template: defined once however many TUs include this
-__global__ void noise_reg_partials(NoiseRegLevels L, const double* ws, double* partials) {
-    const long long n = blockIdx.y, b = blockIdx.x, blocks = L.first_block[L.count];
+__global__ void noise_reg_partials(NoiseRegBatch B, const double* ws, double* partials) {
+    using namespace noise_reg;
+    const long long b = blockIdx.x;
+    const int n = static_cast<int>(blockIdx.y);
+    const int k = find_map(B, b, [](const NoiseRegMap& e) { return e.first_chunk; });
+    const NoiseRegMap& e = B.m[k];
     int l = 0;
-    while (l + 1 < L.count && b >= L.first_block[l + 1]) ++l;
-    const long long h = L.h[l], w = L.w[l];
-    const double* a = ws + n * L.total + L.offset[l];
-    const long long begin = (b - L.first_block[l]) * kNoiseRegChunk;
-    const long long end = begin + kNoiseRegChunk < h * w ? begin + kNoiseRegChunk : h * w;
+    long long c = b - e.first_chunk;
+    while (l + 1 < e.levels && c >= level_chunks(e, l)) c -= level_chunks(e, l++);
+    const int h = level_h(e, l), w = level_w(e, l);
+    const LevelView a = level_view(e, ws, B.ws_per_plane, n, l);
+    const int begin = static_cast<int>(c) * kNoiseRegChunk;
+    const long long size = static_cast<long long>(h) * w;
+    const int end = static_cast<int>(begin + kNoiseRegChunk < size ? begin + kNoiseRegChunk : size);
     double sx = 0.0, sy = 0.0;
-    for (long long i = begin + threadIdx.x; i < end; i += kBlock) {
-        const long long y = i / w, x = i - y * w;
-        sx += a[i] * a[y * w + (x + w - 1) % w];
-        sy += a[i] * a[((y + h - 1) % h) * w + x];
+    for (int i = begin + static_cast<int>(threadIdx.x); i < end; i += kBlock) {
+        const int y = i / w, x = i - y * w;
+        const double v = a[i];
+        sx += v * a[static_cast<long long>(y) * w + left(x, w)];
+        sy += v * a[static_cast<long long>(left(y, h)) * w + x];
     }
     sx = block_sum<double>(sx);
     sy = block_sum<double>(sy);
     if (threadIdx.x == 0) {
-        partials[(n * blocks + b) * 2] = sx;
-        partials[(n * blocks + b) * 2 + 1] = sy;
+        partials[(n * B.chunks + b) * 2] = sx;
+        partials[(n * B.chunks + b) * 2 + 1] = sy;
     }
 }
 
-/// grid N: per level, the block adds the level's chunk sums (strided, then the fixed-order block
-/// sum); coef[(n * count + l) * 2] = 2 cx / (h w) (then y); value[n] = sum over levels of cx^2 + cy^2.
+/// grid (maps, N), kBlock threads: warp j adds the chunk sums of levels j, j + 8, ..; then
+/// coef[((n * maps + k) * kNoiseRegMaxLevels + l) * 2 + {0, 1}] = 2 c / (h w) and
+/// value[n * maps + k] = sum over levels (in order) of cx^2 + cy^2.
 template <int = 0>  // a template: defined once however many TUs include this
-__global__ void noise_reg_finish(NoiseRegLevels L, const double* partials, double* coef, double* value) {
-    const long long n = blockIdx.x, blocks = L.first_block[L.count];
-    double reg = 0.0;
-    for (int l = 0; l < L.count; ++l) {
-        double sx = 0.0, sy = 0.0;
-        for (long long b = L.first_block[l] + threadIdx.x; b < L.first_block[l + 1]; b += kBlock) {
-            sx += partials[(n * blocks + b) * 2];
-            sy += partials[(n * blocks + b) * 2 + 1];
+__global__ void noise_reg_finish(NoiseRegBatch B, const double* partials, double* coef, double* value) {
+    using namespace noise_reg;
+    __shared__ double cx[kNoiseRegMaxLevels], cy[kNoiseRegMaxLevels];
+    const int k = static_cast<int>(blockIdx.x), n = static_cast<int>(blockIdx.y);
+    const NoiseRegMap& e = B.m[k];
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    double* kc = coef + (static_cast<long long>(n) * B.maps + k) * kNoiseRegMaxLevels * 2;
+    long long first = e.first_chunk;
+    for (int l = 0; l < e.levels; ++l) {
+        const int chunks = level_chunks(e, l);
+        if (l % (kBlock / 32) == warp) {
+            double sx = 0.0, sy = 0.0;
+            for (int c = lane; c < chunks; c += 32) {
+                sx += partials[(n * B.chunks + first + c) * 2];
+                sy += partials[(n * B.chunks + first + c) * 2 + 1];
+            }
+            sx = warp_sum(sx);
+            sy = warp_sum(sy);
+            if (lane == 0) {
+                const double hw = static_cast<double>(level_h(e, l)) * level_w(e, l);
+                cx[l] = sx / hw;
+                cy[l] = sy / hw;
+                kc[2 * l] = 2.0 * cx[l] / hw;
+                kc[2 * l + 1] = 2.0 * cy[l] / hw;
+            }
         }
-        sx = block_sum<double>(sx);
-        sy = block_sum<double>(sy);
-        if (threadIdx.x == 0) {
-            const double hw = static_cast<double>(L.h[l] * L.w[l]), cx = sx / hw, cy = sy / hw;
-            coef[(n * L.count + l) * 2] = 2.0 * cx / hw;
-            coef[(n * L.count + l) * 2 + 1] = 2.0 * cy / hw;
-            reg += cx * cx + cy * cy;
-        }
+        first += chunks;
     }
-    if (threadIdx.x == 0) value[n] = reg;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double reg = 0.0;
+        for (int l = 0; l < e.levels; ++l) reg += cx[l] * cx[l] + cy[l] * cy[l];
+        value[static_cast<long long>(n) * B.maps + k] = reg;
+    }
 }
 
-/// grid (blocks over H * W, N): d reg / d map, every level's term at once from the coarsest
-/// (the pooling adjoint unrolled: a level-l value reaches the full-size pixel (y, x) at
-/// (y >> l, x >> l) when that lies inside level l, divided by 4 per level on the way).
+/// grid (gradient blocks of all maps, N): d reg / d map, one thread per full-size value, every
+/// level's term from the coarsest (the pooling adjoint unrolled: a level-l value reaches the
+/// pixel (y, x) at (y >> l, x >> l) when that lies inside level l, divided by 4 per level).
 template <int = 0>  // a template: defined once however many TUs include this
-__global__ void noise_reg_gradient(NoiseRegLevels L, const double* ws, const double* coef, float* grad) {
-    const long long n = blockIdx.y, H = L.h[0], W = L.w[0];
-    const double* plane = ws + n * L.total;
-    const double* k = coef + n * L.count * 2;
-    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < H * W;
-         i += static_cast<long long>(gridDim.x) * blockDim.x) {
-        const long long y = i / W, x = i - y * W;
-        double v = 0.0;
-        for (int l = L.count - 1; l >= 0; --l) {
-            const long long h = L.h[l], w = L.w[l], yy = y >> l, xx = x >> l;
-            if (yy >= h || xx >= w) continue;  // outside this level: so are the coarser ones (v == 0)
-            const double* a = plane + L.offset[l];
-            v = 0.25 * v + (k[2 * l] * (a[yy * w + (xx + w - 1) % w] + a[yy * w + (xx + 1) % w]) +
-                            k[2 * l + 1] * (a[((yy + h - 1) % h) * w + xx] + a[((yy + 1) % h) * w + xx]));
-        }
-        grad[n * H * W + i] = static_cast<float>(v);
+__global__ void noise_reg_gradient(NoiseRegBatch B, const double* ws, const double* coef) {
+    using namespace noise_reg;
+    const long long b = blockIdx.x;
+    const int n = static_cast<int>(blockIdx.y);
+    const int k = find_map(B, b, [](const NoiseRegMap& e) { return e.first_grad_block; });
+    const NoiseRegMap& e = B.m[k];
+    if (!e.grad) return;
+    const long long pixel = (b - e.first_grad_block) * kBlock + threadIdx.x;
+    if (pixel >= static_cast<long long>(e.H) * e.W) return;
+    const int i = static_cast<int>(pixel), y = i / e.W, x = i - y * e.W;
+    const double* kc = coef + (static_cast<long long>(n) * B.maps + k) * kNoiseRegMaxLevels * 2;
+    double v = 0.0;
+    for (int l = e.levels - 1; l >= 0; --l) {
+        const int h = level_h(e, l), w = level_w(e, l), yy = y >> l, xx = x >> l;
+        if (yy >= h || xx >= w) continue;  // outside this level: so are the coarser ones (v == 0)
+        const LevelView a = level_view(e, ws, B.ws_per_plane, n, l);
+        const long long row = static_cast<long long>(yy) * w;
+        v = 0.25 * v + (kc[2 * l] * (a[row + left(xx, w)] + a[row + right(xx, w)]) +
+                        kc[2 * l + 1] * (a[static_cast<long long>(left(yy, h)) * w + xx] +
+                                         a[static_cast<long long>(right(yy, h)) * w + xx]));
     }
+    e.grad[static_cast<long long>(n) * e.H * e.W + i] = static_cast<float>(v);
+}
+
+/// out[n] += weight * value[n * maps + k] for k = 0, 1, .. in order (the loop's out block: T
+/// float or double), as the per-map accumulate_values launches added them.
+template <class T>
+__global__ void noise_reg_values(const double* value, int maps, long long N, float weight, T* out) {
+    for (long long n = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; n < N;
+         n += static_cast<long long>(gridDim.x) * blockDim.x)
+        for (int k = 0; k < maps; ++k) out[n] += static_cast<T>(weight) * static_cast<T>(value[n * maps + k]);
 }
 
 }  // namespace kernels
 
-/// The pyramid levels of an H x W map (the CPU's do-while: stop after the level with h <= 8).
-inline NoiseRegLevels noise_reg_levels(Index H, Index W) {
-    NoiseRegLevels L;
-    for (Index h = H, w = W;;) {
-        GANINV_CHECK(L.count < NoiseRegLevels::kMax, ShapeError, "CUDA noise regulariser: too many pyramid levels for a ",
-                     H, "x", W, " map");
-        L.h[L.count] = h;
-        L.w[L.count] = w;
-        L.offset[L.count] = L.total;
-        L.total += h * w;
-        ++L.count;
-        if (h <= 8) break;
-        h /= 2;
-        w /= 2;
-    }
-    L.first_block[0] = 0;
-    for (int l = 0; l < L.count; ++l)
-        L.first_block[l + 1] = L.first_block[l] + (L.h[l] * L.w[l] + kNoiseRegChunk - 1) / kNoiseRegChunk;
-    return L;
+/// Levels of an H x W map: the CPU's do-while (stop after the level with h <= 8).
+inline int noise_reg_level_count(Index H) {
+    int count = 1;
+    for (Index h = H; h > 8; h /= 2) ++count;
+    return count;
 }
 
-/// value[n] (device) = the regulariser of plane n of `maps` (N planes of H x W, float); grad
-/// (nullable, device, N x H x W) = its gradient. Scratch comes from `pool` and is released
-/// (stream-ordered) before returning. `multi_block`: -1 chooses by size, 0/1 force a path (tests).
-inline void launch_noise_regularizer(const float* maps, Index N, Index H, Index W, float* grad, double* value,
-                                     MemoryPool& pool, cudaStream_t stream, int multi_block = -1) {
+/// One map for launch_noise_regularizers: N planes of H x W (device), grad nullable.
+struct NoiseRegInput {
+    const float* map = nullptr;
+    float* grad = nullptr;
+    Index H = 0, W = 0;
+};
+
+/// For every plane n: value[n * maps.size() + k] (device doubles) = the regulariser of plane n of
+/// map k; each map's gradient (when given) overwritten. All maps share the batch N. Scratch comes
+/// from `pool` and is released (stream-ordered) before returning. Maps beyond kMaxMaps go in
+/// further rounds of the same kernels.
+inline void launch_noise_regularizers(const std::vector<NoiseRegInput>& maps, Index N, double* value,
+                                      MemoryPool& pool, cudaStream_t stream) {
     GANINV_CHECK(N >= 1 && N <= 65535, ShapeError, "CUDA noise regulariser: batch ", N, " outside 1..65535");
-    const NoiseRegLevels L = noise_reg_levels(H, W);
-    const bool split = multi_block < 0 ? H * W > kNoiseRegOneBlockMax : multi_block == 1;
-    if (!split) {
-        const std::size_t work = sizeof(double) * static_cast<std::size_t>(N * L.total);
-        const Block scratch = pool.allocate(2 * work);
+    const Index count = static_cast<Index>(maps.size());
+    for (Index first = 0; first < count; first += NoiseRegBatch::kMaxMaps) {
+        NoiseRegBatch B;
+        B.maps = static_cast<int>(std::min<Index>(NoiseRegBatch::kMaxMaps, count - first));
+        int deepest = 1;
+        for (int k = 0; k < B.maps; ++k) {
+            const NoiseRegInput& in = maps[static_cast<std::size_t>(first + k)];
+            GANINV_CHECK(in.H >= 1 && in.W >= 1 && in.H * in.W < (Index{1} << 31), ShapeError,
+                         "CUDA noise regulariser: a ", in.H, "x", in.W, " map (planes of 1 .. 2^31 - 1 values)");
+            NoiseRegMap& e = B.m[k];
+            e.map = in.map, e.grad = in.grad, e.H = static_cast<int>(in.H), e.W = static_cast<int>(in.W);
+            e.levels = noise_reg_level_count(in.H);
+            GANINV_CHECK(e.levels <= kNoiseRegMaxLevels, ShapeError, "CUDA noise regulariser: too many pyramid levels");
+            deepest = std::max(deepest, e.levels);
+            e.ws_offset = B.ws_per_plane, e.first_chunk = B.chunks, e.first_grad_block = B.grad_blocks;
+            for (int l = 0; l < e.levels; ++l) {
+                const long long hw = static_cast<long long>(e.H >> l) * (e.W >> l);
+                if (l > 0) B.ws_per_plane += hw;
+                B.chunks += (hw + kNoiseRegChunk - 1) / kNoiseRegChunk;
+            }
+            B.grad_blocks += (static_cast<long long>(e.H) * e.W + kBlock - 1) / kBlock;
+        }
+        GANINV_CHECK(B.chunks <= 2147483647LL && B.grad_blocks <= 2147483647LL, ShapeError,
+                     "CUDA noise regulariser: the maps are too large");
+        const std::size_t doubles = static_cast<std::size_t>(N * B.ws_per_plane + N * B.chunks * 2 +
+                                                             N * B.maps * kNoiseRegMaxLevels * 2 + N * B.maps);
+        const Block scratch = pool.allocate(sizeof(double) * std::max<std::size_t>(doubles, 1));
         double* ws = static_cast<double*>(scratch.ptr);
-        kernels::noise_reg_planes<><<<static_cast<unsigned>(N), kBlock, 0, stream>>>(maps, L, ws, ws + N * L.total, grad,
-                                                                                     value);
+        double* partials = ws + N * B.ws_per_plane;
+        double* coef = partials + N * B.chunks * 2;
+        double* vals = coef + N * B.maps * kNoiseRegMaxLevels * 2;
+        const unsigned planes = static_cast<unsigned>(N);
+        cudaError_t e = cudaSuccess;
+        for (int from = 0; from + 1 < deepest && e == cudaSuccess; from += kNoiseRegTileLevels) {
+            long long tiles = 0;
+            for (int k = 0; k < B.maps; ++k) {
+                const NoiseRegMap& m = B.m[k];
+                if (from + 1 >= m.levels) continue;
+                const long long h = m.H >> from, w = m.W >> from;
+                tiles += ((h + kNoiseRegTile - 1) / kNoiseRegTile) * ((w + kNoiseRegTile - 1) / kNoiseRegTile);
+            }
+            if (tiles > 0) kernels::noise_reg_pyramid<><<<dim3(static_cast<unsigned>(tiles), planes), kBlock, 0, stream>>>(B, from, ws);
+            e = cudaGetLastError();
+        }
+        if (e == cudaSuccess)
+            kernels::noise_reg_partials<><<<dim3(static_cast<unsigned>(B.chunks), planes), kBlock, 0, stream>>>(B, ws, partials);
+        if (e == cudaSuccess) e = cudaGetLastError();
+        if (e == cudaSuccess)
+            kernels::noise_reg_finish<><<<dim3(static_cast<unsigned>(B.maps), planes), kBlock, 0, stream>>>(B, partials, coef, vals);
+        if (e == cudaSuccess) e = cudaGetLastError();
+        if (e == cudaSuccess)
+            kernels::noise_reg_gradient<><<<dim3(static_cast<unsigned>(B.grad_blocks), planes), kBlock, 0, stream>>>(B, ws, coef);
+        if (e == cudaSuccess) e = cudaGetLastError();
+        // This round's values into their columns of `value` ([N][maps.size()]).
+        if (e == cudaSuccess)
+            e = cudaMemcpy2DAsync(value + first, sizeof(double) * static_cast<std::size_t>(count), vals,
+                                  sizeof(double) * static_cast<std::size_t>(B.maps), sizeof(double) * static_cast<std::size_t>(B.maps),
+                                  static_cast<std::size_t>(N), cudaMemcpyDeviceToDevice, stream);
         pool.release(scratch);
-        GANINV_CUDA_CHECK_LAUNCH();
-        return;
+        GANINV_CUDA_CHECK(e);
     }
-    const long long blocks = L.first_block[L.count];
-    const auto tiles = [](long long n) { return static_cast<unsigned>((n + kNoiseRegTile - 1) / kNoiseRegTile); };
-    GANINV_CHECK(blocks <= 2147483647LL && tiles(H) <= 65535, ShapeError, "CUDA noise regulariser: a ", H, "x", W,
-                 " map is too large");
-    const std::size_t doubles = static_cast<std::size_t>(N * L.total + N * blocks * 2 + N * L.count * 2);
-    const Block scratch = pool.allocate(sizeof(double) * doubles);
-    double* ws = static_cast<double*>(scratch.ptr);
-    double* partials = ws + N * L.total;
-    double* coef = partials + N * blocks * 2;
-    cudaError_t e = cudaSuccess;
-    // Pass k pools level 5k down to level 5k + 5 (or the last level); a level of width 0 has no tiles.
-    for (int from = 0; e == cudaSuccess; from += kNoiseRegTileLevels) {
-        const dim3 grid(tiles(L.w[from]), tiles(L.h[from]), static_cast<unsigned>(N));
-        if (grid.x > 0 && grid.y > 0) kernels::noise_reg_pyramid<><<<grid, kBlock, 0, stream>>>(maps, L, from, ws);
-        e = cudaGetLastError();
-        if (from + kNoiseRegTileLevels >= L.count - 1) break;
-    }
-    if (e == cudaSuccess && blocks > 0)
-        kernels::noise_reg_partials<><<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(N)), kBlock, 0, stream>>>(
-            L, ws, partials);
-    if (e == cudaSuccess) e = cudaGetLastError();
-    if (e == cudaSuccess) kernels::noise_reg_finish<><<<static_cast<unsigned>(N), kBlock, 0, stream>>>(L, partials, coef, value);
-    if (e == cudaSuccess) e = cudaGetLastError();
-    if (e == cudaSuccess && grad)
-        kernels::noise_reg_gradient<><<<dim3(blocks_for(H * W, 4096), static_cast<unsigned>(N)), kBlock, 0, stream>>>(
-            L, ws, coef, grad);
-    if (e == cudaSuccess) e = cudaGetLastError();
-    pool.release(scratch);
-    GANINV_CUDA_CHECK(e);
+}
+
+/// value[n] (device) = the regulariser of plane n of one H x W map; grad nullable.
+inline void launch_noise_regularizer(const float* map, Index N, Index H, Index W, float* grad, double* value,
+                                     MemoryPool& pool, cudaStream_t stream) {
+    launch_noise_regularizers({NoiseRegInput{map, grad, H, W}}, N, value, pool, stream);
 }
 
 }  // namespace ganinv::cuda

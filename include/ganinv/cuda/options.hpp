@@ -51,6 +51,10 @@ struct CudaOptions {
     /// separate passes even where the one-pass prologue applies (cuda/modconv_grad_prologue.cuh);
     /// for A/B timing and tests, the results agree to float rounding.
     bool fuse_backward_prologue = true;
+    /// false: the wgmma convs never split K across blocks, so planes too small to fill the GPU
+    /// with output tiles (a batch-1 inversion's 4^2..32^2 layers and the 64^2 up = 2 layer) stay
+    /// on the portable kernels, as before split-K existed; for A/B timing and tests.
+    bool wgmma_split_k = true;
 };
 
 inline const char* to_string(Precision p) {

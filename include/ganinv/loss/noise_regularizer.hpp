@@ -10,8 +10,9 @@
 /// noise maps from smuggling image structure. The projector multiplies the result by 1e5.
 ///
 /// Not a `Loss` (it looks at noise maps, not images): evaluate(maps, grads) -> LossResult. One
-/// template for both backends: the per-plane work is BufferOps<B>::add_noise_regularizer
-/// (detail/noise_reg_plane.hpp on the host; a kernel in backend/cuda_buffer_ops.cuh).
+/// template for both backends: the work is BufferOps<B>::add_noise_regularizer per map
+/// (nn/noise_reg_plane.hpp on the host), or BufferOps<B>::add_noise_regularizers for the whole
+/// list where the backend has it (CUDA: one set of launches for all maps, cuda/noise_reg_kernels.cuh).
 #pragma once
 
 #include "ganinv/backend/cpu_fwd.hpp"
@@ -37,10 +38,16 @@ public:
     /// receives one gradient per map, shaped like it.
     LossResult evaluate(const std::vector<Buffer>& maps, std::vector<Buffer>* grads) const {
         std::vector<double> per_image;
-        for_each_map(maps, grads, [&](const Buffer& m, Index N, Index H, Index W, Buffer* g) {
-            per_image.resize(static_cast<std::size_t>(N), 0.0);
-            detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, g, per_image);
-        });
+        if constexpr (kBatched) {
+            const Batch b = collect(maps, grads);
+            per_image.assign(static_cast<std::size_t>(b.N), 0.0);
+            detail::BufferOps<Backend>::add_noise_regularizers(b.maps, b.grads, b.N, per_image);
+        } else {
+            for_each_map(maps, grads, [&](const Buffer& m, Index N, Index H, Index W, Buffer* g) {
+                per_image.resize(static_cast<std::size_t>(N), 0.0);
+                detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, g, per_image);
+            });
+        }
         return detail::single_term(name(), std::move(per_image));
     }
 
@@ -55,12 +62,39 @@ public:
         }
     {
         std::vector<double> unused;
-        for_each_map(maps, grads, [&](const Buffer& m, Index N, Index H, Index W, Buffer* g) {
-            detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, g, unused, values, weight);
-        });
+        if constexpr (kBatched) {
+            const Batch b = collect(maps, grads);
+            detail::BufferOps<Backend>::add_noise_regularizers(b.maps, b.grads, b.N, unused, values, weight);
+        } else {
+            for_each_map(maps, grads, [&](const Buffer& m, Index N, Index H, Index W, Buffer* g) {
+                detail::BufferOps<Backend>::add_noise_regularizer(m, N, H, W, g, unused, values, weight);
+            });
+        }
     }
 
 private:
+    /// Backends whose BufferOps take the whole list of maps at once (CUDA: one set of launches
+    /// for all maps instead of a few per map) get it; the others go map by map.
+    static constexpr bool kBatched = requires(const std::vector<const Buffer*>& m, const std::vector<Buffer*>& g,
+                                              std::vector<double>& v) {
+        detail::BufferOps<Backend>::add_noise_regularizers(m, g, Index{1}, v);
+    };
+    struct Batch {
+        std::vector<const Buffer*> maps;
+        std::vector<Buffer*> grads;
+        Index N = 0;
+    };
+    /// for_each_map's checks and gradient sizing, the maps gathered into one list.
+    static Batch collect(const std::vector<Buffer>& maps, std::vector<Buffer>* grads) {
+        Batch b;
+        for_each_map(maps, grads, [&](const Buffer& m, Index N, Index, Index, Buffer* g) {
+            b.maps.push_back(&m);
+            b.grads.push_back(g);
+            b.N = N;
+        });
+        return b;
+    }
+
     /// Checks the maps (shared batch, non-empty planes), sizes *grads, and calls
     /// fn(map, N, H, W, grad or null) for each.
     template <class Fn>
