@@ -27,10 +27,12 @@ for tool in xz strip; do
   command -v "$tool" > /dev/null || { echo "gpu_prebuild: '$tool' is missing (apt-get install xz-utils binutils)" >&2; exit 1; }
 done
 
+gen=()
+command -v ninja > /dev/null && gen=(-G Ninja)  # else CMake's default generator
 tmp_log="$(mktemp)"
 trap 'rm -f "$tmp_log"' EXIT
 # shellcheck disable=SC2086  # GANINV_CMAKE_ARGS is a list of arguments
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_ENABLE_CUDA=ON \
+cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_ENABLE_CUDA=ON \
   -DGANINV_PORTABLE_BUILD=ON -DGANINV_BUILD_TESTS=ON -DGANINV_BUILD_BENCHMARKS=ON -DGANINV_BUILD_EXAMPLES=ON \
   ${GANINV_CMAKE_ARGS:-} > "$tmp_log" 2>&1 || { tail -20 "$tmp_log" >&2; exit 1; }
 cmake --build "$build" --target "${targets[@]}" -j"$(nproc)"
