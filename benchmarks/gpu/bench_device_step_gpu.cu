@@ -18,11 +18,15 @@
 // the wgmma kernels, whatever the size heuristic would choose), side by side.
 // --split-k on,off: rows with CudaOptions::wgmma_split_k on and off (off: the small planes' convs
 // on the portable kernels, as before split-K), side by side.
+// --row-tiles strips,rows,off: rows with CudaOptions::wgmma_row_tiles and wgmma_row_strips on
+// (strips), the row tiles without strips (rows), and neither (off, the library's default: the wide
+// stride-1 convs gather every tap from L2; cuda/hopper_conv_rows.cuh / hopper_conv_strip.cuh), side by side.
 // --vgg-search heuristic,exhaustive: official rows with the VGG's cuDNN algorithms from cuDNN's
 // heuristic (the loss's default) and from cudnnFind (timed once per geometry at setup), side by side.
 // Usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] [--precisions fp32,tf32,bf16]
 //        [--batches 1,8] [--host-loop] [--profile official|wplus_mse] [--prologues fused,unfused]
 //        [--vgg-search heuristic,exhaustive] [--engines auto,wgmma,portable] [--split-k on,off]
+//        [--row-tiles strips,rows,off]
 #include "../device_step_impl.hpp"
 
 #include <ganinv/backend/cuda.cuh>
@@ -85,7 +89,7 @@ void profile_steps(G& g, MakeLoss&& make_loss, InverterOptions o, const Tensor<f
 int main(int argc, char** argv) {
     std::string json_path = "bench_device_step_gpu.json", res_list = "256,1024", prec_list = "fp32,tf32,bf16",
                 batch_list = "1,8", prologue_list = "fused", search_list = "heuristic",
-                engine_list = "auto", split_list = "on";
+                engine_list = "auto", split_list = "on", rows_list = "off";
     std::string profile;  // objective to profile instead of the table
     bool quick = false, host_loop = false;
     for (int i = 1; i < argc; ++i) {
@@ -100,10 +104,11 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--vgg-search") && i + 1 < argc) search_list = argv[++i];
         else if (!std::strcmp(argv[i], "--engines") && i + 1 < argc) engine_list = argv[++i];
         else if (!std::strcmp(argv[i], "--split-k") && i + 1 < argc) split_list = argv[++i];
+        else if (!std::strcmp(argv[i], "--row-tiles") && i + 1 < argc) rows_list = argv[++i];
         else {
             std::cerr << "usage: bench_device_step_gpu [--quick] [--json OUT.json] [--res 256,1024] "
                          "[--precisions fp32,tf32,bf16] [--batches 1,8] [--host-loop] [--profile official|wplus_mse] "
-                         "[--prologues fused,unfused] [--vgg-search heuristic,exhaustive] [--engines auto,wgmma,portable] [--split-k on,off]\n";
+                         "[--prologues fused,unfused] [--vgg-search heuristic,exhaustive] [--engines auto,wgmma,portable] [--split-k on,off] [--row-tiles strips,rows,off]\n";
             return 2;
         }
     }
@@ -118,6 +123,11 @@ int main(int argc, char** argv) {
     for (const std::string& p : bench::split_list(split_list))
         if (p != "on" && p != "off") {
             std::cerr << "bench_device_step_gpu: --split-k takes on and/or off, not '" << p << "'\n";
+            return 2;
+        }
+    for (const std::string& p : bench::split_list(rows_list))
+        if (p != "strips" && p != "rows" && p != "off") {
+            std::cerr << "bench_device_step_gpu: --row-tiles takes strips, rows and/or off, not '" << p << "'\n";
             return 2;
         }
     for (const std::string& p : bench::split_list(prologue_list))
@@ -145,6 +155,8 @@ int main(int argc, char** argv) {
             co.fuse_backward_prologue = bench::split_list(prologue_list).at(0) == "fused";
             co.engine = cuda::parse_gemm_engine(bench::split_list(engine_list).at(0));
             co.wgmma_split_k = bench::split_list(split_list).at(0) == "on";
+            co.wgmma_row_tiles = bench::split_list(rows_list).at(0) != "off";
+            co.wgmma_row_strips = bench::split_list(rows_list).at(0) == "strips";
             const Cuda backend(stream, co);
             G g = G::random(bench::official_config(res), 1, backend);
             const Tensor<float> t = bench::random_targets(g, batch, 7);
@@ -174,9 +186,12 @@ int main(int argc, char** argv) {
             for (const std::string& prec : bench::split_list(prec_list))
               for (const std::string& engine : bench::split_list(engine_list))
               for (const std::string& split_k : bench::split_list(split_list))
+              for (const std::string& row_tiles : bench::split_list(rows_list))
               for (const std::string& prologue : bench::split_list(prologue_list)) {
                 cuda::CudaOptions co;
                 co.wgmma_split_k = split_k == "on";
+                co.wgmma_row_tiles = row_tiles != "off";
+                co.wgmma_row_strips = row_tiles == "strips";
                 co.precision = cuda::parse_precision(prec);
                 co.engine = cuda::parse_gemm_engine(engine);
                 co.fuse_backward_prologue = prologue == "fused";
@@ -211,7 +226,7 @@ int main(int argc, char** argv) {
                         bench::Row r;
                         const std::string algos =
                             !official ? "-" : search == cuda::AlgoSearch::heuristic ? "heuristic" : "cudnnFind";
-                        r.cells = {config, obj, prec, engine, split_k, prologue, algos, std::to_string(batch), bench::fmt(st.ms_per_step),
+                        r.cells = {config, obj, prec, engine, split_k, row_tiles, prologue, algos, std::to_string(batch), bench::fmt(st.ms_per_step),
                                    bench::fmt(100.0 * st.spread, 1) + "%", bench::fmt(st.inrun_ms_per_step),
                                    bench::fmt(100.0 * st.inrun_spread, 1) + "%",
                                    bench::fmt(st.ms_per_step / static_cast<double>(batch)),
@@ -224,6 +239,7 @@ int main(int argc, char** argv) {
                         r.json.set("vgg_algorithms", algos);
                         r.json.set("gemm_engine", engine);
                         r.json.set("wgmma_split_k", split_k);
+                        r.json.set("wgmma_row_tiles", row_tiles);
                         rows.push_back(r);
                         std::cout << "." << std::flush;
                     }
@@ -232,7 +248,7 @@ int main(int argc, char** argv) {
         }
         std::cout << "\nAdam inversion step on " << prop.name << " (" << (host_loop ? "host loop" : "device loop")
                   << "; ms/step = (t(long) - t(short)) / steps)\n";
-        bench::print_table({"config", "objective", "precision", "GEMMs", "split-K", "bwd prologue", "VGG algos", "batch", "ms/step", "spread",
+        bench::print_table({"config", "objective", "precision", "GEMMs", "split-K", "row tiles", "bwd prologue", "VGG algos", "batch", "ms/step", "spread",
                             "in-run ms/step", "in-run spread", "ms/image-step", "TFLOP/s",
                             "setup s", "launch"},
                            rows);

@@ -78,6 +78,31 @@ void check_modconv_outputs(const Tensors& g, const Tensors& c, Precision prec, c
     CHECK_CLOSE("modconv.grad_x_accumulated", prec, what, g[6], c[6], bd.grad);
 }
 
+/// Whether this test_cuda and device run the wgmma path; warns that the case is skipped if not.
+bool wgmma_or_warn(cudaStream_t stream) {
+    if (make_backend(stream).wgmma_enabled()) return true;
+    WARN("SKIPPED: this test_cuda has no sm_90a code or the device is not compute 9.0 (no wgmma path to test)");
+    return false;
+}
+
+/// A backend's options for the wgmma cases: the precision, exact allocations under memcheck.
+cuda::CudaOptions precision_options(Precision prec) {
+    cuda::CudaOptions o;
+    o.precision = prec;
+    o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;
+    return o;
+}
+
+/// Runs `r`'s modulated conv on `b` and checks every output against the CPU's (the name: the
+/// variant, then the shape).
+void check_random_modconv(Cuda& b, const RandomModconv& r, const Tensor<float>& filt, const nn::ModConvShape& sh,
+                          Precision prec, const std::string& variant) {
+    const Tensors g = run_modconv(b, r.x, r.w, r.s, filt, sh, r.gy, r.gw0);
+    const std::string what = concat(variant, "_n", sh.batch, "_c", sh.in_channels, "_o", sh.out_channels, "_", sh.in_h, "x",
+                                    sh.in_w, "_up", sh.up);
+    check_modconv_outputs(g, r.ref, prec, what, bounds_for(prec));
+}
+
 }  // namespace
 
 TEST_CASE("CUDA small ops match the CPU backend", "[cuda][ops]") {
@@ -397,10 +422,7 @@ TEST_CASE("CUDA wgmma modulated conv (forced on every shape) matches the CPU", "
 TEST_CASE("CUDA wgmma split-K: small planes on the wgmma path match the CPU, with and without the split",
           "[cuda][modconv][wgmma][split_k]") {
     cuda::Stream stream;
-    if (!make_backend(stream).wgmma_enabled()) {
-        WARN("SKIPPED: this test_cuda has no sm_90a code or the device is not compute 9.0 (no wgmma path to test)");
-        return;
-    }
+    if (!wgmma_or_warn(stream)) return;
     struct S {
         Index n, c, o, h, w;
         int up;
@@ -418,23 +440,87 @@ TEST_CASE("CUDA wgmma split-K: small planes on the wgmma path match the CPU, wit
     for (const S& z : shapes) {
         const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, 3, z.up, true, 4};
         const RandomModconv r(sh, seed, filt);
-        const Tensors& c = r.ref;
         for (Precision prec : {Precision::tf32, Precision::bf16})
             for (const bool split : {true, false}) {
-                cuda::CudaOptions o;
-                o.precision = prec;
+                cuda::CudaOptions o = precision_options(prec);
                 o.wgmma_split_k = split;
-                o.cache_allocations = std::getenv("GANINV_TEST_NO_POOL") == nullptr;
                 Cuda b(stream, o);
                 // The rule: the 512-channel 16^2 grad-input (16 output tiles: too few for any GPU
                 // alone) takes the wgmma path, and so the fused prologue, only with split-K.
                 if (z.c == 512 && z.o == 512 && z.h == 16 && z.up == 1)
                     CHECK(b.modconv_backward_fuses_prologue(sh, false) == split);
-                const Bounds bd = bounds_for(prec);
-                const Tensors g = run_modconv(b, r.x, r.w, r.s, filt, sh, r.gy, r.gw0);
-                const std::string what = concat("split_", split ? "on" : "off", "_n", z.n, "_c", z.c, "_o", z.o, "_", z.h,
-                                                "x", z.w, "_up", z.up);
-                check_modconv_outputs(g, c, prec, what, bd);
+                check_random_modconv(b, r, filt, sh, prec, split ? "split_on" : "split_off");
+            }
+    }
+}
+
+TEST_CASE("CUDA wgmma row-halo convs: wide stride-1 planes match the CPU, with and without the row tiles and strips",
+          "[cuda][modconv][wgmma][row_tiles]") {
+    // The rules (host only): which conv GEMMs take the row-halo kernel, and which its strip variant.
+    using cuda::hopper::ConvTuning, cuda::hopper::row_tiles_apply, cuda::hopper::strip_applies;
+    const ConvTuning on{0, true, true, 132}, off{0, false, false, 132}, no_strips{0, true, false, 132};
+    CHECK(row_tiles_apply(on, 1, 1, 3, 3, 1024, 32));        // the 1024^2 layers
+    CHECK(row_tiles_apply(on, 1, 1, 3, 3, 128, 128));        // one tile per row
+    CHECK(row_tiles_apply(on, 1, 1, 3, 3, 1000, 64));        // a tail tile wasting < 1/8
+    CHECK_FALSE(row_tiles_apply(off, 1, 1, 3, 3, 1024, 32)); // CudaOptions::wgmma_row_tiles = false
+    CHECK_FALSE(row_tiles_apply(on, 2, 1, 3, 3, 1024, 32));  // split-K
+    CHECK_FALSE(row_tiles_apply(on, 1, 2, 3, 3, 1024, 32));  // the stride-2 grad-input of up = 2
+    CHECK_FALSE(row_tiles_apply(on, 1, 1, 2, 2, 512, 32));   // the up = 2 phases (2 x 2, 2 x 1 taps)
+    CHECK_FALSE(row_tiles_apply(on, 1, 1, 3, 3, 513, 32));   // 5 tiles for 513 pixels
+    CHECK_FALSE(row_tiles_apply(on, 1, 1, 3, 3, 64, 32));    // narrower than a tile
+    CHECK_FALSE(row_tiles_apply(on, 1, 1, 3, 3, 1024, 256)); // 256-column tiles
+    CHECK(strip_applies(on, 3, 3, 1, 32));        // TF32 <= 32 channels, BF16 <= 64: one K slice per tap
+    CHECK(strip_applies(on, 3, 3, 1, 64));
+    CHECK_FALSE(strip_applies(on, 3, 3, 2, 32));  // two slices per tap (TF32 64 channels)
+    CHECK_FALSE(strip_applies(on, 3, 3, 1, 128)); // the 9 weight tiles of 128 columns would not fit
+    CHECK_FALSE(strip_applies(no_strips, 3, 3, 1, 32));
+    CHECK(cuda::hopper::strip_rows_for(1024, 8, 132) == 32);  // 1024^2, 32 columns: 256 blocks of 32 rows
+    CHECK(cuda::hopper::strip_rows_for(37, 1, 132) == 4);     // at least 4 rows a strip
+    // The defaults follow the step benchmark (docs/benchmarks.md, session 25: neither layout was
+    // faster than the gather on an H200): both only when asked, in the options and the conv context.
+    CHECK_FALSE(cuda::CudaOptions{}.wgmma_row_tiles);
+    CHECK_FALSE(cuda::CudaOptions{}.wgmma_row_strips);
+    CHECK_FALSE(cuda::ModconvContext{}.conv_tuning().row_tiles);
+    CHECK_FALSE(cuda::ModconvContext{}.conv_tuning().strips);
+    {
+        int dy[9], dx[9], cell[9], ymin = 0, xmin = 0, kh = 0, kw = 0;
+        for (int t = 0; t < 9; ++t) dy[t] = 1 - t / 3, dx[t] = 1 - t % 3;  // the grad-input's flipped taps
+        REQUIRE(cuda::hopper::tap_rectangle(9, dy, dx, ymin, xmin, kh, kw, cell));
+        CHECK((ymin == -1 && xmin == -1 && kh == 3 && kw == 3));
+        CHECK((cell[0] == 8 && cell[2] == 6 && cell[4] == 4 && cell[8] == 0));
+        dx[8] = 0;  // two taps on one cell: not a rectangle
+        CHECK_FALSE(cuda::hopper::tap_rectangle(9, dy, dx, ymin, xmin, kh, kw, cell));
+    }
+    cuda::Stream stream;
+    if (!wgmma_or_warn(stream)) return;
+    struct S {
+        Index n, c, o, h, w;
+        int up;
+    };
+    // Planes one tile wide, two tiles wide with a batch, a tail tile (1000 = 7 x 128 + 104), odd
+    // channels (padded K slices, masked columns), 128-column tiles over several K slices (the
+    // ring wraps), an up = 2 layer (its convs keep the gather: phases and stride 2), and strips:
+    // 32 channels (one K slice per tap in TF32 and BF16) over 37 rows (ten strips of 4 rows, the
+    // last one row; the halo ring wraps), 20 -> 48 channels with a batch (forward strips of
+    // 64-column tiles; the TF32 grad-input has two K slices per tap and takes the row tiles).
+    const S shapes[] = {{1, 32, 32, 4, 128, 1},   {2, 64, 64, 5, 256, 1}, {1, 37, 70, 3, 1000, 1},
+                        {1, 128, 128, 3, 128, 1}, {1, 64, 32, 4, 128, 2}, {1, 32, 32, 37, 128, 1},
+                        {2, 20, 48, 9, 256, 1}};
+    const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
+    std::uint64_t seed = 7900;
+    for (const S& z : shapes) {
+        const nn::ModConvShape sh{z.n, z.c, z.o, z.h, z.w, 3, z.up, true, 4};
+        const RandomModconv r(sh, seed, filt);
+        for (Precision prec : {Precision::tf32, Precision::bf16})
+            for (const int mode : {0, 1, 2}) {  // strips + row tiles, row tiles only, the gather
+                cuda::CudaOptions o = precision_options(prec);
+                o.engine = cuda::GemmEngine::wgmma;  // every shape on the wgmma path, no split-K:
+                o.wgmma_split_k = false;             // the row tiles apply wherever the rule says
+                o.wgmma_row_tiles = mode < 2;
+                o.wgmma_row_strips = mode == 0;
+                Cuda b(stream, o);
+                const char* mode_name[] = {"strips", "rows", "gather"};
+                check_random_modconv(b, r, filt, sh, prec, mode_name[mode]);
             }
     }
 }
@@ -453,7 +539,9 @@ TEST_CASE("CUDA fused modconv backward (epilogue backward + conv backward) match
     // channels (padded operand channels), more than 64 channels (several channel blocks: the noise
     // gradient accumulates), batches; up = 2 and non-demodulated shapes take the unfused pair.
     const S shapes[] = {{1, 32, 32, 64, 64, 1, true}, {2, 37, 45, 13, 70, 1, true}, {3, 64, 130, 9, 11, 1, true},
-                        {1, 48, 16, 33, 5, 1, true},  {2, 64, 32, 16, 16, 2, true}, {2, 40, 24, 12, 12, 1, false}};
+                        {1, 48, 16, 33, 5, 1, true},  {2, 64, 32, 16, 16, 2, true}, {2, 40, 24, 12, 12, 1, false},
+                        // 128 wide: the grad-input over the prologue's operand takes the row-halo kernel
+                        {2, 32, 40, 5, 128, 1, true}};
     const Tensor<float> filt = nn::make_resample_filter({1, 3, 3, 1});
     std::uint64_t seed = 9100;
     for (const S& z : shapes) {

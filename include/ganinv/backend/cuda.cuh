@@ -437,7 +437,9 @@ private:
                 state_->options.wgrad,
                 state_->weight_prep.get(),
                 state_->options.fuse_backward_prologue,
-                state_->options.wgmma_split_k};
+                state_->options.wgmma_split_k,
+                state_->options.wgmma_row_tiles,
+                state_->options.wgmma_row_strips};
     }
 
     std::shared_ptr<State> state_;

@@ -166,6 +166,33 @@ __device__ __forceinline__ void cp_async_arrive(std::uint64_t* b) {
 }
 #endif
 
+#ifdef GANINV_WGMMA_AVAILABLE
+/// The consumers' epilogue, shared by the conv kernels: the accumulators go through shared memory
+/// (the ring, free by then; call after both warpgroups are done with it) so that each warp stores
+/// 32 consecutive pixels of one channel; `row_of(r)` gives the epilogue's Row of tile row r.
+template <int BN, class Epi, class RowOf>
+__device__ __forceinline__ void store_tile(const float (&acc)[BN / 2], unsigned char* smem, int ctid, const Epi& epi, int nt,
+                                           RowOf&& row_of) {
+    // Accumulator (row, col) of this thread: row = 16 warp + lane / 4 + 8 i, col = 8 j + 2 (lane % 4) + c.
+    constexpr int kLd = kBM + 4;  // [BN][kLd] floats: conflict-free writes (col * 4 + row covers 32 banks)
+    float* tile = reinterpret_cast<float*>(smem);
+    const int wg = ctid / 128, warp = (ctid % 128) / 32, lane = ctid % 32;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int row = wg * 64 + warp * 16 + lane / 4 + 8 * i;
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) tile[(8 * j + 2 * (lane % 4) + c) * kLd + row] = acc[j * 4 + i * 2 + c];
+    }
+    consumer_sync();
+    const int row = ctid % kBM;  // fixed per thread: the column advances by kThreads / kBM
+    const typename Epi::Row r = row_of(row);
+#pragma unroll 4
+    for (int col = ctid / kBM; col < BN; col += kThreads / kBM) epi.apply(r, nt * BN + col, tile[col * kLd + row]);
+}
+#endif
+
 /// One block: output pixels [mt * 128, +128) x columns [nt * BN, +BN) (x one K range of
 /// g.slices_per_split slices when g.splits > 1: small planes, whose few tiles would leave most
 /// SMs idle, run the K depth on several blocks and add up in the epilogue), warp-specialized:
@@ -183,6 +210,7 @@ __global__ void __launch_bounds__(kThreads + 128, MinBlocks)
     using E = typename Traits::Storage;
     static_assert(BN % 32 == 0 && BN >= 32 && BN <= 256, "BN: a multiple of 32 up to 256");
     constexpr int kStageA = kBM * kRowBytes, kStageB = BN * kRowBytes, kStage = kStageA + kStageB;
+    static_assert(BN * (kBM + 4) * 4 <= S * kStage, "the epilogue tile must fit in the ring");
     constexpr int kEpc = 16 / static_cast<int>(sizeof(E));
     constexpr int kSteps = kRowBytes / 32;
     extern __shared__ unsigned char smem_raw[];
@@ -264,31 +292,13 @@ __global__ void __launch_bounds__(kThreads + 128, MinBlocks)
     }
     wgmma_wait<0>();
 
-    // Accumulator (row, col) of this thread: row = 16 warp + lane / 4 + 8 i, col = 8 j + 2 (lane % 4) + c.
     consumer_sync();  // both warpgroups are done with the ring
-    constexpr int kLd = kBM + 4;  // [BN][kLd] floats: conflict-free writes (col * 4 + row covers 32 banks)
-    static_assert(BN * kLd * 4 <= S * kStage, "the epilogue tile must fit in the ring");
-    float* tile = reinterpret_cast<float*>(smem);
-    {
-        const int warp = (ctid % 128) / 32, lane = ctid % 32;
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            const int row = wg * 64 + warp * 16 + lane / 4 + 8 * i;
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-                for (int c = 0; c < 2; ++c) tile[(8 * j + 2 * (lane % 4) + c) * kLd + row] = acc[j * 4 + i * 2 + c];
-        }
-    }
-    consumer_sync();
-    const int row = ctid % kBM;  // fixed per thread: the column advances by kThreads / kBM
-    const long long m = m0 + row;
-    const bool ok = m < g.M;
-    const int n = ok ? static_cast<int>(m / plane) : 0;
-    const int p = ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0;
-    const typename Epi::Row r = epi.row(ok, n, p);
-#pragma unroll 4
-    for (int col = ctid / kBM; col < BN; col += kThreads / kBM) epi.apply(r, nt * BN + col, tile[col * kLd + row]);
+    store_tile<BN>(acc, smem, ctid, epi, nt, [&](int row) {
+        const long long m = m0 + row;
+        const bool ok = m < g.M;
+        const int n = ok ? static_cast<int>(m / plane) : 0;
+        return epi.row(ok, n, ok ? static_cast<int>(m - static_cast<long long>(n) * plane) : 0);
+    });
 #else
     (void)g, (void)wt, (void)n_tiles, (void)epi;
     __trap();

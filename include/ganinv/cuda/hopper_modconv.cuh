@@ -8,6 +8,8 @@
 #include "ganinv/cuda/device_buffer.hpp"
 #include "ganinv/cuda/elementwise.cuh"
 #include "ganinv/cuda/hopper_conv.cuh"
+#include "ganinv/cuda/hopper_conv_rows.cuh"
+#include "ganinv/cuda/hopper_conv_strip.cuh"
 #include "ganinv/cuda/launch.cuh"
 #include "ganinv/cuda/modconv_aux.cuh"
 #include "ganinv/cuda/weight_prep.hpp"
@@ -173,6 +175,50 @@ struct KSplit {
     int splits = 1, slices_per_split = 0;
 };
 
+/// Which work layouts the wgmma convs may use (ModconvContext::conv_tuning: CudaOptions::
+/// wgmma_split_k, wgmma_row_tiles and wgmma_row_strips).
+struct ConvTuning {
+    int split_k_sms = 0;     ///< SMs to fill with split-K blocks on planes too small for the GPU (0: no split-K)
+    bool row_tiles = false;  ///< stride-1 convs over wide planes may take the row-halo kernel (hopper_conv_rows.cuh)
+    bool strips = false;     ///< ... and, with one K slice per tap, its strip variant (hopper_conv_strip.cuh)
+    int num_sms = 0;         ///< SMs the strip variant sizes its strips for
+};
+
+/// True when a conv GEMM takes the row-halo kernel: allowed, one block per output tile (no
+/// split-K), stride 1, a tap rectangle of kRowTaps (3) columns (the 3 x 3 convs; fewer columns
+/// gain little: with one, the halo row is the gather's own tile), tiles up to 128 columns, and
+/// rows wide enough that the 128-pixel runs waste at most 1/8 of a block on the row's tail
+/// (OW = 128, 256, 512, 1024, ...; not the 513-wide phases of the up = 2 transposed conv).
+inline bool row_tiles_apply(const ConvTuning& tune, int splits, int step, int kh, int kw, int OW, int bn) {
+    if (!tune.row_tiles || splits != 1 || step != 1 || kw != kRowTaps || kh < 1 || kh * kw > kMaxTaps) return false;
+    if (bn > 128 || OW < kBM) return false;
+    const long long covered = (static_cast<long long>(OW) + kBM - 1) / kBM * kBM;
+    return covered * 8 <= static_cast<long long>(OW) * 9;
+}
+
+/// True when a row-tile conv (row_tiles_apply) takes the strip variant: allowed, 3 x 3 taps, one K
+/// slice per tap (TF32 with <= 32 input channels, BF16 with <= 64: the 512^2 / 1024^2 layers),
+/// tiles of at most 64 columns (the 9 weight tiles stay in shared memory).
+inline bool strip_applies(const ConvTuning& tune, int kh, int kw, int slices_per_tap, int bn) {
+    return tune.strips && tune.num_sms > 0 && kh == kStripTaps && kw == kStripTaps && slices_per_tap == 1 && bn <= 64;
+}
+
+/// The tap rectangle of offsets (dy[t], dx[t]), t < taps: origin (ymin, xmin), kh x kw, cell
+/// (r, j) -> tap index; false when the taps do not fill a rectangle exactly once.
+inline bool tap_rectangle(int taps, const int* dy, const int* dx, int& ymin, int& xmin, int& kh, int& kw, int* cell) {
+    if (taps < 1 || taps > kMaxTaps) return false;
+    ymin = *std::min_element(dy, dy + taps), xmin = *std::min_element(dx, dx + taps);
+    kh = *std::max_element(dy, dy + taps) - ymin + 1, kw = *std::max_element(dx, dx + taps) - xmin + 1;
+    if (kh * kw != taps) return false;
+    std::fill(cell, cell + taps, -1);
+    for (int t = 0; t < taps; ++t) {
+        int& c = cell[(dy[t] - ymin) * kw + dx[t] - xmin];
+        if (c >= 0) return false;
+        c = t;
+    }
+    return true;
+}
+
 /// The split-K plan (plan_k_splits) of a conv GEMM of M output pixels x cols over taps x Cp
 /// (num_sms <= 0: none); every split gets at least one slice.
 template <class Operand>
@@ -190,26 +236,52 @@ KSplit plan_conv_split(long long M, int cols, int bn, int taps, int Cp, int num_
 
 /// One conv GEMM over the packed activation: output pixel (oy, ox) of an OH x OW grid, tap t
 /// reads unpadded source pixel (oy * step + dy[t], ox * step + dx[t]); B = packed weights. With
-/// ks.splits > 1 the store must add atomically (into zeroed outputs).
+/// ks.splits > 1 the store must add atomically (into zeroed outputs). Where row_tiles_apply, the
+/// row-halo kernel (or where strip_applies too, its strip variant) runs instead of the per-tap
+/// gather (the same sums in another order).
 template <class Operand, class Store>
 void run_conv_gemm(const PackedActivation& a, const DeviceTensor& wt, int taps, const int* dy, const int* dx, int step,
-                   int OH, int OW, int cols, int bn, const Store& store, cudaStream_t stream, const KSplit& ks = {}) {
+                   int OH, int OW, int cols, int bn, const Store& store, cudaStream_t stream, const KSplit& ks = {},
+                   const ConvTuning& tune = {}) {
+    GANINV_CHECK(ks.splits == 1 || store.atomic, ValueError, "wgmma conv: a split-K launch needs an atomic store");
+    int ymin = 0, xmin = 0, kh = 0, kw = 0, cell[kMaxTaps];
+    if (tap_rectangle(taps, dy, dx, ymin, xmin, kh, kw, cell) && row_tiles_apply(tune, ks.splits, step, kh, kw, OW, bn)) {
+        const int tiles_x = (OW + kBM - 1) / kBM;
+        if (strip_applies(tune, kh, kw, a.Cp / slice_elems<Operand>(), bn)) {
+            StripGather sg;
+            sg.src = a.buf.data(), sg.Hp = a.Hp, sg.Wp = a.Wp, sg.Cp = a.Cp, sg.OH = OH, sg.OW = OW;
+            sg.y0 = a.pad + ymin, sg.x0 = a.pad + xmin;
+            std::copy(cell, cell + taps, sg.tap);
+            sg.tiles_x = tiles_x;
+            sg.strip_rows = strip_rows_for(OH, static_cast<long long>(a.N) * tiles_x * ((cols + bn - 1) / bn), tune.num_sms);
+            sg.strips = (OH + sg.strip_rows - 1) / sg.strip_rows;
+            launch_nhwc_conv_strip<Operand>(sg, a.N, wt.data(), cols, bn, store, stream);
+            return;
+        }
+        RowGather r;
+        r.src = a.buf.data(), r.Hp = a.Hp, r.Wp = a.Wp, r.Cp = a.Cp, r.OH = OH, r.OW = OW;
+        r.y0 = a.pad + ymin, r.x0 = a.pad + xmin, r.kh = kh, r.kw = kw;
+        std::copy(cell, cell + taps, r.tap);
+        r.tiles_per_row = tiles_x;
+        r.rows = static_cast<long long>(a.N) * OH;
+        launch_nhwc_conv_rows<Operand>(r, wt.data(), cols, bn, store, stream);
+        return;
+    }
     PixelGather g;
     g.src = a.buf.data(), g.Hp = a.Hp, g.Wp = a.Wp, g.Cp = a.Cp, g.OH = OH, g.OW = OW;
     g.y0 = a.pad, g.x0 = a.pad, g.step = step, g.taps = taps;
     for (int t = 0; t < taps; ++t) g.tap_off[t] = (dy[t] * a.Wp + dx[t]) * a.Cp;
     g.M = static_cast<long long>(a.N) * OH * OW;
     g.splits = ks.splits, g.slices_per_split = ks.slices_per_split;
-    GANINV_CHECK(ks.splits == 1 || store.atomic, ValueError, "wgmma conv: a split-K launch needs an atomic store");
     launch_nhwc_conv<Operand>(g, wt.data(), cols, bn, store, stream);
 }
 
-/// y = d * conv(x * s, w) for up = 1 (+ the fused epilogue when `store.out2` is set). num_sms > 0
+/// y = d * conv(x * s, w) for up = 1 (+ the fused epilogue when `store.out2` is set). tune.split_k_sms > 0
 /// allows split-K for planes too small to fill the GPU (the epilogue then runs as its own pass).
 template <class Operand>
 void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                          const nn::ModConvShape& sh, int bn, ForwardStore store, cudaStream_t stream,
-                         WeightPrepCache* prep = nullptr, int num_sms = 0) {
+                         WeightPrepCache* prep = nullptr, const ConvTuning& tune = {}) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int pad = static_cast<int>(sh.padding());
@@ -221,9 +293,9 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
     int dy[kMaxTaps], dx[kMaxTaps];
     for (int t = 0; t < k * k; ++t) dy[t] = t / k - pad, dx[t] = t % k - pad;
     store.cols = O, store.plane = H * W, store.grid_w = W, store.out_w = W, store.out_plane = H * W;
-    const KSplit ks = plan_conv_split<Operand>(static_cast<long long>(N) * H * W, O, bn, k * k, xp.Cp, num_sms);
+    const KSplit ks = plan_conv_split<Operand>(static_cast<long long>(N) * H * W, O, bn, k * k, xp.Cp, tune.split_k_sms);
     if (ks.splits == 1) {
-        run_conv_gemm<Operand>(xp, wt, k * k, dy, dx, 1, H, W, O, bn, store, stream);
+        run_conv_gemm<Operand>(xp, wt, k * k, dy, dx, 1, H, W, O, bn, store, stream, {}, tune);
         return;
     }
     const ForwardStore fused = store;  // split-K: the partial sums first, then the epilogue's pass
@@ -242,7 +314,7 @@ void modconv_forward_up1(const std::shared_ptr<MemoryPool>& pool, const float* x
 template <class Operand>
 void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                             const float* d, const nn::ModConvShape& sh, int bn, float* yt, cudaStream_t stream,
-                            WeightPrepCache* prep = nullptr, int num_sms = 0) {
+                            WeightPrepCache* prep = nullptr, const ConvTuning& tune = {}) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const int TH = static_cast<int>(sh.transposed_h()), TW = static_cast<int>(sh.transposed_w());
@@ -253,7 +325,7 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
         for (int px = 0; px < 2; ++px) {
             const int T = ((k - py + 1) / 2) * ((k - px + 1) / 2);
             const long long M = static_cast<long long>(N) * ((TH - py + 1) / 2) * ((TW - px + 1) / 2);
-            plans[py][px] = plan_conv_split<Operand>(M, O, bn, T, xp.Cp, num_sms);
+            plans[py][px] = plan_conv_split<Operand>(M, O, bn, T, xp.Cp, tune.split_k_sms);
             any_split = any_split || plans[py][px].splits > 1;
         }
     if (any_split) GANINV_CUDA_CHECK(cudaMemsetAsync(yt, 0, sizeof(float) * N * O * TH * TW, stream));
@@ -276,7 +348,7 @@ void modconv_transposed_up2(const std::shared_ptr<MemoryPool>& pool, const float
             st.y = yt, st.d = d, st.cols = O, st.plane = THp * TWp, st.grid_w = TWp;
             st.out_w = TW, st.out_plane = TH * TW, st.ostride = 2, st.oy0 = py, st.ox0 = px;
             st.atomic = plans[py][px].splits > 1;
-            run_conv_gemm<Operand>(xp, wt, T, dy, dx, 1, THp, TWp, O, bn, st, stream, plans[py][px]);
+            run_conv_gemm<Operand>(xp, wt, T, dy, dx, 1, THp, TWp, O, bn, st, stream, plans[py][px], tune);
         }
 }
 
@@ -291,7 +363,7 @@ inline int grad_input_pad(const nn::ModConvShape& sh) { return sh.up == 2 ? 0 : 
 template <class Operand>
 void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const PackedActivation& gp, const float* x,
                                const float* w, const float* s, const nn::ModConvShape& sh, int bn, float* grad_x,
-                               float* grad_s, cudaStream_t stream, WeightPrepCache* prep = nullptr, int num_sms = 0) {
+                               float* grad_s, cudaStream_t stream, WeightPrepCache* prep = nullptr, const ConvTuning& tune = {}) {
     const int N = static_cast<int>(sh.batch), C = static_cast<int>(sh.in_channels), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w), k = static_cast<int>(sh.kernel);
     const bool up2 = sh.up == 2;
@@ -313,7 +385,7 @@ void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const Pa
     GradInputStore store;
     store.grad_x = grad_x, store.s = s, store.x = x;
     store.cols = C, store.plane = H * W;
-    const KSplit ks = plan_conv_split<Operand>(static_cast<long long>(N) * H * W, C, bn, k * k, gp.Cp, num_sms);
+    const KSplit ks = plan_conv_split<Operand>(static_cast<long long>(N) * H * W, C, bn, k * k, gp.Cp, tune.split_k_sms);
     if (ks.splits > 1) {  // the partial sums add into a zeroed grad_x
         store.atomic = true;
         if (grad_x) GANINV_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, sizeof(float) * N * C * H * W, stream));
@@ -330,7 +402,7 @@ void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const Pa
     } else {
         store.grad_s = grad_s;
     }
-    run_conv_gemm<Operand>(gp, wt, k * k, dy, dx, up2 ? 2 : 1, H, W, C, bn, store, stream, ks);
+    run_conv_gemm<Operand>(gp, wt, k * k, dy, dx, up2 ? 2 : 1, H, W, C, bn, store, stream, ks, tune);
     if (store.replicas > 1)
         launch_1d(cuda::kernels::sum_replicas<float>, store.replica_stride, stream, copies.data(), store.replicas,
                   store.replica_stride, grad_s);
@@ -341,13 +413,13 @@ void modconv_grad_input_packed(const std::shared_ptr<MemoryPool>& pool, const Pa
 template <class Operand>
 void modconv_grad_input(const std::shared_ptr<MemoryPool>& pool, const float* x, const float* w, const float* s,
                         const float* d, const float* g, const nn::ModConvShape& sh, int bn, float* grad_x, float* grad_s,
-                        cudaStream_t stream, WeightPrepCache* prep = nullptr, int num_sms = 0) {
+                        cudaStream_t stream, WeightPrepCache* prep = nullptr, const ConvTuning& tune = {}) {
     const int N = static_cast<int>(sh.batch), O = static_cast<int>(sh.out_channels);
     const int H = static_cast<int>(sh.in_h), W = static_cast<int>(sh.in_w);
     const PackedActivation gp = sh.up == 2 ? pack_activation<Operand>(pool, g, nullptr, N, O, static_cast<int>(sh.transposed_h()),
                                                                       static_cast<int>(sh.transposed_w()), 0, stream)
                                            : pack_activation<Operand>(pool, g, d, N, O, H, W, grad_input_pad(sh), stream);
-    modconv_grad_input_packed<Operand>(pool, gp, x, w, s, sh, bn, grad_x, grad_s, stream, prep, num_sms);
+    modconv_grad_input_packed<Operand>(pool, gp, x, w, s, sh, bn, grad_x, grad_s, stream, prep, tune);
 }
 
 }  // namespace ganinv::cuda::hopper

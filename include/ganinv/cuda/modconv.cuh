@@ -41,8 +41,12 @@ struct ModconvContext {
     WeightPrepCache* prep = nullptr;  ///< prepared weight forms, reused while frozen (cuda/weight_prep.hpp)
     bool fuse_grad_prologue = true;   ///< CudaOptions::fuse_backward_prologue
     bool wgmma_split_k = true;        ///< CudaOptions::wgmma_split_k
+    bool wgmma_row_tiles = false;     ///< CudaOptions::wgmma_row_tiles
+    bool wgmma_row_strips = false;    ///< CudaOptions::wgmma_row_strips
     /// SMs to fill with split-K blocks on the wgmma path (0: no split-K).
     int split_k_sms() const { return wgmma_split_k ? num_sms : 0; }
+    /// The work layouts the wgmma convs may use.
+    hopper::ConvTuning conv_tuning() const { return {split_k_sms(), wgmma_row_tiles, wgmma_row_tiles && wgmma_row_strips, num_sms}; }
     cudaStream_t stream() const { return pool->stream(); }
     DeviceTensor scratch(const Shape& s) const { return DeviceTensor(s, pool); }
 };
@@ -210,7 +214,7 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
             st.strength = fused->strength, st.bias = fused->bias, st.act = fused->act;
         }
         detail::with_wgmma_operand(ctx, [&](auto op) {
-            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream, ctx.prep, ctx.split_k_sms());
+            hopper::modconv_forward_up1<decltype(op)>(ctx.pool, x, w, s, sh, bn, st, stream, ctx.prep, ctx.conv_tuning());
         });
         return;
     }
@@ -252,7 +256,7 @@ inline void modconv_forward(const ModconvContext& ctx, const float* x, const flo
     if (const int bn = detail::wgmma_tile_cols(ctx, sh, false, fold))
         detail::with_wgmma_operand(ctx, [&](auto op) {
             hopper::modconv_transposed_up2<decltype(op)>(ctx.pool, x, w, s, dscale, sh, bn, yt.data(), stream, ctx.prep,
-                                                         ctx.split_k_sms());
+                                                         ctx.conv_tuning());
         });
     else
         detail::transposed_conv_phases(ctx, x, w, s, dcoefs, dscale, sh, fold, yt.data());
@@ -416,10 +420,10 @@ inline void detail::modconv_backward_impl(const ModconvContext& ctx, const float
         detail::with_wgmma_operand(ctx, [&](auto op) {
             if (pre.operand)
                 hopper::modconv_grad_input_packed<decltype(op)>(ctx.pool, *pre.operand, x, w, s, sh, bn, grad_x, grad_s,
-                                                                stream, ctx.prep, ctx.split_k_sms());
+                                                                stream, ctx.prep, ctx.conv_tuning());
             else
                 hopper::modconv_grad_input<decltype(op)>(ctx.pool, x, w, s, dplane, g_src, sh, bn, grad_x, grad_s,
-                                                         stream, ctx.prep, ctx.split_k_sms());
+                                                         stream, ctx.prep, ctx.conv_tuning());
         });
     } else if (!pointwise) {  // (the pointwise kernel above did grad_x, grad_s and its grad_w part)
         DeviceTensor wT_local;

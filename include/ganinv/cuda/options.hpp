@@ -55,6 +55,19 @@ struct CudaOptions {
     /// with output tiles (a batch-1 inversion's 4^2..32^2 layers and the 64^2 up = 2 layer) stay
     /// on the portable kernels, as before split-K existed; for A/B timing and tests.
     bool wgmma_split_k = true;
+    /// true: stride-1 wgmma convs over planes >= 128 pixels wide read each halo row once per block
+    /// (cuda/hopper_conv_rows.cuh) instead of gathering every tap from L2. Off by default: the
+    /// step benchmark measured it no faster (H200, TF32, 1024^2 official objective: 10.07 ms per
+    /// step against the gather's 10.00: the blocks are bound by their fixed costs, not by the L2
+    /// traffic this removes; docs/cuda.md, docs/benchmarks.md, session 25). Tested against the
+    /// CPU; for A/B timing and as the base of a faster layout.
+    bool wgmma_row_tiles = false;
+    /// true (with wgmma_row_tiles): where K is one slice per tap, the row tiles take their strip
+    /// variant (a block walking down a strip of rows with the 3 x 3 weights and a ring of halo
+    /// rows in shared memory, cuda/hopper_conv_strip.cuh). Off by default: slower still (10.30 ms
+    /// in the same run; its 1024^2 grad-input 0.83 ms, the gather's 0.57 on session 23's H100: one block per SM,
+    /// whose epilogue does not overlap its MMAs).
+    bool wgmma_row_strips = false;
 };
 
 inline const char* to_string(Precision p) {
