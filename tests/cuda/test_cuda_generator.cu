@@ -12,6 +12,8 @@
 #include <ganinv/cuda/stream.hpp>
 #include <ganinv/models/stylegan2.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,7 +48,17 @@ struct GenBounds {
 };
 constexpr GenBounds kFp32Bounds{1e-4, 1e-3, 1e-3, 1e-3};
 
-void compare(const GenResult& g, const GenResult& c, Precision prec, const std::string& what, const GenBounds& bd) {
+/// With `spread` (the CPU again on the case moved at float resolution, ulp_moved, under several
+/// seeds): each parameter gradient may differ from the CPU's by up to twice the largest move the
+/// CPU itself shows, where that is above bd.noise_param. The moves are activation-slope flips: on
+/// the 1024^2 case, 100% of b1024.conv0's noise-gradient change sits in under 20 of its 2^20
+/// pixels (the few pre-activations within rounding of lrelu's kink), so they come in discrete
+/// sizes: eight seeds moved b1024.conv0.bias by 1e-8 (no flip) to 1.5e-3 and b512.conv1.bias up
+/// to 2.3e-3 (docs/benchmarks/issue14/session26/cpu_flip_spread_res1024_cmax5.txt), what the
+/// H200 measured between CUDA and the CPU (1.1e-3 to 1.5e-3). A missing term or wrong sign
+/// moves a gradient by O(1).
+void compare(const GenResult& g, const GenResult& c, Precision prec, const std::string& what, const GenBounds& bd,
+             const std::vector<GenResult>& spread = {}) {
     const double out_bound = bd.out, grad_bound = bd.grad;
     CHECK_CLOSE("generator.ws", prec, what, g.ws, c.ws, 1e-5);
     CHECK_CLOSE("generator.styles", prec, what, g.styles, c.styles, 1e-5);
@@ -67,7 +79,9 @@ void compare(const GenResult& g, const GenResult& c, Precision prec, const std::
             strength_gpu.push_back(g.pgrads.at(name)[0]);
             strength_cpu.push_back(t[0]);
         } else {
-            CHECK_CLOSE("generator.grad_param", prec, what + "_" + name, g.pgrads.at(name), t, bd.noise_param);
+            double own = 0;
+            for (const GenResult& m : spread) own = std::max(own, relative_l2_error(m.pgrads.at(name).values(), t.values()));
+            CHECK_CLOSE("generator.grad_param", prec, what + "_" + name, g.pgrads.at(name), t, std::max(bd.noise_param, 2 * own));
         }
     }
     if (!strength_cpu.empty()) {
@@ -75,6 +89,17 @@ void compare(const GenResult& g, const GenResult& c, Precision prec, const std::
         CHECK_CLOSE("generator.grad_noise_strength", prec, what, Tensor<float>({k}, strength_gpu),
                     Tensor<float>({k}, strength_cpu), bd.strength);
     }
+}
+
+/// The case with every parameter (but the fixed resampling filter) one float ulp up or down, a
+/// random sign per value: the rounding differences a second implementation brings to every layer.
+GenCase ulp_moved(GenCase gc, std::uint64_t seed) {
+    Rng rng(seed);
+    for (auto& [name, t] : gc.params.items()) {
+        if (name.ends_with("resample_filter")) continue;
+        for (float& v : t.values()) v = std::nextafter(v, rng.normal() > 0 ? 1e30f : -1e30f);
+    }
+    return gc;
 }
 
 }  // namespace
@@ -148,7 +173,13 @@ TEST_CASE("StyleGAN2<Cuda> matches StyleGAN2<Cpu> on random configurations", "[c
 TEST_CASE("StyleGAN2<Cuda> matches StyleGAN2<Cpu> at 1024x1024 (small channel_max)", "[cuda][generator][large]") {
     cuda::Stream stream;
     const GenCase gc = make_gen_case(1024, 2048, 5, 1, 3, std::nullopt, NoiseMode::constant, 61);
-    compare(run_generator(gc, make_backend(stream)), cpu::generator(gc), Precision::fp32, "res1024_cmax5_n1", kFp32Bounds);
+    // Five channels over 2^20 pixels: a layer's parameter gradient is a sum that cancels, and a
+    // last-bit change upstream flips a few activations across lrelu's kink (see compare): the
+    // CPU's own moves under six one-ulp parameter changes bound it.
+    const GenResult ref = cpu::generator(gc);
+    std::vector<GenResult> moved;
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) moved.push_back(cpu::generator(ulp_moved(gc, seed)));
+    compare(run_generator(gc, make_backend(stream)), ref, Precision::fp32, "res1024_cmax5_n1", kFp32Bounds, moved);
 }
 
 TEST_CASE("StyleGAN2<Cuda> in TF32 and BF16 stays within the documented bounds", "[cuda][generator][precision]") {

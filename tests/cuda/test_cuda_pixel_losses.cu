@@ -49,7 +49,13 @@ TEST_CASE("CUDA pixel losses and wrappers match the CPU", "[cuda][losses][pixel]
         CHECK(g.term_names == c.term_names);
         const double ev = max_relative_difference(g.per_image, c.per_image);
         std::printf("ERRBOUND op=loss_%s prec=fp32 case=values rel_max=%.3e\n", name.c_str(), ev);
-        CHECK(ev <= 1e-9);  // both accumulate in double over float32 inputs
+        // Both accumulate in double over float32 values: the plain losses' inputs are the same
+        // floats on both sides (1e-9). A degradation first computes float32 intermediates (luma,
+        // area means), which the host compiler may or may not contract into FMAs as nvcc does:
+        // degraded_gray measured 8.7e-9 on an H100 and an H200 against a CPU built without
+        // -march=native (scripts/gpu_prebuild.sh's portable build), so those cases get 1e-7.
+        const double value_bound = name.starts_with("degraded_") ? 1e-7 : 1e-9;
+        CHECK(ev <= value_bound);
         for (double v : g.per_image) CHECK(std::isfinite(v));
         CHECK_CLOSE("loss_" + name, cuda::Precision::fp32, "grad", g.grad, c.grad, 1e-6);
         for (float v : g.grad.values()) REQUIRE(std::isfinite(v));
