@@ -8,7 +8,8 @@
 #
 # Usage: scripts/gpu_prebuild.sh [OUTDIR] [TARGET...]
 #   OUTDIR  default .prebuilt/gpu (ignored through .git/info/exclude; name it in the run's carry)
-#   TARGET  default: test_cuda test_cuda_device_loop bench_device_step_gpu
+#   TARGET  default: test_cuda test_cuda_device_loop bench_device_step_gpu (ganinv_cli: the `ganinv`
+#           tool, packed as ganinv.xz)
 # Env:   GANINV_CMAKE_ARGS  extra configure arguments (e.g. the ccache launchers)
 #        GANINV_PREBUILD_DIR  the build folder (default build-prebuilt)
 # On the GPU machine: scripts/gpu_prebuilt_unpack.sh OUTDIR DEST unpacks them and checks that they
@@ -29,12 +30,18 @@ done
 
 gen=()
 command -v ninja > /dev/null && gen=(-G Ninja)  # else CMake's default generator
+# The GPU machine has no libstb.so.0 (Debian's libstb-dev here): link stb's static archive where
+# it exists (its objects are position-independent), so the `ganinv` tool starts there.
+stb=()
+for a in /usr/lib/x86_64-linux-gnu/libstb.a /usr/lib/libstb.a; do
+  [ -f "$a" ] && { stb=(-DSTB_LIBRARY="$a"); break; }
+done
 tmp_log="$(mktemp)"
 trap 'rm -f "$tmp_log"' EXIT
 # shellcheck disable=SC2086  # GANINV_CMAKE_ARGS is a list of arguments
 cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DGANINV_ENABLE_CUDA=ON \
   -DGANINV_PORTABLE_BUILD=ON -DGANINV_BUILD_TESTS=ON -DGANINV_BUILD_BENCHMARKS=ON -DGANINV_BUILD_EXAMPLES=ON \
-  ${GANINV_CMAKE_ARGS:-} > "$tmp_log" 2>&1 || { tail -20 "$tmp_log" >&2; exit 1; }
+  "${stb[@]}" ${GANINV_CMAKE_ARGS:-} > "$tmp_log" 2>&1 || { tail -20 "$tmp_log" >&2; exit 1; }
 cmake --build "$build" --target "${targets[@]}" -j"$(nproc)"
 
 # Write into a fresh folder and swap it in at the end: a failed run never leaves a half-filled
@@ -48,11 +55,17 @@ trap 'rm -rf "$tmp" "$tmp_log"' EXIT
   echo "flags: Release, sm_90a, GANINV_PORTABLE_BUILD=ON"
 } > "$tmp/MANIFEST"
 for t in "${targets[@]}"; do
-  bin="$(find "$build" -type f -name "$t" -perm -u+x | head -1)"
-  [ -n "$bin" ] || { echo "gpu_prebuild: target '$t' built no executable under $build" >&2; exit 1; }
-  strip -o "$tmp/$t" "$bin"
-  xz -9 -T0 "$tmp/$t"
-  echo "$t.xz $(stat -c %s "$tmp/$t.xz") bytes (from $(stat -c %s "$bin"))" >> "$tmp/MANIFEST"
+  name="$t"
+  [ "$t" = ganinv_cli ] && name=ganinv  # the tool's OUTPUT_NAME (examples/CMakeLists.txt)
+  bin="$(find "$build" -type f -name "$name" -perm -u+x | head -1)"
+  [ -n "$bin" ] || { echo "gpu_prebuild: target '$t' built no executable '$name' under $build" >&2; exit 1; }
+  if ldd "$bin" 2> /dev/null | grep -q "libstb\.so"; then
+    echo "gpu_prebuild: $name needs libstb.so, which the GPU machine lacks (install libstb-dev's static libstb.a)" >&2
+    exit 1
+  fi
+  strip -o "$tmp/$name" "$bin"
+  xz -9 -T0 "$tmp/$name"
+  echo "$name.xz $(stat -c %s "$tmp/$name.xz") bytes (from $(stat -c %s "$bin"))" >> "$tmp/MANIFEST"
 done
 rm -rf "$out" && mv "$tmp" "$out"
 trap 'rm -f "$tmp_log"' EXIT
