@@ -54,9 +54,9 @@ constexpr GenBounds kFp32Bounds{1e-4, 1e-3, 1e-3, 1e-3};
 /// the 1024^2 case, 100% of b1024.conv0's noise-gradient change sits in under 20 of its 2^20
 /// pixels (the few pre-activations within rounding of lrelu's kink), so they come in discrete
 /// sizes: eight seeds moved b1024.conv0.bias by 1e-8 (no flip) to 1.5e-3 and b512.conv1.bias up
-/// to 2.3e-3 (docs/benchmarks/issue14/session26/cpu_flip_spread_res1024_cmax5.txt), what the
-/// H200 measured between CUDA and the CPU (1.1e-3 to 1.5e-3). A missing term or wrong sign
-/// moves a gradient by O(1).
+/// to 2.3e-3 (docs/benchmarks/issue14/session26/cpu_flip_spread_res1024_cmax5.txt), what an H200
+/// and an H100 measured between CUDA and a CPU reference built without FMA (1.1e-3 to 1.5e-3).
+/// A missing term or wrong sign moves a gradient by O(1).
 void compare(const GenResult& g, const GenResult& c, Precision prec, const std::string& what, const GenBounds& bd,
              const std::vector<GenResult>& spread = {}) {
     const double out_bound = bd.out, grad_bound = bd.grad;
